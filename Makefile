@@ -1,0 +1,26 @@
+# Run `make help` for the list of targets.
+GO ?= go
+# Tests use the local PostgreSQL and Redis; override with TEST_DATABASE_URL / TEST_REDIS_URL.
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help test lint bench demo build vet fmt
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/nurture
+	$(GO) build -o bin/nurture ./cmd/nurture
+
+test: ## run every test against the local PostgreSQL, Redis and an in-process SMTP server
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint: ## vet, gofmt and lint the shipped campaigns and templates
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd internal migrations)" || (gofmt -l cmd internal migrations; exit 1)
+	$(GO) run ./cmd/nurture lint
+
+bench: ## run the benchmarks reported in BENCHMARKS.md
+	$(GO) run ./cmd/nurture bench
+
+demo: ## run the demo on the local PostgreSQL and Redis
+	$(GO) run ./cmd/nurture demo

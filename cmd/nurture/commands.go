@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"nurture/internal/audience"
+	"nurture/internal/campaign"
+	"nurture/internal/content"
+	"nurture/internal/importer"
+	"nurture/internal/planner"
+	"nurture/internal/queue"
+	"nurture/internal/store"
+)
+
+func (a *app) migrate(ctx context.Context, args []string) error {
+	fs := a.flags("migrate", "")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	applied, err := store.Migrate(ctx, a.databaseURL, a.log)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(a.stdout, "database is up to date")
+	}
+	for _, m := range applied {
+		fmt.Fprintln(a.stdout, "applied", m)
+	}
+	return nil
+}
+
+func (a *app) lint(_ context.Context, args []string) error {
+	fs := a.flags("lint", "")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	c, err := content.Load(a.campaignsDir, a.templatesDir)
+	if err != nil {
+		var errs campaign.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintln(a.stdout, e.Error())
+			}
+			return exitError{code: 1, msg: fmt.Sprintf("nurture lint: %d problem(s)", len(errs))}
+		}
+		return err
+	}
+	fmt.Fprintf(a.stdout, "ok: %d stages, %d campaigns, %d templates\n",
+		len(c.Campaigns().Lifecycle.Stages), len(c.Campaigns().Campaigns), len(c.Templates.Names()))
+	return nil
+}
+
+func (a *app) importCmd(ctx context.Context, args []string) error {
+	fs := a.flags("import", "customers|events FILE|-")
+	strict := fs.Bool("strict", false, "reject the whole file, writing nothing, if any line is bad")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 || (fs.Arg(0) != "customers" && fs.Arg(0) != "events") {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	kind, path := fs.Arg(0), fs.Arg(1)
+	var r io.Reader = a.stdin
+	name := "-"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opts := importer.Options{Strict: *strict}
+	var res importer.Result
+	if kind == "customers" {
+		res, err = importer.Customers(ctx, st, r, name, opts)
+	} else {
+		res, err = importer.Events(ctx, st, r, name, opts)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(a.stderr, p.String())
+	}
+	if more := res.Bad - len(res.Problems); more > 0 {
+		fmt.Fprintf(a.stderr, "%s: %d more bad line(s) not shown\n", name, more)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Bad > 0 && *strict:
+		return exitError{code: 1, msg: fmt.Sprintf("nurture import: %d of %d line(s) bad; --strict: nothing imported", res.Bad, res.Lines)}
+	case res.Bad > 0:
+		fmt.Fprintf(a.stdout, "imported %d %s from %s\n", res.Imported, kind, name)
+		return exitError{code: 1, msg: fmt.Sprintf("nurture import: %d of %d line(s) bad and skipped", res.Bad, res.Lines)}
+	}
+	fmt.Fprintf(a.stdout, "imported %d %s from %s\n", res.Imported, kind, name)
+	return nil
+}
+
+func (a *app) stage(ctx context.Context, args []string) error {
+	fs := a.flags("stage", "--at TIME [--json]")
+	atFlag := fs.String("at", "", "evaluate at this RFC 3339 time (or now)")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	at, err := parseAt(*atFlag)
+	if err != nil {
+		return err
+	}
+	c, err := a.loadContent()
+	if err != nil {
+		return err
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w := bufio.NewWriter(a.stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	if !*asJSON {
+		fmt.Fprintf(w, "%-24s %-12s %s\n", "CUSTOMER", "STAGE", "INACTIVE_DAYS")
+	}
+	type row struct {
+		CustomerID   string `json:"customer_id"`
+		Stage        string `json:"stage"`
+		InactiveDays int    `json:"inactive_days"`
+	}
+	return planner.New(st, a.log).Stage(ctx, c.Rules, at, func(cu *audience.Customer, f *audience.Facts) error {
+		if *asJSON {
+			return enc.Encode(row{cu.ID, f.Stage, f.InactiveDays})
+		}
+		_, err := fmt.Fprintf(w, "%-24s %-12s %d\n", cu.ID, f.Stage, f.InactiveDays)
+		return err
+	})
+}
+
+func (a *app) plan(ctx context.Context, args []string) error {
+	fs := a.flags("plan", "--at TIME [--campaign NAME] [--json]")
+	atFlag := fs.String("at", "", "plan as if campaigns fired at this RFC 3339 time (or now)")
+	only := fs.String("campaign", "", "plan only this campaign")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	at, err := parseAt(*atFlag)
+	if err != nil {
+		return err
+	}
+	c, err := a.loadContent()
+	if err != nil {
+		return err
+	}
+	targets, err := selectTargets(c.Rules, *only)
+	if err != nil {
+		return err
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w := bufio.NewWriter(a.stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	if !*asJSON {
+		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE")
+	}
+	p := planner.New(st, a.log)
+	total := 0
+	for _, t := range targets {
+		stats, err := p.Evaluate(ctx, c.Rules, t, at, func(pl *planner.Planned) error {
+			if *asJSON {
+				return enc.Encode(pl)
+			}
+			_, err := fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", pl.Campaign, pl.CustomerID, pl.Email, pl.Stage, pl.Template)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		total += stats.Matched
+	}
+	if !*asJSON {
+		fmt.Fprintf(w, "\n%d email(s) would be planned at %s (dry run: nothing written)\n", total, at.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// selectTargets returns every campaign, or the one named, in name order.
+func selectTargets(rules *audience.Rules, name string) ([]*audience.Target, error) {
+	if name == "" {
+		return rules.Targets(), nil
+	}
+	t := rules.Target(name)
+	if t == nil {
+		return nil, fmt.Errorf("--campaign %q: no such campaign", name)
+	}
+	return []*audience.Target{t}, nil
+}
+
+func (a *app) runOnce(ctx context.Context, args []string) error {
+	fs := a.flags("run-once", "--at TIME [--campaign NAME]")
+	atFlag := fs.String("at", "", "plan as if campaigns fired at this RFC 3339 time (or now)")
+	only := fs.String("campaign", "", "run only this campaign")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	at, err := parseAt(*atFlag)
+	if err != nil {
+		return err
+	}
+	c, err := a.loadContent()
+	if err != nil {
+		return err
+	}
+	targets, err := selectTargets(c.Rules, *only)
+	if err != nil {
+		return err
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rdb, err := a.openRedis(ctx)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q := queue.NewClient(rdb, queue.Config{})
+	_, err = tickAll(ctx, planner.New(st, a.log), c.Rules, targets, at, q, a.stdout)
+	return err
+}
+
+// tickAll ticks each target at the instant at, printing a line per campaign.
+func tickAll(ctx context.Context, p *planner.Planner, rules *audience.Rules, targets []*audience.Target, at time.Time, q planner.Enqueuer, out io.Writer) ([]planner.TickResult, error) {
+	var results []planner.TickResult
+	for _, t := range targets {
+		if !t.Campaign.Enabled {
+			fmt.Fprintf(out, "%-18s disabled\n", t.Campaign.Name)
+			continue
+		}
+		res, err := p.Tick(ctx, rules, t, at, q, planner.TickOptions{})
+		results = append(results, res)
+		fmt.Fprintf(out, "%-18s candidates=%d matched=%d planned=%d enqueued=%d\n",
+			t.Campaign.Name, res.Candidates, res.Matched, res.Planned, res.Enqueued)
+		if err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}

@@ -1,0 +1,98 @@
+// Command nurture plans lifecycle-marketing campaigns from YAML and sends
+// them through Asynq workers over SMTP, recording every result in
+// PostgreSQL. Run `nurture help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		var ex exitError
+		if errors.As(err, &ex) {
+			if ex.msg != "" {
+				fmt.Fprintln(os.Stderr, ex.msg)
+			}
+			os.Exit(ex.code)
+		}
+		fmt.Fprintln(os.Stderr, "nurture:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a status and, optionally, a last message
+// (the details having been printed already).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d: %s", e.code, e.msg) }
+
+const usage = `nurture: lifecycle-marketing campaigns from YAML, sent by Asynq workers over SMTP.
+
+Usage: nurture COMMAND [flags]
+
+Commands:
+  migrate                         create the database if needed and apply migrations
+  lint                            check campaigns, lifecycle and templates
+  import customers|events FILE|-  import JSON Lines (--strict: all or nothing)
+  stage --at TIME [--json]        each customer's lifecycle stage at TIME
+  plan --at TIME [--campaign NAME] [--json]
+                                  dry run: who would get which email at TIME
+  run-once --at TIME              plan and enqueue one tick of every campaign
+  serve [--role scheduler,worker,http]
+                                  run the scheduler, workers and HTTP endpoints
+  demo                            load a sample audience, run a tick, send it
+  bench                           measure planning, enqueueing and sending
+
+Every command takes --campaigns DIR, --templates DIR, --database-url and
+--redis-url (defaults from CAMPAIGNS_DIR, TEMPLATES_DIR, DATABASE_URL and
+REDIS_URL). Run 'nurture COMMAND -h' for a command's flags.
+`
+
+// run is the whole program; main only turns its error into an exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	switch cmd {
+	case "migrate":
+		return a.migrate(ctx, rest)
+	case "lint":
+		return a.lint(ctx, rest)
+	case "import":
+		return a.importCmd(ctx, rest)
+	case "stage":
+		return a.stage(ctx, rest)
+	case "plan":
+		return a.plan(ctx, rest)
+	case "run-once":
+		return a.runOnce(ctx, rest)
+	case "serve":
+		return a.serve(ctx, rest)
+	case "demo":
+		return a.demo(ctx, rest)
+	case "bench":
+		return a.bench(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "nurture: unknown command %q\n\n%s", cmd, usage)
+		return exitError{code: 2}
+	}
+}

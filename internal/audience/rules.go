@@ -1,0 +1,294 @@
+package audience
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"nurture/internal/campaign"
+)
+
+// Rules is a campaign set with its expressions compiled. It is immutable
+// and safe for concurrent use.
+type Rules struct {
+	set     *campaign.Set
+	stages  []stageRule
+	targets []*Target // sorted by campaign name
+	vms     *sync.Pool
+}
+
+type stageRule struct {
+	stage *campaign.Stage
+	prog  *vm.Program // nil: matches everyone
+}
+
+// Target decides who is in one campaign's audience. It is safe for
+// concurrent use.
+type Target struct {
+	// Campaign is the campaign as loaded; do not modify it.
+	Campaign *campaign.Campaign
+	where    *vm.Program // nil: no condition
+	vms      *sync.Pool
+}
+
+// EvalError is an expression that failed while running, for instance
+// comparing days_since_purchase with a number for a customer who never
+// bought. Pos points into the YAML file at the failing operation when expr
+// says where it is, else at the start of the expression.
+type EvalError struct {
+	Pos campaign.Pos
+	// What names the expression: `stage "new" when` or `campaign "winback" audience.where`.
+	What string
+	Err  error
+}
+
+func (e *EvalError) Error() string {
+	msg := e.Err.Error()
+	var fe *file.Error
+	if errors.As(e.Err, &fe) {
+		msg = fe.Message // the position says where; skip expr's snippet
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Pos, e.What, firstLine(msg))
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
+// Load loads the campaign set in dir and compiles it. Like campaign.Load,
+// it reports every problem in one campaign.Errors, expression errors
+// included, even in files that have other problems.
+func Load(dir string) (*Rules, error) {
+	set, err := campaign.Load(dir)
+	if set == nil {
+		return nil, err
+	}
+	var errs campaign.Errors
+	if err != nil && !errors.As(err, &errs) {
+		return nil, err
+	}
+	r, err := Compile(set)
+	var cerrs campaign.Errors
+	if errors.As(err, &cerrs) {
+		errs = append(errs, cerrs...)
+	} else if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return r, nil
+}
+
+// Compile compiles every stage's when and every campaign's where once.
+// Compile errors come back as campaign.Errors pointing at the offending
+// column in the YAML file.
+func Compile(set *campaign.Set) (*Rules, error) {
+	if set == nil {
+		return nil, errors.New("compile rules: no campaign set")
+	}
+	r := &Rules{set: set, vms: &sync.Pool{New: func() any { return new(vm.VM) }}}
+	var errs campaign.Errors
+	for i := range set.Lifecycle.Stages {
+		s := &set.Lifecycle.Stages[i]
+		sr := stageRule{stage: s}
+		if s.When != "" {
+			prog, err := compile(s.When, true)
+			if err != nil {
+				errs = append(errs, compileError(err, "when", s.WhenPos, s.WhenAt))
+			}
+			sr.prog = prog
+		}
+		r.stages = append(r.stages, sr)
+	}
+	for i := range set.Campaigns {
+		c := &set.Campaigns[i]
+		t := &Target{Campaign: c, vms: r.vms}
+		if c.Audience.Where != "" {
+			prog, err := compile(c.Audience.Where, false)
+			if err != nil {
+				errs = append(errs, compileError(err, "audience.where", c.Audience.WherePos, c.Audience.WhereAt))
+			}
+			t.where = prog
+		}
+		r.targets = append(r.targets, t)
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	slices.SortFunc(r.targets, func(a, b *Target) int { return strings.Compare(a.Campaign.Name, b.Campaign.Name) })
+	return r, nil
+}
+
+// compile compiles a boolean expression over Facts. now() is disabled:
+// evaluations must depend on the instant they are made for (run-once --at),
+// not on the wall clock. A stage's when cannot use stage, which is only
+// known once stages are evaluated.
+func compile(src string, isStage bool) (*vm.Program, error) {
+	prog, err := expr.Compile(src, expr.Env(Facts{}), expr.AsBool(), expr.DisableBuiltin("now"))
+	if err != nil {
+		return nil, err
+	}
+	if isStage {
+		v := &identFinder{name: "stage"}
+		node := prog.Node()
+		ast.Walk(&node, v)
+		if v.found != nil {
+			e := &file.Error{Location: v.found.Location(), Message: "stage is not known yet while stages are evaluated"}
+			return nil, e.Bind(prog.Source())
+		}
+	}
+	return prog, nil
+}
+
+type identFinder struct {
+	name  string
+	found ast.Node
+}
+
+func (v *identFinder) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok && id.Value == v.name && v.found == nil {
+		v.found = id
+	}
+}
+
+// compileError places an expr error in the YAML file: expr counts lines from
+// 1 and columns from 0 within the expression.
+func compileError(err error, key string, start campaign.Pos, at func(line, col int) campaign.Pos) campaign.Error {
+	var fe *file.Error
+	if errors.As(err, &fe) && fe.Line > 0 {
+		return campaign.Error{Pos: at(fe.Line, fe.Column+1), Msg: key + ": " + firstLine(fe.Message)}
+	}
+	return campaign.Error{Pos: start, Msg: key + ": " + firstLine(err.Error())}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// Set returns the campaign set the rules were compiled from.
+func (r *Rules) Set() *campaign.Set { return r.set }
+
+// Stage returns the name of the first stage whose when is true for f; a
+// stage without when matches everyone. It returns "" when no stage matches,
+// which only happens when the last stage has a when. f.Stage should be
+// empty and is left as is. An expression failing at run time returns an
+// *EvalError.
+func (r *Rules) Stage(f *Facts) (string, error) {
+	for i := range r.stages {
+		s := &r.stages[i]
+		if s.prog == nil {
+			return s.stage.Name, nil
+		}
+		ok, err := r.run(s.prog, f)
+		if err != nil {
+			return "", evalError(err, fmt.Sprintf("stage %q when", s.stage.Name), s.stage.WhenPos, s.stage.WhenAt)
+		}
+		if ok {
+			return s.stage.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// Targets returns every campaign's target, sorted by campaign name,
+// disabled campaigns included.
+func (r *Rules) Targets() []*Target { return slices.Clone(r.targets) }
+
+// Target returns the named campaign's target, or nil.
+func (r *Rules) Target(name string) *Target {
+	i, ok := slices.BinarySearchFunc(r.targets, name, func(t *Target, name string) int {
+		return strings.Compare(t.Campaign.Name, name)
+	})
+	if !ok {
+		return nil
+	}
+	return r.targets[i]
+}
+
+// Match reports whether c, with facts f at instant at and history h of
+// this campaign, is in the campaign's audience. f.Stage must hold c's
+// stage. h.Sends is the caller's count of this campaign's deliveries to c
+// in every status but failed and skipped.
+//
+// The conditions, all of which must hold: the campaign is enabled; c is
+// subscribed and not suppressed; f.Stage is one of the campaign's stages
+// (any, when it lists none); min <= f.InactiveDays <= max for the bounds
+// given; fewer than max_sends deliveries (unless 0); no delivery within the
+// cooldown before at (occurrence < at and at - occurrence < cooldown); and
+// where is true. The where expression runs last, as the costliest check.
+func (t *Target) Match(c *Customer, f *Facts, h History, at time.Time) (bool, error) {
+	cp := t.Campaign
+	if !cp.Enabled || !c.Subscribed || c.Suppressed {
+		return false, nil
+	}
+	if a := &cp.Audience; len(a.Stages) > 0 && !slices.Contains(a.Stages, f.Stage) {
+		return false, nil
+	}
+	if m := cp.Audience.MinInactive; m != nil && f.InactiveDays < *m {
+		return false, nil
+	}
+	if m := cp.Audience.MaxInactive; m != nil && f.InactiveDays > *m {
+		return false, nil
+	}
+	if n := cp.Frequency.MaxSends; n > 0 && h.Sends >= n {
+		return false, nil
+	}
+	if last := h.LastOccurrence; last != nil && last.Before(at) && at.Sub(*last) < cp.Frequency.Cooldown {
+		return false, nil
+	}
+	if t.where == nil {
+		return true, nil
+	}
+	ok, err := run(t.vms, t.where, f)
+	if err != nil {
+		a := &cp.Audience
+		return false, evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
+	}
+	return ok, nil
+}
+
+func (r *Rules) run(prog *vm.Program, f *Facts) (bool, error) { return run(r.vms, prog, f) }
+
+// run evaluates prog on a pooled VM: a VM keeps its stack between runs,
+// which saves allocations, but serves one goroutine at a time.
+func run(pool *sync.Pool, prog *vm.Program, f *Facts) (bool, error) {
+	m := pool.Get().(*vm.VM)
+	out, err := m.Run(prog, f)
+	pool.Put(m)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		// AsBool lets through expressions typed "any", such as an
+		// attribute, which may turn out to be nil or a string.
+		return false, fmt.Errorf("expected bool, got %s", describe(out))
+	}
+	return b, nil
+}
+
+func describe(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%T %v", v, v)
+}
+
+func evalError(err error, what string, start campaign.Pos, at func(line, col int) campaign.Pos) *EvalError {
+	e := &EvalError{Pos: start, What: what, Err: err}
+	var fe *file.Error
+	if errors.As(err, &fe) && fe.Line > 0 {
+		e.Pos = at(fe.Line, fe.Column+1)
+	}
+	return e
+}

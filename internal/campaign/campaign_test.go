@@ -1,0 +1,230 @@
+package campaign_test
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nurture/internal/campaign"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/bad/*/want.txt from the current output")
+
+// TestLoadBad loads each testdata/bad/CASE directory and compares every
+// error, as file:line:col: message with file relative to the case
+// directory, with CASE/want.txt.
+func TestLoadBad(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/bad/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 {
+		t.Fatal("no test cases")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Parallel()
+			set, err := campaign.Load(dir)
+			if err == nil {
+				t.Fatalf("Load succeeded with %d campaigns, want errors", len(set.Campaigns))
+			}
+			var errs campaign.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load: %v (%T), want campaign.Errors", err, err)
+			}
+			if set == nil {
+				t.Error("Load returned no Set with its Errors")
+			}
+			got := strings.ReplaceAll(errs.Error(), dir+string(filepath.Separator), "") + "\n"
+			wantFile := filepath.Join(dir, "want.txt")
+			if *update {
+				if err := os.WriteFile(wantFile, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(wantFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ\ngot:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/good/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range append(dirs, "../../campaigns") {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			if _, err := campaign.Load(dir); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// deref makes an optional bound comparable: nil or its value.
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestLoadValues(t *testing.T) {
+	set, err := campaign.Load("testdata/good/full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range set.Campaigns {
+		names = append(names, c.Name)
+	}
+	if got, want := strings.Join(names, ","), "flow,full,nulls"; got != want {
+		t.Fatalf("campaigns %s, want %s (sorted by name, .hidden.yaml and notes.txt ignored)", got, want)
+	}
+	if got := len(set.Lifecycle.Stages); got != 3 {
+		t.Fatalf("%d stages, want 3", got)
+	}
+
+	dir := "testdata/good/full"
+	pos := func(file string, line, col int) campaign.Pos {
+		return campaign.Pos{File: filepath.Join(dir, file), Line: line, Col: col}
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"full.Enabled", set.Campaign("full").Enabled, false},
+		{"full.Description", set.Campaign("full").Description, "Every key set"},
+		{"full.Schedule", set.Campaign("full").Schedule, "@every 1h"},
+		{"full.SchedulePos", set.Campaign("full").SchedulePos, pos("a-full.yaml", 5, 12)},
+		{"full.NamePos", set.Campaign("full").NamePos, pos("a-full.yaml", 2, 7)},
+		{"full.Stages", strings.Join(set.Campaign("full").Audience.Stages, ","), "at_risk,active"},
+		{"full.StagePos[1]", set.Campaign("full").Audience.StagePos[1], pos("a-full.yaml", 9, 7)},
+		{"full.MinInactive", deref(set.Campaign("full").Audience.MinInactive), 30},
+		{"full.MaxInactive", deref(set.Campaign("full").Audience.MaxInactive), 59},
+		{"full.Where", set.Campaign("full").Audience.Where, "orders_count > 0 &&\n  attributes.plan != \"enterprise\"\n"},
+		{"full.WherePos", set.Campaign("full").Audience.WherePos, pos("a-full.yaml", 14, 5)},
+		{"full.WhereAt(2,3)", set.Campaign("full").Audience.WhereAt(2, 3), pos("a-full.yaml", 15, 7)},
+		{"full.Cooldown", set.Campaign("full").Frequency.Cooldown, 30 * 24 * time.Hour},
+		{"full.MaxSends", set.Campaign("full").Frequency.MaxSends, 3},
+		{"full.Template", set.Campaign("full").Email.Template, "Full_v2"},
+		{"full.TemplatePos", set.Campaign("full").Email.TemplatePos, pos("a-full.yaml", 20, 13)},
+		{"full.From", set.Campaign("full").Email.From, "Shop <hello@example.com>"},
+		{"full.Queue", set.Campaign("full").Queue, "bulk_mail"},
+
+		{"flow.Enabled", set.Campaign("flow").Enabled, true},
+		{"flow.MinInactive", deref(set.Campaign("flow").Audience.MinInactive), nil},
+		{"flow.MaxInactive", deref(set.Campaign("flow").Audience.MaxInactive), 7},
+		{"flow.Where", set.Campaign("flow").Audience.Where, `email endsWith "@example.com"`},
+		{"flow.WherePos", set.Campaign("flow").Audience.WherePos, pos("b-flow.yaml", 1, 108)},
+		{"flow.Cooldown", set.Campaign("flow").Frequency.Cooldown, 36 * time.Hour},
+		{"flow.MaxSends", set.Campaign("flow").Frequency.MaxSends, 0},
+
+		// Absent and null keys take their defaults.
+		{"nulls.Enabled", set.Campaign("nulls").Enabled, true},
+		{"nulls.Queue", set.Campaign("nulls").Queue, campaign.DefaultQueue},
+		{"nulls.Description", set.Campaign("nulls").Description, ""},
+		{"nulls.Stages", len(set.Campaign("nulls").Audience.Stages), 0},
+		{"nulls.Cooldown", set.Campaign("nulls").Frequency.Cooldown, time.Duration(0)},
+		{"nulls.From", set.Campaign("nulls").Email.From, ""},
+		{"nulls.Schedule", set.Campaign("nulls").Schedule, "0 9 * * *"},
+
+		{"stage[0].Name", set.Lifecycle.Stages[0].Name, "new"},
+		{"stage[0].NamePos", set.Lifecycle.Stages[0].NamePos, pos("lifecycle.yaml", 2, 11)},
+		{"stage[0].WhenPos", set.Lifecycle.Stages[0].WhenPos, pos("lifecycle.yaml", 3, 11)},
+		{"stage[2].When", set.Lifecycle.Stages[2].When, ""},
+		{"Lifecycle.Stage", set.Lifecycle.Stage("at_risk").When, "inactive_days >= 30"},
+		{"Lifecycle.Stage missing", set.Lifecycle.Stage("nope") == nil, true},
+		{"Campaign missing", set.Campaign("nope") == nil, true},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// TestSchedulesRunInUTC checks fire times do not depend on the machine's
+// time zone nor on the zone of the instant given.
+func TestSchedulesRunInUTC(t *testing.T) {
+	set, err := campaign.Load("testdata/good/full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	from := time.Date(2026, 3, 2, 9, 0, 0, 0, paris) // 08:00 UTC, a Monday
+	tests := []struct {
+		campaign string
+		want     time.Time
+	}{
+		{"nulls", time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)},
+		{"flow", time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, // */15 9-17 mon-fri
+		{"full", time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, // @every 1h
+	}
+	for _, tt := range tests {
+		got := set.Campaign(tt.campaign).Cron.Next(from)
+		if !got.Equal(tt.want) {
+			t.Errorf("%s: Next(%s) = %s, want %s", tt.campaign, from, got.UTC(), tt.want)
+		}
+	}
+}
+
+func TestLoadMissingDir(t *testing.T) {
+	_, err := campaign.Load(filepath.Join(t.TempDir(), "nope"))
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	var errs campaign.Errors
+	if errors.As(err, &errs) {
+		t.Fatalf("got campaign.Errors %v, want a plain error", err)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want it to wrap os.ErrNotExist", err)
+	}
+}
+
+func TestExprAt(t *testing.T) {
+	start := campaign.Pos{File: "f.yaml", Line: 3, Col: 10}
+	s := campaign.Stage{WhenPos: start}
+	if got, want := s.WhenAt(1, 1), start; got != want {
+		t.Errorf("WhenAt(1, 1) = %v, want %v", got, want)
+	}
+	if got, want := s.WhenAt(1, 5), (campaign.Pos{File: "f.yaml", Line: 3, Col: 14}); got != want {
+		t.Errorf("WhenAt(1, 5) = %v, want %v", got, want)
+	}
+	if got, want := s.WhenAt(2, 3), (campaign.Pos{File: "f.yaml", Line: 4, Col: 12}); got != want {
+		t.Errorf("WhenAt(2, 3) = %v, want %v", got, want)
+	}
+	if got := s.WhenAt(0, 0); got != start {
+		t.Errorf("WhenAt(0, 0) = %v, want %v", got, start)
+	}
+}
+
+func TestErrorsSort(t *testing.T) {
+	es := campaign.Errors{
+		{Pos: campaign.Pos{File: "b.yaml", Line: 1, Col: 1}, Msg: "b"},
+		{Pos: campaign.Pos{File: "a.yaml", Line: 10, Col: 1}, Msg: "a10"},
+		{Pos: campaign.Pos{File: "a.yaml", Line: 2, Col: 7}, Msg: "a2.7"},
+		{Pos: campaign.Pos{File: "a.yaml", Line: 2, Col: 3}, Msg: "a2.3 first"},
+		{Pos: campaign.Pos{File: "a.yaml", Line: 2, Col: 3}, Msg: "a2.3 second"},
+	}
+	es.Sort()
+	want := "a.yaml:2:3: a2.3 first\na.yaml:2:3: a2.3 second\na.yaml:2:7: a2.7\na.yaml:10:1: a10\nb.yaml:1:1: b"
+	if got := es.Error(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

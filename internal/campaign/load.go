@@ -1,0 +1,456 @@
+package campaign
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/robfig/cron/v3"
+)
+
+// LifecycleFile is the name of the file holding the lifecycle stages, in the
+// same directory as the campaigns.
+const LifecycleFile = "lifecycle.yaml"
+
+// DefaultQueue is the Asynq queue of a campaign that names none.
+const DefaultQueue = "default"
+
+var (
+	campaignName = regexp.MustCompile(`^[a-z0-9-]+$`)
+	stageName    = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	queueName    = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	// Template names become file names, so no separators or dots.
+	templateName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+// Load reads dir/lifecycle.yaml and every other dir/*.yaml, one campaign per
+// file. Subdirectories and files whose names start with "." are ignored; a
+// *.yml file is an error rather than silently skipped.
+//
+// When anything is wrong in any file, Load returns Errors holding every
+// problem found, sorted by file, line and column, together with the Set as
+// far as it could be read: a linter can go on to check its expressions and
+// templates and report every problem in one go. Such a Set must not be
+// run. Positions name files as filepath.Join(dir, name). Other errors (dir
+// unreadable) come with a nil Set.
+func Load(dir string) (*Set, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read campaigns directory: %w", err)
+	}
+	var (
+		set   Set
+		errs  Errors
+		files []string
+	)
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || name == LifecycleFile {
+			continue
+		}
+		switch filepath.Ext(name) {
+		case ".yaml":
+			files = append(files, name)
+		case ".yml":
+			errs = append(errs, Error{
+				Pos: Pos{File: filepath.Join(dir, name), Line: 1, Col: 1},
+				Msg: "campaign files must be named *.yaml; rename this file",
+			})
+		}
+	}
+	slices.Sort(files)
+
+	lcPath := filepath.Join(dir, LifecycleFile)
+	lc, lcOK, lcErrs := loadLifecycle(lcPath)
+	errs = append(errs, lcErrs...)
+	set.Lifecycle = lc
+
+	firstByName := map[string]Pos{}
+	for _, name := range files {
+		c, cerrs := loadCampaign(filepath.Join(dir, name))
+		errs = append(errs, cerrs...)
+		// Without a readable lifecycle every stage would look unknown:
+		// its own error is the one worth reading.
+		if lcOK {
+			for i, s := range c.Audience.Stages {
+				if lc.Stage(s) == nil {
+					errs = append(errs, Error{Pos: c.Audience.StagePos[i], Msg: fmt.Sprintf("unknown stage %q", s)})
+				}
+			}
+		}
+		if c.Name != "" {
+			if first, dup := firstByName[c.Name]; dup {
+				errs = append(errs, Error{Pos: c.NamePos, Msg: fmt.Sprintf("duplicate campaign name %q (first defined at %s)", c.Name, first)})
+			} else {
+				firstByName[c.Name] = c.NamePos
+			}
+		}
+		set.Campaigns = append(set.Campaigns, c)
+	}
+	slices.SortFunc(set.Campaigns, func(a, b Campaign) int { return cmp.Compare(a.Name, b.Name) })
+	if len(errs) > 0 {
+		errs.Sort()
+		return &set, errs
+	}
+	return &set, nil
+}
+
+// Sort orders es by file, line and column, keeping the order of errors at
+// the same position.
+func (es Errors) Sort() {
+	slices.SortStableFunc(es, func(a, b Error) int {
+		return cmp.Or(
+			cmp.Compare(a.Pos.File, b.Pos.File),
+			cmp.Compare(a.Pos.Line, b.Pos.Line),
+			cmp.Compare(a.Pos.Col, b.Pos.Col),
+		)
+	})
+}
+
+func readFile(path string) ([]byte, *Error) {
+	src, err := os.ReadFile(path)
+	if err == nil {
+		return src, nil
+	}
+	msg := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		msg = pe.Err.Error() // the position already names the file
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		msg = "file not found"
+	}
+	return nil, &Error{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: msg}
+}
+
+// loadLifecycle reports ok when the file could be read as a list of stages,
+// even with errors in some of them, so that campaigns can be checked
+// against the stage names it has.
+func loadLifecycle(path string) (Lifecycle, bool, Errors) {
+	lc := Lifecycle{File: path}
+	src, rerr := readFile(path)
+	if rerr != nil {
+		return lc, false, Errors{*rerr}
+	}
+	d := &decoder{file: path}
+	body := d.document(src)
+	if body == nil {
+		return lc, false, d.errs
+	}
+	top, ok := d.mapping(body, "", "stages")
+	if !ok {
+		return lc, false, d.errs
+	}
+	f, ok := top["stages"]
+	if !ok {
+		d.errorf(d.pos(body), `missing required key "stages"`)
+		return lc, false, d.errs
+	}
+	items, ok := d.list(f.value, "stages", "a list of stages")
+	if !ok {
+		return lc, false, d.errs
+	}
+	if len(items) == 0 {
+		d.errorf(f.key, "stages: list at least one stage")
+	}
+	first := map[string]Pos{}
+	for _, item := range items {
+		s, ok := d.stage(item)
+		if !ok {
+			continue
+		}
+		if s.Name != "" {
+			if p, dup := first[s.Name]; dup {
+				d.errorf(s.NamePos, "duplicate stage name %q (first defined at %s)", s.Name, p)
+				continue
+			}
+			first[s.Name] = s.NamePos
+		}
+		lc.Stages = append(lc.Stages, s)
+	}
+	for _, s := range lc.Stages[:max(len(lc.Stages)-1, 0)] {
+		if s.When == "" {
+			d.errorf(s.Pos, "a stage without \"when\" matches everyone, so it must be the last stage")
+		}
+	}
+	return lc, true, d.errs
+}
+
+func (d *decoder) stage(n ast.Node) (Stage, bool) {
+	s := Stage{Pos: d.pos(n)}
+	fields, ok := d.mapping(n, "stages", "name", "when")
+	if !ok {
+		return s, false
+	}
+	if t, ok := d.required(fields, s.Pos, "name", "name"); ok {
+		s.NamePos = t.pos
+		if !stageName.MatchString(t.s) {
+			d.errorf(t.pos, "name: %q must contain only a-z, 0-9, \"_\" and \"-\"", t.s)
+		} else {
+			s.Name = t.s
+		}
+	}
+	if f, ok := fields["when"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "when"); ok && strings.TrimSpace(t.s) != "" {
+			s.When, s.WhenPos, s.whenFolded = t.s, t.pos, t.folded
+		}
+	}
+	return s, true
+}
+
+func loadCampaign(path string) (Campaign, Errors) {
+	c := Campaign{File: path, Enabled: true, Queue: DefaultQueue}
+	src, rerr := readFile(path)
+	if rerr != nil {
+		return c, Errors{*rerr}
+	}
+	d := &decoder{file: path}
+	body := d.document(src)
+	if body == nil {
+		return c, d.errs
+	}
+	top, ok := d.mapping(body, "", "name", "description", "enabled", "schedule", "audience", "frequency", "email", "queue")
+	if !ok {
+		return c, d.errs
+	}
+	top0 := d.pos(body)
+
+	if t, ok := d.required(top, top0, "name", "name"); ok {
+		c.NamePos = t.pos
+		if campaignName.MatchString(t.s) {
+			c.Name = t.s
+		} else {
+			d.errorf(t.pos, "name: %q must contain only a-z, 0-9 and \"-\"", t.s)
+		}
+	}
+	if f, ok := top["description"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "description"); ok {
+			c.Description = t.s
+		}
+	}
+	if f, ok := top["enabled"]; ok && f.value != nil {
+		if b, ok := d.boolean(f.value, "enabled"); ok {
+			c.Enabled = b
+		}
+	}
+	if t, ok := d.required(top, top0, "schedule", "schedule"); ok {
+		c.Schedule, c.SchedulePos = t.s, t.pos
+		sched, err := parseSchedule(t.s)
+		if err != nil {
+			d.errorf(t.pos, "schedule: %v", err)
+		}
+		c.Cron = sched
+	}
+	if f, ok := top["audience"]; ok && f.value != nil {
+		c.Audience = d.audience(f.value)
+	}
+	if f, ok := top["frequency"]; ok && f.value != nil {
+		c.Frequency = d.frequency(f.value)
+	}
+	if f, ok := top["email"]; !ok || f.value == nil {
+		d.errorf(top0, `missing required key "email"`)
+	} else {
+		c.Email = d.email(f.value)
+	}
+	if f, ok := top["queue"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "queue"); ok {
+			if queueName.MatchString(t.s) {
+				c.Queue = t.s
+			} else {
+				d.errorf(t.pos, "queue: %q must contain only a-z, 0-9, \"_\" and \"-\"", t.s)
+			}
+		}
+	}
+	return c, d.errs
+}
+
+// required reads a string that must be present and not blank; mpos is the
+// position of the mapping it belongs to.
+func (d *decoder) required(fields map[string]field, mpos Pos, key, path string) (text, bool) {
+	f, ok := fields[key]
+	if !ok {
+		d.errorf(mpos, "missing required key %q", path)
+		return text{}, false
+	}
+	if f.value == nil {
+		d.errorf(f.key, "%s: must not be empty", path)
+		return text{}, false
+	}
+	t, ok := d.str(f.value, path)
+	if ok && strings.TrimSpace(t.s) == "" {
+		d.errorf(t.pos, "%s: must not be empty", path)
+		return text{}, false
+	}
+	return t, ok
+}
+
+func (d *decoder) audience(n ast.Node) Audience {
+	var a Audience
+	fields, ok := d.mapping(n, "audience", "stages", "inactive_days", "where")
+	if !ok {
+		return a
+	}
+	if f, ok := fields["stages"]; ok && f.value != nil {
+		items, _ := d.list(f.value, "audience.stages", "a list of stage names")
+		for _, item := range items {
+			t, ok := d.str(item, "audience.stages")
+			if !ok {
+				continue
+			}
+			if i := slices.Index(a.Stages, t.s); i >= 0 {
+				d.errorf(t.pos, "audience.stages: %q is listed twice", t.s)
+				continue
+			}
+			a.Stages = append(a.Stages, t.s)
+			a.StagePos = append(a.StagePos, t.pos)
+		}
+	}
+	if f, ok := fields["inactive_days"]; ok && f.value != nil {
+		if b, ok := d.mapping(f.value, "audience.inactive_days", "min", "max"); ok {
+			bound := func(key string) *int {
+				f, ok := b[key]
+				if !ok || f.value == nil {
+					return nil
+				}
+				v, ok := d.count(f.value, "audience.inactive_days."+key)
+				if !ok {
+					return nil
+				}
+				return &v
+			}
+			a.MinInactive, a.MaxInactive = bound("min"), bound("max")
+			if a.MinInactive != nil && a.MaxInactive != nil && *a.MinInactive > *a.MaxInactive {
+				d.errorf(d.pos(f.value), "audience.inactive_days: min %d is greater than max %d", *a.MinInactive, *a.MaxInactive)
+			}
+		}
+	}
+	if f, ok := fields["where"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "audience.where"); ok && strings.TrimSpace(t.s) != "" {
+			a.Where, a.WherePos, a.whereFolded = t.s, t.pos, t.folded
+		}
+	}
+	return a
+}
+
+func (d *decoder) frequency(n ast.Node) Frequency {
+	var fr Frequency
+	fields, ok := d.mapping(n, "frequency", "cooldown", "max_sends")
+	if !ok {
+		return fr
+	}
+	if f, ok := fields["cooldown"]; ok && f.value != nil {
+		if i, ok := f.value.(*ast.IntegerNode); ok && i.GetToken().Value == "0" {
+			// A bare 0 is the one duration that needs no unit.
+		} else if t, ok := f.value.(*ast.StringNode); ok {
+			if cd, err := parseCooldown(t.Value); err == nil {
+				fr.Cooldown = cd
+			} else {
+				d.errorf(d.pos(t), "frequency.cooldown: %v", err)
+			}
+		} else {
+			d.expected(f.value, "frequency.cooldown", "a duration like 720h or 30d")
+		}
+	}
+	if f, ok := fields["max_sends"]; ok && f.value != nil {
+		fr.MaxSends, _ = d.count(f.value, "frequency.max_sends")
+	}
+	return fr
+}
+
+func (d *decoder) email(n ast.Node) Email {
+	var e Email
+	fields, ok := d.mapping(n, "email", "template", "from")
+	if !ok {
+		return e
+	}
+	if t, ok := d.required(fields, d.pos(n), "template", "email.template"); ok {
+		e.TemplatePos = t.pos
+		if templateName.MatchString(t.s) {
+			e.Template = t.s
+		} else {
+			d.errorf(t.pos, "email.template: %q must contain only letters, digits, \"_\" and \"-\"", t.s)
+		}
+	}
+	if f, ok := fields["from"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "email.from"); ok {
+			if _, err := mail.ParseAddress(t.s); err != nil {
+				d.errorf(t.pos, "email.from: %q is not an email address: %v", t.s, err)
+			} else {
+				e.From = t.s
+			}
+		}
+	}
+	return e
+}
+
+// parseSchedule parses a standard 5-field cron spec or a descriptor
+// (@daily, @every 1h, ...). Schedules are evaluated in UTC whatever the
+// machine's time zone, so a time zone prefix is refused rather than
+// half-honoured.
+func parseSchedule(spec string) (sched cron.Schedule, err error) {
+	spec = strings.TrimSpace(spec)
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, errors.New("time zone prefixes are not supported: schedules are evaluated in UTC")
+	}
+	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+		// cron rounds anything under a second up to a second, negative too.
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
+			return nil, fmt.Errorf("@every needs a duration of at least 1s, got %s", d)
+		}
+	}
+	defer func() {
+		// The cron parser panics on some malformed specs; a bad file
+		// must come out as an error, not take the process down.
+		if r := recover(); r != nil {
+			sched, err = nil, fmt.Errorf("invalid cron expression %q", spec)
+		}
+	}()
+	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	sched, err = p.Parse("CRON_TZ=UTC " + spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron expression: %w", err)
+	}
+	// A date that does not exist (February 30) never fires: the cron
+	// package gives up after five years and returns the zero time.
+	if sched.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return nil, fmt.Errorf("%q never fires", spec)
+	}
+	return sched, nil
+}
+
+// parseCooldown accepts a Go duration ("720h", "90m"), whole days ("30d"),
+// or days followed by a Go duration ("1d12h").
+func parseCooldown(s string) (time.Duration, error) {
+	orig := s
+	bad := fmt.Errorf("expected a duration like 720h or 30d, got %q", s)
+	s = strings.TrimSpace(s)
+	var days time.Duration
+	if i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }); i > 0 && s[i] == 'd' {
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || n > 100_000 { // about 270 years; beyond, time.Duration overflows
+			return 0, bad
+		}
+		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("must not be negative, got %q", orig)
+	}
+	return days + d, nil
+}

@@ -1,0 +1,220 @@
+// Package importer reads customers and events as JSON Lines and writes
+// them to the store. Files stream through in batches, never whole in
+// memory; every bad line is reported with its line number.
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"nurture/internal/store"
+)
+
+// MaxLineBytes is the longest line read; a longer line is a bad line.
+const MaxLineBytes = 1 << 20
+
+// MaxProblems is how many problems a Result keeps; Bad counts them all.
+const MaxProblems = 1000
+
+// Options tune an import.
+type Options struct {
+	// Strict rejects the whole file when any line is bad: nothing is
+	// written, and every bad line is still reported.
+	Strict bool
+	// BatchSize is how many lines are written at a time. Default 5000.
+	BatchSize int
+	// Progress, when set, is called after each batch written with the
+	// number of lines read so far.
+	Progress func(lines int)
+}
+
+// Result says what an import did.
+type Result struct {
+	// Lines is how many lines were read, blank ones included.
+	Lines int
+	// Imported counts good lines that created or changed a row.
+	Imported int
+	// Unchanged counts good lines that changed nothing: a customer
+	// identical to the stored one, an event imported before.
+	Unchanged int
+	// Bad counts bad lines. A non-strict import wrote the good lines
+	// anyway; a strict one wrote nothing.
+	Bad int
+	// Problems are the first MaxProblems problems, in line order; a bad
+	// line may have several.
+	Problems []Problem
+}
+
+// Problem is one thing wrong with one line.
+type Problem struct {
+	File   string
+	Line   int // 1-based
+	Reason string
+}
+
+// String formats p as FILE:LINE: reason.
+func (p Problem) String() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Reason) }
+
+// Customers imports customers from r, one JSON object per line, upserting
+// them by id; name is the file name used in problems. A line is:
+//
+//	{"id":"c1","email":"a@x.com","first_name":"Ann","timezone":"Europe/Paris",
+//	 "subscribed":true,"created_at":"2026-01-02T15:04:05Z","attributes":{"plan":"pro"}}
+//
+// id and email are required. timezone defaults to UTC and subscribed to
+// true. Without created_at, a new customer is created now and an existing
+// one keeps its date. The whole file is one transaction.
+func Customers(ctx context.Context, st *store.Store, r io.Reader, name string, opts Options) (Result, error) {
+	return run(ctx, st, r, name, opts, newCustomerParser().parse, (*store.Import).Customers)
+}
+
+// Events imports events from r, one JSON object per line; name is the file
+// name used in problems. A line is:
+//
+//	{"id":"e1","customer_id":"c1","type":"purchase","occurred_at":"2026-03-01T10:00:00Z",
+//	 "amount":42.5,"properties":{}}
+//
+// customer_id, type and occurred_at are required. An event whose id was
+// imported before is ignored; so is an event without id identical to one
+// imported before. The whole file is one transaction.
+func Events(ctx context.Context, st *store.Store, r io.Reader, name string, opts Options) (Result, error) {
+	return run(ctx, st, r, name, opts, parseEvent, (*store.Import).Events)
+}
+
+// run reads lines, parses them and writes good records in batches.
+func run[T any](ctx context.Context, st *store.Store, r io.Reader, name string, opts Options,
+	parse func(line []byte) (T, []string),
+	write func(*store.Import, context.Context, []T) (int, error),
+) (Result, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 5000
+	}
+	var res Result
+	im, err := st.BeginImport(ctx)
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", name, err)
+	}
+	defer im.Rollback(context.WithoutCancel(ctx))
+
+	batch := make([]T, 0, opts.BatchSize)
+	flush := func() error {
+		if len(batch) > 0 {
+			n, err := write(im, ctx, batch)
+			if err != nil {
+				return fmt.Errorf("import %s: line %d: %w", name, res.Lines, err)
+			}
+			res.Imported += n
+			res.Unchanged += len(batch) - n
+			batch = batch[:0]
+		}
+		if opts.Progress != nil {
+			opts.Progress(res.Lines)
+		}
+		return nil
+	}
+
+	lr := newLineReader(r)
+	for {
+		line, tooLong, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", name, err)
+		}
+		res.Lines++
+		if res.Lines == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+		}
+		var reasons []string
+		var rec T
+		switch {
+		case tooLong:
+			reasons = []string{fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
+		case len(bytes.TrimSpace(line)) == 0:
+			continue
+		default:
+			rec, reasons = parse(line)
+		}
+		if len(reasons) > 0 {
+			res.Bad++
+			for _, reason := range reasons {
+				if len(res.Problems) < MaxProblems {
+					res.Problems = append(res.Problems, Problem{File: name, Line: res.Lines, Reason: reason})
+				}
+			}
+			continue
+		}
+		if opts.Strict && res.Bad > 0 {
+			continue // nothing will be written; keep reading to report every bad line
+		}
+		batch = append(batch, rec)
+		if len(batch) >= opts.BatchSize {
+			if err := ctx.Err(); err != nil {
+				return res, fmt.Errorf("import %s: %w", name, err)
+			}
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if opts.Strict && res.Bad > 0 {
+		if err := im.Rollback(ctx); err != nil {
+			return res, fmt.Errorf("import %s: %w", name, err)
+		}
+		res.Imported, res.Unchanged = 0, 0
+		return res, nil
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	if err := im.Commit(ctx); err != nil {
+		return res, fmt.Errorf("import %s: %w", name, err)
+	}
+	return res, nil
+}
+
+// lineReader reads lines of at most MaxLineBytes, reporting longer ones
+// without holding them in memory.
+type lineReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line without its line ending. The line is valid
+// until the next call. At the end of input it returns io.EOF.
+func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
+	lr.buf = lr.buf[:0]
+	read := false
+	for {
+		chunk, err := lr.r.ReadSlice('\n')
+		read = read || len(chunk) > 0
+		if !tooLong {
+			if len(lr.buf)+len(bytes.TrimRight(chunk, "\r\n")) > MaxLineBytes {
+				tooLong = true
+				lr.buf = lr.buf[:0]
+			} else {
+				lr.buf = append(lr.buf, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if !read {
+				return nil, false, io.EOF
+			}
+		case err != nil:
+			return nil, false, err
+		}
+		return bytes.TrimRight(lr.buf, "\r\n"), tooLong, nil
+	}
+}

@@ -1,0 +1,293 @@
+package importer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/mail"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"nurture/internal/store"
+)
+
+// maxAmount bounds amounts to what numeric(16, 2) holds.
+const maxAmount = 1e14
+
+// object is a line decoded one level deep, with its problems so far.
+type object struct {
+	fields  map[string]json.RawMessage
+	unknown []string // sorted
+	reasons []string
+}
+
+// decodeObject decodes line as a JSON object. A field whose value is null
+// counts as absent. Fields not in known are problems.
+func decodeObject(line []byte, known []string) (*object, bool) {
+	line = bytes.TrimSpace(line)
+	o := &object{}
+	if !utf8.Valid(line) {
+		o.reasons = append(o.reasons, "not valid UTF-8")
+		return o, false
+	}
+	if len(line) == 0 || line[0] != '{' {
+		o.reasons = append(o.reasons, "not a JSON object")
+		return o, false
+	}
+	if err := json.Unmarshal(line, &o.fields); err != nil {
+		o.reasons = append(o.reasons, "invalid JSON: "+jsonError(err))
+		return o, false
+	}
+	for k, v := range o.fields {
+		if !slices.Contains(known, k) {
+			o.unknown = append(o.unknown, k)
+		} else if string(v) == "null" {
+			delete(o.fields, k)
+		}
+	}
+	slices.Sort(o.unknown)
+	return o, true
+}
+
+func jsonError(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset)
+	}
+	return err.Error()
+}
+
+// done returns every problem: those of known fields, in the order they
+// were checked, then unknown fields.
+func (o *object) done() []string {
+	for _, k := range o.unknown {
+		o.problem("unknown field %q", k)
+	}
+	return o.reasons
+}
+
+func (o *object) problem(format string, args ...any) {
+	o.reasons = append(o.reasons, fmt.Sprintf(format, args...))
+}
+
+// str reads an optional string field.
+func (o *object) str(name string) (string, bool) {
+	raw, ok := o.fields[name]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		o.problem("%s: must be a string", name)
+		return "", false
+	}
+	if strings.ContainsRune(s, 0) {
+		o.problem("%s: must not contain NUL characters", name)
+		return "", false
+	}
+	return s, true
+}
+
+// required reads a string field that must be present and not blank.
+func (o *object) required(name string) string {
+	if _, ok := o.fields[name]; !ok {
+		o.problem("missing %q", name)
+		return ""
+	}
+	s, ok := o.str(name)
+	if ok && strings.TrimSpace(s) == "" {
+		o.problem("%s: must not be empty", name)
+	}
+	return s
+}
+
+// time reads a time field in RFC 3339; the zero time when absent.
+func (o *object) time(name string, required bool) time.Time {
+	if _, ok := o.fields[name]; !ok {
+		if required {
+			o.problem("missing %q", name)
+		}
+		return time.Time{}
+	}
+	s, ok := o.str(name)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		o.problem("%s: %q is not an RFC 3339 time", name, s)
+		return time.Time{}
+	}
+	return t
+}
+
+// jsonObject reads a field that must be a JSON object; nil when absent.
+// It returns the object re-encoded (keys sorted, numbers as written), so
+// that what is stored is exactly what the planner decodes: no NUL
+// characters or lone surrogates, which PostgreSQL refuses, and no number
+// beyond float64.
+func (o *object) jsonObject(name string) []byte {
+	raw, ok := o.fields[name]
+	if !ok {
+		return nil
+	}
+	if string(raw) == "{}" {
+		return raw
+	}
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' || d.Decode(&m) != nil {
+		o.problem("%s: must be a JSON object", name)
+		return nil
+	}
+	if reason := checkJSON(m); reason != "" {
+		o.problem("%s: %s", name, reason)
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		o.problem("%s: %v", name, err)
+		return nil
+	}
+	return b
+}
+
+// checkJSON explains what in v could not be stored or read back.
+func checkJSON(v any) string {
+	switch v := v.(type) {
+	case string:
+		if strings.ContainsRune(v, 0) {
+			return "strings must not contain NUL characters"
+		}
+	case json.Number:
+		if f, err := strconv.ParseFloat(string(v), 64); err != nil || math.IsInf(f, 0) {
+			return fmt.Sprintf("number %s is out of range", v)
+		}
+	case []any:
+		for _, e := range v {
+			if r := checkJSON(e); r != "" {
+				return r
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if r := checkJSON(k); r != "" {
+				return r
+			}
+			if r := checkJSON(e); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+// customerFields are the fields of a customer line, in the order problems
+// are reported.
+var customerFields = []string{"id", "email", "first_name", "timezone", "subscribed", "created_at", "attributes"}
+
+// customerParser parses customer lines, remembering the time zones it has
+// checked: loading one reads the zone database.
+type customerParser struct {
+	zones map[string]bool
+}
+
+func newCustomerParser() *customerParser {
+	return &customerParser{zones: map[string]bool{"UTC": true}}
+}
+
+func (p *customerParser) parse(line []byte) (store.CustomerRecord, []string) {
+	o, ok := decodeObject(line, customerFields)
+	if !ok {
+		return store.CustomerRecord{}, o.reasons
+	}
+	var c store.CustomerRecord
+	c.ID = o.required("id")
+	c.Email = o.email("email")
+	c.FirstName, _ = o.str("first_name")
+	if tz, ok := o.str("timezone"); ok && tz != "" {
+		if !p.knownZone(tz) {
+			o.problem("timezone: unknown time zone %q", tz)
+		}
+		c.Timezone = tz
+	}
+	c.Subscribed = true
+	if raw, ok := o.fields["subscribed"]; ok {
+		if err := json.Unmarshal(raw, &c.Subscribed); err != nil {
+			o.problem("subscribed: must be true or false")
+		}
+	}
+	c.CreatedAt = o.time("created_at", false)
+	c.Attributes = o.jsonObject("attributes")
+	return c, o.done()
+}
+
+func (p *customerParser) knownZone(name string) bool {
+	known, seen := p.zones[name]
+	if !seen {
+		// "Local" is the importing machine's zone, not a zone name.
+		_, err := time.LoadLocation(name)
+		known = err == nil && name != "Local"
+		p.zones[name] = known
+	}
+	return known
+}
+
+// email reads a required email field that must be a bare address.
+func (o *object) email(name string) string {
+	if _, ok := o.fields[name]; !ok {
+		o.problem("missing %q", name)
+		return ""
+	}
+	s, ok := o.str(name)
+	if !ok {
+		return ""
+	}
+	addr, err := mail.ParseAddress(s)
+	switch {
+	case err != nil:
+		o.problem("%s: %q is not a valid address", name, s)
+	case addr.Address != s:
+		o.problem("%s: %q is not a bare address (want %q)", name, s, addr.Address)
+	}
+	return s
+}
+
+// eventFields are the fields of an event line, in the order problems are
+// reported.
+var eventFields = []string{"id", "customer_id", "type", "occurred_at", "amount", "properties"}
+
+func parseEvent(line []byte) (store.EventRecord, []string) {
+	o, ok := decodeObject(line, eventFields)
+	if !ok {
+		return store.EventRecord{}, o.reasons
+	}
+	var e store.EventRecord
+	if id, ok := o.str("id"); ok {
+		if strings.TrimSpace(id) == "" {
+			o.problem("id: must not be empty")
+		}
+		e.ID = id
+	}
+	e.CustomerID = o.required("customer_id")
+	e.Type = o.required("type")
+	e.OccurredAt = o.time("occurred_at", true)
+	if raw, ok := o.fields["amount"]; ok {
+		var a float64
+		if err := json.Unmarshal(raw, &a); err != nil {
+			o.problem("amount: must be a number")
+		} else if math.Abs(a) >= maxAmount {
+			o.problem("amount: %s is out of range", raw)
+		} else {
+			e.Amount = &a
+		}
+	}
+	e.Properties = o.jsonObject("properties")
+	return e, o.done()
+}

@@ -1,0 +1,87 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// addLines seeds a fuzz corpus with the lines of a testdata file.
+func addLines(f *testing.F, name string) {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := bufio.NewScanner(bytes.NewReader(b))
+	for s.Scan() {
+		f.Add(append([]byte(nil), s.Bytes()...))
+	}
+}
+
+func isObject(b []byte) bool {
+	var m map[string]any
+	return b == nil || json.Unmarshal(b, &m) == nil && bytes.HasPrefix(b, []byte("{"))
+}
+
+func FuzzParseCustomer(f *testing.F) {
+	addLines(f, "customers.jsonl")
+	p := newCustomerParser()
+	f.Fuzz(func(t *testing.T, line []byte) {
+		c, reasons := p.parse(line)
+		if len(reasons) > 0 {
+			return
+		}
+		if strings.TrimSpace(c.ID) == "" {
+			t.Errorf("accepted an empty id: %q", line)
+		}
+		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
+			t.Errorf("accepted email %q", c.Email)
+		}
+		if !isObject(c.Attributes) {
+			t.Errorf("accepted attributes %q", c.Attributes)
+		}
+	})
+}
+
+func FuzzParseEvent(f *testing.F) {
+	addLines(f, "events.jsonl")
+	f.Fuzz(func(t *testing.T, line []byte) {
+		e, reasons := parseEvent(line)
+		if len(reasons) > 0 {
+			return
+		}
+		if strings.TrimSpace(e.CustomerID) == "" || strings.TrimSpace(e.Type) == "" || e.OccurredAt.IsZero() {
+			t.Errorf("accepted %q as %+v", line, e)
+		}
+		if e.Amount != nil && (*e.Amount >= maxAmount || *e.Amount <= -maxAmount) {
+			t.Errorf("accepted amount %v", *e.Amount)
+		}
+		if !isObject(e.Properties) {
+			t.Errorf("accepted properties %q", e.Properties)
+		}
+	})
+}
+
+func BenchmarkParseCustomer(b *testing.B) {
+	line := []byte(`{"id":"c1","email":"a@x.com","first_name":"Ann","timezone":"Europe/Paris","subscribed":true,"created_at":"2026-01-02T15:04:05Z","attributes":{"plan":"pro"}}`)
+	p := newCustomerParser()
+	for b.Loop() {
+		if _, r := p.parse(line); len(r) > 0 {
+			b.Fatal(r)
+		}
+	}
+}
+
+func BenchmarkParseEvent(b *testing.B) {
+	line := []byte(`{"customer_id":"c1","type":"purchase","occurred_at":"2026-03-01T10:00:00Z","amount":42.5,"properties":{}}`)
+	for b.Loop() {
+		if _, r := parseEvent(line); len(r) > 0 {
+			b.Fatal(r)
+		}
+	}
+}

@@ -1,0 +1,17 @@
+// Package mail renders email templates and sends messages, over SMTP or to
+// a file outbox. It is the only package that imports go-mail.
+//
+// Templates: a template NAME is templates/NAME.subject.tmpl (text, one
+// line), NAME.html.tmpl (html/template, so customer data is escaped) and
+// optionally NAME.txt.tmpl. Without a txt file the email is HTML only: a
+// crude tag-stripped text part would read worse than none. Templates are
+// executed with *Data and missingkey=error; attr reads an attribute with a
+// fallback instead.
+//
+// Sending: NewSender returns a pool of long-lived SMTP connections that
+// carry one message after another (SMTP_URL set) or the file outbox. Every
+// message carries the caller's stable Message-ID, so a resend after a crash
+// is recognisable as the same email. Errors are *SendError, classified as
+// temporary (4xx, network, timeouts) or permanent (5xx, bad addresses); see
+// IsPermanent.
+package mail

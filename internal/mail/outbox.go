@@ -1,0 +1,101 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// outbox is the Sender used without SMTP_URL: each message becomes
+// DIR/DELIVERY_ID.eml, a complete RFC 5322 message. A file appears whole or
+// not at all (temporary file, fsync, rename), and resending a delivery
+// replaces its file.
+type outbox struct {
+	dir string
+	log *slog.Logger
+}
+
+func newOutbox(_ context.Context, dir string, log *slog.Logger) (*outbox, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create outbox: %w", err)
+	}
+	return &outbox{dir: dir, log: log}, nil
+}
+
+// Send writes m. Its reply is "stored DIR/ID.eml". Message.ID must be a
+// plain file name: letters, digits, '.', '_' and '-', not starting with '.'.
+func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("write outbox: %w", context.Cause(ctx))
+	}
+	if !validFileID(m.ID) {
+		return "", permanent(fmt.Errorf("outbox: delivery id %q cannot be a file name", m.ID))
+	}
+	msg, _, err := m.build(time.Now())
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(o.dir, m.ID+".eml")
+	f, err := os.CreateTemp(o.dir, ".tmp-"+m.ID+"-*")
+	if err != nil {
+		return "", temporary(err, "write outbox")
+	}
+	tmp := f.Name()
+	_, err = msg.WriteTo(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", temporary(err, "write outbox")
+	}
+	o.log.Debug("message stored in outbox", "delivery_id", m.ID, "path", path)
+	return "stored " + path, nil
+}
+
+func (o *outbox) Close() error { return nil }
+
+func validFileID(id string) bool {
+	if id == "" || id[0] == '.' || len(id) > 200 {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) < 0
+}
+
+// checkOutbox creates dir and proves a file can be written in it.
+func checkOutbox(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("outbox %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".check-*")
+	if err != nil {
+		return fmt.Errorf("outbox %s: not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_, err = f.WriteString("ok\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("outbox %s: %w", dir, err)
+	}
+	return nil
+}

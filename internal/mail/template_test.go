@@ -1,0 +1,267 @@
+package mail_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"nurture/internal/mail"
+)
+
+func TestLoadTemplatesGood(t *testing.T) {
+	ts, err := mail.LoadTemplates("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ts.Names(), []string{"hello", "htmlonly"}; !slices.Equal(got, want) {
+		t.Errorf("Names() = %q, want %q", got, want)
+	}
+	if !ts.Has("hello") || ts.Has("README") || ts.Has("nope") {
+		t.Error("Has gives wrong answers")
+	}
+
+	r, err := ts.Render("hello", mail.SampleData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mail.Rendered{
+		Subject: "Ann, your sample news",
+		HTML: "<p>Hi Ann!</p>\n<p>6 orders, $512.40, plan pro, code WELCOME10.</p>\n" +
+			"<a href=\"https://example.com/x?a=1&amp;b=2\">go</a>\n",
+		Text: "Hi Ann!\n6 orders, $512.40, plan pro, code WELCOME10.\n",
+	}
+	if *r != want {
+		t.Errorf("Render =\n%#v\nwant\n%#v", *r, want)
+	}
+
+	r, err = ts.Render("htmlonly", mail.SampleData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Text != "" || r.HTML != "<p>loyal</p>\n" {
+		t.Errorf("htmlonly rendered %#v, want HTML only", *r)
+	}
+}
+
+func TestLoadTemplatesBad(t *testing.T) {
+	tests := []struct {
+		dir  string
+		want string
+	}{
+		{"testdata/bad/parse", `testdata/bad/parse/broken.html.tmpl:3: bad character U+003C '<'
+testdata/bad/parse/broken.txt.tmpl:2: function "foo" not defined
+testdata/bad/parse/second.subject.tmpl:1: missing value for if`},
+		{"testdata/bad/unpaired", `testdata/bad/unpaired/nohtml.subject.tmpl: no matching nohtml.html.tmpl
+testdata/bad/unpaired/nosubject.html.tmpl: no matching nosubject.subject.tmpl
+testdata/bad/unpaired/orphan.txt.tmpl: no matching orphan.subject.tmpl and orphan.html.tmpl`},
+		{"testdata/bad/escape", `testdata/bad/escape/branch.html.tmpl:2:5: {{if}} branches end in different contexts
+testdata/bad/escape/quote.html.tmpl: ends in a non-text context`},
+		{"testdata/bad/names", `testdata/bad/names/Welcome.subject.tmpl: invalid template name "Welcome", want [a-z0-9][a-z0-9_-]*
+testdata/bad/names/other.tmpl: unknown template file, want NAME.subject.tmpl, NAME.html.tmpl or NAME.txt.tmpl`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			ts, err := mail.LoadTemplates(tt.dir)
+			if ts != nil {
+				t.Error("got templates along with errors")
+			}
+			var errs mail.TemplateErrors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %v (%T), want TemplateErrors", err, err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error:\n%s\nwant:\n%s", err, tt.want)
+			}
+			var one mail.TemplateError
+			if !errors.As(err, &one) || one != errs[0] {
+				t.Errorf("errors.As(TemplateError) = %v, want the first problem", one)
+			}
+		})
+	}
+
+	if _, err := mail.LoadTemplates("testdata/absent"); err == nil || !strings.Contains(err.Error(), "testdata/absent") {
+		t.Errorf("missing dir: error %v, want one naming it", err)
+	}
+}
+
+func TestTemplateErrorFormat(t *testing.T) {
+	for _, tt := range []struct {
+		e    mail.TemplateError
+		want string
+	}{
+		{mail.TemplateError{File: "t/a.html.tmpl", Line: 3, Col: 7, Msg: "m"}, "t/a.html.tmpl:3:7: m"},
+		{mail.TemplateError{File: "t/a.html.tmpl", Line: 3, Msg: "m"}, "t/a.html.tmpl:3: m"},
+		{mail.TemplateError{File: "t/a.html.tmpl", Msg: "m"}, "t/a.html.tmpl: m"},
+	} {
+		if got := tt.e.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	ts, err := mail.LoadTemplates("testdata/render")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]string{
+		"missing":   `testdata/render/missing.html.tmpl:2:15: <.Attributes.coupon>: map has no entry for key "coupon"`,
+		"badmoney":  `testdata/render/badmoney.txt.tmpl:1:8: <money .FirstName>: error calling money: money: "Ann" is not a number`,
+		"multiline": `testdata/render/multiline.subject.tmpl: subject must be a single line`,
+		"empty":     `testdata/render/empty.subject.tmpl: subject is empty`,
+	}
+	for name, want := range tests {
+		_, err := ts.Render(name, mail.SampleData())
+		var te mail.TemplateError
+		if !errors.As(err, &te) {
+			t.Errorf("%s: error %v (%T), want a TemplateError", name, err, err)
+			continue
+		}
+		if err.Error() != want {
+			t.Errorf("%s: error\n%s\nwant\n%s", name, err, want)
+		}
+	}
+	_, err = ts.Render("nope", mail.SampleData())
+	if !errors.Is(err, mail.ErrUnknownTemplate) || err.Error() != `unknown template "nope"` {
+		t.Errorf("unknown template: error %v", err)
+	}
+}
+
+func TestRenderEscapesHTML(t *testing.T) {
+	ts, err := mail.LoadTemplates("../../templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mail.SampleData()
+	d.FirstName = `<script>alert("x")</script>`
+	d.Attributes["referral_url"] = `javascript:alert(1)`
+	r, err := ts.Render("referral", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.HTML, "<script>") || !strings.Contains(r.HTML, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Errorf("first name not escaped in HTML:\n%s", r.HTML)
+	}
+	if strings.Contains(r.HTML, `href="javascript:`) {
+		t.Errorf("javascript: URL survived in an href:\n%s", r.HTML)
+	}
+	// Subject and text are plain text: nothing to escape there.
+	if !strings.Contains(r.Subject, `<script>alert("x")</script>`) || !strings.Contains(r.Text, `<script>`) {
+		t.Errorf("subject %q / text changed the name", r.Subject)
+	}
+}
+
+func TestFuncs(t *testing.T) {
+	ts, err := mail.LoadTemplates("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mail.SampleData()
+	d.FirstName = "  "
+	d.TotalSpent = 42.5
+	d.Attributes["coupon"] = "VIP"
+	r, err := ts.Render("hello", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Hi there!\n6 orders, $42.50, plan pro, code VIP.\n"; r.Text != want {
+		t.Errorf("text = %q, want %q", r.Text, want)
+	}
+	if r.Subject != "there, your sample news" {
+		t.Errorf("subject = %q", r.Subject)
+	}
+}
+
+// A customer with nothing but an email address must still get a sensible
+// email from every shipped template.
+func TestShippedTemplates(t *testing.T) {
+	ts, err := mail.LoadTemplates("../../templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"at-risk", "loyalty-reward", "onboarding", "referral", "thank-you", "winback"}
+	if got := ts.Names(); !slices.Equal(got, want) {
+		t.Fatalf("shipped templates %q, want %q", got, want)
+	}
+	bare := &mail.Data{Campaign: "bare"}
+	bare.Email = "x@example.com"
+	bare.Attributes = map[string]any{}
+	fallbacks := map[string]string{
+		"thank-you": "https://example.com/feedback", "loyalty-reward": "LOYAL15",
+		"referral": "https://example.com/refer", "winback": "COMEBACK20", "onboarding": "WELCOME10",
+		"at-risk": "days since we last saw you",
+	}
+	for _, name := range want {
+		for _, d := range []*mail.Data{mail.SampleData(), bare} {
+			r, err := ts.Render(name, d)
+			if err != nil {
+				t.Errorf("%s with %s: %v", name, d.Campaign, err)
+				continue
+			}
+			greeting := "Ann"
+			if d == bare {
+				greeting = "there"
+			}
+			if !strings.Contains(r.Subject, greeting) || !strings.Contains(r.HTML, greeting) || !strings.Contains(r.Text, greeting) {
+				t.Errorf("%s with %s: no %q in subject %q or body", name, d.Campaign, greeting, r.Subject)
+			}
+			if !strings.Contains(r.HTML, fallbacks[name]) || !strings.Contains(r.Text, fallbacks[name]) {
+				t.Errorf("%s with %s: %q missing from HTML or text", name, d.Campaign, fallbacks[name])
+			}
+			if strings.Contains(r.HTML+r.Text, "<nil>") || strings.Contains(r.HTML+r.Text, "no value") {
+				t.Errorf("%s with %s: unset value printed", name, d.Campaign)
+			}
+		}
+	}
+	r, err := ts.Render("loyalty-reward", mail.SampleData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.HTML, "6 orders and $512.40 spent") {
+		t.Errorf("loyalty-reward does not show facts:\n%s", r.HTML)
+	}
+}
+
+func TestRenderConcurrent(t *testing.T) {
+	ts, err := mail.LoadTemplates("../../templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				d := mail.SampleData()
+				d.FirstName = fmt.Sprintf("n%d-%d", i, j)
+				r, err := ts.Render(ts.Names()[j%len(ts.Names())], d)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !strings.Contains(r.Subject, d.FirstName) {
+					t.Errorf("subject %q lacks %q", r.Subject, d.FirstName)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func BenchmarkRender(b *testing.B) {
+	ts, err := mail.LoadTemplates("../../templates")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := mail.SampleData()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := ts.Render("winback", d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,116 @@
+// Package metrics holds nurture's Prometheus metrics. Each process makes one
+// Metrics with its own registry; there is no global state.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of metrics one process exports. A nil *Metrics is
+// valid and records nothing, which keeps commands without /metrics simple.
+type Metrics struct {
+	reg        *prometheus.Registry
+	deliveries *prometheus.CounterVec
+	planned    *prometheus.CounterVec
+	sendTime   prometheus.Histogram
+	tickTime   *prometheus.HistogramVec
+}
+
+// New returns Metrics registered on a fresh registry, with Go and process
+// collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nurture_deliveries_total",
+			Help: "Deliveries finished by this process, by campaign and outcome (sent, failed, skipped, retry).",
+		}, []string{"campaign", "status"}),
+		planned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nurture_planned_total",
+			Help: "Delivery rows created by scheduler ticks, by campaign.",
+		}, []string{"campaign"}),
+		sendTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nurture_send_duration_seconds",
+			Help:    "Time to hand one email to the mail transport.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		tickTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nurture_tick_duration_seconds",
+			Help:    "Time to plan and enqueue one campaign tick.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"campaign"}),
+	}
+	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Delivered counts one finished delivery.
+func (m *Metrics) Delivered(campaign, status string) {
+	if m != nil {
+		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// SendLatency observes the time one send took.
+func (m *Metrics) SendLatency(d time.Duration) {
+	if m != nil {
+		m.sendTime.Observe(d.Seconds())
+	}
+}
+
+// Ticked records one campaign tick.
+func (m *Metrics) Ticked(campaign string, planned int, d time.Duration) {
+	if m != nil {
+		m.planned.WithLabelValues(campaign).Add(float64(planned))
+		m.tickTime.WithLabelValues(campaign).Observe(d.Seconds())
+	}
+}
+
+// QueueSize is the size of one queue in one state.
+type QueueSize struct {
+	Queue, State string
+	N            int
+}
+
+// WatchQueues exports nurture_queue_tasks{queue,state}, read by sizes at
+// each scrape.
+func (m *Metrics) WatchQueues(sizes func(ctx context.Context) ([]QueueSize, error)) {
+	if m != nil {
+		m.reg.MustRegister(&queueCollector{sizes: sizes})
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+var queueDesc = prometheus.NewDesc("nurture_queue_tasks",
+	"Tasks in each Asynq queue and state, read from Redis at scrape time.",
+	[]string{"queue", "state"}, nil)
+
+type queueCollector struct {
+	sizes func(ctx context.Context) ([]QueueSize, error)
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sizes, err := c.sizes(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDesc, err)
+		return
+	}
+	for _, s := range sizes {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(s.N), s.Queue, s.State)
+	}
+}

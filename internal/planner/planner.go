@@ -1,0 +1,230 @@
+// Package planner decides who receives which campaign at one instant. The
+// dry runs (`nurture plan`, `nurture stage`), `nurture run-once` and the
+// scheduler's ticks all go through Evaluate, so a dry run shows exactly what
+// a tick at the same instant would plan.
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"nurture/internal/audience"
+	"nurture/internal/queue"
+	"nurture/internal/store"
+)
+
+// Planned is one email a campaign would send at one instant.
+type Planned struct {
+	Campaign   string    `json:"campaign"`
+	CustomerID string    `json:"customer_id"`
+	Email      string    `json:"email"`
+	Stage      string    `json:"stage"`
+	Template   string    `json:"template"`
+	SendAt     time.Time `json:"send_at"`
+}
+
+// Stats counts what one evaluation of one campaign saw.
+type Stats struct {
+	Campaign string
+	// Candidates is how many customers passed the SQL pre-filter.
+	Candidates int
+	// Matched is how many are in the audience.
+	Matched int
+	// ExprErrors counts customers whose stage or where expression failed
+	// at run time; they are left out and logged.
+	ExprErrors int
+}
+
+// Planner evaluates campaigns against the stored customers.
+type Planner struct {
+	store *store.Store
+	log   *slog.Logger
+}
+
+// New returns a Planner reading st.
+func New(st *store.Store, log *slog.Logger) *Planner {
+	return &Planner{store: st, log: log}
+}
+
+// Evaluate calls fn for every customer in t's audience at the instant at,
+// in customer id order. It writes nothing. fn must not keep the pointer.
+func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error) (Stats, error) {
+	c := t.Campaign
+	st := Stats{Campaign: c.Name}
+	if !c.Enabled {
+		return st, nil
+	}
+	at = at.UTC()
+	filter := store.CandidateFilter{
+		Campaign:    c.Name,
+		At:          at,
+		MinInactive: c.Audience.MinInactive,
+		MaxInactive: c.Audience.MaxInactive,
+	}
+	var out Planned
+	err := p.store.Candidates(ctx, filter, func(cand *store.Candidate) error {
+		st.Candidates++
+		facts := audience.FactsAt(&cand.Customer, at)
+		stage, err := rules.Stage(&facts)
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
+			return nil
+		}
+		facts.Stage = stage
+		ok, err := t.Match(&cand.Customer, &facts, cand.History, at)
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		st.Matched++
+		out = Planned{
+			Campaign:   c.Name,
+			CustomerID: cand.Customer.ID,
+			Email:      cand.Customer.Email,
+			Stage:      stage,
+			Template:   c.Email.Template,
+			SendAt:     at,
+		}
+		return fn(&out)
+	})
+	if err != nil {
+		return st, fmt.Errorf("evaluate campaign %q at %s: %w", c.Name, at.Format(time.RFC3339), err)
+	}
+	if st.ExprErrors > 0 {
+		p.log.Warn("customers left out because an expression failed", "campaign", c.Name, "count", st.ExprErrors)
+	}
+	return st, nil
+}
+
+// logExprError logs the first few expression failures of an evaluation in
+// full; the rest are only counted, so one bad expression cannot flood logs.
+func (p *Planner) logExprError(n int, campaign, customerID string, err error) {
+	if n <= 5 {
+		p.log.Warn("expression failed for customer", "campaign", campaign, "customer_id", customerID, "err", err)
+	}
+}
+
+// Stage calls fn with every customer's stage at the instant at.
+func (p *Planner) Stage(ctx context.Context, rules *audience.Rules, at time.Time, fn func(c *audience.Customer, f *audience.Facts) error) error {
+	at = at.UTC()
+	return p.store.Customers(ctx, func(c *audience.Customer) error {
+		facts := audience.FactsAt(c, at)
+		stage, err := rules.Stage(&facts)
+		if err != nil {
+			return fmt.Errorf("customer %q: %w", c.ID, err)
+		}
+		facts.Stage = stage
+		return fn(c, &facts)
+	})
+}
+
+// Enqueuer puts deliveries on the queue; queue.Client is one.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, refs []queue.Ref) ([]string, error)
+}
+
+// TickResult is what one tick of one campaign did.
+type TickResult struct {
+	Stats
+	Occurrence time.Time
+	// Planned is how many new delivery rows the tick created; a repeated
+	// tick at the same occurrence creates none.
+	Planned int
+	// Enqueued is how many tasks were handed to the queue.
+	Enqueued int
+}
+
+// TickOptions tunes Tick. Zero values take the defaults.
+type TickOptions struct {
+	// BatchSize is how many delivery rows are inserted and enqueued
+	// together. Default 2000.
+	BatchSize int
+}
+
+// Tick plans campaign t at occurrence: it evaluates the audience, inserts
+// one delivery row per customer (idempotent on campaign, customer and
+// occurrence), commits, then enqueues a task for each new row and marks it
+// queued. Rows whose enqueue fails stay planned for the reconciler.
+func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 2000
+	}
+	occurrence = occurrence.UTC()
+	res := TickResult{Occurrence: occurrence}
+	c := t.Campaign
+
+	// Evaluation streams from one connection while a second goroutine
+	// writes and enqueues, so reading never waits for Redis.
+	batches := make(chan []store.NewDelivery, 2)
+	flushErr := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			if err != nil {
+				continue // drain so the reader is not blocked
+			}
+			var planned, enqueued int
+			planned, enqueued, err = p.flush(ctx, b, q)
+			res.Planned += planned
+			res.Enqueued += enqueued
+		}
+		flushErr <- err
+	}()
+
+	batch := make([]store.NewDelivery, 0, opts.BatchSize)
+	stats, evalErr := p.Evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
+		batch = append(batch, store.NewDelivery{
+			Campaign:   c.Name,
+			CustomerID: pl.CustomerID,
+			Occurrence: occurrence,
+			Stage:      pl.Stage,
+			Template:   pl.Template,
+			Queue:      c.Queue,
+		})
+		if len(batch) == opts.BatchSize {
+			select {
+			case batches <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = make([]store.NewDelivery, 0, opts.BatchSize)
+		}
+		return nil
+	})
+	if evalErr == nil && len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	err := errors.Join(evalErr, <-flushErr)
+	res.Stats = stats
+	return res, err
+}
+
+func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, q Enqueuer) (planned, enqueued int, err error) {
+	refs, err := p.store.InsertDeliveries(ctx, batch)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(refs) == 0 {
+		return 0, 0, nil
+	}
+	qrefs := make([]queue.Ref, len(refs))
+	for i, r := range refs {
+		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue}
+	}
+	done, enqErr := q.Enqueue(ctx, qrefs)
+	if len(done) > 0 {
+		if err := p.store.MarkQueued(ctx, done); err != nil {
+			return len(refs), len(done), errors.Join(enqErr, err)
+		}
+	}
+	return len(refs), len(done), enqErr
+}

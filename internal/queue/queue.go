@@ -1,0 +1,205 @@
+// Package queue is nurture's use of Asynq: one task per delivery, whose
+// TaskID is the delivery id, on the campaign's queue.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// TaskSend is the type of the task that sends one delivery. Its payload is
+// the delivery id.
+const TaskSend = "delivery:send"
+
+// Config configures enqueueing. Zero values take the documented defaults.
+type Config struct {
+	// MaxRetry is how many times a temporarily failing send is retried
+	// before the delivery is recorded as failed. Default 8.
+	MaxRetry int
+	// Timeout bounds one send attempt. Default 2m.
+	Timeout time.Duration
+	// Parallel is how many enqueue calls run at once. Default 16.
+	Parallel int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = 8
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Minute
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 16
+	}
+	return c
+}
+
+// Ref names a delivery to enqueue and the queue it belongs on.
+type Ref struct {
+	ID    string
+	Queue string
+}
+
+// Client enqueues delivery tasks and inspects queues.
+type Client struct {
+	cfg       Config
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+}
+
+// RedisOptions parses a redis:// URL (REDIS_URL).
+func RedisOptions(url string) (*redis.Options, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL %q: %w", redactURL(url), err)
+	}
+	o.DialTimeout = 3 * time.Second
+	return o, nil
+}
+
+// Dial connects to Redis and checks it answers within timeout.
+func Dial(ctx context.Context, o *redis.Options, timeout time.Duration) (*redis.Client, error) {
+	rdb := redis.NewClient(o)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connect to Redis at %s (db %d): %w", o.Addr, o.DB, err)
+	}
+	return rdb, nil
+}
+
+// NewClient returns a Client over rdb, which it does not close.
+func NewClient(rdb redis.UniversalClient, cfg Config) *Client {
+	return &Client{
+		cfg:       cfg.withDefaults(),
+		rdb:       rdb,
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+	}
+}
+
+// NewTask returns the task that sends delivery id.
+func (c *Client) NewTask(ref Ref) *asynq.Task {
+	return asynq.NewTask(TaskSend, []byte(ref.ID),
+		asynq.TaskID(ref.ID),
+		asynq.Queue(ref.Queue),
+		asynq.MaxRetry(c.cfg.MaxRetry),
+		asynq.Timeout(c.cfg.Timeout),
+	)
+}
+
+// Enqueue enqueues one task per ref, several at a time, and returns the ids
+// that are now in Redis: newly enqueued, or already there (a TaskID
+// conflict means an earlier enqueue of the same delivery is still pending,
+// which is what we want). It stops at the first other error, returning the
+// ids done so far along with it.
+func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]string, error) {
+	var (
+		mu       sync.Mutex
+		done     = make([]string, 0, len(refs))
+		firstErr error
+		wg       sync.WaitGroup
+		next     = make(chan Ref)
+	)
+	workers := min(c.cfg.Parallel, len(refs))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ref := range next {
+				_, err := c.client.EnqueueContext(ctx, c.NewTask(ref))
+				mu.Lock()
+				switch {
+				case err == nil || errors.Is(err, asynq.ErrTaskIDConflict):
+					done = append(done, ref.ID)
+				case firstErr == nil:
+					firstErr = fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+loop:
+	for _, ref := range refs {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		select {
+		case next <- ref:
+		case <-ctx.Done():
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+			mu.Unlock()
+			break loop
+		}
+	}
+	close(next)
+	wg.Wait()
+	return done, firstErr
+}
+
+// QueueSize is the number of tasks of a queue in each state.
+type QueueSize struct {
+	Queue                                                  string
+	Pending, Active, Scheduled, Retry, Archived, Completed int
+}
+
+// Sizes reports every queue Asynq knows, sorted by name.
+func (c *Client) Sizes(ctx context.Context) ([]QueueSize, error) {
+	names, err := c.inspector.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	sort.Strings(names)
+	out := make([]QueueSize, 0, len(names))
+	for _, q := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		info, err := c.inspector.GetQueueInfo(q)
+		if err != nil {
+			return nil, fmt.Errorf("queue %q: %w", q, err)
+		}
+		out = append(out, QueueSize{Queue: q, Pending: info.Pending, Active: info.Active,
+			Scheduled: info.Scheduled, Retry: info.Retry, Archived: info.Archived, Completed: info.Completed})
+	}
+	return out, nil
+}
+
+// Unfinished is the number of tasks still to be worked on (pending, active,
+// scheduled or waiting for a retry) across all queues.
+func (c *Client) Unfinished(ctx context.Context) (int, error) {
+	sizes, err := c.Sizes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range sizes {
+		n += s.Pending + s.Active + s.Scheduled + s.Retry
+	}
+	return n, nil
+}
+
+// Ping checks Redis answers.
+func (c *Client) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
+
+// Redis returns the connection the client uses.
+func (c *Client) Redis() redis.UniversalClient { return c.rdb }
+
+// Close releases the Asynq client and inspector (not the Redis connection).
+func (c *Client) Close() error { return nil }

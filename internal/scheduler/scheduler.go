@@ -1,0 +1,314 @@
+// Package scheduler runs campaigns on their cron schedules. One scheduler
+// process leads at a time (a PostgreSQL advisory lock); the others wait to
+// take over. Ticks are planned by the planner package, so `nurture plan`
+// shows what a tick would do.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"nurture/internal/audience"
+	"nurture/internal/metrics"
+	"nurture/internal/planner"
+	"nurture/internal/queue"
+	"nurture/internal/store"
+)
+
+// LeaderLockKey is the PostgreSQL advisory lock that elects the scheduler.
+const LeaderLockKey int64 = 0x6e75727475726531 // "nurture1"
+
+// Config configures a Scheduler. Zero values take the documented defaults.
+type Config struct {
+	// CatchUp is how far back a fire time missed while no scheduler ran is
+	// still planned when a scheduler becomes leader. Older missed fire times
+	// are skipped and logged. Default 6h; negative disables catch-up.
+	CatchUp time.Duration
+	// LeaderPoll is how often a follower tries to become leader, and how
+	// often a leader checks it still holds the lock. Default 2s.
+	LeaderPoll time.Duration
+	// ReconcileEvery is how often the leader re-enqueues deliveries whose
+	// task went missing. Default 1m.
+	ReconcileEvery time.Duration
+	// ReconcileAfter is how long a delivery may stay planned, queued or
+	// sending before the reconciler enqueues it again. It must exceed the
+	// worker's longest send plus Asynq's lease. Default 10m.
+	ReconcileAfter time.Duration
+	// Tick tunes planning.
+	Tick planner.TickOptions
+	// Now is the clock; default time.Now. Tests fix it so that fire times
+	// (and so occurrences) are known in advance.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.CatchUp == 0 {
+		c.CatchUp = 6 * time.Hour
+	}
+	if c.LeaderPoll <= 0 {
+		c.LeaderPoll = 2 * time.Second
+	}
+	if c.ReconcileEvery <= 0 {
+		c.ReconcileEvery = time.Minute
+	}
+	if c.ReconcileAfter <= 0 {
+		c.ReconcileAfter = 10 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Scheduler plans campaign ticks while it is the leader.
+type Scheduler struct {
+	cfg     Config
+	store   *store.Store
+	planner *planner.Planner
+	queue   *queue.Client
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	rules  atomic.Pointer[audience.Rules]
+	reload chan struct{}
+	leader atomic.Bool
+}
+
+// New returns a Scheduler running rules.
+func New(cfg Config, st *store.Store, q *queue.Client, rules *audience.Rules, m *metrics.Metrics, log *slog.Logger) *Scheduler {
+	cfg = cfg.withDefaults()
+	s := &Scheduler{
+		cfg:     cfg,
+		store:   st,
+		planner: planner.New(st, log),
+		queue:   q,
+		metrics: m,
+		log:     log,
+		now:     cfg.Now,
+		reload:  make(chan struct{}, 1),
+	}
+	s.rules.Store(rules)
+	return s
+}
+
+// Reload replaces the campaigns; the next cron entries follow the new set.
+// Ticks already running finish with the set they started with.
+func (s *Scheduler) Reload(rules *audience.Rules) {
+	s.rules.Store(rules)
+	select {
+	case s.reload <- struct{}{}:
+	default:
+	}
+}
+
+// IsLeader reports whether this scheduler currently holds the leader lock.
+func (s *Scheduler) IsLeader() bool { return s.leader.Load() }
+
+// Run campaigns until ctx ends: wait to become leader, then run cron
+// entries and the reconciler until leadership is lost, and start over.
+func (s *Scheduler) Run(ctx context.Context) error {
+	for {
+		lease, err := s.store.TryLeader(ctx, LeaderLockKey)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("leader election failed; retrying", "err", err, "retry_in", s.cfg.LeaderPoll)
+		}
+		if lease != nil {
+			s.lead(ctx, lease)
+			lease.Release()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(s.cfg.LeaderPoll):
+		}
+	}
+}
+
+// lead runs the campaigns while lease holds.
+func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
+	s.leader.Store(true)
+	defer s.leader.Store(false)
+	s.log.Info("became scheduler leader")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lease.Lost():
+			s.log.Warn("lost scheduler leadership")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	s.catchUp(ctx)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.reconcileLoop(ctx)
+	}()
+
+	c := s.startCron(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			<-c.Stop().Done() // let running ticks finish (they see ctx ended)
+			wg.Wait()
+			s.log.Info("scheduler stopped leading")
+			return
+		case <-s.reload:
+			<-c.Stop().Done()
+			c = s.startCron(ctx)
+			s.log.Info("scheduler reloaded campaigns", "campaigns", len(s.rules.Load().Targets()))
+		}
+	}
+}
+
+// startCron starts one cron entry per enabled campaign of the current set.
+func (s *Scheduler) startCron(ctx context.Context) *cron.Cron {
+	c := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	rules := s.rules.Load()
+	for _, t := range rules.Targets() {
+		if !t.Campaign.Enabled {
+			continue
+		}
+		sched := t.Campaign.Cron
+		name := t.Campaign.Name
+		var last time.Time
+		c.Schedule(sched, cron.FuncJob(func() {
+			// cron does not tell a job its fire time; the fire time is the
+			// latest one not after now, which is stable to the second.
+			at := latestFire(sched, s.now(), last)
+			last = at
+			s.tick(ctx, rules, name, at)
+		}))
+	}
+	c.Start()
+	return c
+}
+
+// latestFire returns the latest fire time of sched not after now and after
+// prev (if set). Fire times are whole seconds.
+func latestFire(sched cron.Schedule, now, prev time.Time) time.Time {
+	now = now.UTC()
+	from := now.Add(-time.Minute)
+	if !prev.IsZero() && prev.After(from) {
+		from = prev
+	}
+	at := now.Truncate(time.Second)
+	for t := sched.Next(from); !t.After(now); t = sched.Next(t) {
+		at = t
+	}
+	return at
+}
+
+// tick plans one campaign at one fire time; errors are logged, and what was
+// not enqueued is left to the reconciler.
+func (s *Scheduler) tick(ctx context.Context, rules *audience.Rules, name string, at time.Time) {
+	t := rules.Target(name)
+	if t == nil || ctx.Err() != nil {
+		return
+	}
+	start := time.Now()
+	res, err := s.planner.Tick(ctx, rules, t, at, s.queue, s.cfg.Tick)
+	s.metrics.Ticked(name, res.Planned, time.Since(start))
+	log := s.log.With("campaign", name, "occurrence", at.Format(time.RFC3339),
+		"candidates", res.Candidates, "matched", res.Matched, "planned", res.Planned,
+		"enqueued", res.Enqueued, "took", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		log.Error("tick failed; unenqueued deliveries are left to the reconciler", "err", err)
+		return
+	}
+	log.Info("tick done")
+}
+
+// catchUp plans, for each enabled campaign, the latest fire time missed
+// while no scheduler led, if it is within CatchUp. Planning is idempotent,
+// so a fire time that was in fact planned creates nothing new.
+func (s *Scheduler) catchUp(ctx context.Context) {
+	if s.cfg.CatchUp < 0 {
+		return
+	}
+	rules := s.rules.Load()
+	now := s.now().UTC()
+	for _, t := range rules.Targets() {
+		if !t.Campaign.Enabled || ctx.Err() != nil {
+			continue
+		}
+		var missed time.Time
+		for f := t.Campaign.Cron.Next(now.Add(-s.cfg.CatchUp)); !f.After(now); f = t.Campaign.Cron.Next(f) {
+			missed = f
+		}
+		if missed.IsZero() {
+			continue
+		}
+		s.log.Info("catching up the latest fire time", "campaign", t.Campaign.Name, "occurrence", missed.Format(time.RFC3339))
+		s.tick(ctx, rules, t.Campaign.Name, missed)
+	}
+}
+
+func (s *Scheduler) reconcileLoop(ctx context.Context) {
+	tk := time.NewTicker(s.cfg.ReconcileEvery)
+	defer tk.Stop()
+	for {
+		if n, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("re-enqueued deliveries whose task was missing", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+	}
+}
+
+// Reconcile enqueues again every delivery left planned, queued or sending
+// for longer than ReconcileAfter. Deliveries whose task is still in Redis
+// meet a TaskID conflict and are left alone; the others (Redis lost them,
+// or the process died between commit and enqueue) are enqueued anew. The
+// worker's claim makes a second task for a finished delivery harmless.
+// It returns how many deliveries it handed to the queue.
+func (s *Scheduler) Reconcile(ctx context.Context) (int, error) {
+	const page = 1000
+	total := 0
+	cutoff := s.now().Add(-s.cfg.ReconcileAfter)
+	seen := map[string]bool{}
+	for ctx.Err() == nil {
+		refs, err := s.store.Unfinished(ctx, cutoff, page)
+		if err != nil {
+			return total, fmt.Errorf("list unfinished deliveries: %w", err)
+		}
+		qrefs := make([]queue.Ref, 0, len(refs))
+		for _, r := range refs {
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				qrefs = append(qrefs, queue.Ref{ID: r.ID, Queue: r.Queue})
+			}
+		}
+		if len(qrefs) == 0 {
+			return total, nil
+		}
+		done, err := s.queue.Enqueue(ctx, qrefs)
+		total += len(done)
+		if len(done) > 0 {
+			if merr := s.store.Touch(ctx, done); merr != nil {
+				err = errors.Join(err, merr)
+			}
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, ctx.Err()
+}

@@ -1,0 +1,206 @@
+package scheduler_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"nurture/internal/content"
+	"nurture/internal/queue"
+	"nurture/internal/scheduler"
+	"nurture/internal/store"
+	"nurture/internal/testenv"
+)
+
+var at, _ = time.Parse(time.RFC3339, testenv.FixtureAt)
+
+// everySecond copies the fixture's campaigns with their schedules changed
+// to fire every second, and loads them.
+func everySecond(t *testing.T) *content.Content {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob(filepath.Join(testenv.Fixture("campaigns"), "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.ReplaceAll(string(b), `"0 9 * * *"`, `"@every 1s"`))
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := content.Load(dir, testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type env struct {
+	st  *store.Store
+	rdb redis.UniversalClient
+	q   *queue.Client
+	c   *content.Content
+	log *slog.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{st: testenv.Store(t), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	testenv.ImportFixture(t, e.st)
+	e.rdb = redis.NewClient(testenv.Redis(t))
+	t.Cleanup(func() { e.rdb.Close() })
+	e.q = queue.NewClient(e.rdb, queue.Config{})
+	e.c = everySecond(t)
+	return e
+}
+
+func (e *env) scheduler() *scheduler.Scheduler {
+	cfg := scheduler.Config{
+		LeaderPoll:     50 * time.Millisecond,
+		ReconcileEvery: time.Hour,
+		Now:            func() time.Time { return at },
+	}
+	return scheduler.New(cfg, e.st, e.q, e.c.Rules, nil, e.log)
+}
+
+func (e *env) count(t *testing.T) (rows int, statuses map[string]int) {
+	t.Helper()
+	statuses = map[string]int{}
+	err := e.st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+		rows++
+		statuses[d.Status]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, statuses
+}
+
+func (e *env) tasks(t *testing.T) int {
+	t.Helper()
+	n, err := e.q.Unfinished(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTwoSchedulersPlanEachEmailOnce(t *testing.T) {
+	e := newEnv(t)
+	ctxA, stopA := context.WithCancel(context.Background())
+	defer stopA()
+	ctxB, stopB := context.WithCancel(context.Background())
+	defer stopB()
+	a, b := e.scheduler(), e.scheduler()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Run(ctxA) }()
+	go func() { defer wg.Done(); b.Run(ctxB) }()
+
+	waitUntil(t, "a leader", func() bool { return a.IsLeader() || b.IsLeader() })
+	if a.IsLeader() && b.IsLeader() {
+		t.Fatal("both schedulers lead")
+	}
+	waitUntil(t, "3 queued deliveries", func() bool {
+		_, st := e.count(t)
+		return st[store.StatusQueued] == 3
+	})
+	// Let several more ticks fire: the fixed clock makes every tick the
+	// same occurrence, so none may add a delivery or a task.
+	time.Sleep(2500 * time.Millisecond)
+	if rows, _ := e.count(t); rows != 3 {
+		t.Fatalf("%d deliveries, want 3", rows)
+	}
+	if n := e.tasks(t); n != 3 {
+		t.Fatalf("%d tasks queued, want 3", n)
+	}
+
+	// The leader goes away; the other takes over and still adds nothing.
+	follower := b
+	if a.IsLeader() {
+		stopA()
+	} else {
+		follower = a
+		stopB()
+	}
+	waitUntil(t, "the follower to take over", func() bool { return follower.IsLeader() })
+	time.Sleep(1500 * time.Millisecond)
+	if rows, _ := e.count(t); rows != 3 {
+		t.Fatalf("%d deliveries after take-over, want 3", rows)
+	}
+	stopA()
+	stopB()
+	wg.Wait()
+}
+
+func TestReconcileReenqueuesLostTasks(t *testing.T) {
+	e := newEnv(t)
+	s := e.scheduler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	waitUntil(t, "3 queued deliveries", func() bool {
+		_, st := e.count(t)
+		return st[store.StatusQueued] == 3
+	})
+	cancel()
+	<-done
+
+	// Redis loses everything (a restart without persistence).
+	if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.tasks(t); n != 0 {
+		t.Fatalf("%d tasks after flush", n)
+	}
+	// A new client, as after a restart: Asynq's client remembers which
+	// queues it registered and would not register them again.
+	e.q = queue.NewClient(e.rdb, queue.Config{})
+	// The fixed clock is the occurrence; deliveries were written at the
+	// real time, so a reconciler whose clock is a day later sees them old.
+	r := scheduler.New(scheduler.Config{ReconcileAfter: time.Minute, Now: func() time.Time { return time.Now().Add(24 * time.Hour) }},
+		e.st, e.q, e.c.Rules, nil, e.log)
+	n, err := r.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("reconcile re-enqueued %d, want 3", n)
+	}
+	if got := e.tasks(t); got != 3 {
+		t.Fatalf("%d tasks after reconcile, want 3", got)
+	}
+	// Tasks still in Redis are not enqueued twice.
+	n, err = r.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.tasks(t); got != 3 {
+		t.Fatalf("%d tasks after a second reconcile, want 3 (re-enqueued %d)", got, n)
+	}
+}

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"nurture/internal/audience"
+)
+
+// AddSuppression puts email on the suppression list, compared without
+// regard to case; no campaign sends to it again. Adding an address twice
+// keeps the latest reason.
+func (s *Store) AddSuppression(ctx context.Context, email, reason string) error {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return fmt.Errorf("suppress: empty email address")
+	}
+	if _, err := s.pool.Exec(ctx, s.q.get(qAddSuppression), email, reason); err != nil {
+		return fmt.Errorf("suppress %q: %w", email, err)
+	}
+	return nil
+}
+
+// SetSubscribed records a customer's consent. It returns an error wrapping
+// ErrNotFound when there is no such customer.
+func (s *Store) SetSubscribed(ctx context.Context, customerID string, subscribed bool) error {
+	tag, err := s.pool.Exec(ctx, s.q.get(qSetSubscribed), customerID, subscribed)
+	if err != nil {
+		return fmt.Errorf("set subscribed of customer %q: %w", customerID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set subscribed of customer %q: %w", customerID, ErrNotFound)
+	}
+	return nil
+}
+
+// Candidate is a customer who may be in a campaign's audience, with their
+// history of that campaign.
+type Candidate struct {
+	Customer audience.Customer
+	History  audience.History
+}
+
+// CandidateFilter selects the candidates of one campaign at one instant.
+type CandidateFilter struct {
+	Campaign string
+	// At is the evaluation instant, used to the microsecond.
+	At time.Time
+	// MinInactive and MaxInactive bound inactive_days at At, inclusive;
+	// nil is unbounded.
+	MinInactive, MaxInactive *int
+}
+
+// bounds turns inactive_days bounds into bounds of last_active_at:
+// inactive_days = floor((At - last_active_at) / 24h), so
+// min <= d <= max  <=>  At - (max+1)*24h < last_active_at <= At - min*24h.
+func (f CandidateFilter) bounds() (after, upTo *time.Time) {
+	const day = 24 * time.Hour
+	if f.MaxInactive != nil {
+		t := f.At.Add(-time.Duration(*f.MaxInactive+1) * day)
+		after = &t
+	}
+	if f.MinInactive != nil {
+		t := f.At.Add(-time.Duration(*f.MinInactive) * day)
+		upTo = &t
+	}
+	return after, upTo
+}
+
+// Candidates calls fn, in customer id order, for every customer who is
+// subscribed, whose email is not suppressed and whose inactive_days at f.At
+// is within f's bounds, with their history of f.Campaign: Sends counts the
+// campaign's deliveries to them in any status but failed and skipped, and
+// LastOccurrence is the latest occurrence of those before f.At. Failed and
+// skipped deliveries sent no email, so they neither use up max_sends nor
+// start a cooldown.
+//
+// The Candidate is reused for the next row: fn must not keep the pointer,
+// though it may keep a copy of the value (its maps and pointers are not
+// reused). Rows stream from the database; an error from fn stops the scan
+// and is returned as is.
+func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Candidate) error) error {
+	after, upTo := f.bounds()
+	rows, err := s.pool.Query(ctx, s.q.get(qCandidates), f.Campaign, f.At, after, upTo)
+	if err != nil {
+		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
+	}
+	defer rows.Close()
+	var (
+		cand                    Candidate
+		c                       = &cand.Customer
+		firstPurchase, lastPur  pgtype.Timestamptz
+		sends                   int32
+		lastOccurrence          pgtype.Timestamptz
+		ordersCount             int32
+		createdAt, lastActiveAt time.Time
+	)
+	dest := []any{
+		&c.ID, &c.Email, &c.FirstName, &c.Timezone, &createdAt, nil, // attributes: raw
+		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPur, &lastActiveAt,
+		&sends, &lastOccurrence,
+	}
+	const attributesCol = 5
+	for rows.Next() {
+		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
+		}
+		c.Subscribed = true
+		c.Suppressed = false
+		c.CreatedAt = createdAt.UTC()
+		c.LastActiveAt = lastActiveAt.UTC()
+		c.OrdersCount = int(ordersCount)
+		c.FirstPurchaseAt = timePtr(firstPurchase)
+		c.LastPurchaseAt = timePtr(lastPur)
+		c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary)
+		if err != nil {
+			return fmt.Errorf("candidates of campaign %q: customer %q: %w", f.Campaign, c.ID, err)
+		}
+		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence)}
+		if err := fn(&cand); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
+	}
+	return nil
+}
+
+// Customers calls fn for every customer in id order, with Suppressed set.
+// The Customer is reused like Candidates' Candidate.
+func (s *Store) Customers(ctx context.Context, fn func(*audience.Customer) error) error {
+	rows, err := s.pool.Query(ctx, s.q.get(qCustomers))
+	if err != nil {
+		return fmt.Errorf("customers: %w", err)
+	}
+	defer rows.Close()
+	var (
+		c                       audience.Customer
+		firstPurchase, lastPur  pgtype.Timestamptz
+		ordersCount             int32
+		createdAt, lastActiveAt time.Time
+	)
+	dest := []any{
+		&c.ID, &c.Email, &c.FirstName, &c.Timezone, &c.Subscribed, &createdAt, nil, // attributes: raw
+		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPur, &lastActiveAt, &c.Suppressed,
+	}
+	const attributesCol = 6
+	for rows.Next() {
+		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("customers: %w", err)
+		}
+		c.CreatedAt = createdAt.UTC()
+		c.LastActiveAt = lastActiveAt.UTC()
+		c.OrdersCount = int(ordersCount)
+		c.FirstPurchaseAt = timePtr(firstPurchase)
+		c.LastPurchaseAt = timePtr(lastPur)
+		c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary)
+		if err != nil {
+			return fmt.Errorf("customer %q: %w", c.ID, err)
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("customers: %w", err)
+	}
+	return nil
+}
+
+// timePtr returns a new pointer to t's time in UTC, or nil when t is null.
+func timePtr(t pgtype.Timestamptz) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+// decodeAttributes decodes a jsonb value as sent by the server; the empty
+// object, by far the most common, decodes to nil without allocating.
+func decodeAttributes(raw []byte, binary bool) (map[string]any, error) {
+	if binary {
+		if len(raw) == 0 || raw[0] != 1 {
+			return nil, fmt.Errorf("attributes: unknown jsonb format")
+		}
+		raw = raw[1:]
+	}
+	if len(raw) == 2 && raw[0] == '{' && raw[1] == '}' {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("attributes: %w", err)
+	}
+	return m, nil
+}
+
+// Counts is how many rows each table holds.
+type Counts struct {
+	Customers    int
+	Events       int
+	Suppressions int
+	Deliveries   int
+}
+
+// Counts counts the rows of every table.
+func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	var n [4]int64
+	if err := s.pool.QueryRow(ctx, s.q.get(qCounts)).Scan(&n[0], &n[1], &n[2], &n[3]); err != nil {
+		return Counts{}, fmt.Errorf("count rows: %w", err)
+	}
+	return Counts{Customers: int(n[0]), Events: int(n[1]), Suppressions: int(n[2]), Deliveries: int(n[3])}, nil
+}

@@ -1,0 +1,445 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"nurture/internal/audience"
+)
+
+// Delivery statuses. A delivery moves planned → queued → sending → sent, or
+// ends failed or skipped. StatusRetry is only an Outcome: the delivery goes
+// back to queued.
+const (
+	StatusPlanned = "planned"
+	StatusQueued  = "queued"
+	StatusSending = "sending"
+	StatusSent    = "sent"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+	StatusRetry   = "retry"
+)
+
+// insertBatch is the most deliveries InsertDeliveries writes per statement.
+const insertBatch = 5000
+
+// NewDelivery is a delivery the planner decided on.
+type NewDelivery struct {
+	Campaign   string
+	CustomerID string
+	Occurrence time.Time // the cron fire time that planned it
+	Stage      string    // the customer's stage at Occurrence
+	Template   string
+	Queue      string
+}
+
+// DeliveryRef names a delivery and the queue its task goes to.
+type DeliveryRef struct {
+	ID    string // uuid, canonical text form
+	Queue string
+}
+
+// InsertDeliveries inserts ds in status planned and returns the deliveries
+// it created. A delivery that exists for the same campaign, customer and
+// occurrence is left alone and not returned, so planning the same tick
+// twice creates nothing the second time.
+func (s *Store) InsertDeliveries(ctx context.Context, ds []NewDelivery) ([]DeliveryRef, error) {
+	var refs []DeliveryRef
+	for len(ds) > 0 {
+		batch := ds[:min(len(ds), insertBatch)]
+		ds = ds[len(batch):]
+		var (
+			campaigns   = make([]string, len(batch))
+			customers   = make([]string, len(batch))
+			occurrences = make([]time.Time, len(batch))
+			stages      = make([]string, len(batch))
+			templates   = make([]string, len(batch))
+			queues      = make([]string, len(batch))
+		)
+		for i, d := range batch {
+			campaigns[i], customers[i], occurrences[i] = d.Campaign, d.CustomerID, d.Occurrence
+			stages[i], templates[i], queues[i] = d.Stage, d.Template, d.Queue
+		}
+		rows, err := s.pool.Query(ctx, s.q.get(qInsertDeliveries), campaigns, customers, occurrences, stages, templates, queues)
+		if err != nil {
+			return refs, fmt.Errorf("insert deliveries: %w", err)
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
+			var ref DeliveryRef
+			err := r.Scan(&ref.ID, &ref.Queue)
+			return ref, err
+		})
+		if err != nil {
+			return refs, fmt.Errorf("insert deliveries: %w", err)
+		}
+		refs = append(refs, got...)
+	}
+	return refs, nil
+}
+
+// MarkQueued moves the deliveries ids that are still planned to queued.
+func (s *Store) MarkQueued(ctx context.Context, ids []string) error {
+	if _, err := s.pool.Exec(ctx, s.q.get(qMarkQueued), validUUIDs(ids)); err != nil {
+		return fmt.Errorf("mark %d deliveries queued: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Touch records that the reconciler enqueued ids again: planned ones become
+// queued, and every unfinished one gets a new updated_at, so Unfinished
+// leaves it alone for a while.
+func (s *Store) Touch(ctx context.Context, ids []string) error {
+	if _, err := s.pool.Exec(ctx, s.q.get(qTouch), validUUIDs(ids)); err != nil {
+		return fmt.Errorf("touch %d deliveries: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Unfinished returns up to limit deliveries in status planned, queued or
+// sending that have not changed since olderThan, least recently changed
+// first.
+func (s *Store) Unfinished(ctx context.Context, olderThan time.Time, limit int) ([]DeliveryRef, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qUnfinished), olderThan, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unfinished deliveries: %w", err)
+	}
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
+		var ref DeliveryRef
+		err := r.Scan(&ref.ID, &ref.Queue)
+		return ref, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unfinished deliveries: %w", err)
+	}
+	return refs, nil
+}
+
+// Claim is a worker's claim on one delivery.
+type Claim struct {
+	ID         string
+	Campaign   string
+	Occurrence time.Time
+	Stage      string
+	Template   string
+	// Status is "sending" when Claimed, the delivery's final status when
+	// it was already finished, and "" when there is no such delivery.
+	Status   string
+	Attempts int // including this one when Claimed
+	Claimed  bool
+	// Customer is the customer as it is now, with Suppressed set; only
+	// loaded when Claimed. CustomerFound is false when the customer no
+	// longer exists (Customer.ID is still the delivery's customer id).
+	Customer      audience.Customer
+	CustomerFound bool
+}
+
+// Claim moves each delivery of ids that is planned, queued or sending to
+// sending, counting an attempt, and returns one Claim per id in the order
+// of ids, in one round trip. A delivery already sent, failed or skipped is
+// returned unclaimed with its status, so a duplicate task acknowledges
+// without sending. A delivery left in sending by a worker that died is
+// claimed again: the queue hands a task out twice only after its lease.
+func (s *Store) Claim(ctx context.Context, ids []string) ([]Claim, error) {
+	claims := make([]Claim, len(ids))
+	for i, id := range ids {
+		claims[i].ID = id
+	}
+	valid, index := make([]string, 0, len(ids)), make([]int, 0, len(ids))
+	for i, id := range ids {
+		if isUUID(id) {
+			valid = append(valid, id)
+			index = append(index, i)
+		}
+	}
+	if len(valid) == 0 {
+		return claims, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.get(qClaim), valid)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
+	}
+	defer rows.Close()
+	var (
+		ord                                   int32
+		occurrence                            pgtype.Timestamptz
+		attempts, ordersCount                 int32
+		firstPurchase, lastPurchase           pgtype.Timestamptz
+		createdAt, lastActiveAt               pgtype.Timestamptz
+		campaign, stage, template, status, id string
+		claimed, found                        bool
+		c                                     audience.Customer
+	)
+	dest := []any{
+		&ord, &campaign, &occurrence, &stage, &template, &status, &attempts, &claimed,
+		&found, &id, &c.Email, &c.FirstName, &c.Timezone, &c.Subscribed, &createdAt, nil, // attributes: raw
+		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPurchase, &lastActiveAt, &c.Suppressed,
+	}
+	const attributesCol = 15
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		if ord < 1 || int(ord) > len(index) {
+			return nil, fmt.Errorf("claim deliveries: unexpected row %d", ord)
+		}
+		cl := &claims[index[ord-1]]
+		cl.Campaign, cl.Stage, cl.Template, cl.Status = campaign, stage, template, status
+		cl.Attempts, cl.Claimed, cl.CustomerFound = int(attempts), claimed, found
+		if occurrence.Valid {
+			cl.Occurrence = occurrence.Time.UTC()
+		}
+		if !claimed {
+			continue
+		}
+		cust := c
+		cust.ID = id
+		if found {
+			binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
+			cust.CreatedAt = createdAt.Time.UTC()
+			cust.LastActiveAt = lastActiveAt.Time.UTC()
+			cust.OrdersCount = int(ordersCount)
+			cust.FirstPurchaseAt = timePtr(firstPurchase)
+			cust.LastPurchaseAt = timePtr(lastPurchase)
+			if cust.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary); err != nil {
+				return nil, fmt.Errorf("claim delivery %s: customer %q: %w", cl.ID, id, err)
+			}
+		} else {
+			cust = audience.Customer{ID: id}
+		}
+		cl.Customer = cust
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return claims, nil
+}
+
+// Outcome is what became of a claimed delivery.
+type Outcome struct {
+	ID     string
+	Status string // StatusSent, StatusFailed, StatusSkipped or StatusRetry
+	// Reason says why a delivery was skipped or failed.
+	Reason string
+	// Error is the last error met; kept on retry and failure.
+	Error string
+	// MessageID is the Message-ID header of the email, when one was built.
+	MessageID string
+	// Reply is the SMTP server's reply when it accepted the message.
+	Reply string
+}
+
+// Record applies outcomes in one round trip. Only deliveries in status
+// sending change: a delivery already finished is never changed again, so a
+// late or duplicate report cannot downgrade a sent one. sent sets sent_at,
+// message_id and smtp_reply; failed sets failed_at, reason and last_error;
+// skipped sets skipped_at and reason; retry moves the delivery back to
+// queued (queued_at = now) with its last_error. Empty fields leave the
+// stored value as it is.
+func (s *Store) Record(ctx context.Context, outs []Outcome) error {
+	n := len(outs)
+	var (
+		ids      = make([]string, 0, n)
+		statuses = make([]string, 0, n)
+		reasons  = make([]string, 0, n)
+		errs     = make([]string, 0, n)
+		msgIDs   = make([]string, 0, n)
+		replies  = make([]string, 0, n)
+	)
+	outs = slices.Clone(outs)
+	slices.SortFunc(outs, func(a, b Outcome) int { return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID)) })
+	for _, o := range outs {
+		switch o.Status {
+		case StatusSent, StatusFailed, StatusSkipped, StatusRetry:
+		default:
+			return fmt.Errorf("record delivery %s: unknown outcome %q", o.ID, o.Status)
+		}
+		if !isUUID(o.ID) {
+			continue // no such delivery
+		}
+		ids, statuses, reasons = append(ids, o.ID), append(statuses, o.Status), append(reasons, o.Reason)
+		errs, msgIDs, replies = append(errs, o.Error), append(msgIDs, o.MessageID), append(replies, o.Reply)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, s.q.get(qRecord), ids, statuses, reasons, errs, msgIDs, replies); err != nil {
+		return fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+	}
+	return nil
+}
+
+// DeliveryRow is a delivery with every column. Nullable text columns read
+// as "", nullable times as nil.
+type DeliveryRow struct {
+	ID         string
+	Campaign   string
+	CustomerID string
+	Occurrence time.Time
+	Stage      string
+	Template   string
+	Queue      string
+	Status     string
+	Reason     string
+	Attempts   int
+	LastError  string
+	MessageID  string
+	SMTPReply  string
+	PlannedAt  time.Time
+	QueuedAt   *time.Time
+	SendingAt  *time.Time
+	SentAt     *time.Time
+	FailedAt   *time.Time
+	SkippedAt  *time.Time
+	UpdatedAt  time.Time
+}
+
+// deliveryScanner scans deliveries' rows into a reused DeliveryRow.
+type deliveryScanner struct {
+	row                                    DeliveryRow
+	attempts                               int32
+	queued, sending, sent, failed, skipped pgtype.Timestamptz
+	occurrence, planned, updated           time.Time
+	dest                                   []any
+}
+
+func newDeliveryScanner() *deliveryScanner {
+	d := &deliveryScanner{}
+	r := &d.row
+	d.dest = []any{
+		&r.ID, &r.Campaign, &r.CustomerID, &d.occurrence, &r.Stage, &r.Template, &r.Queue, &r.Status,
+		&r.Reason, &d.attempts, &r.LastError, &r.MessageID, &r.SMTPReply,
+		&d.planned, &d.queued, &d.sending, &d.sent, &d.failed, &d.skipped, &d.updated,
+	}
+	return d
+}
+
+func (d *deliveryScanner) scan(rows pgx.Rows) (*DeliveryRow, error) {
+	if err := rows.Scan(d.dest...); err != nil {
+		return nil, err
+	}
+	r := &d.row
+	r.Attempts = int(d.attempts)
+	r.Occurrence, r.PlannedAt, r.UpdatedAt = d.occurrence.UTC(), d.planned.UTC(), d.updated.UTC()
+	r.QueuedAt, r.SendingAt, r.SentAt = timePtr(d.queued), timePtr(d.sending), timePtr(d.sent)
+	r.FailedAt, r.SkippedAt = timePtr(d.failed), timePtr(d.skipped)
+	return r, nil
+}
+
+// Delivery returns the delivery id, or an error wrapping ErrNotFound.
+func (s *Store) Delivery(ctx context.Context, id string) (DeliveryRow, error) {
+	if !isUUID(id) {
+		return DeliveryRow{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, s.q.get(qDelivery), id)
+	if err != nil {
+		return DeliveryRow{}, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return DeliveryRow{}, fmt.Errorf("delivery %s: %w", id, err)
+		}
+		return DeliveryRow{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	r, err := newDeliveryScanner().scan(rows)
+	if err != nil {
+		return DeliveryRow{}, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	return *r, nil
+}
+
+// Deliveries calls fn for every delivery ordered by campaign, customer id
+// and occurrence. The row is reused: fn must not keep the pointer.
+func (s *Store) Deliveries(ctx context.Context, fn func(*DeliveryRow) error) error {
+	rows, err := s.pool.Query(ctx, s.q.get(qDeliveries))
+	if err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	defer rows.Close()
+	d := newDeliveryScanner()
+	for rows.Next() {
+		r, err := d.scan(rows)
+		if err != nil {
+			return fmt.Errorf("deliveries: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveryCount is how many deliveries of a campaign to customers in a
+// stage are in a status.
+type DeliveryCount struct {
+	Campaign string
+	Stage    string
+	Status   string
+	N        int
+}
+
+// DeliveryCounts counts deliveries by campaign, stage and status, sorted in
+// that order; statuses sort in their life order (planned, queued, sending,
+// sent, failed, skipped).
+func (s *Store) DeliveryCounts(ctx context.Context) ([]DeliveryCount, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qDeliveryCounts))
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryCount, error) {
+		var (
+			c DeliveryCount
+			n int32
+		)
+		err := r.Scan(&c.Campaign, &c.Stage, &c.Status, &n)
+		c.N = int(n)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	return counts, nil
+}
+
+// validUUIDs drops the ids that are not UUIDs: no delivery has them, and
+// PostgreSQL would reject the whole statement for one of them.
+func validUUIDs(ids []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if isUUID(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// isUUID reports whether s is a UUID in its canonical text form
+// (8-4-4-4-12 hexadecimal digits).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

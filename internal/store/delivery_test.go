@@ -1,0 +1,304 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"nurture/internal/audience"
+	"nurture/internal/store"
+	"nurture/internal/testenv"
+)
+
+func newDelivery(campaign, customer string, occ time.Time) store.NewDelivery {
+	return store.NewDelivery{Campaign: campaign, CustomerID: customer, Occurrence: occ, Stage: "at_risk", Template: "winback", Queue: "default"}
+}
+
+func mustDelivery(t *testing.T, st *store.Store, id string) store.DeliveryRow {
+	t.Helper()
+	d, err := st.Delivery(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestInsertDeliveriesIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	first := []store.NewDelivery{newDelivery("w", "c1", at), newDelivery("w", "c2", at)}
+	refs, err := st.InsertDeliveries(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 2 || refs[0].Queue != "default" || refs[0].ID == refs[1].ID {
+		t.Fatalf("first InsertDeliveries = %+v, want 2 new deliveries", refs)
+	}
+	refs, err = st.InsertDeliveries(ctx, first)
+	if err != nil || len(refs) != 0 {
+		t.Fatalf("second InsertDeliveries = %+v, %v; want none", refs, err)
+	}
+	// Only the new one of a mixed batch; another occurrence is another delivery.
+	next := newDelivery("w", "c1", at.Add(24*time.Hour))
+	next.Queue = "bulk"
+	refs, err = st.InsertDeliveries(ctx, append(first, next))
+	if err != nil || len(refs) != 1 || refs[0].Queue != "bulk" {
+		t.Fatalf("mixed InsertDeliveries = %+v, %v; want the one new", refs, err)
+	}
+	d := mustDelivery(t, st, refs[0].ID)
+	if d.Status != store.StatusPlanned || d.Campaign != "w" || d.CustomerID != "c1" || !d.Occurrence.Equal(at.Add(24*time.Hour)) ||
+		d.Stage != "at_risk" || d.Template != "winback" || d.Attempts != 0 || d.QueuedAt != nil {
+		t.Errorf("new delivery = %+v", d)
+	}
+}
+
+func TestInsertDeliveriesLargeBatch(t *testing.T) {
+	t.Parallel()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	ds := make([]store.NewDelivery, 12345)
+	for i := range ds {
+		ds[i] = newDelivery("w", string(rune('a'+i%26))+time.Duration(i).String(), at)
+	}
+	refs, err := st.InsertDeliveries(context.Background(), ds)
+	if err != nil || len(refs) != len(ds) {
+		t.Fatalf("InsertDeliveries = %d refs, %v", len(refs), err)
+	}
+}
+
+func TestDeliveryLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	importCustomers(t, st,
+		store.CustomerRecord{ID: "c1", Email: "Ann@Example.com", FirstName: "Ann", Timezone: "Europe/Paris", Subscribed: true,
+			CreatedAt: ts("2026-01-01T00:00:00Z"), Attributes: []byte(`{"plan":"pro"}`)},
+		customer("c2", "bob@example.com", "2026-01-01T00:00:00Z"),
+	)
+	importEvents(t, st, store.EventRecord{CustomerID: "c1", Type: "purchase", OccurredAt: ts("2026-02-01T00:00:00Z"), Amount: amount(12.5)})
+	if err := st.AddSuppression(ctx, "ann@example.COM", "complaint"); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{
+		newDelivery("w", "c1", at), newDelivery("w", "c2", at), newDelivery("w", "gone", at),
+	})
+	if err != nil || len(refs) != 3 {
+		t.Fatalf("InsertDeliveries = %+v, %v", refs, err)
+	}
+	id := deliveryIDs(t, st)
+	d1, d2, d3 := id["w/c1/2026-06-01T09:00:00Z"], id["w/c2/2026-06-01T09:00:00Z"], id["w/gone/2026-06-01T09:00:00Z"]
+
+	// planned → queued, only once.
+	if err := st.MarkQueued(ctx, []string{d1, d2, "not-a-uuid"}); err != nil {
+		t.Fatal(err)
+	}
+	q1 := mustDelivery(t, st, d1)
+	if q1.Status != store.StatusQueued || q1.QueuedAt == nil {
+		t.Fatalf("after MarkQueued: %+v", q1)
+	}
+	if err := st.MarkQueued(ctx, []string{d1}); err != nil {
+		t.Fatal(err)
+	}
+	if again := mustDelivery(t, st, d1); !again.QueuedAt.Equal(*q1.QueuedAt) {
+		t.Errorf("MarkQueued of a queued delivery moved queued_at")
+	}
+
+	// Claim: in input order, claimed with the current customer, unknown ids unclaimed.
+	const unknown = "00000000-0000-0000-0000-000000000000"
+	claims, err := st.Claim(ctx, []string{d2, unknown, d1, "junk", d3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantC1 := audience.Customer{ID: "c1", Email: "Ann@Example.com", FirstName: "Ann", Timezone: "Europe/Paris",
+		Subscribed: true, Suppressed: true, CreatedAt: ts("2026-01-01T00:00:00Z"), Attributes: map[string]any{"plan": "pro"},
+		OrdersCount: 1, TotalSpent: 12.5, FirstPurchaseAt: tp("2026-02-01T00:00:00Z"), LastPurchaseAt: tp("2026-02-01T00:00:00Z"),
+		LastActiveAt: ts("2026-02-01T00:00:00Z")}
+	want := []store.Claim{
+		{ID: d2, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+			CustomerFound: true, Customer: audience.Customer{ID: "c2", Email: "bob@example.com", Timezone: "UTC", Subscribed: true,
+				CreatedAt: ts("2026-01-01T00:00:00Z"), LastActiveAt: ts("2026-01-01T00:00:00Z")}},
+		{ID: unknown},
+		{ID: d1, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+			CustomerFound: true, Customer: wantC1},
+		{ID: "junk"},
+		{ID: d3, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+			Customer: audience.Customer{ID: "gone"}},
+	}
+	assertClaims(t, claims, want)
+	if s := mustDelivery(t, st, d1); s.Status != store.StatusSending || s.SendingAt == nil || s.Attempts != 1 {
+		t.Errorf("after Claim: %+v", s)
+	}
+
+	// Outcomes: sent, skipped, retry; an unknown outcome is refused.
+	if err := st.Record(ctx, []store.Outcome{{ID: d1, Status: "bounced"}}); err == nil {
+		t.Error("Record accepted an unknown status")
+	}
+	err = st.Record(ctx, []store.Outcome{
+		{ID: d1, Status: store.StatusSent, MessageID: "<d1@nurture>", Reply: "250 2.0.0 Ok: queued"},
+		{ID: d2, Status: store.StatusRetry, Error: "421 try later", MessageID: "<d2@nurture>"},
+		{ID: d3, Status: store.StatusSkipped, Reason: "customer no longer exists"},
+		{ID: unknown, Status: store.StatusSent},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := mustDelivery(t, st, d1)
+	if sent.Status != store.StatusSent || sent.SentAt == nil || sent.MessageID != "<d1@nurture>" || sent.SMTPReply != "250 2.0.0 Ok: queued" {
+		t.Errorf("sent delivery = %+v", sent)
+	}
+	retried := mustDelivery(t, st, d2)
+	if retried.Status != store.StatusQueued || retried.LastError != "421 try later" || retried.MessageID != "<d2@nurture>" || retried.SentAt != nil {
+		t.Errorf("retried delivery = %+v", retried)
+	}
+	skipped := mustDelivery(t, st, d3)
+	if skipped.Status != store.StatusSkipped || skipped.SkippedAt == nil || skipped.Reason != "customer no longer exists" {
+		t.Errorf("skipped delivery = %+v", skipped)
+	}
+
+	// A finished delivery is never claimed nor changed again.
+	claims, err = st.Claim(ctx, []string{d1, d3, d2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := claims[0]; c.Claimed || c.Status != store.StatusSent || c.Attempts != 1 || c.Campaign != "w" {
+		t.Errorf("Claim of a sent delivery = %+v", c)
+	}
+	if c := claims[1]; c.Claimed || c.Status != store.StatusSkipped {
+		t.Errorf("Claim of a skipped delivery = %+v", c)
+	}
+	if c := claims[2]; !c.Claimed || c.Attempts != 2 {
+		t.Errorf("Claim of a retried delivery = %+v", c)
+	}
+	if err := st.Record(ctx, []store.Outcome{
+		{ID: d1, Status: store.StatusFailed, Reason: "rejected", Error: "550 no"},
+		{ID: d3, Status: store.StatusSent},
+		{ID: d2, Status: store.StatusFailed, Reason: "gave up after 2 attempts", Error: "421 still later"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after := mustDelivery(t, st, d1); !reflect.DeepEqual(after, sent) {
+		t.Errorf("Record changed a sent delivery:\n got %+v\nwant %+v", after, sent)
+	}
+	if after := mustDelivery(t, st, d3); !reflect.DeepEqual(after, skipped) {
+		t.Errorf("Record changed a skipped delivery:\n got %+v\nwant %+v", after, skipped)
+	}
+	failed := mustDelivery(t, st, d2)
+	if failed.Status != store.StatusFailed || failed.FailedAt == nil || failed.Reason != "gave up after 2 attempts" ||
+		failed.LastError != "421 still later" || failed.Attempts != 2 {
+		t.Errorf("failed delivery = %+v", failed)
+	}
+
+	counts, err := st.DeliveryCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := []store.DeliveryCount{
+		{Campaign: "w", Stage: "at_risk", Status: "sent", N: 1},
+		{Campaign: "w", Stage: "at_risk", Status: "failed", N: 1},
+		{Campaign: "w", Stage: "at_risk", Status: "skipped", N: 1},
+	}
+	if !reflect.DeepEqual(counts, wantCounts) {
+		t.Errorf("DeliveryCounts = %+v, want %+v", counts, wantCounts)
+	}
+
+	if _, err := st.Delivery(ctx, unknown); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Delivery(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Delivery(ctx, "junk"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Delivery(junk) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestUnfinishedAndTouch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	var ids []string
+	for _, c := range []string{"c1", "c2", "c3", "c4"} {
+		refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{newDelivery("w", c, at)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, refs[0].ID)
+	}
+	// c1 planned, c2 queued, c3 sending, c4 sent.
+	if err := st.MarkQueued(ctx, ids[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Claim(ctx, ids[2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record(ctx, []store.Outcome{{ID: ids[3], Status: store.StatusSent}}); err != nil {
+		t.Fatal(err)
+	}
+
+	future := time.Now().Add(time.Hour)
+	refs, err := st.Unfinished(ctx, future, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := refIDs(refs); !slices.Equal(got, ids[:3]) {
+		t.Errorf("Unfinished = %v, want %v (oldest first)", got, ids[:3])
+	}
+	if refs, _ := st.Unfinished(ctx, future, 2); len(refs) != 2 {
+		t.Errorf("Unfinished with limit 2 = %d rows", len(refs))
+	}
+	if refs, _ := st.Unfinished(ctx, time.Now().Add(-time.Hour), 10); len(refs) != 0 {
+		t.Errorf("Unfinished before they were made = %v", refs)
+	}
+
+	// Touch: planned becomes queued, and touched rows become the newest.
+	if err := st.Touch(ctx, []string{ids[0], ids[3]}); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustDelivery(t, st, ids[0]); d.Status != store.StatusQueued || d.QueuedAt == nil {
+		t.Errorf("touched planned delivery = %+v", d)
+	}
+	if d := mustDelivery(t, st, ids[3]); d.Status != store.StatusSent {
+		t.Errorf("touched sent delivery = %+v", d)
+	}
+	refs, err = st.Unfinished(ctx, future, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := refIDs(refs), []string{ids[1], ids[2], ids[0]}; !slices.Equal(got, want) {
+		t.Errorf("Unfinished after Touch = %v, want %v", got, want)
+	}
+}
+
+func refIDs(refs []store.DeliveryRef) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func assertClaims(t *testing.T, got, want []store.Claim) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d claims, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		gc, wc := g.Customer, w.Customer
+		g.Customer, w.Customer = audience.Customer{}, audience.Customer{}
+		if !g.Occurrence.Equal(w.Occurrence) {
+			t.Errorf("claim %d occurrence %s, want %s", i, g.Occurrence, w.Occurrence)
+		}
+		g.Occurrence, w.Occurrence = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("claim %d:\n got %+v\nwant %+v", i, g, w)
+		}
+		if !sameCustomer(gc, wc) {
+			t.Errorf("claim %d customer:\n got %s\nwant %s", i, showCustomer(gc), showCustomer(wc))
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// queryFiles holds the SQL this package runs. Each file is a series of
+// statements introduced by a "-- name: NAME" line.
+//
+//go:embed queries/*.sql
+var queryFiles embed.FS
+
+// Query names. Open checks that every one of them is defined.
+const (
+	qPendingVersionTable  = "migrations-version-table-exists"
+	qAppliedVersions      = "migrations-applied-versions"
+	qImportLock           = "import-lock"
+	qImportCustomersTable = "import-customers-table"
+	qImportCustomersClear = "import-customers-clear"
+	qImportCustomersUpd   = "import-customers-update"
+	qImportCustomersIns   = "import-customers-insert"
+	qImportEventsTable    = "import-events-table"
+	qImportEventsClear    = "import-events-clear"
+	qImportEventsInsert   = "import-events-insert"
+	qAddSuppression       = "add-suppression"
+	qSetSubscribed        = "set-subscribed"
+	qCandidates           = "candidates"
+	qCustomers            = "customers"
+	qCounts               = "counts"
+	qInsertDeliveries     = "insert-deliveries"
+	qMarkQueued           = "mark-queued"
+	qTouch                = "touch"
+	qUnfinished           = "unfinished"
+	qClaim                = "claim"
+	qRecord               = "record"
+	qDelivery             = "delivery"
+	qDeliveries           = "deliveries"
+	qDeliveryCounts       = "delivery-counts"
+	qTryLeader            = "try-leader"
+	qReleaseLeader        = "release-leader"
+)
+
+var queryNames = []string{
+	qPendingVersionTable, qAppliedVersions,
+	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
+	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
+	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts,
+	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
+	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
+}
+
+// queries maps a query name to its SQL.
+type queries map[string]string
+
+// loadQueries reads every named query from fsys and checks that each name
+// in want is defined exactly once.
+func loadQueries(fsys fs.FS, dir string, want []string) (queries, error) {
+	files, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
+	if err != nil {
+		return nil, err
+	}
+	q := queries{}
+	for _, file := range files {
+		b, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.parse(file, string(b)); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range want {
+		if _, ok := q[name]; !ok {
+			return nil, fmt.Errorf("query %q is not defined in %s", name, dir)
+		}
+	}
+	return q, nil
+}
+
+func (q queries) parse(file, text string) error {
+	const marker = "-- name:"
+	name := ""
+	var body strings.Builder
+	flush := func() error {
+		if name == "" {
+			return nil
+		}
+		sql := strings.TrimSpace(body.String())
+		if sql == "" {
+			return fmt.Errorf("%s: query %q is empty", file, name)
+		}
+		if _, dup := q[name]; dup {
+			return fmt.Errorf("%s: query %q is defined twice", file, name)
+		}
+		q[name] = sql
+		body.Reset()
+		return nil
+	}
+	for i, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), marker); ok {
+			if err := flush(); err != nil {
+				return err
+			}
+			name = strings.TrimSpace(rest)
+			if name == "" {
+				return fmt.Errorf("%s:%d: query without a name", file, i+1)
+			}
+			continue
+		}
+		if name == "" {
+			continue // file header comments
+		}
+		body.WriteString(line)
+		body.WriteByte('\n')
+	}
+	return flush()
+}
+
+// get returns the SQL of a query that loadQueries checked exists.
+func (q queries) get(name string) string {
+	sql, ok := q[name]
+	if !ok {
+		panic("store: unknown query " + name)
+	}
+	return sql
+}

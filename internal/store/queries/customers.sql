@@ -1,0 +1,46 @@
+-- Customers as the planner reads them, consent and suppressions.
+
+-- name: add-suppression
+INSERT INTO suppressions (email, reason)
+VALUES (lower($1), $2)
+ON CONFLICT (email) DO UPDATE SET reason = excluded.reason;
+
+-- name: set-subscribed
+UPDATE customers SET subscribed = $2, updated_at = now() WHERE id = $1;
+
+-- name: candidates
+-- $1 campaign, $2 evaluation instant, $3 exclusive lower and $4 inclusive
+-- upper bound of last_active_at (null: unbounded). History counts
+-- deliveries in every status but failed and skipped: those sent nothing.
+-- Both sides are read in customer id order (the primary key, and the
+-- deliveries unique key after its campaign), so rows stream without a sort.
+SELECT c.id, c.email, c.first_name, c.timezone, c.created_at, c.attributes,
+       c.orders_count, c.total_spent::float8, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       coalesce(h.sends, 0)::integer, h.last_occurrence
+FROM customers c
+LEFT JOIN (
+    SELECT customer_id,
+           count(*)                                     AS sends,
+           max(occurrence) FILTER (WHERE occurrence < $2) AS last_occurrence
+    FROM deliveries
+    WHERE campaign = $1 AND status NOT IN ('failed', 'skipped')
+    GROUP BY customer_id
+) h ON h.customer_id = c.id
+WHERE c.subscribed
+  AND c.last_active_at > coalesce($3::timestamptz, '-infinity')
+  AND c.last_active_at <= coalesce($4::timestamptz, 'infinity')
+  AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+ORDER BY c.id;
+
+-- name: customers
+SELECT c.id, c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes,
+       c.orders_count, c.total_spent::float8, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+FROM customers c
+ORDER BY c.id;
+
+-- name: counts
+SELECT (SELECT count(*) FROM customers),
+       (SELECT count(*) FROM events),
+       (SELECT count(*) FROM suppressions),
+       (SELECT count(*) FROM deliveries);

@@ -1,0 +1,120 @@
+-- Deliveries: planning, queueing, claiming by workers and outcomes.
+
+-- name: insert-deliveries
+-- Planning is idempotent: a delivery that exists for the same campaign,
+-- customer and occurrence is left alone and not returned.
+INSERT INTO deliveries (campaign, customer_id, occurrence, stage, template, queue)
+SELECT *
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (campaign, customer_id, occurrence) DO NOTHING
+RETURNING id::text, queue;
+
+-- name: mark-queued
+UPDATE deliveries
+SET status = 'queued', queued_at = now(), updated_at = now()
+WHERE id = ANY ($1::uuid[]) AND status = 'planned';
+
+-- name: touch
+-- The reconciler enqueued these again: planned ones are queued now, and
+-- every unfinished one waits a full period before it is looked at again.
+UPDATE deliveries
+SET status    = CASE WHEN status = 'planned' THEN 'queued' ELSE status END,
+    queued_at = CASE WHEN status = 'planned' THEN now() ELSE queued_at END,
+    updated_at = now()
+WHERE id = ANY ($1::uuid[]) AND status IN ('planned', 'queued', 'sending');
+
+-- name: unfinished
+SELECT id::text, queue
+FROM deliveries
+WHERE status IN ('planned', 'queued', 'sending') AND updated_at < $1
+ORDER BY updated_at, id
+LIMIT $2;
+
+-- name: claim
+-- Moves each unfinished delivery to sending and returns it with its
+-- customer as it is now; finished ones come back unchanged and unclaimed,
+-- unknown ids with no row of deliveries (status ''). The deliveries joined
+-- in the outer query are the statement's snapshot, from before the update.
+-- "= ANY" scans the primary key in id order, so concurrent claims lock rows
+-- in the same order and cannot deadlock.
+WITH input AS (
+    SELECT id, ord FROM unnest($1::uuid[]) WITH ORDINALITY AS i (id, ord)
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), updated_at = now()
+    WHERE d.id = ANY ($1::uuid[]) AND d.status IN ('planned', 'queued', 'sending')
+    RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts
+)
+SELECT i.ord::integer,
+       coalesce(cl.campaign, d.campaign, ''),
+       coalesce(cl.occurrence, d.occurrence),
+       coalesce(cl.stage, d.stage, ''),
+       coalesce(cl.template, d.template, ''),
+       CASE WHEN cl.id IS NOT NULL THEN 'sending' ELSE coalesce(d.status::text, '') END,
+       coalesce(cl.attempts, d.attempts, 0),
+       cl.id IS NOT NULL,
+       c.id IS NOT NULL,
+       coalesce(c.id, cl.customer_id, d.customer_id, ''),
+       coalesce(c.email, ''),
+       coalesce(c.first_name, ''),
+       coalesce(c.timezone, ''),
+       coalesce(c.subscribed, false),
+       c.created_at,
+       coalesce(c.attributes, '{}'),
+       coalesce(c.orders_count, 0),
+       coalesce(c.total_spent, 0)::float8,
+       c.first_purchase_at,
+       c.last_purchase_at,
+       c.last_active_at,
+       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+FROM input i
+LEFT JOIN claimed cl ON cl.id = i.id
+LEFT JOIN deliveries d ON d.id = i.id AND cl.id IS NULL
+LEFT JOIN customers c ON c.id = cl.customer_id
+ORDER BY i.ord;
+
+-- name: record
+-- Only deliveries being sent take an outcome: a finished delivery is never
+-- changed again, whatever a late or duplicate worker reports. The caller
+-- sorts the outcomes by id, so concurrent batches lock rows in one order.
+UPDATE deliveries d
+SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::delivery_status,
+    reason     = coalesce(nullif(o.reason, ''), d.reason),
+    last_error = coalesce(nullif(o.error, ''), d.last_error),
+    message_id = coalesce(nullif(o.message_id, ''), d.message_id),
+    smtp_reply = coalesce(nullif(o.reply, ''), d.smtp_reply),
+    queued_at  = CASE WHEN o.status = 'retry' THEN now() ELSE d.queued_at END,
+    sent_at    = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+    failed_at  = CASE WHEN o.status = 'failed' THEN now() ELSE d.failed_at END,
+    skipped_at = CASE WHEN o.status = 'skipped' THEN now() ELSE d.skipped_at END,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS o (id, status, reason, error, message_id, reply)
+WHERE d.id = o.id AND d.status = 'sending';
+
+-- name: delivery
+SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
+       coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at
+FROM deliveries
+WHERE id = $1;
+
+-- name: deliveries
+SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
+       coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at
+FROM deliveries
+ORDER BY campaign, customer_id, occurrence;
+
+-- name: delivery-counts
+-- Statuses sort in their life order: planned, queued, sending, sent, failed, skipped.
+SELECT campaign, stage, status::text AS status_name, count(*)::integer AS n
+FROM deliveries
+GROUP BY campaign, stage, status
+ORDER BY campaign, stage, status;
+
+-- name: try-leader
+SELECT pg_try_advisory_lock($1);
+
+-- name: release-leader
+SELECT pg_advisory_unlock($1);

@@ -1,0 +1,107 @@
+-- Imports of customers and events. Each batch is copied into a temporary
+-- table, then merged into the real tables with one or two statements.
+
+-- name: import-lock
+-- Imports run one at a time: a customer's first import computes its facts
+-- from the events already there, which must include every committed event.
+-- 0x6e75727475726532 is "nurture2" in ASCII.
+SELECT pg_advisory_xact_lock(7959953343309996338);
+
+-- name: import-customers-table
+CREATE TEMPORARY TABLE import_customers (
+    ord        integer NOT NULL, -- position in the batch: the last line of an id wins
+    id         text NOT NULL,
+    email      text NOT NULL,
+    first_name text NOT NULL,
+    timezone   text NOT NULL,
+    subscribed boolean NOT NULL,
+    created_at timestamptz,      -- null: now() for a new customer, unchanged for an existing one
+    attributes jsonb NOT NULL
+) ON COMMIT DROP;
+
+-- name: import-customers-clear
+TRUNCATE import_customers;
+
+-- name: import-customers-update
+-- Existing customers take the imported values; their facts stay as they are.
+-- Rows that would not change are left alone, so a re-import writes nothing.
+UPDATE customers c
+SET email      = t.email,
+    first_name = t.first_name,
+    timezone   = t.timezone,
+    subscribed = t.subscribed,
+    created_at = coalesce(t.created_at, c.created_at),
+    attributes = t.attributes,
+    updated_at = now()
+FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t
+WHERE c.id = t.id
+  AND (c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes)
+      IS DISTINCT FROM
+      (t.email, t.first_name, t.timezone, t.subscribed, coalesce(t.created_at, c.created_at), t.attributes);
+
+-- name: import-customers-insert
+-- New customers get the facts of the events that arrived before them.
+INSERT INTO customers (
+    id, email, first_name, timezone, subscribed, created_at, attributes,
+    orders_count, total_spent, first_purchase_at, last_purchase_at, last_event_at
+)
+SELECT t.id, t.email, t.first_name, t.timezone, t.subscribed, coalesce(t.created_at, now()), t.attributes,
+       f.orders_count, coalesce(f.total_spent, 0), f.first_purchase_at, f.last_purchase_at, f.last_event_at
+FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE e.type = 'purchase')            AS orders_count,
+           sum(e.amount) FILTER (WHERE e.type = 'purchase')       AS total_spent,
+           min(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS first_purchase_at,
+           max(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS last_purchase_at,
+           max(e.occurred_at)                                     AS last_event_at
+    FROM events e
+    WHERE e.customer_id = t.id
+) f
+WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.id)
+ORDER BY t.id;
+
+-- name: import-events-table
+CREATE TEMPORARY TABLE import_events (
+    dedup_key   text NOT NULL,
+    customer_id text NOT NULL,
+    type        text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    amount      numeric(16, 2),
+    properties  jsonb NOT NULL
+) ON COMMIT DROP;
+
+-- name: import-events-clear
+TRUNCATE import_events;
+
+-- name: import-events-insert
+-- Facts move by exactly the events inserted here: a repeated dedup_key
+-- inserts nothing and so changes nothing. Events of customers not imported
+-- yet update no row; import-customers-insert counts them later.
+WITH inserted AS (
+    INSERT INTO events (dedup_key, customer_id, type, occurred_at, amount, properties)
+    SELECT dedup_key, customer_id, type, occurred_at, amount, properties
+    FROM import_events
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING customer_id, type, occurred_at, amount
+), added AS (
+    SELECT customer_id,
+           count(*)                                                   AS events,
+           count(*) FILTER (WHERE type = 'purchase')                  AS orders_count,
+           coalesce(sum(amount) FILTER (WHERE type = 'purchase'), 0)  AS total_spent,
+           min(occurred_at) FILTER (WHERE type = 'purchase')          AS first_purchase_at,
+           max(occurred_at) FILTER (WHERE type = 'purchase')          AS last_purchase_at,
+           max(occurred_at)                                           AS last_event_at
+    FROM inserted
+    GROUP BY customer_id
+), updated AS (
+    UPDATE customers c
+    SET orders_count      = c.orders_count + a.orders_count,
+        total_spent       = c.total_spent + a.total_spent,
+        first_purchase_at = least(c.first_purchase_at, a.first_purchase_at),
+        last_purchase_at  = greatest(c.last_purchase_at, a.last_purchase_at),
+        last_event_at     = greatest(c.last_event_at, a.last_event_at),
+        updated_at        = now()
+    FROM added a
+    WHERE c.id = a.customer_id
+)
+SELECT coalesce(sum(events), 0)::bigint FROM added;

@@ -1,0 +1,99 @@
+package worker
+
+import (
+	"context"
+	"sync"
+)
+
+// batcher merges the database calls of concurrent handlers: each caller
+// hands in one item and waits; a flusher takes every item waiting at that
+// moment and runs fn once for all of them. Under load batches grow by
+// themselves; a lone caller is served at once, with no timer to wait for.
+type batcher[In, Out any] struct {
+	fn      func(ctx context.Context, in []In) ([]Out, error)
+	max     int
+	reqs    chan batchReq[In, Out]
+	stop    chan struct{}
+	stopped sync.WaitGroup
+}
+
+type batchReq[In, Out any] struct {
+	in    In
+	reply chan batchReply[Out]
+}
+
+type batchReply[Out any] struct {
+	out Out
+	err error
+}
+
+// newBatcher starts flushers goroutines running fn over batches of at most
+// max items. fn must return one Out per In, in order.
+func newBatcher[In, Out any](flushers, max int, fn func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
+	b := &batcher[In, Out]{fn: fn, max: max, reqs: make(chan batchReq[In, Out], max), stop: make(chan struct{})}
+	for range flushers {
+		b.stopped.Add(1)
+		go b.run()
+	}
+	return b
+}
+
+// do submits one item and waits for its result.
+func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	var zero Out
+	r := batchReq[In, Out]{in: in, reply: make(chan batchReply[Out], 1)}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+	// Once submitted the item will be flushed; wait for the outcome even if
+	// ctx ends, so a caller never abandons a write it cannot see the end of.
+	rep := <-r.reply
+	return rep.out, rep.err
+}
+
+func (b *batcher[In, Out]) run() {
+	defer b.stopped.Done()
+	reqs := make([]batchReq[In, Out], 0, b.max)
+	ins := make([]In, 0, b.max)
+	for {
+		select {
+		case r := <-b.reqs:
+			reqs = append(reqs[:0], r)
+		case <-b.stop:
+			return
+		}
+	fill:
+		for len(reqs) < b.max {
+			select {
+			case r := <-b.reqs:
+				reqs = append(reqs, r)
+			default:
+				break fill
+			}
+		}
+		ins = ins[:0]
+		for _, r := range reqs {
+			ins = append(ins, r.in)
+		}
+		// The flush must finish even while the process shuts down: the
+		// handlers waiting on it are reporting sends that already happened.
+		outs, err := b.fn(context.Background(), ins)
+		for i, r := range reqs {
+			var rep batchReply[Out]
+			if err != nil {
+				rep.err = err
+			} else {
+				rep.out = outs[i]
+			}
+			r.reply <- rep
+		}
+	}
+}
+
+// close stops the flushers once no caller is left waiting.
+func (b *batcher[In, Out]) close() {
+	close(b.stop)
+	b.stopped.Wait()
+}

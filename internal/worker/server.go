@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"nurture/internal/queue"
+)
+
+// ServerConfig configures the Asynq server that runs a Worker.
+type ServerConfig struct {
+	// Concurrency is how many deliveries are processed at once. Default 64:
+	// sends wait on the network, not the CPU.
+	Concurrency int
+	// Queues are the queues to take tasks from, all with equal priority.
+	// Default ["default"].
+	Queues []string
+	// RetryBase is the delay before the first retry of a temporary
+	// failure; each further retry doubles it, up to RetryMax, with up to
+	// 25% jitter. Defaults 15s and 1h.
+	RetryBase, RetryMax time.Duration
+	// ShutdownTimeout is how long a stopping worker lets in-flight sends
+	// finish before returning their tasks to the queue. Default 25s.
+	ShutdownTimeout time.Duration
+	// PollInterval is how often idle workers look for new tasks. Default 1s.
+	PollInterval time.Duration
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if len(c.Queues) == 0 {
+		c.Queues = []string{"default"}
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 15 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Hour
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	return c
+}
+
+// Backoff is the delay before retry n (1-based) of a temporary failure.
+func Backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d + time.Duration(rand.Int64N(int64(d)/4+1))
+}
+
+// Server runs a Worker under Asynq.
+type Server struct {
+	cfg ServerConfig
+	srv *asynq.Server
+}
+
+// NewServer returns a Server taking tasks from rdb.
+func NewServer(rdb redis.UniversalClient, cfg ServerConfig, log *slog.Logger) *Server {
+	cfg = cfg.withDefaults()
+	queues := make(map[string]int, len(cfg.Queues))
+	for _, q := range cfg.Queues {
+		queues[q] = 1
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency: cfg.Concurrency,
+		Queues:      queues,
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			return Backoff(cfg.RetryBase, cfg.RetryMax, n)
+		},
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: min(cfg.RetryBase, 5*time.Second),
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	return &Server{cfg: cfg, srv: srv}
+}
+
+// Queues returns the queues the server takes tasks from, sorted.
+func (s *Server) Queues() []string {
+	q := append([]string(nil), s.cfg.Queues...)
+	sort.Strings(q)
+	return q
+}
+
+// Start begins processing tasks with w.
+func (s *Server) Start(w *Worker) error {
+	mux := asynq.NewServeMux()
+	mux.Handle(queue.TaskSend, w)
+	if err := s.srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks, waits up to ShutdownTimeout for in-flight
+// sends, and returns unfinished tasks to their queue.
+func (s *Server) Shutdown() { s.srv.Shutdown() }
+
+// asynqLogger routes Asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

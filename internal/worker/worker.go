@@ -1,0 +1,184 @@
+// Package worker sends deliveries: it is the Asynq handler that claims a
+// delivery row, re-checks consent, renders the campaign's template, sends it
+// over a pooled SMTP transport and records the outcome.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"nurture/internal/audience"
+	"nurture/internal/campaign"
+	nmail "nurture/internal/mail"
+	"nurture/internal/metrics"
+	"nurture/internal/store"
+)
+
+// Config configures a Worker. Zero values take the documented defaults.
+type Config struct {
+	// From is the sender of campaigns that name none. Default
+	// "nurture <nurture@localhost>".
+	From string
+	// MessageIDDomain is the right-hand side of Message-IDs. Default: the
+	// domain of From.
+	MessageIDDomain string
+	// Batch is the most deliveries claimed or recorded in one database
+	// round trip. Default 500.
+	Batch int
+}
+
+func (c Config) withDefaults() Config {
+	if c.From == "" {
+		c.From = "nurture <nurture@localhost>"
+	}
+	if c.MessageIDDomain == "" {
+		c.MessageIDDomain = "localhost"
+		if a, err := mail.ParseAddress(c.From); err == nil {
+			if at := strings.LastIndexByte(a.Address, '@'); at >= 0 {
+				c.MessageIDDomain = a.Address[at+1:]
+			}
+		}
+	}
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	return c
+}
+
+// Content is what a worker renders emails from; Reload swaps it whole.
+type Content struct {
+	Campaigns *campaign.Set
+	Templates *nmail.Templates
+}
+
+// Worker handles TaskSend tasks.
+type Worker struct {
+	cfg     Config
+	store   *store.Store
+	sender  nmail.Sender
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	content atomic.Pointer[Content]
+	now     func() time.Time
+
+	claims  *batcher[string, store.Claim]
+	records *batcher[store.Outcome, struct{}]
+}
+
+// New returns a Worker. Close it after the Asynq server has stopped.
+func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *metrics.Metrics, log *slog.Logger) *Worker {
+	cfg = cfg.withDefaults()
+	w := &Worker{cfg: cfg, store: st, sender: sender, log: log, metrics: m, now: time.Now}
+	w.content.Store(content)
+	w.claims = newBatcher(2, cfg.Batch, func(ctx context.Context, ids []string) ([]store.Claim, error) {
+		return st.Claim(ctx, ids)
+	})
+	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]struct{}, error) {
+		if err := st.Record(ctx, outs); err != nil {
+			return nil, err
+		}
+		return make([]struct{}, len(outs)), nil
+	})
+	return w
+}
+
+// Reload replaces the campaigns and templates used for emails not yet rendered.
+func (w *Worker) Reload(c *Content) { w.content.Store(c) }
+
+// Close stops the database batchers.
+func (w *Worker) Close() {
+	w.claims.close()
+	w.records.close()
+}
+
+// ProcessTask implements asynq.Handler.
+func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	id := string(t.Payload())
+	claim, err := w.claims.do(ctx, id)
+	if err != nil {
+		return fmt.Errorf("claim delivery %s: %w", id, err)
+	}
+	if !claim.Claimed {
+		// Already finished (a duplicate task after a crash or a reconciler
+		// re-enqueue) or gone: acknowledge without sending.
+		w.log.Debug("delivery not claimable, acknowledged without sending", "delivery_id", id, "status", claim.Status)
+		return nil
+	}
+	out := w.send(ctx, &claim)
+	out.ID = id
+	// Record with a context of its own: a shutdown must not lose the
+	// outcome of a send that already happened.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := w.records.do(rctx, out); err != nil {
+		return fmt.Errorf("record delivery %s as %s: %w", id, out.Status, err)
+	}
+	w.metrics.Delivered(claim.Campaign, out.Status)
+	switch out.Status {
+	case store.StatusRetry:
+		return fmt.Errorf("delivery %s: %s", id, out.Error)
+	case store.StatusFailed:
+		return fmt.Errorf("delivery %s failed: %s: %w", id, out.Error, asynq.SkipRetry)
+	}
+	return nil
+}
+
+// send decides the outcome of one claimed delivery.
+func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
+	switch {
+	case !c.CustomerFound:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}
+	case !c.Customer.Subscribed:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "unsubscribed"}
+	case c.Customer.Suppressed:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}
+	}
+	content := w.content.Load()
+	from := w.cfg.From
+	if camp := content.Campaigns.Campaign(c.Campaign); camp != nil && camp.Email.From != "" {
+		from = camp.Email.From
+	}
+	now := w.now()
+	facts := audience.FactsAt(&c.Customer, now)
+	facts.Stage = c.Stage
+	r, err := content.Templates.Render(c.Template, &nmail.Data{Facts: facts, Campaign: c.Campaign, Now: now})
+	if err != nil {
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}
+	}
+	msgID := nmail.MessageID(c.ID, w.cfg.MessageIDDomain)
+	msg := &nmail.Message{
+		ID:        c.ID,
+		MessageID: msgID,
+		From:      from,
+		To:        c.Customer.Email,
+		Subject:   r.Subject,
+		HTML:      r.HTML,
+		Text:      r.Text,
+		Headers: map[string]string{
+			"X-Nurture-Campaign": c.Campaign,
+			"X-Nurture-Delivery": c.ID,
+		},
+	}
+	start := time.Now()
+	reply, err := w.sender.Send(ctx, msg)
+	w.metrics.SendLatency(time.Since(start))
+	if err == nil {
+		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}
+	}
+	if nmail.IsPermanent(err) {
+		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry {
+		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}
+	}
+	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}
+}

@@ -1,0 +1,299 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"nurture/internal/content"
+	"nurture/internal/mail"
+	"nurture/internal/planner"
+	"nurture/internal/queue"
+	"nurture/internal/smtptest"
+	"nurture/internal/store"
+	"nurture/internal/testenv"
+	"nurture/internal/worker"
+)
+
+// at is the fire time every test plans at; the fixture's facts are
+// relative to it.
+var at, _ = time.Parse(time.RFC3339, testenv.FixtureAt)
+
+// pipeline is a store with the fixture imported, a Redis database, the
+// fixture's campaigns, and an in-process SMTP server.
+type pipeline struct {
+	t       *testing.T
+	st      *store.Store
+	rdb     redis.UniversalClient
+	q       *queue.Client
+	content *content.Content
+	smtp    *smtptest.Server
+	log     *slog.Logger
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	p := &pipeline{t: t, st: testenv.Store(t), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p.rdb = redis.NewClient(testenv.Redis(t))
+	t.Cleanup(func() { p.rdb.Close() })
+	p.q = queue.NewClient(p.rdb, queue.Config{MaxRetry: 3})
+	testenv.ImportFixture(t, p.st)
+	c, err := content.Load(testenv.Fixture("campaigns"), testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatalf("load fixture campaigns: %v", err)
+	}
+	p.content = c
+	p.smtp = smtptest.Start(t)
+	return p
+}
+
+// tick plans every campaign at at and returns the number of new deliveries.
+func (p *pipeline) tick() int {
+	p.t.Helper()
+	pl := planner.New(p.st, p.log)
+	n := 0
+	for _, tg := range p.content.Rules.Targets() {
+		res, err := pl.Tick(context.Background(), p.content.Rules, tg, at, p.q, planner.TickOptions{})
+		if err != nil {
+			p.t.Fatalf("tick %s: %v", tg.Campaign.Name, err)
+		}
+		n += res.Planned
+	}
+	return n
+}
+
+// startWorker runs a worker until the test ends.
+func (p *pipeline) startWorker() {
+	p.t.Helper()
+	sender, err := mail.NewSender(context.Background(), mail.Config{URL: p.smtp.URL(), Conns: 2}, p.log)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	w := worker.New(worker.Config{From: "Shop <hello@example.com>"}, p.st, sender,
+		&worker.Content{Campaigns: p.content.Campaigns(), Templates: p.content.Templates}, nil, p.log)
+	srv := worker.NewServer(p.rdb, worker.ServerConfig{
+		Concurrency: 8, Queues: []string{"default", "nudges"},
+		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}, p.log)
+	if err := srv.Start(w); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() {
+		srv.Shutdown()
+		w.Close()
+		sender.Close()
+	})
+}
+
+// deliveries returns every delivery row, keyed by campaign/customer.
+func (p *pipeline) deliveries() map[string]store.DeliveryRow {
+	p.t.Helper()
+	out := map[string]store.DeliveryRow{}
+	err := p.st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+		out[d.Campaign+"/"+d.CustomerID] = *d
+		return nil
+	})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return out
+}
+
+// waitFinished polls until no delivery is planned, queued or sending.
+func (p *pipeline) waitFinished() map[string]store.DeliveryRow {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ds := p.deliveries()
+		open := 0
+		for _, d := range ds {
+			switch d.Status {
+			case store.StatusSent, store.StatusFailed, store.StatusSkipped:
+			default:
+				open++
+			}
+		}
+		if open == 0 {
+			return ds
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%d deliveries still open after 30s: %+v", open, ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// received summarises what the SMTP server got: "to|subject|text" lines.
+func (p *pipeline) received() []string {
+	var out []string
+	for _, m := range p.smtp.Messages() {
+		out = append(out, fmt.Sprintf("%s|%s|%s", strings.Join(m.To, ","), m.Subject, strings.TrimSpace(m.Text)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\ngot:\n  %s\nwant:\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	p := newPipeline(t)
+	if n := p.tick(); n != 3 {
+		t.Fatalf("first tick planned %d deliveries, want 3", n)
+	}
+	p.startWorker()
+	ds := p.waitFinished()
+
+	equalLines(t, "received", p.received(), []string{
+		"ann@example.com|Welcome, Ann!|Hi Ann, welcome to the shop.",
+		"bo@example.com|We miss you, Bo|It has been 35 days, Bo.",
+		"flo@example.com|Welcome, <b>Flo</b>!|Hi <b>Flo</b>, welcome to the shop.",
+	})
+	for _, m := range p.smtp.Messages() {
+		if m.To[0] == "flo@example.com" && !strings.Contains(m.HTML, "Hi &lt;b&gt;Flo&lt;/b&gt;, welcome") {
+			t.Errorf("HTML part does not escape the first name: %q", m.HTML)
+		}
+		if m.From != "hello@example.com" {
+			t.Errorf("envelope sender %q, want hello@example.com", m.From)
+		}
+	}
+
+	var keys []string
+	for k, d := range ds {
+		keys = append(keys, fmt.Sprintf("%s %s attempts=%d stage=%s", k, d.Status, d.Attempts, d.Stage))
+		if want := "<" + d.ID + "@example.com>"; d.MessageID != want {
+			t.Errorf("%s: message id %q, want %q", k, d.MessageID, want)
+		}
+		if d.SentAt == nil || d.QueuedAt == nil || d.SendingAt == nil {
+			t.Errorf("%s: transition times missing: %+v", k, d)
+		}
+		if !d.Occurrence.Equal(at) {
+			t.Errorf("%s: occurrence %s, want %s", k, d.Occurrence, at)
+		}
+	}
+	sort.Strings(keys)
+	equalLines(t, "deliveries", keys, []string{
+		"nudge/c2 sent attempts=1 stage=at_risk",
+		"welcome/c1 sent attempts=1 stage=new",
+		"welcome/c6 sent attempts=1 stage=new",
+	})
+	byID := map[string]string{}
+	for _, d := range ds {
+		byID[d.MessageID] = d.CustomerID
+	}
+	for _, m := range p.smtp.Messages() {
+		if byID[m.MessageID] == "" {
+			t.Errorf("message to %v has Message-ID %q, which no delivery recorded", m.To, m.MessageID)
+		}
+	}
+
+	// The same tick again plans nothing and sends nothing.
+	if n := p.tick(); n != 0 {
+		t.Fatalf("repeated tick planned %d deliveries, want 0", n)
+	}
+	if got := len(p.deliveries()); got != 3 {
+		t.Fatalf("%d deliveries after the repeated tick, want 3", got)
+	}
+	if p.smtp.Count() != 3 {
+		t.Fatalf("SMTP server got %d messages, want 3", p.smtp.Count())
+	}
+}
+
+func TestTemporaryFailureIsRetried(t *testing.T) {
+	p := newPipeline(t)
+	// 421 on the first DATA and 451 on the second: each delivery that
+	// meets one is retried with backoff and then sent.
+	p.smtp.FailNext(1, 421, "4.3.2", "service not available, try later")
+	p.smtp.FailNext(1, 451, "4.3.0", "local error in processing")
+	p.tick()
+	p.startWorker()
+	ds := p.waitFinished()
+	attempts := 0
+	for k, d := range ds {
+		if d.Status != store.StatusSent {
+			t.Errorf("%s: status %s (%s), want sent", k, d.Status, d.LastError)
+		}
+		attempts += d.Attempts
+	}
+	if attempts != 5 {
+		t.Errorf("%d attempts in all, want 5 (3 deliveries, 2 retried once)", attempts)
+	}
+	if p.smtp.Count() != 3 {
+		t.Errorf("SMTP server accepted %d messages, want 3", p.smtp.Count())
+	}
+	retried := 0
+	for _, d := range ds {
+		if d.Attempts == 2 {
+			retried++
+			if !strings.Contains(d.LastError, "4") {
+				t.Errorf("retried delivery keeps last error %q", d.LastError)
+			}
+		}
+	}
+	if retried != 2 {
+		t.Errorf("%d deliveries retried, want 2", retried)
+	}
+}
+
+func TestPermanentFailureIsNotRetried(t *testing.T) {
+	p := newPipeline(t)
+	p.smtp.Reject("bo@example.com", 550, "5.1.1 mailbox unavailable")
+	p.tick()
+	p.startWorker()
+	ds := p.waitFinished()
+	d := ds["nudge/c2"]
+	if d.Status != store.StatusFailed || d.Attempts != 1 {
+		t.Fatalf("nudge/c2: status %s after %d attempts, want failed after 1", d.Status, d.Attempts)
+	}
+	if !strings.Contains(d.LastError, "550") || !strings.Contains(d.LastError, "mailbox unavailable") {
+		t.Errorf("last error %q lacks the server's reply", d.LastError)
+	}
+	if d.FailedAt == nil {
+		t.Error("failed_at not set")
+	}
+	if got := ds["welcome/c1"].Status; got != store.StatusSent {
+		t.Errorf("welcome/c1: %s, want sent", got)
+	}
+	// The queue must not hold the failed task for retry.
+	sizes, err := p.q.Sizes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sizes {
+		if s.Retry != 0 || s.Pending != 0 {
+			t.Errorf("queue %s: %d retrying, %d pending; want none", s.Queue, s.Retry, s.Pending)
+		}
+	}
+}
+
+func TestConsentWithdrawnBeforeSending(t *testing.T) {
+	p := newPipeline(t)
+	p.tick()
+	ctx := context.Background()
+	if err := p.st.SetSubscribed(ctx, "c1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.st.AddSuppression(ctx, "FLO@example.com", "complaint"); err != nil {
+		t.Fatal(err)
+	}
+	p.startWorker()
+	ds := p.waitFinished()
+	for k, want := range map[string]string{"welcome/c1": "unsubscribed", "welcome/c6": "suppressed"} {
+		d := ds[k]
+		if d.Status != store.StatusSkipped || d.Reason != want || d.SkippedAt == nil {
+			t.Errorf("%s: status %s reason %q, want skipped %q", k, d.Status, d.Reason, want)
+		}
+	}
+	equalLines(t, "received", p.received(), []string{"bo@example.com|We miss you, Bo|It has been 35 days, Bo."})
+}
