@@ -2,7 +2,7 @@
 
 -- +goose Up
 CREATE TABLE customers (
-    id                text PRIMARY KEY,
+    id                text COLLATE "C" PRIMARY KEY, -- byte order: plan and stage list customers by id
     email             text NOT NULL,
     first_name        text NOT NULL DEFAULT '',
     timezone          text NOT NULL DEFAULT 'UTC',
@@ -31,7 +31,7 @@ CREATE INDEX customers_lower_email ON customers (lower(email));
 CREATE TABLE events (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     dedup_key   text NOT NULL UNIQUE,
-    customer_id text NOT NULL,
+    customer_id text COLLATE "C" NOT NULL,
     type        text NOT NULL,
     occurred_at timestamptz NOT NULL,
     amount      numeric(16, 2),
@@ -51,8 +51,8 @@ CREATE TYPE delivery_status AS ENUM ('planned', 'queued', 'sending', 'sent', 'fa
 
 CREATE TABLE deliveries (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    campaign    text NOT NULL,
-    customer_id text NOT NULL,
+    campaign    text COLLATE "C" NOT NULL,
+    customer_id text COLLATE "C" NOT NULL,
     occurrence  timestamptz NOT NULL,
     stage       text NOT NULL,
     template    text NOT NULL,

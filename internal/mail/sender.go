@@ -144,17 +144,25 @@ type server struct {
 
 func (s server) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
 
-// parseURL parses SMTP_URL. Its errors never repeat the URL, which may
-// hold a password.
+// parseURL parses SMTP_URL. Its errors never repeat the user info, which
+// holds a password.
 func parseURL(raw string) (server, error) {
 	var s server
+	const encode = "percent-encode special characters in the user name and password"
 	u, err := url.Parse(raw)
 	if err != nil {
+		if strings.Contains(raw, "@") {
+			return s, errors.New("invalid SMTP URL: cannot parse it; " + encode)
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
 		return s, fmt.Errorf("invalid SMTP URL: %v", err)
+	}
+	if strings.Contains(u.Path+u.RawQuery+u.Fragment, "@") {
+		// A '/', '?' or '#' in the password ended the host part early.
+		return s, errors.New("invalid SMTP URL: '@' after the host; " + encode)
 	}
 	switch u.Scheme {
 	case "smtp":
@@ -163,11 +171,14 @@ func parseURL(raw string) (server, error) {
 	default:
 		return s, fmt.Errorf("invalid SMTP URL: scheme %q, want smtp or smtps", u.Scheme)
 	}
-	if u.Opaque != "" || u.Host == "" {
+	if u.Opaque != "" || u.Hostname() == "" {
 		return s, errors.New("invalid SMTP URL: no host, want smtp://[user:pass@]host[:port]")
 	}
 	if u.Path != "" && u.Path != "/" {
 		return s, fmt.Errorf("invalid SMTP URL: unexpected path %q", u.Path)
+	}
+	if u.Fragment != "" {
+		return s, fmt.Errorf("invalid SMTP URL: unexpected fragment %q", u.Fragment)
 	}
 	s.host = u.Hostname()
 	if u.User != nil {

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the nurture command built once for the tests that need a real
+// process (signals, crashes).
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nurture-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "nurture")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build nurture: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a nurture process whose log lines tests can wait for.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "LOG_LEVEL=debug")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	p := &proc{t: t, cmd: cmd, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("nurture %s logs:\n%s", strings.Join(args, " "), p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// waitLog waits until the process has logged a line containing all of
+// parts, and returns that line.
+func (p *proc) waitLog(timeout time.Duration, parts ...string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range strings.Split(p.output(), "\n") {
+			all := true
+			for _, s := range parts {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				return line
+			}
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("process exited (%v) before logging %q", p.err, parts)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no log line with %q within %s", parts, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("process still running after %s", timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func copyDir(t *testing.T, from string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(from, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestServeHTTPReloadAndShutdown(t *testing.T) {
+	env := fixtureEnv(t)
+	env["CAMPAIGNS_DIR"] = copyDir(t, env["CAMPAIGNS_DIR"])
+	env["HTTP_ADDR"] = freeAddr(t)
+	env["OUTBOX_DIR"] = t.TempDir()
+	p := startProc(t, env, "serve")
+	p.waitLog(20*time.Second, "nurture serving", "roles=http,scheduler,worker")
+	p.waitLog(10*time.Second, "became scheduler leader")
+	base := "http://" + env["HTTP_ADDR"]
+
+	code, body := get(t, base+"/healthz")
+	if code != 200 || !strings.Contains(body, `"postgres":"ok"`) || !strings.Contains(body, `"redis":"ok"`) || !strings.Contains(body, `"scheduler_leader":true`) {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	code, body = get(t, base+"/metrics")
+	for _, want := range []string{"nurture_send_duration_seconds", "go_goroutines", "process_resident_memory_bytes"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s (status %d)", want, code)
+		}
+	}
+	code, body = get(t, base+"/monitoring/")
+	if code != 200 || !strings.Contains(body, "<html") {
+		t.Errorf("/monitoring/: status %d, body starts %.80q", code, body)
+	}
+
+	// An invalid edit is refused and the previous set keeps running.
+	bad := filepath.Join(env["CAMPAIGNS_DIR"], "broken.yaml")
+	if err := os.WriteFile(bad, []byte("name: broken\nschedule: every day\nemail: {template: welcome}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	line := p.waitLog(10*time.Second, "reload refused")
+	if !strings.Contains(line, "broken.yaml:2:11: schedule: invalid cron expression") {
+		t.Errorf("reload error does not name the problem: %s", line)
+	}
+	// A valid edit, with a campaign on a new queue, is taken.
+	if err := os.WriteFile(bad, []byte("name: second\nschedule: \"@hourly\"\nemail: {template: welcome}\nqueue: extra\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	p.waitLog(10*time.Second, "reloaded campaigns", "campaigns=3")
+	p.waitLog(10*time.Second, "worker queues changed", "queues=default,extra,nudges")
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz after reload: %d", code)
+	}
+
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(p.output(), "shutting down") {
+		t.Error("no shutdown log line")
+	}
+}
+
+func TestServeWaitsForUnreachableServices(t *testing.T) {
+	env := fixtureEnv(t)
+	closed := freeAddr(t) // nothing listens there
+	env["DATABASE_URL"] = "postgres://root@" + closed + "/nurture?sslmode=disable&connect_timeout=2"
+	p := startProc(t, env, "serve", "--role", "worker")
+	line := p.waitLog(15*time.Second, "PostgreSQL unavailable; retrying")
+	if !strings.Contains(line, closed) {
+		t.Errorf("error does not say where: %s", line)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+
+	env = fixtureEnv(t)
+	env["REDIS_URL"] = "redis://" + closed + "/0"
+	p = startProc(t, env, "serve", "--role", "worker")
+	line = p.waitLog(15*time.Second, "Redis unavailable; retrying")
+	if !strings.Contains(line, closed) {
+		t.Errorf("error does not say where: %s", line)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+
+	env = fixtureEnv(t)
+	env["SMTP_URL"] = "smtp://" + closed + "?tls=none"
+	p = startProc(t, env, "serve", "--role", "worker")
+	line = p.waitLog(15*time.Second, "mail transport unavailable; retrying")
+	if !strings.Contains(line, closed) {
+		t.Errorf("error does not say where: %s", line)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+}
+
