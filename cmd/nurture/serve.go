@@ -170,7 +170,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content)
 				srv.Shutdown(sctx)
 				cancel()
 			}
-			wg.Wait() // the scheduler stops at once: ticks see ctx end
+			wg.Wait()  // the scheduler stops at once: ticks see ctx end
 			return nil // the deferred wk.stop returns unfinished tasks to the queue
 		case <-hup:
 			next, err := content.Load(a.campaignsDir, a.templatesDir)

@@ -266,4 +266,3 @@ func TestServeWaitsForUnreachableServices(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	p.wait(10 * time.Second)
 }
-
