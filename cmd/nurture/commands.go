@@ -104,11 +104,16 @@ func (a *app) importCmd(ctx context.Context, args []string) error {
 	case res.Bad > 0 && *strict:
 		return exitError{code: 1, msg: fmt.Sprintf("nurture import: %d of %d line(s) bad; --strict: nothing imported", res.Bad, res.Lines)}
 	case res.Bad > 0:
-		fmt.Fprintf(a.stdout, "imported %d %s from %s\n", res.Imported, kind, name)
+		a.printImported(kind, name, res)
 		return exitError{code: 1, msg: fmt.Sprintf("nurture import: %d of %d line(s) bad and skipped", res.Bad, res.Lines)}
 	}
-	fmt.Fprintf(a.stdout, "imported %d %s from %s\n", res.Imported, kind, name)
+	a.printImported(kind, name, res)
 	return nil
+}
+
+func (a *app) printImported(kind, name string, res importer.Result) {
+	fmt.Fprintf(a.stdout, "%s: %d line(s): %d %s imported or changed, %d unchanged, %d bad\n",
+		name, res.Lines, res.Imported, kind, res.Unchanged, res.Bad)
 }
 
 func (a *app) stage(ctx context.Context, args []string) error {

@@ -341,6 +341,23 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 	}
 }
 
+// Without tls=, STARTTLS is used when offered, and credentials are never
+// sent in clear text.
+func TestSMTPOpportunisticTLS(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.StartTLS(), smtptest.Auth("u", "p"))
+	u := strings.Replace(srv.URL(), "tls=starttls&", "", 1)
+	if err := mail.Check(context.Background(), mail.Config{URL: u}); err != nil {
+		t.Errorf("STARTTLS offered: %v", err)
+	}
+
+	plain := smtptest.Start(t, smtptest.Auth("u", "p"))
+	u = strings.Replace(plain.URL(), "?tls=none", "", 1)
+	err := mail.Check(context.Background(), mail.Config{URL: u})
+	if err == nil || !strings.Contains(err.Error(), "(tls=opportunistic): greeting/EHLO/STARTTLS/AUTH: ") {
+		t.Errorf("AUTH over clear text without tls=none: %v", err)
+	}
+}
+
 func TestCheckErrors(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -385,7 +402,10 @@ func TestBadURL(t *testing.T) {
 		"smtp://h?tsl=none":                `invalid SMTP URL: unknown parameter "tsl", want tls or insecure_skip_verify`,
 		"smtp://h?insecure_skip_verify=ok": `invalid SMTP URL: insecure_skip_verify="ok", want true or false`,
 		"smtp://u:secret@h:99999":          `invalid SMTP URL: port "99999"`,
-		"smtp://u:secret@h:x":              `invalid SMTP URL: invalid port ":x" after host`,
+		"smtp://h:x":                       `invalid SMTP URL: invalid port ":x" after host`,
+		"smtp://u:secret@h:x":              `invalid SMTP URL: cannot parse it; percent-encode special characters in the user name and password`,
+		"smtp://u:12/secret@h":             `invalid SMTP URL: '@' after the host; percent-encode special characters in the user name and password`,
+		"smtp://:":                         `invalid SMTP URL: no host, want smtp://[user:pass@]host[:port]`,
 		"smtp://h/path":                    `invalid SMTP URL: unexpected path "/path"`,
 	} {
 		_, err := mail.NewSender(context.Background(), mail.Config{URL: raw}, nil)

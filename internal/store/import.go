@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -73,7 +74,7 @@ func (im *Import) Commit(ctx context.Context) error {
 
 // Rollback discards everything imported. It is a no-op after Commit.
 func (im *Import) Rollback(ctx context.Context) error {
-	if err := im.tx.Rollback(ctx); err != nil && err != pgx.ErrTxClosed {
+	if err := im.tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		return fmt.Errorf("roll back import: %w", err)
 	}
 	return nil

@@ -147,16 +147,16 @@ func createDatabase(ctx context.Context, admin *pgx.ConnConfig, name, template s
 	for attempt := 1; ; attempt++ {
 		_, err = conn.Exec(ctx, stmt)
 		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) {
+			return err
+		}
 		switch {
-		case err == nil:
+		case template == "" && (pgErr.Code == "42P04" || pgErr.Code == "23505"):
+			// duplicate_database, or unique_violation when a concurrent
+			// CREATE DATABASE of the same name won the race: it exists.
 			return nil
-		case errors.As(err, &pgErr) && (pgErr.Code == "42P04" || // duplicate_database
-			pgErr.Code == "23505" && template == ""): // unique_violation: a concurrent CREATE won
-			if template != "" {
-				return err
-			}
-			return nil
-		case errors.As(err, &pgErr) && pgErr.Code == "55006" && attempt < 5: // object_in_use: template busy
+		case pgErr.Code == "55006" && attempt < 5:
+			// object_in_use: someone is connected to the template.
 			select {
 			case <-ctx.Done():
 				return ctx.Err()

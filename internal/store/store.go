@@ -141,6 +141,7 @@ type PendingMigrationsError struct {
 	Pending  []string // file names, in the order they apply
 }
 
+// Error says what is pending and how to apply it.
 func (e *PendingMigrationsError) Error() string {
 	return fmt.Sprintf("database %s has %d pending migration(s) (%s); run \"nurture migrate\"",
 		e.Database, len(e.Pending), strings.Join(e.Pending, ", "))

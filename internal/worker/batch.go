@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // batcher merges the database calls of concurrent handlers: each caller
@@ -79,7 +80,9 @@ func (b *batcher[In, Out]) run() {
 		}
 		// The flush must finish even while the process shuts down: the
 		// handlers waiting on it are reporting sends that already happened.
-		outs, err := b.fn(context.Background(), ins)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		outs, err := b.fn(ctx, ins)
+		cancel()
 		for i, r := range reqs {
 			var rep batchReply[Out]
 			if err != nil {

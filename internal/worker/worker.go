@@ -81,10 +81,18 @@ func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *
 		return st.Claim(ctx, ids)
 	})
 	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]struct{}, error) {
-		if err := st.Record(ctx, outs); err != nil {
-			return nil, err
+		// A send that happened must not be repeated because its record
+		// failed once: retry the write for a while before giving up (the
+		// task is then retried, and the resend carries the same Message-ID).
+		var err error
+		for delay := 100 * time.Millisecond; delay <= 6400*time.Millisecond; delay *= 2 {
+			if err = st.Record(ctx, outs); err == nil {
+				return make([]struct{}, len(outs)), nil
+			}
+			log.Warn("recording outcomes failed; retrying", "count", len(outs), "err", err, "retry_in", delay)
+			time.Sleep(delay)
 		}
-		return make([]struct{}, len(outs)), nil
+		return nil, err
 	})
 	return w
 }
