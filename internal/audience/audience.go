@@ -54,6 +54,10 @@ type History struct {
 	// LastOccurrence is the latest occurrence strictly before the
 	// evaluation instant, or nil.
 	LastOccurrence *time.Time
+	// Planned says a delivery of this campaign at the evaluation instant
+	// itself exists already (in any status): the tick at that occurrence
+	// has run, and running it again adds nothing.
+	Planned bool
 }
 
 // Days is floor(d / 24h) for the durations facts are made of.

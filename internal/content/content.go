@@ -40,7 +40,9 @@ func Load(campaignsDir, templatesDir string) (*Content, error) {
 			return nil, err
 		}
 		for _, te := range terrs {
-			errs = append(errs, campaign.Error{Pos: campaign.Pos{File: te.File, Line: te.Line, Col: 1}, Msg: te.Msg})
+			// Go's template parser gives a line without a column, and
+			// whole-file problems have neither: point at the start.
+			errs = append(errs, campaign.Error{Pos: campaign.Pos{File: te.File, Line: max(te.Line, 1), Col: max(te.Col, 1)}, Msg: te.Msg})
 		}
 	}
 	var rules *audience.Rules

@@ -33,6 +33,9 @@ type Stats struct {
 	Candidates int
 	// Matched is how many are in the audience.
 	Matched int
+	// AlreadyPlanned is how many candidates have a delivery at this very
+	// occurrence from an earlier run of the same tick.
+	AlreadyPlanned int
 	// ExprErrors counts customers whose stage or where expression failed
 	// at run time; they are left out and logged.
 	ExprErrors int
@@ -67,6 +70,12 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 	var out Planned
 	err := p.store.Candidates(ctx, filter, func(cand *store.Candidate) error {
 		st.Candidates++
+		if cand.History.Planned {
+			// This occurrence was planned already; a tick would insert
+			// nothing, so a dry run must not show it either.
+			st.AlreadyPlanned++
+			return nil
+		}
 		facts := audience.FactsAt(&cand.Customer, at)
 		stage, err := rules.Stage(&facts)
 		if err != nil {

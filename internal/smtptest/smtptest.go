@@ -53,6 +53,10 @@ type Option func(*Server)
 // benchmarks: Messages returns nothing, Count still counts.
 func Discard() Option { return func(s *Server) { s.discard = true } }
 
+// Latency makes the server wait d before answering each DATA, as a remote
+// server would; tests use it to have sends in flight at a known moment.
+func Latency(d time.Duration) Option { return func(s *Server) { s.latency = d } }
+
 // Auth requires AUTH PLAIN with these credentials (offered on plain
 // connections too, as test servers do).
 func Auth(user, pass string) Option {
@@ -70,6 +74,7 @@ func ImplicitTLS() Option { return func(s *Server) { s.tlsMode = "tls" } }
 // Server is an in-process SMTP server.
 type Server struct {
 	discard    bool
+	latency    time.Duration
 	user, pass string
 	tlsMode    string
 
@@ -390,6 +395,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if err != nil {
 		return err
+	}
+	if s.latency > 0 {
+		time.Sleep(s.latency)
 	}
 	s.mu.Lock()
 	var f *fault

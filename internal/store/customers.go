@@ -79,7 +79,8 @@ func (f CandidateFilter) bounds() (after, upTo *time.Time) {
 // campaign's deliveries to them in any status but failed and skipped, and
 // LastOccurrence is the latest occurrence of those before f.At. Failed and
 // skipped deliveries sent no email, so they neither use up max_sends nor
-// start a cooldown.
+// start a cooldown. Planned says a delivery of the campaign at exactly f.At
+// exists already, in any status.
 //
 // The Candidate is reused for the next row: fn must not keep the pointer,
 // though it may keep a copy of the value (its maps and pointers are not
@@ -98,13 +99,14 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		firstPurchase, lastPur  pgtype.Timestamptz
 		sends                   int32
 		lastOccurrence          pgtype.Timestamptz
+		planned                 bool
 		ordersCount             int32
 		createdAt, lastActiveAt time.Time
 	)
 	dest := []any{
 		&c.ID, &c.Email, &c.FirstName, &c.Timezone, &createdAt, nil, // attributes: raw
 		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPur, &lastActiveAt,
-		&sends, &lastOccurrence,
+		&sends, &lastOccurrence, &planned,
 	}
 	const attributesCol = 5
 	for rows.Next() {
@@ -123,7 +125,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		if err != nil {
 			return fmt.Errorf("candidates of campaign %q: customer %q: %w", f.Campaign, c.ID, err)
 		}
-		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence)}
+		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence), Planned: planned}
 		if err := fn(&cand); err != nil {
 			return err
 		}
@@ -220,4 +222,13 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 		return Counts{}, fmt.Errorf("count rows: %w", err)
 	}
 	return Counts{Customers: int(n[0]), Events: int(n[1]), Suppressions: int(n[2]), Deliveries: int(n[3])}, nil
+}
+
+// Reset deletes every customer, event, suppression and delivery. The demo
+// uses it on its own database; nothing else should.
+func (s *Store) Reset(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, s.q.get(qReset)); err != nil {
+		return fmt.Errorf("reset database: %w", err)
+	}
+	return nil
 }

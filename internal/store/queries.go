@@ -31,6 +31,7 @@ const (
 	qCandidates           = "candidates"
 	qCustomers            = "customers"
 	qCounts               = "counts"
+	qReset                = "reset"
 	qInsertDeliveries     = "insert-deliveries"
 	qMarkQueued           = "mark-queued"
 	qTouch                = "touch"
@@ -48,7 +49,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts,
+	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 }

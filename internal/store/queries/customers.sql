@@ -16,14 +16,16 @@ UPDATE customers SET subscribed = $2, updated_at = now() WHERE id = $1;
 -- deliveries unique key after its campaign), so rows stream without a sort.
 SELECT c.id, c.email, c.first_name, c.timezone, c.created_at, c.attributes,
        c.orders_count, c.total_spent::float8, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       coalesce(h.sends, 0)::integer, h.last_occurrence
+       coalesce(h.sends, 0)::integer, h.last_occurrence, coalesce(h.planned, false)
 FROM customers c
 LEFT JOIN (
     SELECT customer_id,
-           count(*)                                     AS sends,
-           max(occurrence) FILTER (WHERE occurrence < $2) AS last_occurrence
+           count(*) FILTER (WHERE status NOT IN ('failed', 'skipped')) AS sends,
+           max(occurrence) FILTER (WHERE occurrence < $2 AND status NOT IN ('failed', 'skipped')) AS last_occurrence,
+           -- any status: the unique key refuses a second row for this occurrence
+           bool_or(occurrence = $2) AS planned
     FROM deliveries
-    WHERE campaign = $1 AND status NOT IN ('failed', 'skipped')
+    WHERE campaign = $1
     GROUP BY customer_id
 ) h ON h.customer_id = c.id
 WHERE c.subscribed
@@ -44,3 +46,6 @@ SELECT (SELECT count(*) FROM customers),
        (SELECT count(*) FROM events),
        (SELECT count(*) FROM suppressions),
        (SELECT count(*) FROM deliveries);
+
+-- name: reset
+TRUNCATE customers, events, suppressions, deliveries;
