@@ -57,7 +57,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	if err := resetDemo(ctx, st); err != nil {
+	if err := st.Reset(ctx); err != nil {
 		return err
 	}
 	rdb, err := a.openRedis(ctx)
@@ -246,6 +246,3 @@ func (i indent) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-// resetDemo empties the demo database. PENDING-RESET
-func resetDemo(ctx context.Context, st *store.Store) error { return nil }
