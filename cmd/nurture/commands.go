@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -156,31 +157,51 @@ func (a *app) stage(ctx context.Context, args []string) error {
 	})
 }
 
-func (a *app) plan(ctx context.Context, args []string) error {
-	fs := a.flags("plan", "--at TIME [--campaign NAME] [--json]")
-	atFlag := fs.String("at", "", "plan as if campaigns fired at this RFC 3339 time (or now)")
-	only := fs.String("campaign", "", "plan only this campaign")
-	asJSON := fs.Bool("json", false, "one JSON object per line")
+// tickArgs is what plan and run-once share: the instant, the campaigns
+// and the store.
+type tickArgs struct {
+	at      time.Time
+	content *content.Content
+	targets []*audience.Target
+	store   *store.Store
+}
+
+// tickFlags registers --at and --campaign on fs, parses args, and loads
+// what a tick needs. The caller closes t.store.
+func (a *app) tickFlags(ctx context.Context, fs *flag.FlagSet, args []string) (*tickArgs, error) {
+	atFlag := fs.String("at", "", "act as if campaigns fired at this RFC 3339 time (or now)")
+	only := fs.String("campaign", "", "only this campaign")
 	if err := a.parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	at, err := parseAt(*atFlag)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := a.loadContent()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	targets, err := selectTargets(c.Rules, *only)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := a.openStore(ctx)
 	if err != nil {
+		return nil, err
+	}
+	return &tickArgs{at: at, content: c, targets: targets, store: st}, nil
+}
+
+func (a *app) plan(ctx context.Context, args []string) error {
+	fs := a.flags("plan", "--at TIME [--campaign NAME] [--json]")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	ta, err := a.tickFlags(ctx, fs, args)
+	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer ta.store.Close()
+	at, c, st := ta.at, ta.content, ta.store
 	w := bufio.NewWriter(a.stdout)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
@@ -189,7 +210,7 @@ func (a *app) plan(ctx context.Context, args []string) error {
 	}
 	p := planner.New(st, a.log)
 	total := 0
-	for _, t := range targets {
+	for _, t := range ta.targets {
 		stats, err := p.Evaluate(ctx, c.Rules, t, at, func(pl *planner.Planned) error {
 			if *asJSON {
 				return enc.Encode(pl)
@@ -222,35 +243,18 @@ func selectTargets(rules *audience.Rules, name string) ([]*audience.Target, erro
 
 func (a *app) runOnce(ctx context.Context, args []string) error {
 	fs := a.flags("run-once", "--at TIME [--campaign NAME]")
-	atFlag := fs.String("at", "", "plan as if campaigns fired at this RFC 3339 time (or now)")
-	only := fs.String("campaign", "", "run only this campaign")
-	if err := a.parse(fs, args); err != nil {
-		return err
-	}
-	at, err := parseAt(*atFlag)
+	ta, err := a.tickFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := a.loadContent()
-	if err != nil {
-		return err
-	}
-	targets, err := selectTargets(c.Rules, *only)
-	if err != nil {
-		return err
-	}
-	st, err := a.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer ta.store.Close()
 	rdb, err := a.openRedis(ctx)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	q := queue.NewClient(rdb, queue.Config{})
-	_, err = tickAll(ctx, planner.New(st, a.log), c.Rules, targets, at, q, a.stdout)
+	_, err = tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, a.stdout)
 	return err
 }
 

@@ -20,8 +20,12 @@ import (
 	"nurture/internal/worker"
 )
 
-// The demo uses a database of its own, which it empties on every run.
-const defaultDemoDatabaseURL = "postgres://localhost:5432/nurture_demo?sslmode=disable"
+// The demo uses a database and a Redis database of its own, which it
+// empties on every run. (Tests reserve Redis databases 1 to 14.)
+const (
+	defaultDemoDatabaseURL = "postgres://localhost:5432/nurture_demo?sslmode=disable"
+	defaultDemoRedisURL    = "redis://127.0.0.1:6379/15"
+)
 
 func (a *app) demo(ctx context.Context, args []string) error {
 	fs := a.flags("demo", "[--customers N]")
@@ -30,13 +34,18 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	outbox := fs.String("outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	smtpURL := fs.String("smtp-url", a.env("SMTP_URL", ""), "send to this SMTP server instead of the outbox (SMTP_URL)")
 	fs.Lookup("database-url").DefValue = defaultDemoDatabaseURL
+	fs.Lookup("redis-url").DefValue = defaultDemoRedisURL
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
-	if !isSet(fs, "database-url") && a.getenv("DEMO_DATABASE_URL") != "" {
-		a.databaseURL = a.getenv("DEMO_DATABASE_URL")
-	} else if !isSet(fs, "database-url") {
+	// The demo empties its database and drains its queues: it never uses
+	// DATABASE_URL or REDIS_URL, only the flags (or its own defaults), so
+	// it cannot touch a real installation by accident.
+	if !isSet(fs, "database-url") {
 		a.databaseURL = defaultDemoDatabaseURL
+	}
+	if !isSet(fs, "redis-url") {
+		a.redisURL = defaultDemoRedisURL
 	}
 	out := a.stdout
 	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
@@ -65,6 +74,9 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("empty the demo's Redis database: %w", err)
+	}
 
 	at := time.Now().UTC().Truncate(time.Minute)
 	step("audience: generating %d customers (seed %d) as of %s", *n, *seed, at.Format(time.RFC3339))
@@ -174,6 +186,7 @@ func drain(ctx context.Context, st *store.Store, total int, out io.Writer) error
 	tk := time.NewTicker(200 * time.Millisecond)
 	defer tk.Stop()
 	last := time.Now()
+	progress, lastDone := time.Now(), -1
 	for {
 		counts, err := st.DeliveryCounts(ctx)
 		if err != nil {
@@ -194,6 +207,11 @@ func drain(ctx context.Context, st *store.Store, total int, out io.Writer) error
 		}
 		if open == 0 {
 			return nil
+		}
+		if done != lastDone {
+			progress, lastDone = time.Now(), done
+		} else if time.Since(progress) > time.Minute {
+			return fmt.Errorf("no delivery finished for a minute; %d still open (is the mail server answering?)", open)
 		}
 		select {
 		case <-ctx.Done():

@@ -64,11 +64,15 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if len(cfg.roles) == 0 {
 		return errors.New("--role: no role given")
 	}
+	// Take SIGHUP from the start: its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	c, err := a.loadContent()
 	if err != nil {
 		return err
 	}
-	return a.runServe(ctx, cfg, c)
+	return a.runServe(ctx, cfg, c, hup)
 }
 
 // retry calls connect until it succeeds or ctx ends, logging each failure
@@ -96,8 +100,12 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, connect fu
 	}
 }
 
-func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content) error {
+func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content, hup <-chan os.Signal) error {
 	log := a.log
+	// Roles run under a context of their own, so that a failing start-up
+	// stops the roles already running before the connections close.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	st, err := retry(ctx, log, "PostgreSQL", a.openStore)
 	if err != nil {
 		return err
@@ -129,6 +137,8 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content)
 		sched *scheduler.Scheduler
 		wk    *workerRole
 	)
+	defer wg.Wait() // after cancel (deferred later, so run first)
+	defer cancel()
 	if cfg.roles["scheduler"] {
 		sched = scheduler.New(scheduler.Config{}, st, q, c.Rules, m, log.With("role", "scheduler"))
 		wg.Add(1)
@@ -157,9 +167,6 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content)
 		log.Info("http listening", "addr", cfg.httpAddr, "dashboard", "/monitoring/", "metrics", "/metrics")
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	log.Info("nurture serving", "roles", roleList(cfg.roles), "campaigns", len(c.Campaigns().Campaigns))
 	for {
 		select {
@@ -205,6 +212,7 @@ func roleList(roles map[string]bool) string {
 // handler, restarted when a reload brings new queues.
 type workerRole struct {
 	cfg    serveConfig
+	store  *store.Store
 	rdb    redis.UniversalClient
 	log    *slog.Logger
 	w      *worker.Worker
@@ -222,9 +230,13 @@ func startWorker(ctx context.Context, cfg serveConfig, st *store.Store, rdb redi
 	if err != nil {
 		return nil, err
 	}
-	wr := &workerRole{cfg: cfg, rdb: rdb, log: log, sender: sender}
+	wr := &workerRole{cfg: cfg, rdb: rdb, log: log, sender: sender, store: st}
 	wr.w = worker.New(worker.Config{From: cfg.from}, st, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, m, log)
-	wr.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: cfg.concurrency, Queues: queuesOf(c)}, log)
+	queues, err := wr.queues(ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	wr.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: cfg.concurrency, Queues: queues}, log)
 	if err := wr.srv.Start(wr.w); err != nil {
 		return nil, err
 	}
@@ -234,9 +246,12 @@ func startWorker(ctx context.Context, cfg serveConfig, st *store.Store, rdb redi
 
 // reload swaps content, and restarts the Asynq server when the set of
 // queues changed so that a new campaign's queue is not left unserved.
-func (wr *workerRole) reload(_ context.Context, c *content.Content) error {
+func (wr *workerRole) reload(ctx context.Context, c *content.Content) error {
 	wr.w.Reload(&worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates})
-	queues := queuesOf(c)
+	queues, err := wr.queues(ctx, c, wr.srv.Queues())
+	if err != nil {
+		return err
+	}
 	if slices.Equal(queues, wr.srv.Queues()) {
 		return nil
 	}
@@ -252,11 +267,29 @@ func (wr *workerRole) stop() {
 	wr.sender.Close()
 }
 
-// queuesOf lists the queues of every campaign, and "default", sorted.
-func queuesOf(c *content.Content) []string {
+// queues lists, sorted, what the worker serves: the queues of c, the ones
+// served so far, and any that still hold unfinished deliveries. A queue is
+// never dropped while tasks may wait in it: a campaign moved to another
+// queue, disabled or removed leaves tasks behind that must still run (they
+// are then skipped with a reason rather than stranded).
+func (wr *workerRole) queues(ctx context.Context, c *content.Content, served []string) ([]string, error) {
+	active, err := wr.store.ActiveQueues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return queuesOf(c, served, active), nil
+}
+
+// queuesOf lists the queues of every campaign, "default", and extra, sorted.
+func queuesOf(c *content.Content, extra ...[]string) []string {
 	seen := map[string]bool{"default": true}
 	for _, camp := range c.Campaigns().Campaigns {
 		seen[camp.Queue] = true
+	}
+	for _, qs := range extra {
+		for _, q := range qs {
+			seen[q] = true
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for q := range seen {

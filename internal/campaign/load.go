@@ -425,7 +425,23 @@ func parseSchedule(spec string) (sched cron.Schedule, err error) {
 	if sched.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
 		return nil, fmt.Errorf("%q never fires", spec)
 	}
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return Every(every.Delay), nil
+	}
 	return sched, nil
+}
+
+// Every is the schedule of "@every D": fire times are the multiples of D
+// counted from a fixed origin (Go's zero time), so for a D that divides a
+// day they are aligned to UTC midnight. cron's own @every counts from whenever it was asked, so each
+// process, restart or reload would fire at different instants, and a tick
+// repeated by a second scheduler would get an occurrence of its own.
+type Every time.Duration
+
+// Next returns the first multiple of the period after t.
+func (e Every) Next(t time.Time) time.Time {
+	d := time.Duration(e)
+	return t.Truncate(d).Add(d)
 }
 
 // parseCooldown accepts a Go duration ("720h", "90m"), whole days ("30d"),

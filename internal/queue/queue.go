@@ -104,6 +104,48 @@ func (c *Client) NewTask(ref Ref) *asynq.Task {
 // which is what we want). It stops at the first other error, returning the
 // ids done so far along with it.
 func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]string, error) {
+	return c.enqueue(ctx, refs, c.enqueueOne)
+}
+
+// Requeue is Enqueue for deliveries that should have a live task but may
+// not: a task Asynq archived (retries exhausted, or a lease lost on the
+// last attempt) still holds its TaskID for months, so it is deleted and
+// the delivery enqueued anew. Pending, active, scheduled and retrying
+// tasks are left alone.
+func (c *Client) Requeue(ctx context.Context, refs []Ref) ([]string, error) {
+	return c.enqueue(ctx, refs, c.requeueOne)
+}
+
+func (c *Client) enqueueOne(ctx context.Context, ref Ref) error {
+	_, err := c.client.EnqueueContext(ctx, c.NewTask(ref))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+func (c *Client) requeueOne(ctx context.Context, ref Ref) error {
+	_, err := c.client.EnqueueContext(ctx, c.NewTask(ref))
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	info, err := c.inspector.GetTaskInfo(ref.Queue, ref.ID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		// Finished in between; enqueue again, the claim sorts it out.
+	case err != nil:
+		return err
+	case info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted:
+		if err := c.inspector.DeleteTask(ref.Queue, ref.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return err
+		}
+	default:
+		return nil // a live task will run
+	}
+	return c.enqueueOne(ctx, ref)
+}
+
+func (c *Client) enqueue(ctx context.Context, refs []Ref, one func(context.Context, Ref) error) ([]string, error) {
 	var (
 		mu       sync.Mutex
 		done     = make([]string, 0, len(refs))
@@ -117,10 +159,10 @@ func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]string, error) {
 		go func() {
 			defer wg.Done()
 			for ref := range next {
-				_, err := c.client.EnqueueContext(ctx, c.NewTask(ref))
+				err := one(ctx, ref)
 				mu.Lock()
 				switch {
-				case err == nil || errors.Is(err, asynq.ErrTaskIDConflict):
+				case err == nil:
 					done = append(done, ref.ID)
 				case firstErr == nil:
 					firstErr = fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
@@ -193,6 +235,28 @@ func (c *Client) Unfinished(ctx context.Context) (int, error) {
 		n += s.Pending + s.Active + s.Scheduled + s.Retry
 	}
 	return n, nil
+}
+
+// allQueuesKey is the Redis set in which Asynq lists queue names; its
+// inspector and dashboard show only the queues listed there.
+const allQueuesKey = "asynq:queues"
+
+// Register lists queues in Asynq's set of queue names. Asynq's client adds
+// a queue there only on its first enqueue per process, so after Redis lost
+// its data, queues with tasks re-enqueued by a long-running process would
+// be missing from the dashboard and metrics until they are registered again.
+func (c *Client) Register(ctx context.Context, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	members := make([]any, len(queues))
+	for i, q := range queues {
+		members[i] = q
+	}
+	if err := c.rdb.SAdd(ctx, allQueuesKey, members...).Err(); err != nil {
+		return fmt.Errorf("register queues: %w", err)
+	}
+	return nil
 }
 
 // Ping checks Redis answers.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,8 +149,6 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 		}
 	}()
 
-	s.catchUp(ctx)
-
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -157,25 +156,38 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 		s.reconcileLoop(ctx)
 	}()
 
-	c := s.startCron(ctx)
+	// Start the cron entries first, then catch up: a fire time passing
+	// while catch-up runs is then fired by cron, and one planned by both
+	// is planned once (the unique key).
+	crons := []*cron.Cron{s.startCron(ctx)}
+	if s.cfg.CatchUp >= 0 {
+		s.catchUp(ctx, s.now().Add(-s.cfg.CatchUp))
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			<-c.Stop().Done() // let running ticks finish (they see ctx ended)
+			for _, c := range crons {
+				<-c.Stop().Done() // let running ticks finish (they see ctx ended)
+			}
 			wg.Wait()
 			s.log.Info("scheduler stopped leading")
 			return
 		case <-s.reload:
-			<-c.Stop().Done()
-			c = s.startCron(ctx)
+			// Swap entries without waiting for running ticks, and plan what
+			// fired in between, so a reload never skips a fire time.
+			stopped := s.now()
+			crons[len(crons)-1].Stop()
+			crons = append(crons, s.startCron(ctx))
 			s.log.Info("scheduler reloaded campaigns", "campaigns", len(s.rules.Load().Targets()))
+			s.catchUp(ctx, stopped)
 		}
 	}
 }
 
 // startCron starts one cron entry per enabled campaign of the current set.
 func (s *Scheduler) startCron(ctx context.Context) *cron.Cron {
-	c := cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	c := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{s.log}),
+		cron.WithChain(cron.SkipIfStillRunning(cronLogger{s.log})))
 	rules := s.rules.Load()
 	for _, t := range rules.Targets() {
 		if !t.Campaign.Enabled {
@@ -231,13 +243,12 @@ func (s *Scheduler) tick(ctx context.Context, rules *audience.Rules, name string
 	log.Info("tick done")
 }
 
-// catchUp plans, for each enabled campaign, the latest fire time missed
-// while no scheduler led, if it is within CatchUp. Planning is idempotent,
-// so a fire time that was in fact planned creates nothing new.
-func (s *Scheduler) catchUp(ctx context.Context) {
-	if s.cfg.CatchUp < 0 {
-		return
-	}
+// catchUp plans, for each enabled campaign, its latest fire time after
+// since that is not after now: a fire time missed while no scheduler led
+// (since = now - CatchUp) or while entries were being swapped on reload.
+// Planning is idempotent, so a fire time that was in fact planned creates
+// nothing new.
+func (s *Scheduler) catchUp(ctx context.Context, since time.Time) {
 	rules := s.rules.Load()
 	now := s.now().UTC()
 	for _, t := range rules.Targets() {
@@ -245,7 +256,7 @@ func (s *Scheduler) catchUp(ctx context.Context) {
 			continue
 		}
 		var missed time.Time
-		for f := t.Campaign.Cron.Next(now.Add(-s.cfg.CatchUp)); !f.After(now); f = t.Campaign.Cron.Next(f) {
+		for f := t.Campaign.Cron.Next(since); !f.After(now); f = t.Campaign.Cron.Next(f) {
 			missed = f
 		}
 		if missed.IsZero() {
@@ -256,10 +267,29 @@ func (s *Scheduler) catchUp(ctx context.Context) {
 	}
 }
 
+// cronLogger routes cron's logs, notably fires skipped because the
+// previous tick of the same campaign still runs, to slog.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) {
+	if msg == "skip" {
+		c.l.Warn("fire time skipped: the previous tick of this campaign is still running", kv...)
+		return
+	}
+	c.l.Debug("cron: "+msg, kv...)
+}
+
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}
+
 func (s *Scheduler) reconcileLoop(ctx context.Context) {
 	tk := time.NewTicker(s.cfg.ReconcileEvery)
 	defer tk.Stop()
 	for {
+		if err := s.queue.Register(ctx, s.queues()); err != nil && ctx.Err() == nil {
+			s.log.Error("register queues", "err", err)
+		}
 		if n, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile failed", "err", err)
 		} else if n > 0 {
@@ -271,6 +301,17 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 		case <-tk.C:
 		}
 	}
+}
+
+// queues lists the queues of the current campaigns.
+func (s *Scheduler) queues() []string {
+	var qs []string
+	for _, t := range s.rules.Load().Targets() {
+		if !slices.Contains(qs, t.Campaign.Queue) {
+			qs = append(qs, t.Campaign.Queue)
+		}
+	}
+	return qs
 }
 
 // Reconcile enqueues again every delivery left planned, queued or sending
@@ -299,7 +340,7 @@ func (s *Scheduler) Reconcile(ctx context.Context) (int, error) {
 		if len(qrefs) == 0 {
 			return total, nil
 		}
-		done, err := s.queue.Enqueue(ctx, qrefs)
+		done, err := s.queue.Requeue(ctx, qrefs)
 		total += len(done)
 		if len(done) > 0 {
 			if merr := s.store.Touch(ctx, done); merr != nil {

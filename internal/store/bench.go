@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -16,10 +16,10 @@ const (
 )
 
 // ScanCandidates runs the query Candidates runs for f and scans every
-// column into local variables, doing nothing else, and returns the number
-// of rows. It is the floor `nurture bench` compares planning with: the
-// cost of reading the candidates, without decoding attributes, computing
-// facts or evaluating expressions.
+// column into a local variable of its type, doing nothing else, and returns
+// the number of rows. It is the floor `nurture bench` compares planning
+// with: the cost of reading the candidates, without decoding attributes,
+// computing facts or evaluating expressions.
 func (s *Store) ScanCandidates(ctx context.Context, f CandidateFilter) (int, error) {
 	after, upTo := f.bounds()
 	rows, err := s.pool.Query(ctx, s.q.get(qCandidates), f.Campaign, f.At, after, upTo)
@@ -27,19 +27,13 @@ func (s *Store) ScanCandidates(ctx context.Context, f CandidateFilter) (int, err
 		return 0, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
 	}
 	defer rows.Close()
-	var (
-		id, email, firstName, timezone string
-		attributes                     []byte
-		createdAt, lastActiveAt        time.Time
-		ordersCount, sends             int32
-		totalSpent                     float64
-		firstPurchase, lastPurchase    pgtype.Timestamptz
-		lastOccurrence                 pgtype.Timestamptz
-	)
+	var dest []any
 	n := 0
 	for rows.Next() {
-		if err := rows.Scan(&id, &email, &firstName, &timezone, &createdAt, &attributes,
-			&ordersCount, &totalSpent, &firstPurchase, &lastPurchase, &lastActiveAt, &sends, &lastOccurrence); err != nil {
+		if dest == nil {
+			dest = scanDest(rows.FieldDescriptions())
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return n, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
 		}
 		n++
@@ -48,6 +42,33 @@ func (s *Store) ScanCandidates(ctx context.Context, f CandidateFilter) (int, err
 		return n, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
 	}
 	return n, nil
+}
+
+// scanDest returns a variable of the natural Go type for each column, so
+// that the bare scan follows the query when its columns change.
+func scanDest(fields []pgconn.FieldDescription) []any {
+	dest := make([]any, len(fields))
+	for i, fd := range fields {
+		switch fd.DataTypeOID {
+		case pgtype.TextOID, pgtype.VarcharOID:
+			dest[i] = new(string)
+		case pgtype.JSONBOID, pgtype.JSONOID:
+			dest[i] = new([]byte)
+		case pgtype.TimestamptzOID:
+			dest[i] = new(pgtype.Timestamptz)
+		case pgtype.Int4OID:
+			dest[i] = new(pgtype.Int4)
+		case pgtype.Int8OID:
+			dest[i] = new(pgtype.Int8)
+		case pgtype.Float8OID:
+			dest[i] = new(pgtype.Float8)
+		case pgtype.BoolOID:
+			dest[i] = new(pgtype.Bool)
+		default:
+			dest[i] = new(any)
+		}
+	}
+	return dest
 }
 
 // ClearDeliveries deletes every delivery, so that a benchmark can plan the

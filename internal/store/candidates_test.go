@@ -165,7 +165,7 @@ func TestCandidatesHistory(t *testing.T) {
 		if _, err := st.Claim(ctx, []string{ref}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Record(ctx, []store.Outcome{{ID: ref, Status: status, Reason: "r"}}); err != nil {
+		if _, err := st.Record(ctx, []store.Outcome{{ID: ref, Status: status, Reason: "r"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -101,6 +101,20 @@ func (s *Store) Touch(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// ActiveQueues lists, sorted, the queues of deliveries not yet sent,
+// failed or skipped.
+func (s *Store) ActiveQueues(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qActiveQueues))
+	if err != nil {
+		return nil, fmt.Errorf("active queues: %w", err)
+	}
+	qs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("active queues: %w", err)
+	}
+	return qs, nil
+}
+
 // Unfinished returns up to limit deliveries in status planned, queued or
 // sending that have not changed since olderThan, least recently changed
 // first.
@@ -232,6 +246,11 @@ type Outcome struct {
 	MessageID string
 	// Reply is the SMTP server's reply when it accepted the message.
 	Reply string
+	// Attempt is the Claim's Attempts this outcome answers. When set, the
+	// outcome applies only while no later claim took the delivery over, so
+	// a slow attempt cannot overwrite a newer one. Zero applies to any
+	// attempt.
+	Attempt int
 }
 
 // Record applies outcomes in one round trip. Only deliveries in status
@@ -240,8 +259,9 @@ type Outcome struct {
 // message_id and smtp_reply; failed sets failed_at, reason and last_error;
 // skipped sets skipped_at and reason; retry moves the delivery back to
 // queued (queued_at = now) with its last_error. Empty fields leave the
-// stored value as it is.
-func (s *Store) Record(ctx context.Context, outs []Outcome) error {
+// stored value as it is. It returns the ids whose outcome was not applied:
+// finished already, taken over by a later attempt, or unknown.
+func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err error) {
 	n := len(outs)
 	var (
 		ids      = make([]string, 0, n)
@@ -250,6 +270,7 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) error {
 		errs     = make([]string, 0, n)
 		msgIDs   = make([]string, 0, n)
 		replies  = make([]string, 0, n)
+		attempts = make([]int32, 0, n)
 	)
 	outs = slices.Clone(outs)
 	slices.SortFunc(outs, func(a, b Outcome) int { return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID)) })
@@ -257,21 +278,44 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) error {
 		switch o.Status {
 		case StatusSent, StatusFailed, StatusSkipped, StatusRetry:
 		default:
-			return fmt.Errorf("record delivery %s: unknown outcome %q", o.ID, o.Status)
+			return nil, fmt.Errorf("record delivery %s: unknown outcome %q", o.ID, o.Status)
 		}
 		if !isUUID(o.ID) {
-			continue // no such delivery
+			stale = append(stale, o.ID) // no such delivery
+			continue
 		}
-		ids, statuses, reasons = append(ids, o.ID), append(statuses, o.Status), append(reasons, o.Reason)
-		errs, msgIDs, replies = append(errs, o.Error), append(msgIDs, o.MessageID), append(replies, o.Reply)
+		ids, statuses, reasons = append(ids, o.ID), append(statuses, o.Status), append(reasons, clean(o.Reason))
+		errs, msgIDs, replies = append(errs, clean(o.Error)), append(msgIDs, clean(o.MessageID)), append(replies, clean(o.Reply))
+		attempts = append(attempts, int32(o.Attempt))
 	}
 	if len(ids) == 0 {
-		return nil
+		return stale, nil
 	}
-	if _, err := s.pool.Exec(ctx, s.q.get(qRecord), ids, statuses, reasons, errs, msgIDs, replies); err != nil {
-		return fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+	rows, err := s.pool.Query(ctx, s.q.get(qRecord), ids, statuses, reasons, errs, msgIDs, replies, attempts)
+	if err != nil {
+		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
 	}
-	return nil
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+	}
+	done := make(map[string]bool, len(applied))
+	for _, id := range applied {
+		done[id] = true
+	}
+	for _, id := range ids {
+		if !done[strings.ToLower(id)] {
+			stale = append(stale, id)
+		}
+	}
+	return stale, nil
+}
+
+// clean makes text from SMTP servers and errors storable: PostgreSQL text
+// takes neither invalid UTF-8 nor NUL bytes, and one such reply must not
+// fail a whole batch of outcomes.
+func clean(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // DeliveryRow is a delivery with every column. Nullable text columns read

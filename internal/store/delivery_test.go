@@ -136,10 +136,10 @@ func TestDeliveryLifecycle(t *testing.T) {
 	}
 
 	// Outcomes: sent, skipped, retry; an unknown outcome is refused.
-	if err := st.Record(ctx, []store.Outcome{{ID: d1, Status: "bounced"}}); err == nil {
+	if _, err := st.Record(ctx, []store.Outcome{{ID: d1, Status: "bounced"}}); err == nil {
 		t.Error("Record accepted an unknown status")
 	}
-	err = st.Record(ctx, []store.Outcome{
+	_, err = st.Record(ctx, []store.Outcome{
 		{ID: d1, Status: store.StatusSent, MessageID: "<d1@nurture>", Reply: "250 2.0.0 Ok: queued"},
 		{ID: d2, Status: store.StatusRetry, Error: "421 try later", MessageID: "<d2@nurture>"},
 		{ID: d3, Status: store.StatusSkipped, Reason: "customer no longer exists"},
@@ -175,7 +175,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 	if c := claims[2]; !c.Claimed || c.Attempts != 2 {
 		t.Errorf("Claim of a retried delivery = %+v", c)
 	}
-	if err := st.Record(ctx, []store.Outcome{
+	if _, err := st.Record(ctx, []store.Outcome{
 		{ID: d1, Status: store.StatusFailed, Reason: "rejected", Error: "550 no"},
 		{ID: d3, Status: store.StatusSent},
 		{ID: d2, Status: store.StatusFailed, Reason: "gave up after 2 attempts", Error: "421 still later"},
@@ -235,7 +235,7 @@ func TestUnfinishedAndTouch(t *testing.T) {
 	if _, err := st.Claim(ctx, ids[2:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Record(ctx, []store.Outcome{{ID: ids[3], Status: store.StatusSent}}); err != nil {
+	if _, err := st.Record(ctx, []store.Outcome{{ID: ids[3], Status: store.StatusSent}}); err != nil {
 		t.Fatal(err)
 	}
 

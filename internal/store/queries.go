@@ -32,6 +32,7 @@ const (
 	qCustomers            = "customers"
 	qCounts               = "counts"
 	qReset                = "reset"
+	qActiveQueues         = "active-queues"
 	qInsertDeliveries     = "insert-deliveries"
 	qMarkQueued           = "mark-queued"
 	qTouch                = "touch"
@@ -49,7 +50,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset,
+	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 }

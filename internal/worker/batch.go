@@ -2,9 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
+
+var errBatcherClosed = errors.New("worker is closed")
 
 // batcher merges the database calls of concurrent handlers: each caller
 // hands in one item and waits; a flusher takes every item waiting at that
@@ -44,7 +47,14 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	var zero Out
 	r := batchReq[In, Out]{in: in, reply: make(chan batchReply[Out], 1)}
 	select {
+	case <-b.stop:
+		return zero, errBatcherClosed
+	default:
+	}
+	select {
 	case b.reqs <- r:
+	case <-b.stop:
+		return zero, errBatcherClosed
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
@@ -63,7 +73,14 @@ func (b *batcher[In, Out]) run() {
 		case r := <-b.reqs:
 			reqs = append(reqs[:0], r)
 		case <-b.stop:
-			return
+			// Serve what was submitted before the stop; nothing is
+			// submitted after it.
+			select {
+			case r := <-b.reqs:
+				reqs = append(reqs[:0], r)
+			default:
+				return
+			}
 		}
 	fill:
 		for len(reqs) < b.max {

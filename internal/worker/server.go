@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -80,9 +81,13 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, log *slog.Logger) *S
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		Queues:      queues,
+		// Asynq passes the number of retries so far: 0 before the first.
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
-			return Backoff(cfg.RetryBase, cfg.RetryMax, n)
+			return Backoff(cfg.RetryBase, cfg.RetryMax, n+1)
 		},
+		// A database outage is not the delivery's fault: retry without
+		// using up the task's retries, so no outage can exhaust them.
+		IsFailure:                func(err error) bool { return !errors.Is(err, ErrInfrastructure) },
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        cfg.PollInterval,
 		DelayedTaskCheckInterval: min(cfg.RetryBase, 5*time.Second),

@@ -5,10 +5,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +72,17 @@ type Worker struct {
 	now     func() time.Time
 
 	claims  *batcher[string, store.Claim]
-	records *batcher[store.Outcome, struct{}]
+	records *batcher[store.Outcome, bool]
+	// inflight counts running handlers: Asynq's Shutdown returns without
+	// waiting for handlers it gave up on, and their outcomes must still be
+	// recorded before the batchers stop.
+	inflight sync.WaitGroup
 }
+
+// ErrInfrastructure marks a handler error caused by the database rather
+// than the delivery; Asynq retries such tasks without using up their
+// retries (see ServerConfig), so an outage cannot exhaust them.
+var ErrInfrastructure = errors.New("infrastructure unavailable")
 
 // New returns a Worker. Close it after the Asynq server has stopped.
 func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *metrics.Metrics, log *slog.Logger) *Worker {
@@ -80,17 +92,26 @@ func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *
 	w.claims = newBatcher(2, cfg.Batch, func(ctx context.Context, ids []string) ([]store.Claim, error) {
 		return st.Claim(ctx, ids)
 	})
-	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]struct{}, error) {
+	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
 		// A send that happened must not be repeated because its record
 		// failed once: retry the write for a while before giving up (the
 		// task is then retried, and the resend carries the same Message-ID).
 		var err error
 		for delay := 100 * time.Millisecond; delay <= 6400*time.Millisecond; delay *= 2 {
-			if err = st.Record(ctx, outs); err == nil {
-				return make([]struct{}, len(outs)), nil
+			var stale []string
+			if stale, err = st.Record(ctx, outs); err == nil {
+				applied := make([]bool, len(outs))
+				for i := range applied {
+					applied[i] = !slices.Contains(stale, outs[i].ID)
+				}
+				return applied, nil
 			}
 			log.Warn("recording outcomes failed; retrying", "count", len(outs), "err", err, "retry_in", delay)
-			time.Sleep(delay)
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(delay):
+			}
 		}
 		return nil, err
 	})
@@ -100,18 +121,32 @@ func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *
 // Reload replaces the campaigns and templates used for emails not yet rendered.
 func (w *Worker) Reload(c *Content) { w.content.Store(c) }
 
-// Close stops the database batchers.
+// Close waits up to a minute for running handlers to record their
+// outcomes, then stops the database batchers. Call it after the Asynq
+// server has shut down.
 func (w *Worker) Close() {
+	done := make(chan struct{})
+	go func() {
+		w.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		w.log.Error("handlers still running after a minute; their deliveries stay in sending for the reconciler")
+	}
 	w.claims.close()
 	w.records.close()
 }
 
 // ProcessTask implements asynq.Handler.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
 	id := string(t.Payload())
 	claim, err := w.claims.do(ctx, id)
 	if err != nil {
-		return fmt.Errorf("claim delivery %s: %w", id, err)
+		return fmt.Errorf("claim delivery %s: %w: %w", id, ErrInfrastructure, err)
 	}
 	if !claim.Claimed {
 		// Already finished (a duplicate task after a crash or a reconciler
@@ -121,12 +156,20 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	out := w.send(ctx, &claim)
 	out.ID = id
+	out.Attempt = claim.Attempts
 	// Record with a context of its own: a shutdown must not lose the
 	// outcome of a send that already happened.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if _, err := w.records.do(rctx, out); err != nil {
-		return fmt.Errorf("record delivery %s as %s: %w", id, out.Status, err)
+	applied, err := w.records.do(rctx, out)
+	if err != nil {
+		return fmt.Errorf("record delivery %s as %s: %w: %w", id, out.Status, ErrInfrastructure, err)
+	}
+	if !applied {
+		// A later attempt took the delivery over (this one outlived its
+		// lease or timeout); that attempt records the outcome.
+		w.log.Warn("outcome superseded by a later attempt", "delivery_id", id, "attempt", claim.Attempts, "status", out.Status)
+		return nil
 	}
 	w.metrics.Delivered(claim.Campaign, out.Status)
 	switch out.Status {
@@ -149,8 +192,15 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}
 	}
 	content := w.content.Load()
+	camp := content.Campaigns.Campaign(c.Campaign)
+	switch {
+	case camp == nil:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign removed"}
+	case !camp.Enabled:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}
+	}
 	from := w.cfg.From
-	if camp := content.Campaigns.Campaign(c.Campaign); camp != nil && camp.Email.From != "" {
+	if camp.Email.From != "" {
 		from = camp.Email.From
 	}
 	now := w.now()

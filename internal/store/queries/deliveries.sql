@@ -23,6 +23,14 @@ SET status    = CASE WHEN status = 'planned' THEN 'queued' ELSE status END,
     updated_at = now()
 WHERE id = ANY ($1::uuid[]) AND status IN ('planned', 'queued', 'sending');
 
+-- name: active-queues
+-- Queues that still hold work: a worker must keep serving them even after
+-- the campaign that used them moved to another queue or went away.
+SELECT DISTINCT queue
+FROM deliveries
+WHERE status IN ('planned', 'queued', 'sending')
+ORDER BY queue;
+
 -- name: unfinished
 SELECT id::text, queue
 FROM deliveries
@@ -75,7 +83,8 @@ ORDER BY i.ord;
 
 -- name: record
 -- Only deliveries being sent take an outcome: a finished delivery is never
--- changed again, whatever a late or duplicate worker reports. The caller
+-- changed again, whatever a late or duplicate worker reports; and an
+-- outcome for an attempt that a later claim took over is refused. The caller
 -- sorts the outcomes by id, so concurrent batches lock rows in one order.
 UPDATE deliveries d
 SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::delivery_status,
@@ -88,9 +97,10 @@ SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::d
     failed_at  = CASE WHEN o.status = 'failed' THEN now() ELSE d.failed_at END,
     skipped_at = CASE WHEN o.status = 'skipped' THEN now() ELSE d.skipped_at END,
     updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-     AS o (id, status, reason, error, message_id, reply)
-WHERE d.id = o.id AND d.status = 'sending';
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[])
+     AS o (id, status, reason, error, message_id, reply, attempt)
+WHERE d.id = o.id AND d.status = 'sending' AND (o.attempt = 0 OR d.attempts = o.attempt)
+RETURNING d.id::text;
 
 -- name: delivery
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
