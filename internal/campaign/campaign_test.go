@@ -228,3 +228,32 @@ func TestErrorsSort(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestEveryIsAnchored(t *testing.T) {
+	// Fire times of @every are fixed instants, whenever a process asks: a
+	// scheduler that starts, restarts or takes over agrees with the others.
+	tests := []struct {
+		every time.Duration
+		from  string
+		want  string
+	}{
+		{time.Hour, "2026-03-02T12:34:56Z", "2026-03-02T13:00:00Z"},
+		{time.Hour, "2026-03-02T13:00:00Z", "2026-03-02T14:00:00Z"},
+		{7 * time.Second, "2026-03-02T12:00:05Z", "2026-03-02T12:00:07Z"},
+		{6 * time.Hour, "2026-03-02T23:59:59Z", "2026-03-03T00:00:00Z"},
+	}
+	for _, tt := range tests {
+		from, _ := time.Parse(time.RFC3339, tt.from)
+		want, _ := time.Parse(time.RFC3339, tt.want)
+		if got := campaign.Every(tt.every).Next(from); !got.Equal(want) {
+			t.Errorf("Every(%s).Next(%s) = %s, want %s", tt.every, tt.from, got.UTC().Format(time.RFC3339), tt.want)
+		}
+	}
+	set, err := campaign.Load("testdata/good/full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := set.Campaign("full").Cron.(campaign.Every); !ok {
+		t.Errorf("@every 1h parsed as %T, want campaign.Every", set.Campaign("full").Cron)
+	}
+}

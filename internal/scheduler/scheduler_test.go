@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/content"
@@ -202,5 +203,41 @@ func TestReconcileReenqueuesLostTasks(t *testing.T) {
 	}
 	if got := e.tasks(t); got != 3 {
 		t.Fatalf("%d tasks after a second reconcile, want 3 (re-enqueued %d)", got, n)
+	}
+}
+
+func TestReconcileReplacesArchivedTasks(t *testing.T) {
+	e := newEnv(t)
+	s := e.scheduler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	waitUntil(t, "3 queued deliveries", func() bool {
+		_, st := e.count(t)
+		return st[store.StatusQueued] == 3
+	})
+	cancel()
+	<-done
+
+	// Asynq archived every task (say, a worker died on its last attempt),
+	// while the rows are still unfinished. An archived task keeps its
+	// TaskID, so a plain enqueue would meet a conflict and do nothing.
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	for _, q := range []string{"default", "nudges"} {
+		if _, err := insp.ArchiveAllPendingTasks(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.tasks(t); n != 0 {
+		t.Fatalf("%d live tasks after archiving, want 0", n)
+	}
+	r := scheduler.New(scheduler.Config{ReconcileAfter: time.Minute, Now: func() time.Time { return time.Now().Add(24 * time.Hour) }},
+		e.st, e.q, e.c.Rules, nil, e.log)
+	n, err := r.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || e.tasks(t) != 3 {
+		t.Fatalf("reconcile handed %d deliveries to the queue, %d live tasks; want 3 and 3", n, e.tasks(t))
 	}
 }

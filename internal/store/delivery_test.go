@@ -302,3 +302,39 @@ func assertClaims(t *testing.T, got, want []store.Claim) {
 		}
 	}
 }
+
+func TestRecordRefusesASupersededAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{newDelivery("w", "c1", ts("2026-06-01T09:00:00Z"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := refs[0].ID
+	// Attempt 1 is still running when a second copy of the task claims the
+	// delivery again (attempt 2).
+	for want := 1; want <= 2; want++ {
+		cl, err := st.Claim(ctx, []string{id})
+		if err != nil || !cl[0].Claimed || cl[0].Attempts != want {
+			t.Fatalf("claim %d: %+v, %v", want, cl, err)
+		}
+	}
+	// Attempt 1 reports a temporary failure: refused, the row stays with 2.
+	stale, err := st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusRetry, Error: "451 try later", Attempt: 1}})
+	if err != nil || !reflect.DeepEqual(stale, []string{id}) {
+		t.Fatalf("record of attempt 1: stale %v, %v; want [%s]", stale, err, id)
+	}
+	if d := mustDelivery(t, st, id); d.Status != store.StatusSending || d.LastError != "" {
+		t.Fatalf("after the stale outcome: %s %q, want sending with no error", d.Status, d.LastError)
+	}
+	// Attempt 2 sends; its outcome applies. Text PostgreSQL would refuse
+	// (invalid UTF-8, NUL) is cleaned rather than failing the batch.
+	stale, err = st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusSent, MessageID: "<m@x>", Reply: "250 ok\x00\xff", Attempt: 2}})
+	if err != nil || len(stale) != 0 {
+		t.Fatalf("record of attempt 2: stale %v, %v", stale, err)
+	}
+	if d := mustDelivery(t, st, id); d.Status != store.StatusSent || d.SMTPReply != "250 ok\uFFFD" || d.Attempts != 2 {
+		t.Fatalf("after attempt 2: %s %q attempts=%d", d.Status, d.SMTPReply, d.Attempts)
+	}
+}

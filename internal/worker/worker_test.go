@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/mail"
 	"nurture/internal/planner"
@@ -34,8 +35,10 @@ type pipeline struct {
 	rdb     redis.UniversalClient
 	q       *queue.Client
 	content *content.Content
-	smtp    *smtptest.Server
-	log     *slog.Logger
+	// campaigns is what the worker sees; tests may change it after planning.
+	campaigns *campaign.Set
+	smtp      *smtptest.Server
+	log       *slog.Logger
 }
 
 func newPipeline(t *testing.T) *pipeline {
@@ -50,6 +53,7 @@ func newPipeline(t *testing.T) *pipeline {
 		t.Fatalf("load fixture campaigns: %v", err)
 	}
 	p.content = c
+	p.campaigns = c.Campaigns()
 	p.smtp = smtptest.Start(t)
 	return p
 }
@@ -77,7 +81,7 @@ func (p *pipeline) startWorker() {
 		p.t.Fatal(err)
 	}
 	w := worker.New(worker.Config{From: "Shop <hello@example.com>"}, p.st, sender,
-		&worker.Content{Campaigns: p.content.Campaigns(), Templates: p.content.Templates}, nil, p.log)
+		&worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, nil, p.log)
 	srv := worker.NewServer(p.rdb, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
@@ -296,4 +300,28 @@ func TestConsentWithdrawnBeforeSending(t *testing.T) {
 		}
 	}
 	equalLines(t, "received", p.received(), []string{"bo@example.com|We miss you, Bo|It has been 35 days, Bo."})
+}
+
+func TestDisabledCampaignIsSkipped(t *testing.T) {
+	p := newPipeline(t)
+	p.tick()
+	// The nudge campaign is disabled after planning: its delivery is
+	// recorded as skipped, not sent and not left behind.
+	set := *p.content.Campaigns()
+	set.Campaigns = append([]campaign.Campaign(nil), set.Campaigns...)
+	for i := range set.Campaigns {
+		if set.Campaigns[i].Name == "nudge" {
+			set.Campaigns[i].Enabled = false
+		}
+	}
+	p.campaigns = &set
+	p.startWorker()
+	ds := p.waitFinished()
+	if d := ds["nudge/c2"]; d.Status != store.StatusSkipped || d.Reason != "campaign disabled" {
+		t.Errorf("nudge/c2: %s %q, want skipped \"campaign disabled\"", d.Status, d.Reason)
+	}
+	equalLines(t, "received", p.received(), []string{
+		"ann@example.com|Welcome, Ann!|Hi Ann, welcome to the shop.",
+		"flo@example.com|Welcome, <b>Flo</b>!|Hi <b>Flo</b>, welcome to the shop.",
+	})
 }
