@@ -50,7 +50,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues,
+	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues, qBenchClearDeliveries, qBenchVacuum, qServerVersion,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -31,6 +32,10 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	// PollInterval is how often idle workers look for new tasks. Default 1s.
 	PollInterval time.Duration
+	// Shards is how many Asynq servers share Concurrency, each taking tasks
+	// from Redis in its own loop. Default: one per 16 of Concurrency, at
+	// most 8.
+	Shards int
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -52,6 +57,10 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
+	if c.Shards <= 0 {
+		c.Shards = min(max(c.Concurrency/16, 1), 8)
+	}
+	c.Shards = min(c.Shards, c.Concurrency)
 	return c
 }
 
@@ -67,34 +76,46 @@ func Backoff(base, max time.Duration, n int) time.Duration {
 
 // Server runs a Worker under Asynq.
 type Server struct {
-	cfg ServerConfig
-	srv *asynq.Server
+	cfg  ServerConfig
+	srvs []*asynq.Server
 }
 
 // NewServer returns a Server taking tasks from rdb.
+//
+// An Asynq server takes tasks from Redis one at a time, in a single loop,
+// so one server caps a process at one Redis round trip per task whatever
+// its concurrency. The Server therefore runs Shards Asynq servers that
+// share the concurrency, each taking tasks in its own loop.
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig, log *slog.Logger) *Server {
 	cfg = cfg.withDefaults()
 	queues := make(map[string]int, len(cfg.Queues))
 	for _, q := range cfg.Queues {
 		queues[q] = 1
 	}
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency: cfg.Concurrency,
-		Queues:      queues,
-		// Asynq passes the number of retries so far: 0 before the first.
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
-			return Backoff(cfg.RetryBase, cfg.RetryMax, n+1)
-		},
-		// A database outage is not the delivery's fault: retry without
-		// using up the task's retries, so no outage can exhaust them.
-		IsFailure:                func(err error) bool { return !errors.Is(err, ErrInfrastructure) },
-		ShutdownTimeout:          cfg.ShutdownTimeout,
-		TaskCheckInterval:        cfg.PollInterval,
-		DelayedTaskCheckInterval: min(cfg.RetryBase, 5*time.Second),
-		Logger:                   asynqLogger{log.With("component", "asynq")},
-		LogLevel:                 asynq.WarnLevel,
-	})
-	return &Server{cfg: cfg, srv: srv}
+	s := &Server{cfg: cfg}
+	for i := range cfg.Shards {
+		concurrency := cfg.Concurrency / cfg.Shards
+		if i < cfg.Concurrency%cfg.Shards {
+			concurrency++
+		}
+		s.srvs = append(s.srvs, asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency: concurrency,
+			Queues:      queues,
+			// Asynq passes the number of retries so far: 0 before the first.
+			RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+				return Backoff(cfg.RetryBase, cfg.RetryMax, n+1)
+			},
+			// A database outage is not the delivery's fault: retry without
+			// using up the task's retries, so no outage can exhaust them.
+			IsFailure:                func(err error) bool { return !errors.Is(err, ErrInfrastructure) },
+			ShutdownTimeout:          cfg.ShutdownTimeout,
+			TaskCheckInterval:        cfg.PollInterval,
+			DelayedTaskCheckInterval: min(cfg.RetryBase, 5*time.Second),
+			Logger:                   asynqLogger{log.With("component", "asynq")},
+			LogLevel:                 asynq.WarnLevel,
+		}))
+	}
+	return s
 }
 
 // Queues returns the queues the server takes tasks from, sorted.
@@ -108,15 +129,30 @@ func (s *Server) Queues() []string {
 func (s *Server) Start(w *Worker) error {
 	mux := asynq.NewServeMux()
 	mux.Handle(queue.TaskSend, w)
-	if err := s.srv.Start(mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	for i, srv := range s.srvs {
+		if err := srv.Start(mux); err != nil {
+			for _, started := range s.srvs[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
 	return nil
 }
 
 // Shutdown stops taking tasks, waits up to ShutdownTimeout for in-flight
 // sends, and returns unfinished tasks to their queue.
-func (s *Server) Shutdown() { s.srv.Shutdown() }
+func (s *Server) Shutdown() {
+	var wg sync.WaitGroup
+	for _, srv := range s.srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.Shutdown()
+		}()
+	}
+	wg.Wait()
+}
 
 // asynqLogger routes Asynq's own logs to slog.
 type asynqLogger struct{ l *slog.Logger }

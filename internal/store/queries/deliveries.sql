@@ -10,9 +10,13 @@ ON CONFLICT (campaign, customer_id, occurrence) DO NOTHING
 RETURNING id::text, queue;
 
 -- name: mark-queued
+-- Statements that name their rows by id test the status with "<> ALL" on
+-- purpose: a condition that implies the predicate of deliveries_unfinished
+-- lets the planner pick that index, which right after a big tick (stale
+-- statistics) means reading every unfinished delivery to update a few.
 UPDATE deliveries
 SET status = 'queued', queued_at = now(), updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status = 'planned';
+WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{queued,sending,sent,failed,skipped}');
 
 -- name: touch
 -- The reconciler enqueued these again: planned ones are queued now, and
@@ -21,7 +25,7 @@ UPDATE deliveries
 SET status    = CASE WHEN status = 'planned' THEN 'queued' ELSE status END,
     queued_at = CASE WHEN status = 'planned' THEN now() ELSE queued_at END,
     updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status IN ('planned', 'queued', 'sending');
+WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{sent,failed,skipped}');
 
 -- name: active-queues
 -- Queues that still hold work: a worker must keep serving them even after
@@ -50,7 +54,7 @@ WITH input AS (
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), updated_at = now()
-    WHERE d.id = ANY ($1::uuid[]) AND d.status IN ('planned', 'queued', 'sending')
+    WHERE d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{sent,failed,skipped}')
     RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts
 )
 SELECT i.ord::integer,

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// benchResult is one row of the results table.
+type benchResult struct {
+	name     string // what was measured
+	value    string
+	baseline string
+	// ratio is the measured cost over the baseline's: time over time, or
+	// memory over memory. 0 when there is no baseline.
+	ratio  float64
+	target string
+	met    string // "yes", "no", or "" without a target
+}
+
+// add appends a result row.
+func (b *bench) add(r benchResult) { b.results = append(b.results, r) }
+
+// detail appends a Markdown section printed after the table.
+func (b *bench) detail(format string, args ...any) {
+	b.details = append(b.details, fmt.Sprintf(format, args...))
+}
+
+// report prints the run as Markdown, ready to paste into BENCHMARKS.md.
+func (b *bench) report(w io.Writer) {
+	c := b.cfg
+	fmt.Fprintf(w, "### Run of %s\n\n", b.machine.date.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- Machine: %s\n", b.machine)
+	fmt.Fprintf(w, "- Sizes: %s customers (seed %d), %d planning campaigns, %s tasks, %s sends, %d workers, %d SMTP connections\n",
+		count(float64(c.customers)), c.seed, len(b.plan.Rules.Targets()), count(float64(c.tasks)), count(float64(c.sends)), c.workers, c.smtpConns)
+	fmt.Fprintf(w, "- Command: `nurture bench %s`\n\n", c.flagsString())
+
+	fmt.Fprintln(w, "| Benchmark | Result | Baseline | Cost vs baseline | Target | Met |")
+	fmt.Fprintln(w, "|---|---|---|--:|---|---|")
+	for _, r := range b.results {
+		ratio := ""
+		if r.ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.ratio)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.name, r.value, r.baseline, ratio, r.target, r.met)
+	}
+	for _, d := range b.details {
+		fmt.Fprintf(w, "\n%s", d)
+	}
+}
+
+// flagsString is the command line that repeats this run's sizes.
+func (c benchConfig) flagsString() string {
+	var parts []string
+	for p := range strings.SplitSeq(benchParts, ",") {
+		if c.parts[p] {
+			parts = append(parts, p)
+		}
+	}
+	return fmt.Sprintf("--only %s --customers %d --seed %d --tasks %d --sends %d --workers %d --smtp-conns %d --rounds %d",
+		strings.Join(parts, ","), c.customers, c.seed, c.tasks, c.sends, c.workers, c.smtpConns, c.rounds)
+}
+
+// met says whether a target holds.
+func met(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// rate is n per second over d.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// count formats n rounded to an integer, with thousands separators.
+func count(n float64) string {
+	s := strconv.FormatInt(int64(n+0.5), 10)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// secs formats a duration in seconds.
+func secs(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+// megabytes formats bytes in MB (10^6 bytes).
+func megabytes(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }
