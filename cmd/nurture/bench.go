@@ -112,7 +112,7 @@ func (a *app) benchFlags(args []string) (benchConfig, error) {
 	fs.Uint64Var(&cfg.seed, "seed", 42, "seed of the generated audience")
 	fs.IntVar(&cfg.tasks, "tasks", 200_000, "tasks to enqueue (part b)")
 	fs.IntVar(&cfg.sends, "sends", 100_000, "deliveries to plan and send (part c)")
-	fs.IntVar(&cfg.workers, "workers", 64, "worker concurrency, and concurrency of the raw sends (part c)")
+	fs.IntVar(&cfg.workers, "workers", 128, "worker concurrency, and concurrency of the raw sends (part c)")
 	fs.IntVar(&cfg.smtpConns, "smtp-conns", 8, "SMTP connections (part c)")
 	fs.IntVar(&cfg.rounds, "rounds", 2, "rounds of part a; each campaign's fastest round counts")
 	fs.BoolVar(&cfg.reimport, "reimport", false, "import the audience again even when the database holds it")

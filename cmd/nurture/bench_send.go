@@ -39,11 +39,15 @@ func (b *bench) sending(ctx context.Context) error {
 	}
 	n := b.cfg.sends
 	r := rate(n, e2e.send)
+	rss, err := peakRSS()
+	if err != nil {
+		return err
+	}
 	b.add(benchResult{
 		name: fmt.Sprintf("(c) End to end: %s deliveries, tick → Redis → %d workers → SMTP sink (%d connections)",
 			count(float64(n)), b.cfg.workers, b.cfg.smtpConns),
-		value: fmt.Sprintf("%s sends/s (%s; %s of %s rows sent, %s at the sink; planning them took %s more)",
-			count(r), secs(e2e.send), count(float64(e2e.sent)), count(float64(n)), count(float64(e2e.received)), secs(e2e.plan)),
+		value: fmt.Sprintf("%s sends/s (%s; %s of %s rows sent, %s at the sink; planning them took %s more; peak RSS of the whole bench process, SMTP sink included, %d MB)",
+			count(r), secs(e2e.send), count(float64(e2e.sent)), count(float64(n)), count(float64(e2e.received)), secs(e2e.plan), rss>>20),
 		baseline: fmt.Sprintf("raw `mail.Sender.Send`, same sink, connections and concurrency: %s/s", count(rate(n, raw))),
 		ratio:    e2e.send.Seconds() / raw.Seconds(),
 		target:   "≥ 3,000 sends/s, all recorded",

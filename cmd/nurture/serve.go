@@ -43,10 +43,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	var cfg serveConfig
 	fs.StringVar(&cfg.httpAddr, "http-addr", a.env("HTTP_ADDR", ":8080"), "listen address of the dashboard, /healthz and /metrics (HTTP_ADDR)")
 	fs.StringVar(&cfg.smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes .eml files to --outbox (SMTP_URL)")
-	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 4), "SMTP connections per worker process (SMTP_CONNS)")
+	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
-	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 64), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
+	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}

@@ -427,3 +427,17 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	})
 }
+
+func TestNeedsAttributes(t *testing.T) {
+	r := load(t, "../../campaigns")
+	var need []string
+	for _, tg := range r.Targets() {
+		if tg.NeedsAttributes() {
+			need = append(need, tg.Campaign.Name)
+		}
+	}
+	// Only winback's where reads attributes (attributes.plan); no stage does.
+	if got := strings.Join(need, ","); got != "winback" {
+		t.Errorf("campaigns needing attributes: %q, want \"winback\"", got)
+	}
+}

@@ -37,6 +37,25 @@ type Target struct {
 	Campaign *campaign.Campaign
 	where    *vm.Program // nil: no condition
 	vms      *sync.Pool
+	// attributes says some expression this target runs (a stage's when or
+	// its where) reads attributes.
+	attributes bool
+}
+
+// NeedsAttributes reports whether evaluating this target reads customer
+// attributes. When it does not, the planner skips decoding them, which is a
+// large part of the cost of reading a candidate.
+func (t *Target) NeedsAttributes() bool { return t.attributes }
+
+// reads reports whether prog refers to the name.
+func reads(prog *vm.Program, name string) bool {
+	if prog == nil {
+		return false
+	}
+	v := &identFinder{name: name}
+	node := prog.Node()
+	ast.Walk(&node, v)
+	return v.found != nil
 }
 
 // EvalError is an expression that failed while running, for instance
@@ -108,6 +127,10 @@ func Compile(set *campaign.Set) (*Rules, error) {
 		}
 		r.stages = append(r.stages, sr)
 	}
+	stagesReadAttributes := false
+	for _, sr := range r.stages {
+		stagesReadAttributes = stagesReadAttributes || reads(sr.prog, "attributes")
+	}
 	for i := range set.Campaigns {
 		c := &set.Campaigns[i]
 		t := &Target{Campaign: c, vms: r.vms}
@@ -118,6 +141,7 @@ func Compile(set *campaign.Set) (*Rules, error) {
 			}
 			t.where = prog
 		}
+		t.attributes = stagesReadAttributes || reads(t.where, "attributes")
 		r.targets = append(r.targets, t)
 	}
 	if len(errs) > 0 {

@@ -66,6 +66,8 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 		At:          at,
 		MinInactive: c.Audience.MinInactive,
 		MaxInactive: c.Audience.MaxInactive,
+		// Evaluate outputs no attributes: decode them only for expressions.
+		SkipAttributes: !t.NeedsAttributes(),
 	}
 	var out Planned
 	err := p.store.Candidates(ctx, filter, func(cand *store.Candidate) error {

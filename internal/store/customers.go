@@ -55,6 +55,9 @@ type CandidateFilter struct {
 	// MinInactive and MaxInactive bound inactive_days at At, inclusive;
 	// nil is unbounded.
 	MinInactive, MaxInactive *int
+	// SkipAttributes leaves Customer.Attributes nil instead of decoding
+	// them, for campaigns whose expressions never read them.
+	SkipAttributes bool
 }
 
 // bounds turns inactive_days bounds into bounds of last_active_at:
@@ -121,8 +124,9 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		c.OrdersCount = int(ordersCount)
 		c.FirstPurchaseAt = timePtr(firstPurchase)
 		c.LastPurchaseAt = timePtr(lastPur)
-		c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary)
-		if err != nil {
+		if f.SkipAttributes {
+			c.Attributes = nil
+		} else if c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary); err != nil {
 			return fmt.Errorf("candidates of campaign %q: customer %q: %w", f.Campaign, c.ID, err)
 		}
 		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence), Planned: planned}
