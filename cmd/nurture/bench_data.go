@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -288,7 +287,7 @@ func (b *bench) importSample(ctx context.Context) (*importStats, error) {
 	defer os.Remove(epath)
 	b.progress("audience: generating %d customers as of %s", b.cfg.customers, b.cfg.at.Format(time.RFC3339))
 	start := time.Now()
-	if err := writeSample(cpath, epath, b.cfg.customers, b.cfg.seed, b.cfg.at); err != nil {
+	if err := sample.WriteFiles(cpath, epath, b.cfg.customers, b.cfg.seed, b.cfg.at); err != nil {
 		return nil, err
 	}
 	s.generate = time.Since(start)
@@ -306,20 +305,6 @@ func (b *bench) importSample(ctx context.Context) (*importStats, error) {
 	}
 	s.vacuum = time.Since(start)
 	return &s, nil
-}
-
-func writeSample(cpath, epath string, n int, seed uint64, at time.Time) error {
-	cf, err := os.Create(cpath)
-	if err != nil {
-		return err
-	}
-	ef, err := os.Create(epath)
-	if err != nil {
-		cf.Close()
-		return err
-	}
-	err = sample.Write(cf, ef, n, seed, at)
-	return errors.Join(err, cf.Close(), ef.Close())
 }
 
 type importFunc func(context.Context, *store.Store, io.Reader, string, importer.Options) (importer.Result, error)

@@ -96,25 +96,13 @@ func (b *bench) runChild(ctx context.Context, baseline bool) (childResult, error
 // its peak RSS and what the tick did as JSON.
 func (a *app) benchChild(ctx context.Context, args []string) error {
 	fs := a.flags("bench "+benchChildCommand, "--at TIME [--baseline]")
-	atFlag := fs.String("at", "", "tick at this RFC 3339 time")
 	baseline := fs.Bool("baseline", false, "connect and load the campaigns, but do not tick")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the tick to this file")
-	if err := a.parse(fs, args); err != nil {
-		return err
-	}
-	at, err := parseAt(*atFlag)
+	ta, err := a.tickFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := a.loadContent()
-	if err != nil {
-		return err
-	}
-	st, err := a.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer ta.store.Close()
 	rdb, err := a.openRedis(ctx)
 	if err != nil {
 		return err
@@ -128,7 +116,7 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 			return err
 		}
 		start := time.Now()
-		results, err := tickAll(ctx, planner.New(st, a.log), c.Rules, c.Rules.Targets(), at, queue.NewClient(rdb, queue.Config{}), indent{a.stderr})
+		results, err := tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, queue.NewClient(rdb, queue.Config{}), indent{a.stderr})
 		res.TickSeconds = time.Since(start).Seconds()
 		stop()
 		if err != nil {

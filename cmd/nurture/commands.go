@@ -209,7 +209,7 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE")
 	}
 	p := planner.New(st, a.log)
-	total := 0
+	total, already := 0, 0
 	for _, t := range ta.targets {
 		stats, err := p.Evaluate(ctx, c.Rules, t, at, func(pl *planner.Planned) error {
 			if *asJSON {
@@ -222,9 +222,13 @@ func (a *app) plan(ctx context.Context, args []string) error {
 			return err
 		}
 		total += stats.Matched
+		already += stats.AlreadyPlanned
 	}
 	if !*asJSON {
 		fmt.Fprintf(w, "\n%d email(s) would be planned at %s (dry run: nothing written)\n", total, at.Format(time.RFC3339))
+		if already > 0 {
+			fmt.Fprintf(w, "%d more were planned at this instant already, by an earlier tick\n", already)
+		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -26,19 +25,9 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 
 	dir := t.TempDir()
 	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
-	cf, err := os.Create(cpath)
-	if err != nil {
+	if err := sample.WriteFiles(cpath, epath, 600, 7, at); err != nil {
 		t.Fatal(err)
 	}
-	ef, err := os.Create(epath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sample.Write(cf, ef, 600, 7, at); err != nil {
-		t.Fatal(err)
-	}
-	cf.Close()
-	ef.Close()
 	for _, args := range [][]string{{"customers", cpath}, {"events", epath}} {
 		if _, stderr, code := cli(t, env, "import", args[0], args[1]); code != 0 {
 			t.Fatal(stderr)

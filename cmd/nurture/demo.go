@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -132,8 +131,11 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	} else {
 		fmt.Fprintf(out, "The emails went to %s.\n", redact(mcfg.URL))
 	}
-	fmt.Fprintf(out, "Done in %s. Try: nurture plan --at %s --database-url '%s'\n",
-		time.Since(start).Round(100*time.Millisecond), at.Format(time.RFC3339), a.databaseURL)
+	fmt.Fprintf(out, "Done in %s. To look around:\n", time.Since(start).Round(100*time.Millisecond))
+	db := fmt.Sprintf("--database-url '%s'", a.databaseURL)
+	fmt.Fprintf(out, "  nurture stage --at %s %s      # every customer's stage\n", at.Format(time.RFC3339), db)
+	fmt.Fprintf(out, "  nurture plan --at %s %s  # a tick a week later, with cooldowns\n", at.Add(7*24*time.Hour).Format(time.RFC3339), db)
+	fmt.Fprintf(out, "  psql '%s' -c 'SELECT campaign, status, count(*) FROM deliveries GROUP BY 1, 2'\n", a.databaseURL)
 	return nil
 }
 
@@ -146,18 +148,7 @@ func loadSample(ctx context.Context, st *store.Store, n int, seed uint64, at tim
 	}
 	defer os.RemoveAll(dir)
 	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
-	cf, err := os.Create(cpath)
-	if err != nil {
-		return err
-	}
-	ef, err := os.Create(epath)
-	if err != nil {
-		cf.Close()
-		return err
-	}
-	err = sample.Write(cf, ef, n, seed, at)
-	err = errors.Join(err, cf.Close(), ef.Close())
-	if err != nil {
+	if err := sample.WriteFiles(cpath, epath, n, seed, at); err != nil {
 		return err
 	}
 	for _, f := range []struct {

@@ -6,9 +6,11 @@ package sample
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"time"
 )
 
@@ -142,4 +144,19 @@ func Write(customers, events io.Writer, n int, seed uint64, at time.Time) error 
 		return err
 	}
 	return ew.Flush()
+}
+
+// WriteFiles is Write into two new files, customers and events.
+func WriteFiles(customersPath, eventsPath string, n int, seed uint64, at time.Time) error {
+	cf, err := os.Create(customersPath)
+	if err != nil {
+		return err
+	}
+	ef, err := os.Create(eventsPath)
+	if err != nil {
+		cf.Close()
+		return err
+	}
+	err = Write(cf, ef, n, seed, at)
+	return errors.Join(err, cf.Close(), ef.Close())
 }
