@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/mail"
+	"nurture/internal/metrics"
 	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/smtptest"
@@ -38,6 +40,7 @@ type pipeline struct {
 	// campaigns is what the worker sees; tests may change it after planning.
 	campaigns *campaign.Set
 	smtp      *smtptest.Server
+	metrics   *metrics.Metrics
 	log       *slog.Logger
 }
 
@@ -55,6 +58,7 @@ func newPipeline(t *testing.T) *pipeline {
 	p.content = c
 	p.campaigns = c.Campaigns()
 	p.smtp = smtptest.Start(t)
+	p.metrics = metrics.New()
 	return p
 }
 
@@ -81,7 +85,7 @@ func (p *pipeline) startWorker() {
 		p.t.Fatal(err)
 	}
 	w := worker.New(worker.Config{From: "Shop <hello@example.com>"}, p.st, sender,
-		&worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, nil, p.log)
+		&worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
 	srv := worker.NewServer(p.rdb, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
@@ -199,6 +203,19 @@ func TestEndToEnd(t *testing.T) {
 	for _, m := range p.smtp.Messages() {
 		if byID[m.MessageID] == "" {
 			t.Errorf("message to %v has Message-ID %q, which no delivery recorded", m.To, m.MessageID)
+		}
+	}
+
+	// Metrics count the outcomes by campaign and status.
+	rec := httptest.NewRecorder()
+	p.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`nurture_deliveries_total{campaign="nudge",status="sent"} 1`,
+		`nurture_deliveries_total{campaign="welcome",status="sent"} 2`,
+		`nurture_send_duration_seconds_count 3`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 
