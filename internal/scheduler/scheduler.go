@@ -40,7 +40,8 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// ReconcileAfter is how long a delivery may stay planned, queued or
 	// sending before the reconciler enqueues it again. It must exceed the
-	// worker's longest send plus Asynq's lease. Default 10m.
+	// worker's longest send plus Asynq's lease. Measured by PostgreSQL's
+	// clock, so clocks of other hosts do not matter. Default 10m.
 	ReconcileAfter time.Duration
 	// Tick tunes planning.
 	Tick planner.TickOptions
@@ -323,10 +324,9 @@ func (s *Scheduler) queues() []string {
 func (s *Scheduler) Reconcile(ctx context.Context) (int, error) {
 	const page = 1000
 	total := 0
-	cutoff := s.now().Add(-s.cfg.ReconcileAfter)
 	seen := map[string]bool{}
 	for ctx.Err() == nil {
-		refs, err := s.store.Unfinished(ctx, cutoff, page)
+		refs, err := s.store.Unfinished(ctx, s.cfg.ReconcileAfter, page)
 		if err != nil {
 			return total, fmt.Errorf("list unfinished deliveries: %w", err)
 		}

@@ -116,10 +116,10 @@ func (s *Store) ActiveQueues(ctx context.Context) ([]string, error) {
 }
 
 // Unfinished returns up to limit deliveries in status planned, queued or
-// sending that have not changed since olderThan, least recently changed
-// first.
-func (s *Store) Unfinished(ctx context.Context, olderThan time.Time, limit int) ([]DeliveryRef, error) {
-	rows, err := s.pool.Query(ctx, s.q.get(qUnfinished), olderThan, limit)
+// sending that have not changed for idle, by the database's clock (so that
+// clocks of other hosts do not matter), least recently changed first.
+func (s *Store) Unfinished(ctx context.Context, idle time.Duration, limit int) ([]DeliveryRef, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qUnfinished), idle, limit)
 	if err != nil {
 		return nil, fmt.Errorf("unfinished deliveries: %w", err)
 	}

@@ -38,7 +38,7 @@ ORDER BY queue;
 -- name: unfinished
 SELECT id::text, queue
 FROM deliveries
-WHERE status IN ('planned', 'queued', 'sending') AND updated_at < $1
+WHERE status IN ('planned', 'queued', 'sending') AND updated_at < now() - $1::interval
 ORDER BY updated_at, id
 LIMIT $2;
 
