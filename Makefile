@@ -3,7 +3,7 @@ GO ?= go
 # Tests use the local PostgreSQL and Redis; override with TEST_DATABASE_URL / TEST_REDIS_URL.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help test lint bench demo build vet fmt
+.PHONY: help test lint bench demo build
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'

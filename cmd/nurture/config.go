@@ -74,10 +74,24 @@ func (a *app) flags(name, args string) *flag.FlagSet {
 // parse parses args and sets up logging; -h prints usage and ends the
 // command with status 0, bad flags with status 2.
 func (a *app) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitError{code: 0}
+	// Flags may come before, between or after the arguments
+	// (`import events FILE --strict`): parse up to each argument, set it
+	// aside, and go on after it.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return exitError{code: 0}
+			}
+			return exitError{code: 2}
 		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return exitError{code: 2}
 	}
 	var level slog.Level

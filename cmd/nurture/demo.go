@@ -20,7 +20,8 @@ import (
 )
 
 // The demo uses a database and a Redis database of its own, which it
-// empties on every run. (Tests reserve Redis databases 1 to 14.)
+// empties on every run. (Tests reserve Redis databases 1 to 13, the
+// bench 14.)
 const (
 	defaultDemoDatabaseURL = "postgres://localhost:5432/nurture_demo?sslmode=disable"
 	defaultDemoRedisURL    = "redis://127.0.0.1:6379/15"

@@ -82,7 +82,8 @@ func TestImportStrictWritesNothing(t *testing.T) {
 	t.Parallel()
 	env := fixtureEnv(t)
 	const file = "testdata/customers-mixed.jsonl"
-	out, stderr, code := cli(t, env, "import", "--strict", "customers", file)
+	// The flag may follow the arguments, as in the README.
+	out, stderr, code := cli(t, env, "import", "customers", file, "--strict")
 	if code != 1 {
 		t.Errorf("status %d, want 1", code)
 	}
