@@ -1,35 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"strings"
 	"testing"
 
 	"nurture/internal/testenv"
 )
-
-// cliStdin is cli with stdin as the command's standard input.
-func cliStdin(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	err := run(context.Background(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
-	if err != nil {
-		code = 1
-		var ex exitError
-		if errors.As(err, &ex) {
-			code = ex.code
-			if ex.msg != "" {
-				errb.WriteString(ex.msg + "\n")
-			}
-		} else {
-			errb.WriteString("nurture: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errb.String(), code
-}
 
 // stageJSON runs `nurture stage --at FixtureAt --json`.
 func stageJSON(t *testing.T, env map[string]string) string {

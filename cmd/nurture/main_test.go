@@ -20,10 +20,16 @@ import (
 // returns stdout, stderr and the exit status.
 func cli(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliStdin(t, env, "", args...)
+}
+
+// cliStdin is cli with stdin.
+func cliStdin(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
-	code = 0
+	err := run(context.Background(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
 	if err != nil {
+		code = 1
 		var ex exitError
 		if errors.As(err, &ex) {
 			code = ex.code
@@ -31,7 +37,6 @@ func cli(t *testing.T, env map[string]string, args ...string) (stdout, stderr st
 				errb.WriteString(ex.msg + "\n")
 			}
 		} else {
-			code = 1
 			errb.WriteString("nurture: " + err.Error() + "\n")
 		}
 	}

@@ -235,34 +235,19 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 }
 
 func TestServeWaitsForUnreachableServices(t *testing.T) {
-	env := fixtureEnv(t)
 	closed := freeAddr(t) // nothing listens there
-	env["DATABASE_URL"] = "postgres://root@" + closed + "/nurture?sslmode=disable&connect_timeout=2"
-	p := startProc(t, env, "serve", "--role", "worker")
-	line := p.waitLog(15*time.Second, "PostgreSQL unavailable; retrying")
-	if !strings.Contains(line, closed) {
-		t.Errorf("error does not say where: %s", line)
+	for _, tt := range []struct{ variable, value, log string }{
+		{"DATABASE_URL", "postgres://root@" + closed + "/nurture?sslmode=disable&connect_timeout=2", "PostgreSQL unavailable; retrying"},
+		{"REDIS_URL", "redis://" + closed + "/0", "Redis unavailable; retrying"},
+		{"SMTP_URL", "smtp://" + closed + "?tls=none", "mail transport unavailable; retrying"},
+	} {
+		env := fixtureEnv(t)
+		env[tt.variable] = tt.value
+		p := startProc(t, env, "serve", "--role", "worker")
+		if line := p.waitLog(15*time.Second, tt.log); !strings.Contains(line, closed) {
+			t.Errorf("%s: error does not say where: %s", tt.variable, line)
+		}
+		p.signal(syscall.SIGTERM)
+		p.wait(10 * time.Second)
 	}
-	p.signal(syscall.SIGTERM)
-	p.wait(10 * time.Second)
-
-	env = fixtureEnv(t)
-	env["REDIS_URL"] = "redis://" + closed + "/0"
-	p = startProc(t, env, "serve", "--role", "worker")
-	line = p.waitLog(15*time.Second, "Redis unavailable; retrying")
-	if !strings.Contains(line, closed) {
-		t.Errorf("error does not say where: %s", line)
-	}
-	p.signal(syscall.SIGTERM)
-	p.wait(10 * time.Second)
-
-	env = fixtureEnv(t)
-	env["SMTP_URL"] = "smtp://" + closed + "?tls=none"
-	p = startProc(t, env, "serve", "--role", "worker")
-	line = p.waitLog(15*time.Second, "mail transport unavailable; retrying")
-	if !strings.Contains(line, closed) {
-		t.Errorf("error does not say where: %s", line)
-	}
-	p.signal(syscall.SIGTERM)
-	p.wait(10 * time.Second)
 }

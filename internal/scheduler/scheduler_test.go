@@ -100,6 +100,21 @@ func (e *env) tasks(t *testing.T) int {
 	return n
 }
 
+// tickOnce runs a scheduler until the fixture's 3 deliveries are queued.
+func (e *env) tickOnce(t *testing.T) {
+	t.Helper()
+	s := e.scheduler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	waitUntil(t, "3 queued deliveries", func() bool {
+		_, st := e.count(t)
+		return st[store.StatusQueued] == 3
+	})
+	cancel()
+	<-done
+}
+
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -161,16 +176,7 @@ func TestTwoSchedulersPlanEachEmailOnce(t *testing.T) {
 
 func TestReconcileReenqueuesLostTasks(t *testing.T) {
 	e := newEnv(t)
-	s := e.scheduler()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	waitUntil(t, "3 queued deliveries", func() bool {
-		_, st := e.count(t)
-		return st[store.StatusQueued] == 3
-	})
-	cancel()
-	<-done
+	e.tickOnce(t)
 
 	// Redis loses everything (a restart without persistence).
 	if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
@@ -207,16 +213,7 @@ func TestReconcileReenqueuesLostTasks(t *testing.T) {
 
 func TestReconcileReplacesArchivedTasks(t *testing.T) {
 	e := newEnv(t)
-	s := e.scheduler()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	waitUntil(t, "3 queued deliveries", func() bool {
-		_, st := e.count(t)
-		return st[store.StatusQueued] == 3
-	})
-	cancel()
-	<-done
+	e.tickOnce(t)
 
 	// Asynq archived every task (say, a worker died on its last attempt),
 	// while the rows are still unfinished. An archived task keeps its
