@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,6 +203,20 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 	code, body = get(t, base+"/monitoring/")
 	if code != 200 || !strings.Contains(body, "<html") {
 		t.Errorf("/monitoring/: status %d, body starts %.80q", code, body)
+	}
+	// The dashboard's scripts load from under /monitoring/, and its API
+	// reads the queues from Redis.
+	scripts := regexp.MustCompile(`<script[^>]* src="(/monitoring/[^"]+\.js)"`).FindAllStringSubmatch(body, -1)
+	if len(scripts) == 0 {
+		t.Errorf("/monitoring/ references no script")
+	}
+	for _, m := range scripts {
+		if code, js := get(t, base+m[1]); code != 200 || len(js) < 1000 {
+			t.Errorf("%s: status %d, %d bytes", m[1], code, len(js))
+		}
+	}
+	if code, body := get(t, base+"/monitoring/api/queues"); code != 200 || !strings.HasPrefix(body, `{"queues":`) {
+		t.Errorf("/monitoring/api/queues: status %d, %.80q", code, body)
 	}
 
 	// An invalid edit is refused and the previous set keeps running.
