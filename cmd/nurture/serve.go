@@ -25,6 +25,7 @@ import (
 	"nurture/internal/queue"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
+	"nurture/internal/unsubscribe"
 	"nurture/internal/worker"
 )
 
@@ -35,6 +36,9 @@ type serveConfig struct {
 	smtp        mail.Config
 	from        string
 	concurrency int
+	// unsubscribeURL and the UNSUBSCRIBE_SECRET make unsubscribe links.
+	unsubscribeURL string
+	unsubscribe    *unsubscribe.Links
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -46,6 +50,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
+	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("UNSUBSCRIBE_URL", ""), "public base URL of the HTTP role; with UNSUBSCRIBE_SECRET, every email gets a one-click unsubscribe link under it (UNSUBSCRIBE_URL)")
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	if err := a.parse(fs, args); err != nil {
 		return err
@@ -63,6 +68,13 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	if len(cfg.roles) == 0 {
 		return errors.New("--role: no role given")
+	}
+	if cfg.unsubscribeURL != "" {
+		links, err := unsubscribe.New(cfg.unsubscribeURL, a.getenv("UNSUBSCRIBE_SECRET"))
+		if err != nil {
+			return fmt.Errorf("--unsubscribe-url: %w (set UNSUBSCRIBE_SECRET)", err)
+		}
+		cfg.unsubscribe = links
 	}
 	// Take SIGHUP from the start: its default action would end the process.
 	hup := make(chan os.Signal, 1)
@@ -156,7 +168,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	}
 	var srv *http.Server
 	if cfg.roles["http"] {
-		srv = &http.Server{Addr: cfg.httpAddr, Handler: httpHandler(st, rdb, sched, m), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Addr: cfg.httpAddr, Handler: httpHandler(st, rdb, sched, m, cfg.unsubscribe, log), ReadHeaderTimeout: 10 * time.Second}
 		errc := make(chan error, 1)
 		go func() { errc <- srv.ListenAndServe() }()
 		select {
@@ -231,7 +243,7 @@ func startWorker(ctx context.Context, cfg serveConfig, st *store.Store, rdb redi
 		return nil, err
 	}
 	wr := &workerRole{cfg: cfg, rdb: rdb, log: log, sender: sender, store: st}
-	wr.w = worker.New(worker.Config{From: cfg.from}, st, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, m, log)
+	wr.w = worker.New(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe}, st, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, m, log)
 	queues, err := wr.queues(ctx, c, nil)
 	if err != nil {
 		return nil, err
@@ -300,8 +312,17 @@ func queuesOf(c *content.Content, extra ...[]string) []string {
 }
 
 // httpHandler serves the Asynq dashboard, health and metrics.
-func httpHandler(st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics) http.Handler {
+func httpHandler(st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, links *unsubscribe.Links, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	if links != nil {
+		mux.Handle(unsubscribe.Path, unsubscribe.Handler(links, func(ctx context.Context, customerID string) error {
+			err := st.SetSubscribed(ctx, customerID, false)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // deleted since: nothing left to email
+			}
+			return err
+		}, log))
+	}
 	opt := rdb.Options()
 	mon := asynqmon.New(asynqmon.Options{
 		RootPath:     "/monitoring",

@@ -41,6 +41,9 @@ type Data struct {
 	audience.Facts
 	Campaign string
 	Now      time.Time
+	// UnsubscribeURL is the customer's one-click unsubscribe link, empty
+	// when none is configured (UNSUBSCRIBE_URL).
+	UnsubscribeURL string
 }
 
 // SampleData returns a representative customer, used by `nurture lint` to
@@ -64,8 +67,9 @@ func SampleData() *Data {
 			Attributes:        map[string]any{"plan": "pro"},
 			Stage:             "loyal",
 		},
-		Campaign: "sample",
-		Now:      time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		Campaign:       "sample",
+		Now:            time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		UnsubscribeURL: "https://mail.example.com/unsubscribe?c=sample-1&t=token",
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	nmail "nurture/internal/mail"
 	"nurture/internal/metrics"
 	"nurture/internal/store"
+	"nurture/internal/unsubscribe"
 )
 
 // Config configures a Worker. Zero values take the documented defaults.
@@ -35,6 +36,9 @@ type Config struct {
 	// Batch is the most deliveries claimed or recorded in one database
 	// round trip. Default 500.
 	Batch int
+	// Unsubscribe, when set, gives every email a one-click unsubscribe
+	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
+	Unsubscribe *unsubscribe.Links
 }
 
 func (c Config) withDefaults() Config {
@@ -206,7 +210,17 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	now := w.now()
 	facts := audience.FactsAt(&c.Customer, now)
 	facts.Stage = c.Stage
-	r, err := content.Templates.Render(c.Template, &nmail.Data{Facts: facts, Campaign: c.Campaign, Now: now})
+	data := &nmail.Data{Facts: facts, Campaign: c.Campaign, Now: now}
+	headers := map[string]string{
+		"X-Nurture-Campaign": c.Campaign,
+		"X-Nurture-Delivery": c.ID,
+	}
+	if w.cfg.Unsubscribe != nil {
+		data.UnsubscribeURL = w.cfg.Unsubscribe.URL(c.Customer.ID)
+		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
+		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	}
+	r, err := content.Templates.Render(c.Template, data)
 	if err != nil {
 		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}
 	}
@@ -219,10 +233,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 		Subject:   r.Subject,
 		HTML:      r.HTML,
 		Text:      r.Text,
-		Headers: map[string]string{
-			"X-Nurture-Campaign": c.Campaign,
-			"X-Nurture-Delivery": c.ID,
-		},
+		Headers:   headers,
 	}
 	start := time.Now()
 	reply, err := w.sender.Send(ctx, msg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"nurture/internal/audience"
 	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/mail"
@@ -22,6 +23,7 @@ import (
 	"nurture/internal/smtptest"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
+	"nurture/internal/unsubscribe"
 	"nurture/internal/worker"
 )
 
@@ -41,6 +43,7 @@ type pipeline struct {
 	campaigns *campaign.Set
 	smtp      *smtptest.Server
 	metrics   *metrics.Metrics
+	links     *unsubscribe.Links // nil: no unsubscribe links
 	log       *slog.Logger
 }
 
@@ -84,7 +87,7 @@ func (p *pipeline) startWorker() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	w := worker.New(worker.Config{From: "Shop <hello@example.com>"}, p.st, sender,
+	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Unsubscribe: p.links}, p.st, sender,
 		&worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
 	srv := worker.NewServer(p.rdb, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
@@ -341,4 +344,57 @@ func TestDisabledCampaignIsSkipped(t *testing.T) {
 		"ann@example.com|Welcome, Ann!|Hi Ann, welcome to the shop.",
 		"flo@example.com|Welcome, <b>Flo</b>!|Hi <b>Flo</b>, welcome to the shop.",
 	})
+}
+
+func TestUnsubscribeLink(t *testing.T) {
+	p := newPipeline(t)
+	links, err := unsubscribe.New("https://mail.example.com", "0123456789abcdef-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.links = links
+	p.tick()
+	p.startWorker()
+	p.waitFinished()
+
+	var ann *smtptest.Received
+	for _, m := range p.smtp.Messages() {
+		if m.To[0] == "ann@example.com" {
+			ann = &m
+		}
+	}
+	if ann == nil {
+		t.Fatal("no email to ann@example.com")
+	}
+	link := links.URL("c1")
+	for _, want := range []string{
+		"List-Unsubscribe: <" + link + ">",
+		"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+	} {
+		if !strings.Contains(string(ann.Data), want) {
+			t.Errorf("email lacks header %q", want)
+		}
+	}
+
+	// The one-click POST a mail client sends withdraws consent in the
+	// database, which the worker re-checks before every send (see
+	// TestConsentWithdrawnBeforeSending).
+	h := unsubscribe.Handler(links, func(ctx context.Context, id string) error {
+		return p.st.SetSubscribed(ctx, id, false)
+	}, p.log)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", strings.TrimPrefix(link, "https://mail.example.com"), strings.NewReader("List-Unsubscribe=One-Click")))
+	if rec.Code != 200 {
+		t.Fatalf("one-click unsubscribe: %d %s", rec.Code, rec.Body)
+	}
+	subscribed := true
+	err = p.st.Customers(context.Background(), func(c *audience.Customer) error {
+		if c.ID == "c1" {
+			subscribed = c.Subscribed
+		}
+		return nil
+	})
+	if err != nil || subscribed {
+		t.Fatalf("c1 still subscribed after the one-click unsubscribe (%v)", err)
+	}
 }
