@@ -185,6 +185,8 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 	env["CAMPAIGNS_DIR"] = copyDir(t, env["CAMPAIGNS_DIR"])
 	env["HTTP_ADDR"] = freeAddr(t)
 	env["OUTBOX_DIR"] = t.TempDir()
+	env["UNSUBSCRIBE_URL"] = "https://mail.example.com"
+	env["UNSUBSCRIBE_SECRET"] = "0123456789abcdef-secret"
 	p := startProc(t, env, "serve")
 	p.waitLog(20*time.Second, "nurture serving", "roles=http,scheduler,worker")
 	p.waitLog(10*time.Second, "became scheduler leader")
@@ -214,6 +216,9 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 		if code, js := get(t, base+m[1]); code != 200 || len(js) < 1000 {
 			t.Errorf("%s: status %d, %d bytes", m[1], code, len(js))
 		}
+	}
+	if code, body := get(t, base+"/unsubscribe?c=c1&t=forged"); code != 400 || !strings.Contains(body, "not valid") {
+		t.Errorf("/unsubscribe with a forged token: status %d, %.80q", code, body)
 	}
 	if code, body := get(t, base+"/monitoring/api/queues"); code != 200 || !strings.HasPrefix(body, `{"queues":`) {
 		t.Errorf("/monitoring/api/queues: status %d, %.80q", code, body)
