@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"time"
 
@@ -279,4 +280,33 @@ func tickAll(ctx context.Context, p *planner.Planner, rules *audience.Rules, tar
 		}
 	}
 	return results, nil
+}
+
+func (a *app) suppress(ctx context.Context, args []string) error {
+	fs := a.flags("suppress", "[--reason TEXT] EMAIL...")
+	reason := fs.String("reason", "manual", "why these addresses must not be emailed (bounce, complaint, ...)")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	for _, e := range fs.Args() {
+		if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e {
+			return fmt.Errorf("%q is not a bare email address", e)
+		}
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, e := range fs.Args() {
+		if err := st.AddSuppression(ctx, e, *reason); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(a.stdout, "suppressed %d address(es): no email will be planned or sent to them\n", fs.NArg())
+	return nil
 }

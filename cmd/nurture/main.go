@@ -51,6 +51,8 @@ Commands:
   plan --at TIME [--campaign NAME] [--json]
                                   dry run: who would get which email at TIME
   run-once --at TIME              plan and enqueue one tick of every campaign
+  suppress [--reason TEXT] EMAIL...
+                                  never email these addresses again
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, run a tick, send it
@@ -82,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.plan(ctx, rest)
 	case "run-once":
 		return a.runOnce(ctx, rest)
+	case "suppress":
+		return a.suppress(ctx, rest)
 	case "serve":
 		return a.serve(ctx, rest)
 	case "demo":

@@ -184,3 +184,19 @@ func TestCommandsRefusePendingMigrations(t *testing.T) {
 		t.Fatalf("plan on an unmigrated database: status %d, %q", code, stderr)
 	}
 }
+
+func TestSuppress(t *testing.T) {
+	env := fixtureEnv(t)
+	importFixture(t, env)
+	out, stderr, code := cli(t, env, "suppress", "--reason", "complaint", "ANN@example.com")
+	if code != 0 || out != "suppressed 1 address(es): no email will be planned or sent to them\n" {
+		t.Fatalf("suppress: status %d, %q %q", code, out, stderr)
+	}
+	out, _, _ = cli(t, env, "plan", "--at", testenv.FixtureAt, "--json", "--campaign", "welcome")
+	if strings.Contains(out, `"c1"`) || !strings.Contains(out, `"c6"`) {
+		t.Errorf("plan after suppressing ann@example.com:\n%s", out)
+	}
+	if _, stderr, code := cli(t, env, "suppress", "Ann <ann@example.com>"); code != 1 || !strings.Contains(stderr, `"Ann <ann@example.com>" is not a bare email address`) {
+		t.Errorf("suppress of a display-name address: status %d, %q", code, stderr)
+	}
+}
