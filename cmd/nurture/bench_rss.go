@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"nurture/internal/planner"
-	"nurture/internal/queue"
 )
 
 // benchChildCommand is the hidden subcommand of bench that runs the tick of
@@ -103,11 +102,11 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ta.store.Close()
-	rdb, err := a.openRedis(ctx)
+	q, closeQueue, err := a.openQueue(ctx)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
+	defer closeQueue()
 
 	var res childResult
 	if !*baseline {
@@ -116,7 +115,7 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 			return err
 		}
 		start := time.Now()
-		results, err := tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, queue.NewClient(rdb, queue.Config{}), indent{a.stderr})
+		results, err := tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, indent{a.stderr})
 		res.TickSeconds = time.Since(start).Seconds()
 		stop()
 		if err != nil {

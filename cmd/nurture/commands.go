@@ -17,7 +17,6 @@ import (
 	"nurture/internal/content"
 	"nurture/internal/importer"
 	"nurture/internal/planner"
-	"nurture/internal/queue"
 	"nurture/internal/store"
 )
 
@@ -253,12 +252,11 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ta.store.Close()
-	rdb, err := a.openRedis(ctx)
+	q, closeQueue, err := a.openQueue(ctx)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	q := queue.NewClient(rdb, queue.Config{})
+	defer closeQueue()
 	_, err = tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, a.stdout)
 	return err
 }

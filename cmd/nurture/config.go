@@ -127,6 +127,16 @@ func (a *app) openRedis(ctx context.Context) (*redis.Client, error) {
 	return queue.Dial(ctx, o, 5*time.Second)
 }
 
+// openQueue connects to Redis and returns a queue client over it; close
+// releases the connection.
+func (a *app) openQueue(ctx context.Context) (q *queue.Client, close func(), err error) {
+	rdb, err := a.openRedis(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return queue.NewClient(rdb, queue.Config{}), func() { rdb.Close() }, nil
+}
+
 // parseAt parses the --at flag: RFC 3339, or "now".
 func parseAt(s string) (time.Time, error) {
 	if s == "" {

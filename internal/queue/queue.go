@@ -258,12 +258,3 @@ func (c *Client) Register(ctx context.Context, queues []string) error {
 	}
 	return nil
 }
-
-// Ping checks Redis answers.
-func (c *Client) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
-
-// Redis returns the connection the client uses.
-func (c *Client) Redis() redis.UniversalClient { return c.rdb }
-
-// Close releases the Asynq client and inspector (not the Redis connection).
-func (c *Client) Close() error { return nil }
