@@ -170,7 +170,7 @@ func (b *bench) runWorkers(ctx context.Context, mcfg mail.Config, sink *smtptest
 		return nil, 0, err
 	}
 	defer sender.Close()
-	w := worker.New(worker.Config{From: benchFrom}, b.st, sender,
+	w := worker.New(worker.Config{From: benchFrom}, b.st, queue.NewJournal(b.rdb), sender,
 		&worker.Content{Campaigns: b.send.Campaigns(), Templates: b.send.Templates}, nil, b.log)
 	defer w.Close()
 	queues := []string{b.send.Rules.Target(benchSendCampaign).Campaign.Queue}

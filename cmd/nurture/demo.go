@@ -106,8 +106,9 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sender.Close()
-	w := worker.New(worker.Config{}, st, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, nil, a.log)
-	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 32, Queues: queuesOf(c), PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, a.log)
+	wc := &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
+	w := worker.New(worker.Config{}, st, queue.NewJournal(rdb), sender, wc, nil, a.log)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 32, Queues: worker.Queues(wc), PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, a.log)
 	step("workers: sending %d emails (32 at a time)", planned)
 	if err := srv.Start(w); err != nil {
 		return err

@@ -147,7 +147,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		wg    sync.WaitGroup
 		sched *scheduler.Scheduler
-		wk    *workerRole
+		wk    *worker.Service
 	)
 	defer wg.Wait() // after cancel (deferred later, so run first)
 	defer cancel()
@@ -160,11 +160,25 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		}()
 	}
 	if cfg.roles["worker"] {
-		wk, err = startWorker(ctx, cfg, st, rdb, c, m, log.With("role", "worker"))
+		wlog := log.With("role", "worker")
+		if _, err := retry(ctx, wlog, "mail transport", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, mail.Check(ctx, cfg.smtp)
+		}); err != nil {
+			return err
+		}
+		sender, err := mail.NewSender(ctx, cfg.smtp, wlog)
 		if err != nil {
 			return err
 		}
-		defer wk.stop()
+		defer sender.Close()
+		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe},
+			worker.ServerConfig{Concurrency: cfg.concurrency}, st, rdb, sender, workerContent(c), m, wlog)
+		if err := wk.Start(ctx); err != nil {
+			return err
+		}
+		// The worker stops before the sender closes (deferred earlier): its
+		// unfinished tasks go back to the queue.
+		defer wk.Stop(context.WithoutCancel(ctx))
 	}
 	var srv *http.Server
 	if cfg.roles["http"] {
@@ -202,7 +216,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				sched.Reload(c.Rules)
 			}
 			if wk != nil {
-				if err := wk.reload(ctx, c); err != nil {
+				if err := wk.Reload(ctx, workerContent(c)); err != nil {
 					log.Error("worker reload failed", "err", err)
 				}
 			}
@@ -220,95 +234,8 @@ func roleList(roles map[string]bool) string {
 	return strings.Join(out, ",")
 }
 
-// workerRole is the worker of a serve process: the Asynq server and the
-// handler, restarted when a reload brings new queues.
-type workerRole struct {
-	cfg    serveConfig
-	store  *store.Store
-	rdb    redis.UniversalClient
-	log    *slog.Logger
-	w      *worker.Worker
-	srv    *worker.Server
-	sender mail.Sender
-}
-
-func startWorker(ctx context.Context, cfg serveConfig, st *store.Store, rdb redis.UniversalClient, c *content.Content, m *metrics.Metrics, log *slog.Logger) (*workerRole, error) {
-	if _, err := retry(ctx, log, "mail transport", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, mail.Check(ctx, cfg.smtp)
-	}); err != nil {
-		return nil, err
-	}
-	sender, err := mail.NewSender(ctx, cfg.smtp, log)
-	if err != nil {
-		return nil, err
-	}
-	wr := &workerRole{cfg: cfg, rdb: rdb, log: log, sender: sender, store: st}
-	wr.w = worker.New(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe}, st, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, m, log)
-	queues, err := wr.queues(ctx, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	wr.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: cfg.concurrency, Queues: queues}, log)
-	if err := wr.srv.Start(wr.w); err != nil {
-		return nil, err
-	}
-	log.Info("worker started", "queues", strings.Join(wr.srv.Queues(), ","), "concurrency", cfg.concurrency)
-	return wr, nil
-}
-
-// reload swaps content, and restarts the Asynq server when the set of
-// queues changed so that a new campaign's queue is not left unserved.
-func (wr *workerRole) reload(ctx context.Context, c *content.Content) error {
-	wr.w.Reload(&worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates})
-	queues, err := wr.queues(ctx, c, wr.srv.Queues())
-	if err != nil {
-		return err
-	}
-	if slices.Equal(queues, wr.srv.Queues()) {
-		return nil
-	}
-	wr.srv.Shutdown()
-	wr.srv = worker.NewServer(wr.rdb, worker.ServerConfig{Concurrency: wr.cfg.concurrency, Queues: queues}, wr.log)
-	wr.log.Info("worker queues changed; restarted", "queues", strings.Join(queues, ","))
-	return wr.srv.Start(wr.w)
-}
-
-func (wr *workerRole) stop() {
-	wr.srv.Shutdown()
-	wr.w.Close()
-	wr.sender.Close()
-}
-
-// queues lists, sorted, what the worker serves: the queues of c, the ones
-// served so far, and any that still hold unfinished deliveries. A queue is
-// never dropped while tasks may wait in it: a campaign moved to another
-// queue, disabled or removed leaves tasks behind that must still run (they
-// are then skipped with a reason rather than stranded).
-func (wr *workerRole) queues(ctx context.Context, c *content.Content, served []string) ([]string, error) {
-	active, err := wr.store.ActiveQueues(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return queuesOf(c, served, active), nil
-}
-
-// queuesOf lists the queues of every campaign, "default", and extra, sorted.
-func queuesOf(c *content.Content, extra ...[]string) []string {
-	seen := map[string]bool{"default": true}
-	for _, camp := range c.Campaigns().Campaigns {
-		seen[camp.Queue] = true
-	}
-	for _, qs := range extra {
-		for _, q := range qs {
-			seen[q] = true
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for q := range seen {
-		out = append(out, q)
-	}
-	slices.Sort(out)
-	return out
+func workerContent(c *content.Content) *worker.Content {
+	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
 }
 
 // httpHandler serves the Asynq dashboard, health and metrics.

@@ -1,10 +1,15 @@
 package mail
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	gomail "github.com/wneessen/go-mail"
 )
@@ -126,4 +131,71 @@ func serverText(s string, code int, enhanced string) string {
 		rest = strings.TrimPrefix(rest, enhanced+" ")
 	}
 	return rest
+}
+
+// Kinds of send failure that ErrorKind reports, for logs and metrics.
+const (
+	KindRefused   = "connection_refused" // nothing listens at the server's address
+	KindTimeout   = "timeout"            // the server did not answer in time
+	KindDropped   = "connection_dropped" // the connection broke mid-conversation
+	KindTLS       = "tls"                // the TLS handshake or certificate failed
+	KindAuth      = "auth"               // the server refused our credentials
+	KindTemporary = "temporary_reply"    // a 4xx reply
+	KindPermanent = "permanent_reply"    // a 5xx reply
+	KindInvalid   = "invalid_message"    // an address or message we could not send
+	KindOther     = "other"
+)
+
+// ErrorKind sorts a Send error into one of the Kind constants. Transport
+// trouble (refused, timeout, dropped, tls, auth) concerns the server, not
+// the message, and is what operators are warned about.
+func ErrorKind(err error) string {
+	var se *SendError
+	if errors.As(err, &se) && se.Code != 0 {
+		if se.Code >= 500 {
+			return KindPermanent
+		}
+		return KindTemporary
+	}
+	if errors.Is(err, ErrInvalidAddress) || (se != nil && !se.Temporary) {
+		return KindInvalid
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return KindRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return KindTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return KindDropped
+	}
+	// go-mail's errors do not unwrap to the network error: fall back to
+	// the text it keeps.
+	text := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(text, "connection refused"):
+		return KindRefused
+	case strings.Contains(text, "timeout"), strings.Contains(text, "deadline exceeded"):
+		return KindTimeout
+	case strings.Contains(text, "tls"), strings.Contains(text, "x509"), strings.Contains(text, "certificate"):
+		return KindTLS
+	case strings.Contains(text, "auth"):
+		return KindAuth
+	case strings.Contains(text, "eof"), strings.Contains(text, "connection reset"),
+		strings.Contains(text, "broken pipe"), strings.Contains(text, "closed"):
+		return KindDropped
+	}
+	return KindOther
+}
+
+// IsTransport reports whether kind is trouble with the server rather than
+// with one message.
+func IsTransport(kind string) bool {
+	switch kind {
+	case KindRefused, KindTimeout, KindDropped, KindTLS, KindAuth, KindTemporary:
+		return true
+	}
+	return false
 }

@@ -20,6 +20,10 @@ type Metrics struct {
 	planned    *prometheus.CounterVec
 	sendTime   prometheus.Histogram
 	tickTime   *prometheus.HistogramVec
+	sendErrors *prometheus.CounterVec
+	kept       *prometheus.CounterVec
+	keptNow    prometheus.Gauge
+	infra      *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -46,7 +50,23 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}, []string{"campaign"}),
 	}
-	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime,
+	m.sendErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_send_errors_total",
+		Help: "Failed send attempts by kind: connection_refused, timeout, connection_dropped, tls, auth, temporary_reply, permanent_reply, invalid_message, other.",
+	}, []string{"kind"})
+	m.kept = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_outcomes_kept_total",
+		Help: "Send outcomes kept in Redis because PostgreSQL could not record them (event=kept), and later recorded (event=recorded).",
+	}, []string{"event"})
+	m.keptNow = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nurture_outcomes_waiting",
+		Help: "Send outcomes kept in Redis and not yet recorded in PostgreSQL, as last seen by this process.",
+	})
+	m.infra = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_infrastructure_errors_total",
+		Help: "Failed calls to PostgreSQL or Redis by system and operation, and Redis data losses detected (system=redis, op=data_lost).",
+	}, []string{"system", "op"})
+	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +90,41 @@ func (m *Metrics) Ticked(campaign string, planned int, d time.Duration) {
 	if m != nil {
 		m.planned.WithLabelValues(campaign).Add(float64(planned))
 		m.tickTime.WithLabelValues(campaign).Observe(d.Seconds())
+	}
+}
+
+// SendFailed counts one failed send attempt of a kind.
+func (m *Metrics) SendFailed(kind string) {
+	if m != nil {
+		m.sendErrors.WithLabelValues(kind).Inc()
+	}
+}
+
+// OutcomesKept counts outcomes kept in Redis during a database outage.
+func (m *Metrics) OutcomesKept(n int) {
+	if m != nil {
+		m.kept.WithLabelValues("kept").Add(float64(n))
+	}
+}
+
+// OutcomesRecorded counts kept outcomes that reached PostgreSQL.
+func (m *Metrics) OutcomesRecorded(n int) {
+	if m != nil {
+		m.kept.WithLabelValues("recorded").Add(float64(n))
+	}
+}
+
+// OutcomesWaiting sets the number of kept outcomes not yet recorded.
+func (m *Metrics) OutcomesWaiting(n int) {
+	if m != nil {
+		m.keptNow.Set(float64(n))
+	}
+}
+
+// InfraError counts one failed call to system ("postgres" or "redis").
+func (m *Metrics) InfraError(system, op string) {
+	if m != nil {
+		m.infra.WithLabelValues(system, op).Inc()
 	}
 }
 

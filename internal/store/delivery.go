@@ -236,7 +236,10 @@ func (s *Store) Claim(ctx context.Context, ids []string) ([]Claim, error) {
 
 // Outcome is what became of a claimed delivery.
 type Outcome struct {
-	ID     string
+	ID string
+	// Campaign is the delivery's campaign, for the caller's bookkeeping;
+	// Record does not use it.
+	Campaign string
 	Status string // StatusSent, StatusFailed, StatusSkipped or StatusRetry
 	// Reason says why a delivery was skipped or failed.
 	Reason string
@@ -420,6 +423,33 @@ func (s *Store) Deliveries(ctx context.Context, fn func(*DeliveryRow) error) err
 		return fmt.Errorf("deliveries: %w", err)
 	}
 	return nil
+}
+
+// Statuses returns the status of each delivery of ids that exists, keyed
+// by id as given.
+func (s *Store) Statuses(ctx context.Context, ids []string) (map[string]string, error) {
+	valid := validUUIDs(ids)
+	out := make(map[string]string, len(valid))
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.get(qDeliveryStatuses), valid)
+	if err != nil {
+		return nil, fmt.Errorf("delivery statuses: %w", err)
+	}
+	byLower := make(map[string]string, len(valid))
+	for _, id := range valid {
+		byLower[strings.ToLower(id)] = id
+	}
+	var id, status string
+	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+		out[byLower[id]] = status
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery statuses: %w", err)
+	}
+	return out, nil
 }
 
 // DeliveryCount is how many deliveries of a campaign to customers in a

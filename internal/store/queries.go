@@ -42,6 +42,7 @@ const (
 	qDelivery             = "delivery"
 	qDeliveries           = "deliveries"
 	qDeliveryCounts       = "delivery-counts"
+	qDeliveryStatuses     = "delivery-statuses"
 	qTryLeader            = "try-leader"
 	qReleaseLeader        = "release-leader"
 )
@@ -53,6 +54,7 @@ var queryNames = []string{
 	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues, qBenchClearDeliveries, qBenchVacuum, qServerVersion,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
+	qDeliveryStatuses,
 }
 
 // queries maps a query name to its SQL.

@@ -14,10 +14,16 @@ var errBatcherClosed = errors.New("worker is closed")
 // moment and runs fn once for all of them. Under load batches grow by
 // themselves; a lone caller is served at once, with no timer to wait for.
 type batcher[In, Out any] struct {
-	fn      func(ctx context.Context, in []In) ([]Out, error)
-	max     int
-	reqs    chan batchReq[In, Out]
-	stop    chan struct{}
+	fn   func(ctx context.Context, in []In) ([]Out, error)
+	max  int
+	reqs chan batchReq[In, Out]
+	stop chan struct{}
+	// mu orders submissions against close: a submitter holds it shared
+	// from its check of closed until its request is in reqs, and close
+	// takes it exclusively. Without it a submitter racing close could put
+	// its request in the buffer after the flushers left, and wait forever.
+	mu      sync.RWMutex
+	closed  bool
 	stopped sync.WaitGroup
 }
 
@@ -46,16 +52,18 @@ func newBatcher[In, Out any](flushers, max int, fn func(context.Context, []In) (
 func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	var zero Out
 	r := batchReq[In, Out]{in: in, reply: make(chan batchReply[Out], 1)}
-	select {
-	case <-b.stop:
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
 		return zero, errBatcherClosed
-	default:
 	}
+	// The flushers run until close, which waits for this lock: the send
+	// below always finds a reader or room, or ctx ends.
 	select {
 	case b.reqs <- r:
-	case <-b.stop:
-		return zero, errBatcherClosed
+		b.mu.RUnlock()
 	case <-ctx.Done():
+		b.mu.RUnlock()
 		return zero, ctx.Err()
 	}
 	// Once submitted the item will be flushed; wait for the outcome even if
@@ -114,6 +122,11 @@ func (b *batcher[In, Out]) run() {
 
 // close stops the flushers once no caller is left waiting.
 func (b *batcher[In, Out]) close() {
-	close(b.stop)
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.stop)
+	}
+	b.mu.Unlock()
 	b.stopped.Wait()
 }

@@ -5,6 +5,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"nurture/internal/campaign"
 	nmail "nurture/internal/mail"
 	"nurture/internal/metrics"
+	"nurture/internal/queue"
 	"nurture/internal/store"
 	"nurture/internal/unsubscribe"
 )
@@ -39,6 +41,16 @@ type Config struct {
 	// Unsubscribe, when set, gives every email a one-click unsubscribe
 	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
 	Unsubscribe *unsubscribe.Links
+	// Now is the clock emails are rendered with (inactive_days and the
+	// other facts) and trouble is timed by. Default time.Now.
+	Now func() time.Time
+	// DrainInterval is how often outcomes kept in Redis during a database
+	// outage are moved into PostgreSQL. Default 2s.
+	DrainInterval time.Duration
+	// TroubleInterval is the least time between two warnings about one
+	// kind of SMTP trouble; the warning counts what happened in between.
+	// Default 30s.
+	TroubleInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +68,15 @@ func (c Config) withDefaults() Config {
 	if c.Batch <= 0 {
 		c.Batch = 500
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.DrainInterval <= 0 {
+		c.DrainInterval = 2 * time.Second
+	}
+	if c.TroubleInterval <= 0 {
+		c.TroubleInterval = 30 * time.Second
+	}
 	return c
 }
 
@@ -69,18 +90,31 @@ type Content struct {
 type Worker struct {
 	cfg     Config
 	store   *store.Store
+	journal *queue.Journal
 	sender  nmail.Sender
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	content atomic.Pointer[Content]
-	now     func() time.Time
+	trouble *trouble
 
-	claims  *batcher[string, store.Claim]
+	claims  *batcher[string, claim]
 	records *batcher[store.Outcome, bool]
 	// inflight counts running handlers: Asynq's Shutdown returns without
 	// waiting for handlers it gave up on, and their outcomes must still be
 	// recorded before the batchers stop.
 	inflight sync.WaitGroup
+	// stopping is closed by Close: a handler that can reach neither
+	// PostgreSQL nor Redis to keep an outcome gives up then.
+	stopping  chan struct{}
+	closeOnce sync.Once
+	drainDone chan struct{}
+}
+
+// claim is a store.Claim and, for a delivery claimed before, the outcome
+// an earlier attempt kept in the journal because the database was down.
+type claim struct {
+	store.Claim
+	kept *store.Outcome
 }
 
 // ErrInfrastructure marks a handler error caused by the database rather
@@ -88,20 +122,43 @@ type Worker struct {
 // retries (see ServerConfig), so an outage cannot exhaust them.
 var ErrInfrastructure = errors.New("infrastructure unavailable")
 
-// New returns a Worker. Close it after the Asynq server has stopped.
-func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *metrics.Metrics, log *slog.Logger) *Worker {
+// How the outcome of a send survives a PostgreSQL outage
+//
+// The delivery row says sent only after the SMTP server accepted the
+// message, and a task that fails is run again: so an outcome that cannot
+// be written must not fail the task, or the retry sends a second copy.
+// When recording fails, the worker keeps the outcome in the journal (a
+// Redis hash, see queue.Journal) and acknowledges the task. The row stays
+// "sending" until either
+//   - the drain loop of any worker writes the kept outcome to the row once
+//     PostgreSQL answers again, or
+//   - the delivery is claimed again (the reconciler re-enqueues rows left
+//     in sending): a claim that is not the first (attempts > 1) reads the
+//     journal before sending and, finding an outcome, records it instead
+//     of sending.
+// The drain loop records a kept outcome only for the attempt that kept it
+// and forgets it only once the row is finished, so it can never remove an
+// entry that a newer claim has yet to read.
+//
+// What this does not cover: a worker killed between the SMTP server's
+// acceptance and the journal write (the documented duplicate), and a
+// PostgreSQL outage together with a loss of Redis's data, which loses the
+// kept outcomes; such rows are sent again by the reconciler.
+
+// New returns a Worker. Start it, and Close it after the Asynq server has
+// stopped.
+func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sender, content *Content, m *metrics.Metrics, log *slog.Logger) *Worker {
 	cfg = cfg.withDefaults()
-	w := &Worker{cfg: cfg, store: st, sender: sender, log: log, metrics: m, now: time.Now}
+	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
+		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m)}
 	w.content.Store(content)
-	w.claims = newBatcher(2, cfg.Batch, func(ctx context.Context, ids []string) ([]store.Claim, error) {
-		return st.Claim(ctx, ids)
-	})
+	w.claims = newBatcher(2, cfg.Batch, w.claimBatch)
 	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
-		// A send that happened must not be repeated because its record
-		// failed once: retry the write for a while before giving up (the
-		// task is then retried, and the resend carries the same Message-ID).
+		// One quick retry covers a dropped connection; a longer outage is
+		// the journal's business, and a flusher stuck in retries would hold
+		// up every other handler's record.
 		var err error
-		for delay := 100 * time.Millisecond; delay <= 6400*time.Millisecond; delay *= 2 {
+		for delay := 100 * time.Millisecond; delay <= 200*time.Millisecond; delay *= 2 {
 			var stale []string
 			if stale, err = st.Record(ctx, outs); err == nil {
 				applied := make([]bool, len(outs))
@@ -110,24 +167,154 @@ func New(cfg Config, st *store.Store, sender nmail.Sender, content *Content, m *
 				}
 				return applied, nil
 			}
-			log.Warn("recording outcomes failed; retrying", "count", len(outs), "err", err, "retry_in", delay)
 			select {
 			case <-ctx.Done():
 				return nil, err
 			case <-time.After(delay):
 			}
 		}
+		m.InfraError("postgres", "record")
 		return nil, err
 	})
 	return w
+}
+
+// claimBatch claims ids and reads the journal for those claimed before.
+func (w *Worker) claimBatch(ctx context.Context, ids []string) ([]claim, error) {
+	cs, err := w.store.Claim(ctx, ids)
+	if err != nil {
+		w.metrics.InfraError("postgres", "claim")
+		return nil, err
+	}
+	out := make([]claim, len(cs))
+	var again []string
+	for i, c := range cs {
+		out[i].Claim = c
+		// A first claim cannot have a kept outcome: outcomes are kept
+		// only by an attempt that claimed the delivery.
+		if c.Claimed && c.Attempts > 1 {
+			again = append(again, c.ID)
+		}
+	}
+	if len(again) == 0 {
+		return out, nil
+	}
+	kept, err := w.journal.Get(ctx, again)
+	if err != nil {
+		w.metrics.InfraError("redis", "journal")
+		return nil, err
+	}
+	for i := range out {
+		if v, ok := kept[out[i].ID]; ok {
+			o, err := decodeOutcome(v)
+			if err != nil {
+				return nil, fmt.Errorf("delivery %s: %w", out[i].ID, err)
+			}
+			out[i].kept = &o
+		}
+	}
+	return out, nil
+}
+
+// Start runs the loop that moves kept outcomes into PostgreSQL until ctx
+// ends or Close is called.
+func (w *Worker) Start(ctx context.Context) error {
+	w.drainDone = make(chan struct{})
+	go func() {
+		defer close(w.drainDone)
+		t := time.NewTicker(w.cfg.DrainInterval)
+		defer t.Stop()
+		for {
+			if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("recording kept outcomes failed; will retry", "err", err, "retry_in", w.cfg.DrainInterval)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.stopping:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+// Drain records the outcomes kept in the journal and returns how many it
+// recorded.
+func (w *Worker) Drain(ctx context.Context) (int, error) {
+	n, err := w.journal.Len(ctx)
+	if err != nil {
+		return 0, err
+	}
+	w.metrics.OutcomesWaiting(n)
+	if n == 0 {
+		return 0, nil
+	}
+	recorded := 0
+	for {
+		kept, err := w.journal.Scan(ctx, w.cfg.Batch)
+		if err != nil || len(kept) == 0 {
+			return recorded, err
+		}
+		outs := make([]store.Outcome, 0, len(kept))
+		var bad []string
+		for id, v := range kept {
+			o, err := decodeOutcome(v)
+			if err != nil {
+				w.log.Error("dropping an unreadable kept outcome", "delivery_id", id, "err", err)
+				bad = append(bad, id)
+				continue
+			}
+			o.ID = id
+			outs = append(outs, o)
+		}
+		stale, err := w.store.Record(ctx, outs)
+		if err != nil {
+			return recorded, err
+		}
+		// A stale outcome was recorded already (by a claim that read it) or
+		// belongs to an attempt a newer claim took over: forget it only
+		// once the row is finished, for the newer claim must still read it.
+		statuses, err := w.store.Statuses(ctx, stale)
+		if err != nil {
+			return recorded, err
+		}
+		forget, applied, waiting := bad, 0, 0
+		for _, o := range outs {
+			st, isStale := statuses[o.ID], slices.Contains(stale, o.ID)
+			switch {
+			case !isStale:
+				applied++
+				forget = append(forget, o.ID)
+				w.metrics.Delivered(o.Campaign, o.Status)
+			case st == "" || st == store.StatusSent || st == store.StatusFailed || st == store.StatusSkipped:
+				forget = append(forget, o.ID)
+			default:
+				waiting++
+			}
+		}
+		if err := w.journal.Delete(ctx, forget...); err != nil {
+			return recorded, err
+		}
+		recorded += applied
+		w.metrics.OutcomesRecorded(applied)
+		if applied > 0 {
+			w.log.Info("recorded outcomes kept during a database outage", "count", applied)
+		}
+		if len(forget) == 0 || waiting == len(kept) {
+			// Only entries a newer claim will record are left.
+			return recorded, nil
+		}
+	}
 }
 
 // Reload replaces the campaigns and templates used for emails not yet rendered.
 func (w *Worker) Reload(c *Content) { w.content.Store(c) }
 
 // Close waits up to a minute for running handlers to record their
-// outcomes, then stops the database batchers. Call it after the Asynq
-// server has shut down.
+// outcomes, then stops the drain loop and the database batchers. Call it
+// after the Asynq server has shut down.
 func (w *Worker) Close() {
 	done := make(chan struct{})
 	go func() {
@@ -139,6 +326,10 @@ func (w *Worker) Close() {
 	case <-time.After(time.Minute):
 		w.log.Error("handlers still running after a minute; their deliveries stay in sending for the reconciler")
 	}
+	w.closeOnce.Do(func() { close(w.stopping) })
+	if w.drainDone != nil {
+		<-w.drainDone
+	}
 	w.claims.close()
 	w.records.close()
 }
@@ -148,34 +339,66 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	w.inflight.Add(1)
 	defer w.inflight.Done()
 	id := string(t.Payload())
-	claim, err := w.claims.do(ctx, id)
+	c, err := w.claims.do(ctx, id)
 	if err != nil {
 		return fmt.Errorf("claim delivery %s: %w: %w", id, ErrInfrastructure, err)
 	}
-	if !claim.Claimed {
+	if !c.Claimed {
+		if c.Status == "" {
+			// No row: the database was restored from an older backup, or
+			// someone deleted the delivery. Nothing to send it by.
+			w.log.Warn("task names a delivery that does not exist; acknowledged without sending", "delivery_id", id)
+			return nil
+		}
 		// Already finished (a duplicate task after a crash or a reconciler
-		// re-enqueue) or gone: acknowledge without sending.
-		w.log.Debug("delivery not claimable, acknowledged without sending", "delivery_id", id, "status", claim.Status)
+		// re-enqueue): acknowledge without sending.
+		w.log.Debug("delivery already finished, acknowledged without sending", "delivery_id", id, "status", c.Status)
 		return nil
 	}
-	out := w.send(ctx, &claim)
+	var out store.Outcome
+	if c.kept != nil {
+		// An earlier attempt sent (or decided) this delivery while the
+		// database was down: record its outcome, do not send again.
+		out = *c.kept
+		w.log.Info("recording the outcome an earlier attempt kept during a database outage", "delivery_id", id, "status", out.Status)
+	} else {
+		out = w.send(ctx, &c.Claim)
+	}
 	out.ID = id
-	out.Attempt = claim.Attempts
+	out.Attempt = c.Attempts
+	out.Campaign = c.Campaign
 	// Record with a context of its own: a shutdown must not lose the
 	// outcome of a send that already happened.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	applied, err := w.records.do(rctx, out)
 	if err != nil {
-		return fmt.Errorf("record delivery %s as %s: %w: %w", id, out.Status, ErrInfrastructure, err)
+		if out.Status == store.StatusRetry {
+			// Nothing was sent: running the task again is safe.
+			return fmt.Errorf("record delivery %s as %s: %w: %w", id, out.Status, ErrInfrastructure, err)
+		}
+		if err := w.keep(out); err != nil {
+			return fmt.Errorf("record delivery %s as %s: %w: %w", id, out.Status, ErrInfrastructure, err)
+		}
+		if c.kept == nil {
+			w.metrics.Delivered(c.Campaign, out.Status)
+		}
+		return nil
+	}
+	if c.kept != nil {
+		if err := w.journal.Delete(rctx, id); err != nil {
+			// The drain loop forgets it once it sees the row finished.
+			w.log.Warn("could not forget a recorded outcome in Redis", "delivery_id", id, "err", err)
+		}
+		w.metrics.OutcomesRecorded(1)
 	}
 	if !applied {
 		// A later attempt took the delivery over (this one outlived its
 		// lease or timeout); that attempt records the outcome.
-		w.log.Warn("outcome superseded by a later attempt", "delivery_id", id, "attempt", claim.Attempts, "status", out.Status)
+		w.log.Warn("outcome superseded by a later attempt", "delivery_id", id, "attempt", c.Attempts, "status", out.Status)
 		return nil
 	}
-	w.metrics.Delivered(claim.Campaign, out.Status)
+	w.metrics.Delivered(c.Campaign, out.Status)
 	switch out.Status {
 	case store.StatusRetry:
 		return fmt.Errorf("delivery %s: %s", id, out.Error)
@@ -183,6 +406,66 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("delivery %s failed: %s: %w", id, out.Error, asynq.SkipRetry)
 	}
 	return nil
+}
+
+// keep writes an outcome PostgreSQL could not take to the journal,
+// retrying (and trying PostgreSQL again) until one of them takes it or the
+// worker is closed.
+func (w *Worker) keep(out store.Outcome) error {
+	v := encodeOutcome(out)
+	delay := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := w.journal.Put(ctx, out.ID, v)
+		cancel()
+		if err == nil {
+			w.metrics.OutcomesKept(1)
+			w.log.Warn("PostgreSQL could not record a send outcome; kept in Redis until it can", "delivery_id", out.ID, "status", out.Status)
+			return nil
+		}
+		w.metrics.InfraError("redis", "journal")
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		_, rerr := w.store.Record(ctx, []store.Outcome{out})
+		cancel()
+		if rerr == nil {
+			return nil
+		}
+		w.log.Error("neither PostgreSQL nor Redis can keep a send outcome; retrying", "delivery_id", out.ID,
+			"status", out.Status, "redis_err", err, "postgres_err", rerr, "retry_in", delay)
+		select {
+		case <-w.stopping:
+			w.log.Error("stopping with a send outcome unrecorded; the delivery may be sent again", "delivery_id", out.ID, "status", out.Status)
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// keptOutcome is an Outcome as kept in the journal.
+type keptOutcome struct {
+	Campaign  string `json:"campaign"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	Error     string `json:"error,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	Reply     string `json:"reply,omitempty"`
+	Attempt   int    `json:"attempt"`
+}
+
+func encodeOutcome(o store.Outcome) []byte {
+	v, _ := json.Marshal(keptOutcome{Campaign: o.Campaign, Status: o.Status, Reason: o.Reason, Error: o.Error,
+		MessageID: o.MessageID, Reply: o.Reply, Attempt: o.Attempt})
+	return v
+}
+
+func decodeOutcome(v []byte) (store.Outcome, error) {
+	var k keptOutcome
+	if err := json.Unmarshal(v, &k); err != nil {
+		return store.Outcome{}, fmt.Errorf("kept outcome: %w", err)
+	}
+	return store.Outcome{Campaign: k.Campaign, Status: k.Status, Reason: k.Reason, Error: k.Error,
+		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt}, nil
 }
 
 // send decides the outcome of one claimed delivery.
@@ -207,7 +490,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	if camp.Email.From != "" {
 		from = camp.Email.From
 	}
-	now := w.now()
+	now := w.cfg.Now()
 	facts := audience.FactsAt(&c.Customer, now)
 	facts.Stage = c.Stage
 	data := &nmail.Data{Facts: facts, Campaign: c.Campaign, Now: now}
@@ -239,8 +522,10 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	reply, err := w.sender.Send(ctx, msg)
 	w.metrics.SendLatency(time.Since(start))
 	if err == nil {
+		w.trouble.ok()
 		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}
 	}
+	w.trouble.failed(err)
 	if nmail.IsPermanent(err) {
 		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}
 	}
@@ -251,3 +536,8 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	}
 	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}
 }
+
+// Health reports SMTP trouble: an error while the latest sends failed on
+// the transport (refused, timed out, dropped, TLS, AUTH or 4xx), nil once
+// a send succeeds.
+func (w *Worker) Health() error { return w.trouble.health() }

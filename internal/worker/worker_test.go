@@ -87,8 +87,13 @@ func (p *pipeline) startWorker() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Unsubscribe: p.links}, p.st, sender,
-		&worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
+	// The worker renders at the planned instant, so that facts such as
+	// inactive_days do not depend on the day the test runs.
+	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Unsubscribe: p.links, Now: func() time.Time { return at }},
+		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
+	if err := w.Start(context.Background()); err != nil {
+		p.t.Fatal(err)
+	}
 	srv := worker.NewServer(p.rdb, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,

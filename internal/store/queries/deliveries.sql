@@ -120,6 +120,11 @@ SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, stat
 FROM deliveries
 ORDER BY campaign, customer_id, occurrence;
 
+-- name: delivery-statuses
+SELECT id::text, status::text
+FROM deliveries
+WHERE id = ANY ($1::uuid[]);
+
 -- name: delivery-counts
 -- Statuses sort in their life order: planned, queued, sending, sent, failed, skipped.
 SELECT campaign, stage, status::text AS status_name, count(*)::integer AS n
