@@ -240,7 +240,7 @@ type Outcome struct {
 	// Campaign is the delivery's campaign, for the caller's bookkeeping;
 	// Record does not use it.
 	Campaign string
-	Status string // StatusSent, StatusFailed, StatusSkipped or StatusRetry
+	Status   string // StatusSent, StatusFailed, StatusSkipped or StatusRetry
 	// Reason says why a delivery was skipped or failed.
 	Reason string
 	// Error is the last error met; kept on retry and failure.
