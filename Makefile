@@ -3,7 +3,7 @@ GO ?= go
 # Tests use the local PostgreSQL and Redis; override with TEST_DATABASE_URL / TEST_REDIS_URL.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help test lint bench demo build
+.PHONY: help test chaos lint bench demo build
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ build: ## build bin/nurture
 
 test: ## run every test against the local PostgreSQL, Redis and an in-process SMTP server
 	$(GO) test $(TEST_FLAGS) ./...
+
+chaos: ## fault tests with long outages (PostgreSQL down 5 minutes mid-send, ...)
+	NURTURE_CHAOS=1 $(GO) test $(TEST_FLAGS) -run 'Outage|Chaos' ./...
 
 lint: ## vet, gofmt and lint the shipped campaigns and templates
 	$(GO) vet ./...

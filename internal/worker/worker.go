@@ -380,10 +380,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if err := w.keep(out); err != nil {
 			return fmt.Errorf("record delivery %s as %s: %w: %w", id, out.Status, ErrInfrastructure, err)
 		}
-		if c.kept == nil {
-			w.metrics.Delivered(c.Campaign, out.Status)
-		}
-		return nil
+		return nil // counted in metrics when recorded
 	}
 	if c.kept != nil {
 		if err := w.journal.Delete(rctx, id); err != nil {
