@@ -43,6 +43,15 @@ type Config struct {
 	// worker's longest send plus Asynq's lease. Measured by PostgreSQL's
 	// clock, so clocks of other hosts do not matter. Default 10m.
 	ReconcileAfter time.Duration
+	// RedisCheckEvery is how often the leader checks whether Redis lost its
+	// data or restarted (queue.Sentinel); when it did, planned and queued
+	// deliveries are enqueued again at once. Default 5s.
+	RedisCheckEvery time.Duration
+	// SendingGrace is how long after Redis lost its data a delivery may stay
+	// sending before it is enqueued again: a worker still sending it has
+	// recorded an outcome or timed out by then. It must exceed the task
+	// timeout (queue.Config.Timeout, 2m by default). Default 3m.
+	SendingGrace time.Duration
 	// Tick tunes planning.
 	Tick planner.TickOptions
 	// Now is the clock; default time.Now. Tests fix it so that fire times
@@ -66,18 +75,25 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RedisCheckEvery <= 0 {
+		c.RedisCheckEvery = 5 * time.Second
+	}
+	if c.SendingGrace <= 0 {
+		c.SendingGrace = 3 * time.Minute
+	}
 	return c
 }
 
 // Scheduler plans campaign ticks while it is the leader.
 type Scheduler struct {
-	cfg     Config
-	store   *store.Store
-	planner *planner.Planner
-	queue   *queue.Client
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	now     func() time.Time
+	cfg      Config
+	store    *store.Store
+	planner  *planner.Planner
+	queue    *queue.Client
+	sentinel *queue.Sentinel
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	now      func() time.Time
 
 	rules  atomic.Pointer[audience.Rules]
 	reload chan struct{}
@@ -88,14 +104,15 @@ type Scheduler struct {
 func New(cfg Config, st *store.Store, q *queue.Client, rules *audience.Rules, m *metrics.Metrics, log *slog.Logger) *Scheduler {
 	cfg = cfg.withDefaults()
 	s := &Scheduler{
-		cfg:     cfg,
-		store:   st,
-		planner: planner.New(st, log),
-		queue:   q,
-		metrics: m,
-		log:     log,
-		now:     cfg.Now,
-		reload:  make(chan struct{}, 1),
+		cfg:      cfg,
+		store:    st,
+		planner:  planner.New(st, log),
+		queue:    q,
+		sentinel: queue.NewSentinel(q),
+		metrics:  m,
+		log:      log,
+		now:      cfg.Now,
+		reload:   make(chan struct{}, 1),
 	}
 	s.rules.Store(rules)
 	return s
@@ -287,20 +304,67 @@ func (c cronLogger) Error(err error, msg string, kv ...any) {
 func (s *Scheduler) reconcileLoop(ctx context.Context) {
 	tk := time.NewTicker(s.cfg.ReconcileEvery)
 	defer tk.Stop()
+	check := time.NewTicker(s.cfg.RedisCheckEvery)
+	defer check.Stop()
+	var grace <-chan time.Time // after a loss: when sending deliveries are due
+	redisDown := false
+	s.reconcileOnce(ctx, nil)
 	for {
-		if err := s.queue.Register(ctx, s.queues()); err != nil && ctx.Err() == nil {
-			s.log.Error("register queues", "err", err)
-		}
-		if n, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("reconcile failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("re-enqueued deliveries whose task was missing", "count", n)
-		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			lost, why, err := s.sentinel.Check(ctx)
+			if err != nil {
+				if ctx.Err() == nil && !redisDown {
+					s.log.Warn("Redis unavailable; retrying", "err", err)
+				}
+				s.metrics.InfraError("redis", "check")
+				redisDown = true
+				continue
+			}
+			if redisDown {
+				s.log.Info("Redis available again")
+				redisDown = false
+			}
+			if !lost {
+				continue
+			}
+			s.metrics.InfraError("redis", "data_lost")
+			s.log.Warn("Redis lost its data; enqueueing unfinished deliveries again now", "why", why,
+				"sending_after", s.cfg.SendingGrace)
+			s.reconcileOnce(ctx, func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
+				return s.store.UnfinishedAfterLoss(ctx, s.cfg.SendingGrace, limit)
+			})
+			grace = time.After(s.cfg.SendingGrace)
+			continue
+		case <-grace:
+			grace = nil
+			s.reconcileOnce(ctx, func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
+				return s.store.UnfinishedAfterLoss(ctx, s.cfg.SendingGrace, limit)
+			})
+			continue
 		case <-tk.C:
 		}
+		s.reconcileOnce(ctx, nil)
+	}
+}
+
+// reconcileOnce registers the queues and reconciles the deliveries list
+// returns (nil: the regular sweep), logging the result.
+func (s *Scheduler) reconcileOnce(ctx context.Context, list func(context.Context, int) ([]store.DeliveryRef, error)) {
+	if err := s.queue.Register(ctx, s.queues()); err != nil && ctx.Err() == nil {
+		s.log.Error("register queues", "err", err)
+	}
+	if list == nil {
+		list = func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
+			return s.store.Unfinished(ctx, s.cfg.ReconcileAfter, limit)
+		}
+	}
+	if n, err := s.reconcile(ctx, list); err != nil && ctx.Err() == nil {
+		s.log.Error("reconcile failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("re-enqueued deliveries whose task was missing", "count", n)
 	}
 }
 
@@ -322,11 +386,17 @@ func (s *Scheduler) queues() []string {
 // worker's claim makes a second task for a finished delivery harmless.
 // It returns how many deliveries it handed to the queue.
 func (s *Scheduler) Reconcile(ctx context.Context) (int, error) {
+	return s.reconcile(ctx, func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
+		return s.store.Unfinished(ctx, s.cfg.ReconcileAfter, limit)
+	})
+}
+
+func (s *Scheduler) reconcile(ctx context.Context, list func(context.Context, int) ([]store.DeliveryRef, error)) (int, error) {
 	const page = 1000
 	total := 0
 	seen := map[string]bool{}
 	for ctx.Err() == nil {
-		refs, err := s.store.Unfinished(ctx, s.cfg.ReconcileAfter, page)
+		refs, err := list(ctx, page)
 		if err != nil {
 			return total, fmt.Errorf("list unfinished deliveries: %w", err)
 		}

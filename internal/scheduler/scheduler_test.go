@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/content"
+	"nurture/internal/metrics"
 	"nurture/internal/queue"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
@@ -237,3 +240,82 @@ func TestReconcileReplacesArchivedTasks(t *testing.T) {
 		t.Fatalf("reconcile handed %d deliveries to the queue, %d live tasks; want 3 and 3", n, e.tasks(t))
 	}
 }
+
+// TestRedisDataLossIsReconciledAtOnce loses the tasks of 3 queued
+// deliveries, by killing a real redis-server and starting it again empty,
+// or by flushing it, and checks that the leader enqueues them again at
+// once, not after ReconcileAfter (left at its 10-minute default).
+func TestRedisDataLossIsReconciledAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose func(t *testing.T, srv *testenv.RedisServer, rdb *redis.Client)
+	}{
+		{"restarted empty", func(t *testing.T, srv *testenv.RedisServer, _ *redis.Client) {
+			srv.Kill()
+			srv.Start()
+		}},
+		{"flushed", func(t *testing.T, _ *testenv.RedisServer, rdb *redis.Client) {
+			if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := testenv.StartRedisServer(t)
+			rdb := redis.NewClient(srv.Options())
+			t.Cleanup(func() { rdb.Close() })
+			e := &env{st: testenv.Store(t), rdb: rdb, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			testenv.ImportFixture(t, e.st)
+			e.q = queue.NewClient(rdb, queue.Config{})
+			e.c = everySecond(t)
+			m := metrics.New()
+			s := scheduler.New(scheduler.Config{
+				LeaderPoll: 50 * time.Millisecond, ReconcileEvery: time.Hour, RedisCheckEvery: 50 * time.Millisecond,
+				Now: func() time.Time { return at },
+			}, e.st, e.q, e.c.Rules, m, slog.New(slog.NewTextHandler(tlog{t}, nil)))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); s.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			waitUntil(t, "3 queued deliveries with tasks", func() bool {
+				_, st := e.count(t)
+				return st[store.StatusQueued] == 3 && e.tasks(t) == 3
+			})
+			lostBefore := lossesSeen(t, m)
+
+			tc.lose(t, srv, rdb)
+			waitUntil(t, "the 3 tasks enqueued again", func() bool {
+				n, err := e.q.Unfinished(context.Background())
+				return err == nil && n == 3
+			})
+			if rows, st := e.count(t); rows != 3 || st[store.StatusQueued] != 3 {
+				t.Errorf("%d rows %v, want 3 queued", rows, st)
+			}
+			if got := lossesSeen(t, m); got != lostBefore+1 {
+				t.Errorf("nurture_infrastructure_errors_total{op=\"data_lost\"} went from %d to %d, want one more", lostBefore, got)
+			}
+		})
+	}
+}
+
+// lossesSeen reads the count of Redis data losses from the metrics page.
+func lossesSeen(t *testing.T, m *metrics.Metrics) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, `nurture_infrastructure_errors_total{op="data_lost",system="redis"} `); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+type tlog struct{ t *testing.T }
+
+func (l tlog) Write(b []byte) (int, error) { l.t.Log(strings.TrimSpace(string(b))); return len(b), nil }

@@ -119,17 +119,24 @@ func (s *Store) ActiveQueues(ctx context.Context) ([]string, error) {
 // sending that have not changed for idle, by the database's clock (so that
 // clocks of other hosts do not matter), least recently changed first.
 func (s *Store) Unfinished(ctx context.Context, idle time.Duration, limit int) ([]DeliveryRef, error) {
-	rows, err := s.pool.Query(ctx, s.q.get(qUnfinished), idle, limit)
+	return s.refs(ctx, "unfinished deliveries", qUnfinished, idle, limit)
+}
+
+// UnfinishedAfterLoss is Unfinished for after Redis lost its data: every
+// planned or queued delivery whatever its age, and sending ones unchanged
+// for sendingIdle.
+func (s *Store) UnfinishedAfterLoss(ctx context.Context, sendingIdle time.Duration, limit int) ([]DeliveryRef, error) {
+	return s.refs(ctx, "unfinished deliveries", qUnfinishedAfterLoss, sendingIdle, limit)
+}
+
+func (s *Store) refs(ctx context.Context, what, query string, args ...any) ([]DeliveryRef, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("unfinished deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
-		var ref DeliveryRef
-		err := r.Scan(&ref.ID, &ref.Queue)
-		return ref, err
-	})
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeliveryRef])
 	if err != nil {
-		return nil, fmt.Errorf("unfinished deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return refs, nil
 }

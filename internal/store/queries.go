@@ -43,6 +43,7 @@ const (
 	qDeliveries           = "deliveries"
 	qDeliveryCounts       = "delivery-counts"
 	qDeliveryStatuses     = "delivery-statuses"
+	qUnfinishedAfterLoss  = "unfinished-after-loss"
 	qTryLeader            = "try-leader"
 	qReleaseLeader        = "release-leader"
 )
@@ -54,7 +55,7 @@ var queryNames = []string{
 	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues, qBenchClearDeliveries, qBenchVacuum, qServerVersion,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
-	qDeliveryStatuses,
+	qDeliveryStatuses, qUnfinishedAfterLoss,
 }
 
 // queries maps a query name to its SQL.

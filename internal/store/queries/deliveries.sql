@@ -42,6 +42,16 @@ WHERE status IN ('planned', 'queued', 'sending') AND updated_at < now() - $1::in
 ORDER BY updated_at, id
 LIMIT $2;
 
+-- name: unfinished-after-loss
+-- After Redis lost its data: every planned or queued delivery at once (its
+-- task may be gone), and those sending for longer than $1 (a worker still
+-- sending one has finished or given up by then).
+SELECT id::text, queue
+FROM deliveries
+WHERE status IN ('planned', 'queued', 'sending') AND (status <> 'sending' OR updated_at < now() - $1::interval)
+ORDER BY updated_at, id
+LIMIT $2;
+
 -- name: claim
 -- Moves each unfinished delivery to sending and returns it with its
 -- customer as it is now; finished ones come back unchanged and unclaimed,
