@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,16 +9,16 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/content"
+	"nurture/internal/httpserver"
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
 	"nurture/internal/queue"
@@ -32,7 +31,7 @@ import (
 // serveConfig is what serve reads beyond the common flags.
 type serveConfig struct {
 	roles       map[string]bool
-	httpAddr    string
+	http        httpserver.Config
 	smtp        mail.Config
 	from        string
 	concurrency int
@@ -45,7 +44,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs := a.flags("serve", "[--role scheduler,worker,http]")
 	roles := fs.String("role", a.env("ROLES", "scheduler,worker,http"), "comma-separated roles to run: scheduler, worker, http (ROLES)")
 	var cfg serveConfig
-	fs.StringVar(&cfg.httpAddr, "http-addr", a.env("HTTP_ADDR", ":8080"), "listen address of the dashboard, /healthz and /metrics (HTTP_ADDR)")
+	fs.StringVar(&cfg.http.Addr, "http-addr", a.env("HTTP_ADDR", httpserver.DefaultAddr), "listen address of the dashboard, /healthz and /metrics; a non-loopback address needs ADMIN_PASSWORD (HTTP_ADDR)")
 	fs.StringVar(&cfg.smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes .eml files to --outbox (SMTP_URL)")
 	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
@@ -53,6 +52,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("UNSUBSCRIBE_URL", ""), "public base URL of the HTTP role; with UNSUBSCRIBE_SECRET, every email gets a one-click unsubscribe link under it (UNSUBSCRIBE_URL)")
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	if err := a.httpConfig(&cfg.http); err != nil {
 		return err
 	}
 	cfg.roles = map[string]bool{}
@@ -68,6 +70,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	if len(cfg.roles) == 0 {
 		return errors.New("--role: no role given")
+	}
+	if cfg.roles["http"] {
+		if err := cfg.http.Validate(); err != nil {
+			return err
+		}
 	}
 	if cfg.unsubscribeURL != "" {
 		links, err := unsubscribe.New(cfg.unsubscribeURL, a.getenv("UNSUBSCRIBE_SECRET"))
@@ -85,6 +92,29 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	return a.runServe(ctx, cfg, c, hup)
+}
+
+// httpConfig reads the HTTP role's access settings from the environment,
+// strictly: a malformed value is an error naming its variable.
+func (a *app) httpConfig(c *httpserver.Config) error {
+	c.AdminUser = a.env("ADMIN_USER", "admin")
+	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
+	c.MetricsToken = a.getenv("METRICS_TOKEN")
+	if v := a.getenv("MONITORING_READONLY"); v != "" {
+		ro, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("MONITORING_READONLY %q: want true or false", v)
+		}
+		c.MonitoringReadOnly = ro
+	}
+	if v := a.getenv("API_MAX_BODY"); v != "" {
+		n, err := httpserver.ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("API_MAX_BODY: %w", err)
+		}
+		c.MaxBody = n
+	}
+	return nil
 }
 
 // retry calls connect until it succeeds or ctx ends, logging each failure
@@ -180,17 +210,16 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		// unfinished tasks go back to the queue.
 		defer wk.Stop(context.WithoutCancel(ctx))
 	}
-	var srv *http.Server
+	var (
+		srv      *httpserver.Server
+		httpDone <-chan struct{} // nil, so never ready, without the role
+	)
 	if cfg.roles["http"] {
-		srv = &http.Server{Addr: cfg.httpAddr, Handler: httpHandler(st, rdb, sched, m, cfg.unsubscribe, log), ReadHeaderTimeout: 10 * time.Second}
-		errc := make(chan error, 1)
-		go func() { errc <- srv.ListenAndServe() }()
-		select {
-		case err := <-errc:
-			return fmt.Errorf("http: listen on %s: %w", cfg.httpAddr, err)
-		case <-time.After(100 * time.Millisecond):
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, log.With("role", "http"))
+		if err != nil {
+			return err
 		}
-		log.Info("http listening", "addr", cfg.httpAddr, "dashboard", "/monitoring/", "metrics", "/metrics")
+		httpDone = srv.Done()
 	}
 
 	log.Info("nurture serving", "roles", roleList(cfg.roles), "campaigns", len(c.Campaigns().Campaigns))
@@ -198,13 +227,16 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
+			var err error
 			if srv != nil {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				srv.Shutdown(sctx)
+				err = srv.Stop(sctx)
 				cancel()
 			}
 			wg.Wait()  // the scheduler stops at once: ticks see ctx end
-			return nil // the deferred wk.stop returns unfinished tasks to the queue
+			return err // the deferred wk.stop returns unfinished tasks to the queue
+		case <-httpDone:
+			return srv.Stop(ctx) // serving failed: Stop returns why
 		case <-hup:
 			next, err := content.Load(a.campaignsDir, a.templatesDir)
 			if err != nil {
@@ -238,43 +270,30 @@ func workerContent(c *content.Content) *worker.Content {
 	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
 }
 
-// httpHandler serves the Asynq dashboard, health and metrics.
-func httpHandler(st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, links *unsubscribe.Links, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	if links != nil {
-		mux.Handle(unsubscribe.Path, unsubscribe.Handler(links, func(ctx context.Context, customerID string) error {
+// startHTTP starts the HTTP role: health, metrics, unsubscribe links and
+// the dashboard.
+func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, log *slog.Logger) (*httpserver.Server, error) {
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler()}
+	if sched != nil {
+		deps.Leader = sched.IsLeader
+	}
+	if cfg.unsubscribe != nil {
+		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribe.Handler(cfg.unsubscribe, func(ctx context.Context, customerID string) error {
 			err := st.SetSubscribed(ctx, customerID, false)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // deleted since: nothing left to email
 			}
 			return err
-		}, log))
+		}, log)}
 	}
-	opt := rdb.Options()
-	mon := asynqmon.New(asynqmon.Options{
-		RootPath:     "/monitoring",
-		RedisConnOpt: asynq.RedisClientOpt{Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB},
-		ReadOnly:     false,
-	})
-	mux.Handle("/monitoring/", mon)
-	mux.Handle("/metrics", m.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status := map[string]any{"postgres": "ok", "redis": "ok"}
-		code := http.StatusOK
-		if err := st.Ping(ctx); err != nil {
-			status["postgres"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			status["redis"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		if sched != nil {
-			status["scheduler_leader"] = sched.IsLeader()
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(status)
-	})
-	return mux
+	srv, err := httpserver.New(cfg.http, deps, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return nil, errors.Join(err, srv.Stop(ctx))
+	}
+	log.Info("http listening", "addr", srv.Addr(), "dashboard", httpserver.MonitoringPath, "read_only", cfg.http.MonitoringReadOnly,
+		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "")
+	return srv, nil
 }

@@ -152,9 +152,28 @@ func freeAddr(t *testing.T) string {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	return send(t, "GET", url, nil)
+}
+
+// send makes a request with the given headers ("user:password" under
+// "basic" sets basic auth).
+func send(t *testing.T, method, url string, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		if k == "basic" {
+			user, pass, _ := strings.Cut(v, ":")
+			req.SetBasicAuth(user, pass)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -187,22 +206,35 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 	env["OUTBOX_DIR"] = t.TempDir()
 	env["UNSUBSCRIBE_URL"] = "https://mail.example.com"
 	env["UNSUBSCRIBE_SECRET"] = "0123456789abcdef-secret"
+	env["ADMIN_USER"] = "ops"
+	env["ADMIN_PASSWORD"] = "admin-secret"
+	env["METRICS_TOKEN"] = "metrics-secret"
+	env["MONITORING_READONLY"] = "true"
+	admin := map[string]string{"basic": "ops:admin-secret"}
 	p := startProc(t, env, "serve")
 	p.waitLog(20*time.Second, "nurture serving", "roles=http,scheduler,worker")
 	p.waitLog(10*time.Second, "became scheduler leader")
 	base := "http://" + env["HTTP_ADDR"]
 
 	code, body := get(t, base+"/healthz")
-	if code != 200 || !strings.Contains(body, `"postgres":"ok"`) || !strings.Contains(body, `"redis":"ok"`) || !strings.Contains(body, `"scheduler_leader":true`) {
-		t.Errorf("/healthz: %d %s", code, body)
+	if want := `{"postgres":"ok","redis":"ok","scheduler_leader":true}` + "\n"; code != 200 || body != want {
+		t.Errorf("/healthz: %d %s, want 200 %s", code, body, want)
 	}
-	code, body = get(t, base+"/metrics")
+	if code, body := get(t, base+"/metrics"); code != 401 || body != "Unauthorized\n" {
+		t.Errorf("/metrics without the token: %d %.80q", code, body)
+	}
+	code, body = send(t, "GET", base+"/metrics", map[string]string{"Authorization": "Bearer metrics-secret"})
 	for _, want := range []string{"nurture_send_duration_seconds", "go_goroutines", "process_resident_memory_bytes"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s (status %d)", want, code)
 		}
 	}
-	code, body = get(t, base+"/monitoring/")
+	for _, path := range []string{"/monitoring/", "/monitoring/api/queues"} {
+		if code, body := get(t, base+path); code != 401 || body != "Unauthorized\n" {
+			t.Errorf("%s without credentials: %d %.80q", path, code, body)
+		}
+	}
+	code, body = send(t, "GET", base+"/monitoring/", admin)
 	if code != 200 || !strings.Contains(body, "<html") {
 		t.Errorf("/monitoring/: status %d, body starts %.80q", code, body)
 	}
@@ -213,15 +245,19 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 		t.Errorf("/monitoring/ references no script")
 	}
 	for _, m := range scripts {
-		if code, js := get(t, base+m[1]); code != 200 || len(js) < 1000 {
+		if code, js := send(t, "GET", base+m[1], admin); code != 200 || len(js) < 1000 {
 			t.Errorf("%s: status %d, %d bytes", m[1], code, len(js))
 		}
 	}
 	if code, body := get(t, base+"/unsubscribe?c=c1&t=forged"); code != 400 || !strings.Contains(body, "not valid") {
 		t.Errorf("/unsubscribe with a forged token: status %d, %.80q", code, body)
 	}
-	if code, body := get(t, base+"/monitoring/api/queues"); code != 200 || !strings.HasPrefix(body, `{"queues":`) {
+	if code, body := send(t, "GET", base+"/monitoring/api/queues", admin); code != 200 || !strings.HasPrefix(body, `{"queues":`) {
 		t.Errorf("/monitoring/api/queues: status %d, %.80q", code, body)
+	}
+	// MONITORING_READONLY: the dashboard changes nothing.
+	if code, body := send(t, "POST", base+"/monitoring/api/queues/default:pause", admin); code != 405 || !strings.Contains(body, "read-only mode") {
+		t.Errorf("pause on a read-only dashboard: status %d, %.80q", code, body)
 	}
 
 	// An invalid edit is refused and the previous set keeps running.
@@ -269,5 +305,42 @@ func TestServeWaitsForUnreachableServices(t *testing.T) {
 		}
 		p.signal(syscall.SIGTERM)
 		p.wait(10 * time.Second)
+	}
+}
+
+func TestServeRefusesUnsafeHTTPSettings(t *testing.T) {
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"HTTP_ADDR": "0.0.0.0:8080"}, `nurture: HTTP_ADDR "0.0.0.0:8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`},
+		{map[string]string{"HTTP_ADDR": ":8080"}, `nurture: HTTP_ADDR ":8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`},
+		{map[string]string{"MONITORING_READONLY": "yes"}, `nurture: MONITORING_READONLY "yes": want true or false`},
+		{map[string]string{"API_MAX_BODY": "10 megabytes"}, `nurture: API_MAX_BODY: invalid size "10 megabytes": want bytes, or a whole number with a unit (B, kB, MB, GB, KiB, MiB, GiB) such as 10MiB`},
+	} {
+		_, stderr, code := cli(t, tt.env, "serve", "--role", "http")
+		if code != 1 || stderr != tt.want+"\n" {
+			t.Errorf("%v: status %d, stderr %q, want 1 %q", tt.env, code, stderr, tt.want)
+		}
+	}
+	// Without the http role a public address is no error; a malformed value still is.
+	_, stderr, code := cli(t, map[string]string{"HTTP_ADDR": "0.0.0.0:8080", "MONITORING_READONLY": "maybe"}, "serve", "--role", "worker")
+	if want := "nurture: MONITORING_READONLY \"maybe\": want true or false\n"; code != 1 || stderr != want {
+		t.Errorf("worker role: status %d, stderr %q, want 1 %q", code, stderr, want)
+	}
+}
+
+func TestServeReportsPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	env := fixtureEnv(t)
+	env["HTTP_ADDR"] = busy.Addr().String()
+	_, stderr, code := cli(t, env, "serve", "--role", "http")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if want := "nurture: http: listen tcp " + busy.Addr().String() + ": bind: address already in use"; code != 1 || lines[len(lines)-1] != want {
+		t.Errorf("status %d, stderr:\n%s\nwant last line %q", code, stderr, want)
 	}
 }

@@ -66,6 +66,24 @@ func RedisOptions(url string) (*redis.Options, error) {
 	return o, nil
 }
 
+// ConnOpt returns the Asynq connection options for o, with its TLS
+// settings, credentials and database, for Asynq components that open
+// connections of their own (the dashboard).
+func ConnOpt(o *redis.Options) asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{
+		Network:      o.Network,
+		Addr:         o.Addr,
+		Username:     o.Username,
+		Password:     o.Password,
+		DB:           o.DB,
+		DialTimeout:  o.DialTimeout,
+		ReadTimeout:  o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout,
+		PoolSize:     o.PoolSize,
+		TLSConfig:    o.TLSConfig,
+	}
+}
+
 // Dial connects to Redis and checks it answers within timeout.
 func Dial(ctx context.Context, o *redis.Options, timeout time.Duration) (*redis.Client, error) {
 	rdb := redis.NewClient(o)
