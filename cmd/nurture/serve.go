@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -175,19 +174,16 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	})
 
 	var (
-		wg    sync.WaitGroup
 		sched *scheduler.Scheduler
 		wk    *worker.Service
 	)
-	defer wg.Wait() // after cancel (deferred later, so run first)
-	defer cancel()
 	if cfg.roles["scheduler"] {
 		sched = scheduler.New(scheduler.Config{}, st, q, c.Rules, m, log.With("role", "scheduler"))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sched.Run(ctx)
-		}()
+		if err := sched.Start(ctx); err != nil {
+			return err
+		}
+		// Ticks see the stop at once; they finish before the connections close.
+		defer sched.Stop(context.WithoutCancel(ctx))
 	}
 	if cfg.roles["worker"] {
 		wlog := log.With("role", "worker")
@@ -215,6 +211,12 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		httpDone <-chan struct{} // nil, so never ready, without the role
 	)
 	if cfg.roles["http"] {
+		if wk != nil {
+			// A worker process reports its SMTP trouble in /healthz.
+			cfg.http.Checks = append(cfg.http.Checks, httpserver.Check{Name: "smtp", Check: func(context.Context) error {
+				return wk.Worker().Health()
+			}})
+		}
 		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, log.With("role", "http"))
 		if err != nil {
 			return err
@@ -233,8 +235,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				err = srv.Stop(sctx)
 				cancel()
 			}
-			wg.Wait()  // the scheduler stops at once: ticks see ctx end
-			return err // the deferred wk.stop returns unfinished tasks to the queue
+			return err // the deferred Stops end the scheduler and return the worker's unfinished tasks to the queue
 		case <-httpDone:
 			return srv.Stop(ctx) // serving failed: Stop returns why
 		case <-hup:

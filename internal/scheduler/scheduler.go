@@ -98,6 +98,9 @@ type Scheduler struct {
 	rules  atomic.Pointer[audience.Rules]
 	reload chan struct{}
 	leader atomic.Bool
+
+	cancel context.CancelFunc // set by Start
+	done   chan struct{}
 }
 
 // New returns a Scheduler running rules.
@@ -130,6 +133,35 @@ func (s *Scheduler) Reload(rules *audience.Rules) {
 
 // IsLeader reports whether this scheduler currently holds the leader lock.
 func (s *Scheduler) IsLeader() bool { return s.leader.Load() }
+
+// Start runs the scheduler in the background until Stop or until ctx ends.
+func (s *Scheduler) Start(ctx context.Context) error {
+	if s.done != nil {
+		return errors.New("scheduler already started")
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.Run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the scheduler and waits for running ticks to see it, or for
+// ctx to end.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	if s.done == nil {
+		return nil
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop scheduler: %w", ctx.Err())
+	}
+}
 
 // Run campaigns until ctx ends: wait to become leader, then run cron
 // entries and the reconciler until leadership is lost, and start over.
