@@ -58,7 +58,7 @@ type bench struct {
 	databaseURL, redisURL  string
 	campaignsDir, tmplsDir string // the shipped content the sets are built from
 
-	st       *store.Store
+	st       *store.Scratch
 	rdb      *redis.Client
 	dir      string           // temporary directory of the campaign sets
 	plan     *content.Content // the ten planning campaigns, in dir/plan
@@ -177,7 +177,7 @@ func (b *bench) setUp(ctx context.Context) error {
 	if _, err = store.Migrate(ctx, b.databaseURL, b.log); err != nil {
 		return err
 	}
-	if b.st, err = store.Open(ctx, b.databaseURL, store.Config{}); err != nil {
+	if b.st, err = store.OpenScratch(ctx, b.databaseURL, store.Config{}); err != nil {
 		return err
 	}
 	o, err := queue.RedisOptions(b.redisURL)
@@ -187,7 +187,7 @@ func (b *bench) setUp(ctx context.Context) error {
 	if b.rdb, err = queue.Dial(ctx, o, 5*time.Second); err != nil {
 		return err
 	}
-	if b.machine, err = describeMachine(ctx, b.st, b.rdb); err != nil {
+	if b.machine, err = describeMachine(ctx, b.st.Store, b.rdb); err != nil {
 		return err
 	}
 	if b.dir, err = os.MkdirTemp("", "nurture-bench-"); err != nil {

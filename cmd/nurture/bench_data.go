@@ -262,7 +262,7 @@ func (b *bench) recreateDatabase(ctx context.Context) error {
 	if _, err := store.Migrate(ctx, b.databaseURL, b.log); err != nil {
 		return err
 	}
-	b.st, err = store.Open(ctx, b.databaseURL, store.Config{})
+	b.st, err = store.OpenScratch(ctx, b.databaseURL, store.Config{})
 	return err
 }
 
@@ -326,7 +326,7 @@ func (b *bench) importFile(ctx context.Context, kind, path string, imp importFun
 		}
 	}}
 	start := time.Now()
-	res, err := imp(ctx, b.st, f, filepath.Base(path), opts)
+	res, err := imp(ctx, b.st.Store, f, filepath.Base(path), opts)
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, 0, err

@@ -28,7 +28,7 @@ func (b *bench) planning(ctx context.Context) error {
 	if err := b.st.ClearDeliveries(ctx); err != nil {
 		return err
 	}
-	p := planner.New(b.st, b.log)
+	p := planner.New(b.st.Store, b.log)
 	targets := b.plan.Rules.Targets()
 	timings := make([]campaignTiming, len(targets))
 	for round := range b.cfg.rounds {

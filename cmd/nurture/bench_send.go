@@ -151,7 +151,7 @@ func (b *bench) planSends(ctx context.Context) error {
 	b.progress("send: planning %d deliveries", n)
 	t := b.send.Rules.Target(benchSendCampaign)
 	q := queue.NewClient(b.rdb, queue.Config{})
-	res, err := planner.New(b.st, b.log).Tick(ctx, b.send.Rules, t, b.cfg.at, q, planner.TickOptions{})
+	res, err := planner.New(b.st.Store, b.log).Tick(ctx, b.send.Rules, t, b.cfg.at, q, planner.TickOptions{})
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func (b *bench) runWorkers(ctx context.Context, mcfg mail.Config, sink *smtptest
 		return nil, 0, err
 	}
 	defer sender.Close()
-	w := worker.New(worker.Config{From: benchFrom}, b.st, sender,
+	w := worker.New(worker.Config{From: benchFrom}, b.st.Store, sender,
 		&worker.Content{Campaigns: b.send.Campaigns(), Templates: b.send.Templates}, nil, b.log)
 	defer w.Close()
 	queues := []string{b.send.Rules.Target(benchSendCampaign).Campaign.Queue}

@@ -61,12 +61,13 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	if _, err := store.Migrate(ctx, a.databaseURL, a.log); err != nil {
 		return err
 	}
-	st, err := a.openStore(ctx)
+	sc, err := store.OpenScratch(ctx, a.databaseURL, store.Config{})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if err := st.Reset(ctx); err != nil {
+	defer sc.Close()
+	st := sc.Store
+	if err := sc.Reset(ctx); err != nil {
 		return err
 	}
 	rdb, err := a.openRedis(ctx)
