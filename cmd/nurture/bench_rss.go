@@ -115,7 +115,7 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 			return err
 		}
 		start := time.Now()
-		results, err := tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, indent{a.stderr})
+		results, err := planner.New(ta.store, a.log).TickAll(ctx, ta.content.Rules, ta.targets, ta.at, q, indent{a.stderr})
 		res.TickSeconds = time.Since(start).Seconds()
 		stop()
 		if err != nil {

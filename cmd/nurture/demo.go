@@ -87,7 +87,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 
 	step("tick: planning every campaign at %s", at.Format(time.RFC3339))
 	q := queue.NewClient(rdb, queue.Config{})
-	results, err := tickAll(ctx, planner.New(st, a.log), c.Rules, c.Rules.Targets(), at, q, indent{out})
+	results, err := planner.New(st, a.log).TickAll(ctx, c.Rules, c.Rules.Targets(), at, q, indent{out})
 	if err != nil {
 		return err
 	}
