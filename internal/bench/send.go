@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func (b *bench) sending(ctx context.Context) error {
 		return fmt.Errorf("start the SMTP sink: %w", err)
 	}
 	defer sink.Close()
-	mcfg := mail.Config{URL: sink.URL(), Conns: b.cfg.smtpConns}
+	mcfg := mail.Config{URL: sink.URL(), Conns: b.cfg.SMTPConns}
 
 	raw, err := b.rawSends(ctx, mcfg, sink)
 	if err != nil {
@@ -37,15 +37,15 @@ func (b *bench) sending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n := b.cfg.sends
+	n := b.cfg.Sends
 	r := rate(n, e2e.send)
 	rss, err := peakRSS()
 	if err != nil {
 		return err
 	}
-	b.add(benchResult{
+	b.add(result{
 		name: fmt.Sprintf("(c) End to end: %s deliveries, tick → Redis → %d workers → SMTP sink (%d connections)",
-			count(float64(n)), b.cfg.workers, b.cfg.smtpConns),
+			count(float64(n)), b.cfg.Workers, b.cfg.SMTPConns),
 		value: fmt.Sprintf("%s sends/s (%s; %s of %s rows sent, %s at the sink; planning them took %s more; peak RSS of the whole bench process, SMTP sink included, %d MB)",
 			count(r), secs(e2e.send), count(float64(e2e.sent)), count(float64(n)), count(float64(e2e.received)), secs(e2e.plan), rss>>20),
 		baseline: fmt.Sprintf("raw `mail.Sender.Send`, same sink, connections and concurrency: %s/s", count(rate(n, raw))),
@@ -68,10 +68,10 @@ func (b *bench) rawSends(ctx context.Context, mcfg mail.Config, sink *smtptest.S
 		return 0, err
 	}
 	defer sender.Close()
-	n, before := b.cfg.sends, sink.Count()
-	b.progress("send: baseline, %d raw sends, %d at a time over %d SMTP connections", n, b.cfg.workers, b.cfg.smtpConns)
+	n, before := b.cfg.Sends, sink.Count()
+	b.progress("send: baseline, %d raw sends, %d at a time over %d SMTP connections", n, b.cfg.Workers, b.cfg.SMTPConns)
 	start := time.Now()
-	err = parallel(ctx, n, b.cfg.workers, func(ctx context.Context, i int) error {
+	err = parallel(ctx, n, b.cfg.Workers, func(ctx context.Context, i int) error {
 		m := *msg
 		m.ID = fmt.Sprintf("raw-%08d", i)
 		m.MessageID = mail.MessageID(m.ID, "localhost")
@@ -138,8 +138,8 @@ func (b *bench) workerSends(ctx context.Context, mcfg mail.Config, sink *smtptes
 	e.send = elapsed
 	e.sent = counts[store.StatusSent]
 	e.received = sink.Count() - before
-	if e.sent != b.cfg.sends {
-		return e, fmt.Errorf("%d of %d deliveries sent; by status: %v", e.sent, b.cfg.sends, counts)
+	if e.sent != b.cfg.Sends {
+		return e, fmt.Errorf("%d of %d deliveries sent; by status: %v", e.sent, b.cfg.Sends, counts)
 	}
 	return e, nil
 }
@@ -147,11 +147,11 @@ func (b *bench) workerSends(ctx context.Context, mcfg mail.Config, sink *smtptes
 // planSends ticks part c's campaign, which plans and enqueues one delivery
 // for each of the first --sends customers.
 func (b *bench) planSends(ctx context.Context) error {
-	n := b.cfg.sends
+	n := b.cfg.Sends
 	b.progress("send: planning %d deliveries", n)
 	t := b.send.Rules.Target(benchSendCampaign)
 	q := queue.NewClient(b.rdb, queue.Config{})
-	res, err := planner.New(b.st.Store, b.log).Tick(ctx, b.send.Rules, t, b.cfg.at, q, planner.TickOptions{})
+	res, err := planner.New(b.st.Store, b.log).Tick(ctx, b.send.Rules, t, b.cfg.At, q, planner.TickOptions{})
 	if err != nil {
 		return err
 	}
@@ -174,15 +174,15 @@ func (b *bench) runWorkers(ctx context.Context, mcfg mail.Config, sink *smtptest
 		&worker.Content{Campaigns: b.send.Campaigns(), Templates: b.send.Templates}, nil, b.log)
 	defer w.Close()
 	queues := []string{b.send.Rules.Target(benchSendCampaign).Campaign.Queue}
-	srv := worker.NewServer(b.rdb, worker.ServerConfig{Concurrency: b.cfg.workers, Queues: queues,
+	srv := worker.NewServer(b.rdb, worker.ServerConfig{Concurrency: b.cfg.Workers, Queues: queues,
 		PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, b.log)
-	b.progress("send: %d workers sending %d deliveries", b.cfg.workers, b.cfg.sends)
+	b.progress("send: %d workers sending %d deliveries", b.cfg.Workers, b.cfg.Sends)
 	start := time.Now()
 	if err := srv.Start(w); err != nil {
 		return nil, 0, err
 	}
 	defer srv.Shutdown()
-	counts, err := b.waitFinished(ctx, sink, before, b.cfg.sends)
+	counts, err := b.waitFinished(ctx, sink, before, b.cfg.Sends)
 	return counts, time.Since(start), err
 }
 
