@@ -257,27 +257,8 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeQueue()
-	_, err = tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, a.stdout)
+	_, err = planner.New(ta.store, a.log).TickAll(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)
 	return err
-}
-
-// tickAll ticks each target at the instant at, printing a line per campaign.
-func tickAll(ctx context.Context, p *planner.Planner, rules *audience.Rules, targets []*audience.Target, at time.Time, q planner.Enqueuer, out io.Writer) ([]planner.TickResult, error) {
-	var results []planner.TickResult
-	for _, t := range targets {
-		if !t.Campaign.Enabled {
-			fmt.Fprintf(out, "%-18s disabled\n", t.Campaign.Name)
-			continue
-		}
-		res, err := p.Tick(ctx, rules, t, at, q, planner.TickOptions{})
-		results = append(results, res)
-		fmt.Fprintf(out, "%-18s candidates=%d matched=%d planned=%d enqueued=%d\n",
-			t.Campaign.Name, res.Candidates, res.Matched, res.Planned, res.Enqueued)
-		if err != nil {
-			return results, err
-		}
-	}
-	return results, nil
 }
 
 func (a *app) suppress(ctx context.Context, args []string) error {

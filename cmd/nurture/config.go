@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -161,13 +160,4 @@ func isSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return set
-}
-
-// redact hides the password in a URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }

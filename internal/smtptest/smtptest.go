@@ -4,6 +4,7 @@
 package smtptest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,12 +17,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"math/big"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -50,7 +53,7 @@ type Received struct {
 type Option func(*Server)
 
 // Discard makes the server count messages without keeping them, for
-// benchmarks: Messages returns nothing, Count still counts.
+// benchmarks: Messages returns nothing, Count and MessageIDs still count.
 func Discard() Option { return func(s *Server) { s.discard = true } }
 
 // Latency makes the server wait d before answering each DATA, as a remote
@@ -86,6 +89,7 @@ type Server struct {
 	mu      sync.Mutex
 	msgs    []Received
 	count   int
+	ids     map[string]int // messages accepted per Message-ID
 	conns   map[net.Conn]struct{}
 	nconns  int
 	data    []fault // answers for the next DATA commands
@@ -117,7 +121,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // New starts a server on 127.0.0.1 on a free port. Call Close to stop it.
 func New(opts ...Option) (*Server, error) {
-	s := &Server{conns: map[net.Conn]struct{}{}, rejects: map[string]fault{}, changed: make(chan struct{})}
+	s := &Server{conns: map[net.Conn]struct{}{}, rejects: map[string]fault{}, ids: map[string]int{}, changed: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -196,6 +200,15 @@ func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count
+}
+
+// MessageIDs returns how many messages the server accepted with each
+// Message-ID (angle brackets included; "" for messages without one), in
+// Discard mode too. A count above 1 is a duplicate send.
+func (s *Server) MessageIDs() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.ids)
 }
 
 // Connections is the number of connections accepted since the start.
@@ -289,6 +302,7 @@ func (s *Server) received(r Received) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count++
+	s.ids[r.MessageID]++
 	if !s.discard {
 		s.msgs = append(s.msgs, r)
 	}
@@ -386,10 +400,17 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (ss *session) Data(r io.Reader) error {
 	s := ss.s
-	var data []byte
-	var err error
+	var (
+		data  []byte
+		msgID string
+		err   error
+	)
 	if s.discard {
-		_, err = io.Copy(io.Discard, r)
+		// Read the header for the Message-ID, and only skip the body.
+		br := bufio.NewReader(r)
+		h, _ := textproto.NewReader(br).ReadMIMEHeader()
+		msgID = h.Get("Message-Id")
+		_, err = io.Copy(io.Discard, br)
 	} else {
 		data, err = io.ReadAll(r)
 	}
@@ -409,7 +430,7 @@ func (ss *session) Data(r io.Reader) error {
 	if f != nil {
 		return f.err()
 	}
-	rec := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
+	rec := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, MessageID: msgID}
 	if !s.discard {
 		parse(&rec)
 	}

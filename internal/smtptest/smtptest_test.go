@@ -2,6 +2,7 @@ package smtptest_test
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,36 @@ func TestDiscardAndConnections(t *testing.T) {
 	s.WaitFor(t, 3, time.Second)
 	if len(s.Messages()) != 0 || s.Count() != 3 || s.Connections() != 3 {
 		t.Errorf("%d kept, count %d, %d connections", len(s.Messages()), s.Count(), s.Connections())
+	}
+}
+
+func TestMessageIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []smtptest.Option
+	}{{"keep", nil}, {"discard", []smtptest.Option{smtptest.Discard()}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := smtptest.Start(t, tc.opts...)
+			c := dial(t, s)
+			other := strings.Replace(multipartMsg, "<d1@example.com>", "<d2@example.com>", 1)
+			bare := strings.Replace(multipartMsg, "Message-ID: <d1@example.com>\r\n", "", 1)
+			for _, m := range []string{multipartMsg, other, multipartMsg, bare} {
+				if err := c.SendMail("hello@example.com", []string{"ann@example.com"}, strings.NewReader(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A refused message is not counted.
+			s.FailNext(1, 451, "4.3.0", "try later")
+			if err := send(t, c, "ann@example.com"); err == nil {
+				t.Fatal("FailNext: message accepted")
+			}
+			s.WaitFor(t, 4, time.Second)
+			got := s.MessageIDs()
+			want := map[string]int{"<d1@example.com>": 2, "<d2@example.com>": 1, "": 1}
+			if !maps.Equal(got, want) {
+				t.Errorf("MessageIDs = %v, want %v", got, want)
+			}
+		})
 	}
 }
 

@@ -8,12 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// Queries of queries/bench.sql, used by `nurture bench` only.
-const (
-	qBenchClearDeliveries = "bench-clear-deliveries"
-	qBenchVacuum          = "bench-vacuum"
-	qServerVersion        = "server-version"
-)
+// qServerVersion is the query of queries/bench.sql.
+const qServerVersion = "server-version"
 
 // ScanCandidates runs the query Candidates runs for f and scans every
 // column into a local variable of its type, doing nothing else, and returns
@@ -69,23 +65,6 @@ func scanDest(fields []pgconn.FieldDescription) []any {
 		}
 	}
 	return dest
-}
-
-// ClearDeliveries deletes every delivery, so that a benchmark can plan the
-// same audience again from a clean history.
-func (s *Store) ClearDeliveries(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, s.q.get(qBenchClearDeliveries)); err != nil {
-		return fmt.Errorf("clear deliveries: %w", err)
-	}
-	return nil
-}
-
-// Vacuum runs VACUUM (ANALYZE) on every table, after a bulk load.
-func (s *Store) Vacuum(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, s.q.get(qBenchVacuum)); err != nil {
-		return fmt.Errorf("vacuum: %w", err)
-	}
-	return nil
 }
 
 // ServerVersion returns the PostgreSQL server's version, such as

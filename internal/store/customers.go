@@ -227,12 +227,3 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 	}
 	return Counts{Customers: int(n[0]), Events: int(n[1]), Suppressions: int(n[2]), Deliveries: int(n[3])}, nil
 }
-
-// Reset deletes every customer, event, suppression and delivery. The demo
-// uses it on its own database; nothing else should.
-func (s *Store) Reset(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, s.q.get(qReset)); err != nil {
-		return fmt.Errorf("reset database: %w", err)
-	}
-	return nil
-}

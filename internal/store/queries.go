@@ -31,7 +31,6 @@ const (
 	qCandidates           = "candidates"
 	qCustomers            = "customers"
 	qCounts               = "counts"
-	qReset                = "reset"
 	qActiveQueues         = "active-queues"
 	qInsertDeliveries     = "insert-deliveries"
 	qMarkQueued           = "mark-queued"
@@ -52,7 +51,8 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qReset, qActiveQueues, qBenchClearDeliveries, qBenchVacuum, qServerVersion,
+	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
+	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss,

@@ -46,6 +46,3 @@ SELECT (SELECT count(*) FROM customers),
        (SELECT count(*) FROM events),
        (SELECT count(*) FROM suppressions),
        (SELECT count(*) FROM deliveries);
-
--- name: reset
-TRUNCATE customers, events, suppressions, deliveries;

@@ -1,21 +1,27 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"time"
 
+	"nurture/internal/audience"
 	"nurture/internal/planner"
 )
 
-// benchChildCommand is the hidden subcommand of bench that runs the tick of
-// part d in a process of its own, whose peak RSS is then the tick's.
-const benchChildCommand = "tick-child"
+// ChildCommand is the hidden subcommand of `nurture bench` that runs the
+// tick of part d in a process of its own, whose peak RSS is then the
+// tick's: `nurture bench tick-child --database-url URL --redis-url URL
+// --campaigns DIR --templates DIR --at TIME --log-level LEVEL [--baseline]
+// [--cpuprofile FILE]`. The command parses those flags, connects, and
+// calls RunChild.
+const ChildCommand = "tick-child"
 
 // childResult is what the child prints on stdout, as JSON.
 type childResult struct {
@@ -43,15 +49,15 @@ func (b *bench) peakRSS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.progress("peak RSS: process ticking %d campaigns over %d customers", len(b.plan.Rules.Targets()), b.cfg.customers)
+	b.progress("peak RSS: process ticking %d campaigns over %d customers", len(b.plan.Rules.Targets()), b.cfg.Customers)
 	tick, err := b.runChild(ctx, false)
 	if err != nil {
 		return err
 	}
 	d := time.Duration(tick.TickSeconds * float64(time.Second))
-	b.add(benchResult{
+	b.add(result{
 		name: fmt.Sprintf("(d) Peak RSS of a tick of %d campaigns over %s customers (own process, `VmHWM`)",
-			len(b.plan.Rules.Targets()), count(float64(b.cfg.customers))),
+			len(b.plan.Rules.Targets()), count(float64(b.cfg.Customers))),
 		value: fmt.Sprintf("%s (%s deliveries planned and %s enqueued in %s, %s/s)", megabytes(tick.PeakRSS),
 			count(float64(tick.Planned)), count(float64(tick.Enqueued)), secs(d), count(rate(tick.Planned, d))),
 		baseline: "same process without the tick: " + megabytes(base.PeakRSS),
@@ -65,57 +71,60 @@ func (b *bench) peakRSS(ctx context.Context) error {
 // runChild runs the tick child, or its baseline, and returns its report.
 func (b *bench) runChild(ctx context.Context, baseline bool) (childResult, error) {
 	var res childResult
-	exe, err := os.Executable()
-	if err != nil {
-		return res, err
-	}
-	args := []string{"bench", benchChildCommand,
-		"--database-url", b.databaseURL, "--redis-url", b.redisURL,
-		"--campaigns", filepath.Join(b.dir, "plan"), "--templates", b.tmplsDir,
-		"--at", b.cfg.at.Format(time.RFC3339), "--log-level", b.logLevel}
+	exe := b.cfg.Executable
+	args := []string{"bench", ChildCommand,
+		"--database-url", b.cfg.DatabaseURL, "--redis-url", b.cfg.RedisURL,
+		"--campaigns", filepath.Join(b.dir, "plan"), "--templates", b.cfg.TemplatesDir,
+		"--at", b.cfg.At.Format(time.RFC3339), "--log-level", b.cfg.LogLevel}
 	if baseline {
 		args = append(args, "--baseline")
-	} else if b.cfg.profile != "" {
-		args = append(args, "--cpuprofile", filepath.Join(b.cfg.profile, "part-d-tick.pprof"))
+	} else if b.cfg.Profile != "" {
+		args = append(args, "--cpuprofile", filepath.Join(b.cfg.Profile, "part-d-tick.pprof"))
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = indent{b.stderr}
 	out, err := cmd.Output()
 	if err != nil {
-		return res, fmt.Errorf("%s %s: %w", exe, benchChildCommand, err)
+		return res, fmt.Errorf("%s %s: %w", exe, ChildCommand, err)
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
-		return res, fmt.Errorf("%s %s printed %q: %w", exe, benchChildCommand, out, err)
+		return res, fmt.Errorf("%s %s printed %q: %w", exe, ChildCommand, out, err)
 	}
 	return res, nil
 }
 
-// benchChild is the child process of part d: it connects, loads the
-// campaigns and, unless --baseline, ticks every campaign; then it prints
-// its peak RSS and what the tick did as JSON.
-func (a *app) benchChild(ctx context.Context, args []string) error {
-	fs := a.flags("bench "+benchChildCommand, "--at TIME [--baseline]")
-	baseline := fs.Bool("baseline", false, "connect and load the campaigns, but do not tick")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the tick to this file")
-	ta, err := a.tickFlags(ctx, fs, args)
-	if err != nil {
-		return err
-	}
-	defer ta.store.Close()
-	q, closeQueue, err := a.openQueue(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeQueue()
+// ChildConfig is what the child process of part d ticks.
+type ChildConfig struct {
+	// Planner ticks the campaigns. Required.
+	Planner *planner.Planner
+	// Rules and Targets are the campaigns, as loaded from --campaigns.
+	// Required.
+	Rules   *audience.Rules
+	Targets []*audience.Target
+	// At is the instant of the tick (--at). Required.
+	At time.Time
+	// Queue receives the tasks. Required.
+	Queue planner.Enqueuer
+	// Baseline skips the tick: the process only connects and loads the
+	// campaigns (--baseline). Default false.
+	Baseline bool
+	// CPUProfile is a file for a CPU profile of the tick (--cpuprofile).
+	// Default "": no profile.
+	CPUProfile string
+}
 
+// RunChild is the child process of part d: unless cfg.Baseline, it ticks
+// every campaign, writing a line per campaign to stderr; then it prints
+// its peak RSS and what the tick did as JSON on stdout, for the parent.
+func RunChild(ctx context.Context, cfg ChildConfig, stdout, stderr io.Writer) error {
 	var res childResult
-	if !*baseline {
-		stop, err := startProfile(*cpuprofile)
+	if !cfg.Baseline {
+		stop, err := startProfile(cfg.CPUProfile)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		results, err := tickAll(ctx, planner.New(ta.store, a.log), ta.content.Rules, ta.targets, ta.at, q, indent{a.stderr})
+		results, err := cfg.Planner.TickAll(ctx, cfg.Rules, cfg.Targets, cfg.At, cfg.Queue, indent{stderr})
 		res.TickSeconds = time.Since(start).Seconds()
 		stop()
 		if err != nil {
@@ -127,10 +136,11 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 			res.Enqueued += r.Enqueued
 		}
 	}
+	var err error
 	if res.PeakRSS, err = peakRSS(); err != nil {
 		return err
 	}
-	return json.NewEncoder(a.stdout).Encode(res)
+	return json.NewEncoder(stdout).Encode(res)
 }
 
 // startProfile starts the CPU profiler writing to file, when file is not

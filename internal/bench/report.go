@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// benchResult is one row of the results table.
-type benchResult struct {
+// result is one row of the results table.
+type result struct {
 	name     string // what was measured
 	value    string
 	baseline string
@@ -21,7 +21,7 @@ type benchResult struct {
 }
 
 // add appends a result row.
-func (b *bench) add(r benchResult) { b.results = append(b.results, r) }
+func (b *bench) add(r result) { b.results = append(b.results, r) }
 
 // detail appends a Markdown section printed after the table.
 func (b *bench) detail(format string, args ...any) {
@@ -34,8 +34,8 @@ func (b *bench) report(w io.Writer) {
 	fmt.Fprintf(w, "### Run of %s\n\n", b.machine.date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- Machine: %s\n", b.machine)
 	fmt.Fprintf(w, "- Sizes: %s customers (seed %d), %d planning campaigns, %s tasks, %s sends, %d workers, %d SMTP connections\n",
-		count(float64(c.customers)), c.seed, len(b.plan.Rules.Targets()), count(float64(c.tasks)), count(float64(c.sends)), c.workers, c.smtpConns)
-	fmt.Fprintf(w, "- Command: `nurture bench %s`\n\n", c.flagsString())
+		count(float64(c.Customers)), c.Seed, len(b.plan.Rules.Targets()), count(float64(c.Tasks)), count(float64(c.Sends)), c.Workers, c.SMTPConns)
+	fmt.Fprintf(w, "- Command: `nurture bench %s`\n\n", b.flagsString())
 
 	fmt.Fprintln(w, "| Benchmark | Result | Baseline | Cost vs baseline | Target | Met |")
 	fmt.Fprintln(w, "|---|---|---|--:|---|---|")
@@ -52,15 +52,16 @@ func (b *bench) report(w io.Writer) {
 }
 
 // flagsString is the command line that repeats this run's sizes.
-func (c benchConfig) flagsString() string {
+func (b *bench) flagsString() string {
+	c := b.cfg
 	var parts []string
-	for p := range strings.SplitSeq(benchParts, ",") {
-		if c.parts[p] {
+	for p := range strings.SplitSeq(AllParts, ",") {
+		if b.parts[p] {
 			parts = append(parts, p)
 		}
 	}
 	return fmt.Sprintf("--only %s --customers %d --seed %d --tasks %d --sends %d --workers %d --smtp-conns %d --rounds %d",
-		strings.Join(parts, ","), c.customers, c.seed, c.tasks, c.sends, c.workers, c.smtpConns, c.rounds)
+		strings.Join(parts, ","), c.Customers, c.Seed, c.Tasks, c.Sends, c.Workers, c.SMTPConns, c.Rounds)
 }
 
 // met says whether a target holds.

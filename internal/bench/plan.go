@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -28,11 +28,11 @@ func (b *bench) planning(ctx context.Context) error {
 	if err := b.st.ClearDeliveries(ctx); err != nil {
 		return err
 	}
-	p := planner.New(b.st, b.log)
+	p := planner.New(b.st.Store, b.log)
 	targets := b.plan.Rules.Targets()
 	timings := make([]campaignTiming, len(targets))
-	for round := range b.cfg.rounds {
-		b.progress("planning: round %d of %d, %d campaigns over %d customers", round+1, b.cfg.rounds, len(targets), b.cfg.customers)
+	for round := range b.cfg.Rounds {
+		b.progress("planning: round %d of %d, %d campaigns over %d customers", round+1, b.cfg.Rounds, len(targets), b.cfg.Customers)
 		for i, t := range targets {
 			if err := b.planCampaign(ctx, p, t, &timings[i]); err != nil {
 				return err
@@ -51,7 +51,7 @@ func (b *bench) planning(ctx context.Context) error {
 func (b *bench) planCampaign(ctx context.Context, p *planner.Planner, t *audience.Target, tm *campaignTiming) error {
 	c := t.Campaign
 	// The filter Evaluate builds; the candidate counts are compared below.
-	f := store.CandidateFilter{Campaign: c.Name, At: b.cfg.at, MinInactive: c.Audience.MinInactive, MaxInactive: c.Audience.MaxInactive}
+	f := store.CandidateFilter{Campaign: c.Name, At: b.cfg.At, MinInactive: c.Audience.MinInactive, MaxInactive: c.Audience.MaxInactive}
 	start := time.Now()
 	rows, err := b.st.ScanCandidates(ctx, f)
 	if err != nil {
@@ -60,7 +60,7 @@ func (b *bench) planCampaign(ctx context.Context, p *planner.Planner, t *audienc
 	scan := time.Since(start)
 
 	start = time.Now()
-	stats, err := p.Evaluate(ctx, b.plan.Rules, t, b.cfg.at, func(*planner.Planned) error { return nil })
+	stats, err := p.Evaluate(ctx, b.plan.Rules, t, b.cfg.At, func(*planner.Planned) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -98,13 +98,13 @@ func (b *bench) planningResults(timings []campaignTiming) {
 	if total.exprErrors > 0 {
 		value += fmt.Sprintf(", %d expression errors", total.exprErrors)
 	}
-	b.add(benchResult{
-		name:     fmt.Sprintf("(a) Planning: `Evaluate` of %d campaigns over %s customers (dry run)", len(timings), count(float64(b.cfg.customers))),
+	b.add(result{
+		name:     fmt.Sprintf("(a) Planning: `Evaluate` of %d campaigns over %s customers (dry run)", len(timings), count(float64(b.cfg.Customers))),
 		value:    value,
 		baseline: fmt.Sprintf("bare pgx scan of the same rows: %s (%s rows/s)", secs(total.scan), count(rate(total.candidates, total.scan))),
 		ratio:    ratio,
 		target:   "≤ 2×",
 		met:      met(ratio <= 2),
 	})
-	b.detail("#### (a) Planning by campaign (fastest of %d rounds)\n\n%s", b.cfg.rounds, table.String())
+	b.detail("#### (a) Planning by campaign (fastest of %d rounds)\n\n%s", b.cfg.Rounds, table.String())
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -110,7 +110,7 @@ func sampleID(n int) string { return fmt.Sprintf("c%07d", n) }
 // and the variants for planning, and the campaign of part c.
 func (b *bench) loadCampaigns() error {
 	planDir, sendDir := filepath.Join(b.dir, "plan"), filepath.Join(b.dir, "send")
-	if err := copyCampaigns(b.campaignsDir, planDir); err != nil {
+	if err := copyCampaigns(b.cfg.CampaignsDir, planDir); err != nil {
 		return err
 	}
 	for name, text := range benchVariants() {
@@ -125,11 +125,11 @@ func (b *bench) loadCampaigns() error {
 	if err := os.MkdirAll(sendDir, 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(b.campaignsDir, campaign.LifecycleFile), filepath.Join(sendDir, campaign.LifecycleFile)); err != nil {
+	if err := copyFile(filepath.Join(b.cfg.CampaignsDir, campaign.LifecycleFile), filepath.Join(sendDir, campaign.LifecycleFile)); err != nil {
 		return err
 	}
 	tmpl := b.plan.Rules.Targets()[0].Campaign.Email.Template
-	lastID := sampleID(min(b.cfg.sends, b.cfg.customers))
+	lastID := sampleID(min(b.cfg.Sends, b.cfg.Customers))
 	if err := os.WriteFile(filepath.Join(sendDir, benchSendCampaign+".yaml"), []byte(benchSendYAML(lastID, tmpl)), 0o644); err != nil {
 		return err
 	}
@@ -139,10 +139,10 @@ func (b *bench) loadCampaigns() error {
 
 // loadSet loads one campaign set, printing every problem.
 func (b *bench) loadSet(dir string) (*content.Content, error) {
-	c, err := content.Load(dir, b.tmplsDir)
+	c, err := content.Load(dir, b.cfg.TemplatesDir)
 	if err != nil {
 		fmt.Fprintln(b.stderr, err)
-		return nil, fmt.Errorf("the benchmark's campaigns, made from %s, are invalid", b.campaignsDir)
+		return nil, fmt.Errorf("the benchmark's campaigns, made from %s, are invalid", b.cfg.CampaignsDir)
 	}
 	return c, nil
 }
@@ -190,8 +190,8 @@ type sampleSize struct{ customers, events int }
 // The marker is the number of customers and events, which differs for
 // another size or seed.
 func (b *bench) prepareAudience(ctx context.Context) error {
-	b.progress("audience: counting the sample of %d customers (seed %d)", b.cfg.customers, b.cfg.seed)
-	want, err := countSample(b.cfg.customers, b.cfg.seed, b.cfg.at)
+	b.progress("audience: counting the sample of %d customers (seed %d)", b.cfg.Customers, b.cfg.Seed)
+	want, err := countSample(b.cfg.Customers, b.cfg.Seed, b.cfg.At)
 	if err != nil {
 		return err
 	}
@@ -199,12 +199,12 @@ func (b *bench) prepareAudience(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !b.cfg.reimport && have.Customers == want.customers && have.Events == want.events && have.Suppressions == 0 {
+	if !b.cfg.Reimport && have.Customers == want.customers && have.Events == want.events && have.Suppressions == 0 {
 		b.progress("audience: reusing the %d customers and %d events already in the database", have.Customers, have.Events)
-		b.add(benchResult{name: "Import of the audience", value: "skipped: the database held it from an earlier run (`--reimport` measures it)"})
+		b.add(result{name: "Import of the audience", value: "skipped: the database held it from an earlier run (`--reimport` measures it)"})
 		return nil
 	}
-	if b.cfg.reimport {
+	if b.cfg.Reimport {
 		b.progress("audience: re-creating the database (--reimport)")
 	} else {
 		b.progress("audience: re-creating the database (it holds %d customers and %d events; want %d and %d)",
@@ -221,7 +221,7 @@ func (b *bench) prepareAudience(ctx context.Context) error {
 	if s.customers != want.customers || s.events != want.events {
 		return fmt.Errorf("imported %d customers and %d events, want %d and %d", s.customers, s.events, want.customers, want.events)
 	}
-	b.add(benchResult{
+	b.add(result{
 		name: fmt.Sprintf("Import of the audience: %s customers, %s events (`importer`, strict, JSON Lines files)",
 			count(float64(s.customers)), count(float64(s.events))),
 		value: fmt.Sprintf("%s customers/s (%s), %s events/s (%s); generating the files took %s, VACUUM ANALYZE %s",
@@ -250,7 +250,7 @@ func (l *lineCounter) Write(p []byte) (int, error) {
 
 // recreateDatabase drops the database, creates it and migrates it.
 func (b *bench) recreateDatabase(ctx context.Context) error {
-	admin, name, err := adminURL(b.databaseURL)
+	admin, name, err := adminURL(b.cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -259,10 +259,10 @@ func (b *bench) recreateDatabase(ctx context.Context) error {
 	if err := store.DropDatabase(ctx, admin, name); err != nil {
 		return err
 	}
-	if _, err := store.Migrate(ctx, b.databaseURL, b.log); err != nil {
+	if _, err := store.Migrate(ctx, b.cfg.DatabaseURL, b.log); err != nil {
 		return err
 	}
-	b.st, err = store.Open(ctx, b.databaseURL, store.Config{})
+	b.st, err = store.OpenScratch(ctx, b.cfg.DatabaseURL, store.Config{})
 	return err
 }
 
@@ -285,9 +285,9 @@ func (b *bench) importSample(ctx context.Context) (*importStats, error) {
 	cpath, epath := filepath.Join(b.dir, "customers.jsonl"), filepath.Join(b.dir, "events.jsonl")
 	defer os.Remove(cpath)
 	defer os.Remove(epath)
-	b.progress("audience: generating %d customers as of %s", b.cfg.customers, b.cfg.at.Format(time.RFC3339))
+	b.progress("audience: generating %d customers as of %s", b.cfg.Customers, b.cfg.At.Format(time.RFC3339))
 	start := time.Now()
-	if err := sample.WriteFiles(cpath, epath, b.cfg.customers, b.cfg.seed, b.cfg.at); err != nil {
+	if err := sample.WriteFiles(cpath, epath, b.cfg.Customers, b.cfg.Seed, b.cfg.At); err != nil {
 		return nil, err
 	}
 	s.generate = time.Since(start)
@@ -326,7 +326,7 @@ func (b *bench) importFile(ctx context.Context, kind, path string, imp importFun
 		}
 	}}
 	start := time.Now()
-	res, err := imp(ctx, b.st, f, filepath.Base(path), opts)
+	res, err := imp(ctx, b.st.Store, f, filepath.Base(path), opts)
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, 0, err

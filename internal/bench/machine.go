@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -31,13 +31,13 @@ type machineInfo struct {
 
 // describeMachine reads the CPU and memory from /proc and asks the servers
 // for their versions.
-func describeMachine(ctx context.Context, st *store.Store, rdb *redis.Client) (machineInfo, error) {
+func describeMachine(ctx context.Context, st *store.Store, rdb *redis.Client, now time.Time) (machineInfo, error) {
 	m := machineInfo{
 		cpu:    procField("/proc/cpuinfo", "model name"),
 		cores:  runtime.NumCPU(),
 		memory: memTotal(),
 		goVer:  runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		date:   time.Now().UTC(),
+		date:   now.UTC(),
 	}
 	var err error
 	if m.postgres, err = st.ServerVersion(ctx); err != nil {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func (b *bench) enqueueing(ctx context.Context) error {
 		return err
 	}
 	defer b.flushRedis(context.WithoutCancel(ctx))
-	n := b.cfg.tasks
+	n := b.cfg.Tasks
 	refs := make([]queue.Ref, n)
 	for i := range refs {
 		refs[i] = queue.Ref{ID: uuid.NewString(), Queue: "default"}
@@ -60,7 +60,7 @@ func (b *bench) enqueueing(ctx context.Context) error {
 		return fmt.Errorf("enqueued %d tasks, %d pending in Redis; want %d", len(done), pending, n)
 	}
 	r := rate(n, elapsed)
-	b.add(benchResult{
+	b.add(result{
 		name:     fmt.Sprintf("(b) Enqueue: `queue.Client.Enqueue` of %s tasks, %d at a time", count(float64(n)), enqueueParallel),
 		value:    fmt.Sprintf("%s tasks/s (%s; %s pending in Redis after)", count(r), secs(elapsed), count(float64(pending))),
 		baseline: fmt.Sprintf("plain SET of the same payload, same parallelism: %s/s", count(rate(n, base))),

@@ -1,0 +1,353 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"nurture/internal/content"
+	"nurture/internal/queue"
+	"nurture/internal/store"
+)
+
+// The benchmark has a database and a Redis DB of its own: it drops the
+// database when it does not hold the expected audience and flushes the
+// Redis DB before and after each part.
+const (
+	// DefaultDatabaseURL is the benchmark's own database.
+	DefaultDatabaseURL = "postgres://localhost:5432/nurture_bench?sslmode=disable"
+	// DefaultRedisURL is the benchmark's scratch Redis DB. (Tests reserve
+	// Redis databases 1 to 13, the demo 15.)
+	DefaultRedisURL = "redis://127.0.0.1:6379/14"
+)
+
+// AllParts are the parts of the benchmark, in the order they run.
+const AllParts = "a,b,c,d"
+
+// Config is what the benchmark measures, how big, and where. Start from
+// DefaultConfig: Run refuses sizes below 1.
+type Config struct {
+	// Only lists the parts to run, comma-separated: a planning,
+	// b enqueueing, c end-to-end sending, d peak RSS of a tick.
+	// Default AllParts.
+	Only string
+	// Customers is the size of the generated audience (parts a, c, d).
+	// Default 1,000,000.
+	Customers int
+	// Seed seeds the generated audience. Default 42.
+	Seed uint64
+	// At is the instant the audience is generated for and the campaigns
+	// are planned at. Default 2026-06-01T09:00:00Z.
+	At time.Time
+	// Tasks is how many tasks part b enqueues. Default 200,000.
+	Tasks int
+	// Sends is how many deliveries part c plans and sends; at most
+	// Customers. Default 100,000.
+	Sends int
+	// Workers is the worker concurrency of part c, and the concurrency of
+	// its raw sends. Default 128.
+	Workers int
+	// SMTPConns is how many SMTP connections part c uses. Default 8.
+	SMTPConns int
+	// Rounds is how many rounds of part a run; each campaign's fastest
+	// counts. Default 2.
+	Rounds int
+	// Reimport imports the audience again even when the database holds
+	// it. Default false.
+	Reimport bool
+	// Profile is a directory to write a CPU profile of each part to.
+	// Default "": no profiles.
+	Profile string
+
+	// DatabaseURL is the benchmark's own database, dropped and re-created
+	// when it does not hold the audience; its name must contain "bench".
+	// Default DefaultDatabaseURL.
+	DatabaseURL string
+	// RedisURL is a scratch Redis DB, flushed before and after each part;
+	// DB 0 is refused. Default DefaultRedisURL.
+	RedisURL string
+	// CampaignsDir and TemplatesDir hold the shipped content the
+	// benchmark's campaigns are made from. Default "campaigns" and
+	// "templates".
+	CampaignsDir, TemplatesDir string
+
+	// Executable is the nurture binary that part d runs as
+	// `Executable bench tick-child ...` (see RunChild). Default: the
+	// running executable.
+	Executable string
+	// LogLevel is passed to the child of part d. Default "info".
+	LogLevel string
+	// Log receives the log of the code measured. Default: discarded.
+	Log *slog.Logger
+	// Now dates the report. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration of a plain `nurture bench`.
+func DefaultConfig() Config {
+	return Config{
+		Only:         AllParts,
+		Customers:    1_000_000,
+		Seed:         42,
+		At:           time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
+		Tasks:        200_000,
+		Sends:        100_000,
+		Workers:      128,
+		SMTPConns:    8,
+		Rounds:       2,
+		DatabaseURL:  DefaultDatabaseURL,
+		RedisURL:     DefaultRedisURL,
+		CampaignsDir: "campaigns",
+		TemplatesDir: "templates",
+		LogLevel:     "info",
+	}
+}
+
+// withDefaults fills the fields that have no size to check.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.Only == "" {
+		c.Only = d.Only
+	}
+	if c.At.IsZero() {
+		c.At = d.At
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = d.DatabaseURL
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = d.RedisURL
+	}
+	if c.CampaignsDir == "" {
+		c.CampaignsDir = d.CampaignsDir
+	}
+	if c.TemplatesDir == "" {
+		c.TemplatesDir = d.TemplatesDir
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = d.LogLevel
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("find the nurture executable for part d: %w", err)
+		}
+		c.Executable = exe
+	}
+	return c, nil
+}
+
+// bench is one run of the benchmark: its connections, its campaign sets
+// and the results so far.
+type bench struct {
+	cfg    Config
+	parts  map[string]bool
+	log    *slog.Logger
+	stderr io.Writer
+
+	st       *store.Scratch
+	rdb      *redis.Client
+	dir      string           // temporary directory of the campaign sets
+	plan     *content.Content // the ten planning campaigns, in dir/plan
+	send     *content.Content // the one campaign of part c, in dir/send
+	machine  machineInfo
+	imported *importStats // nil when the audience was already there
+	results  []result
+	details  []string // Markdown sections printed after the table
+}
+
+// Run runs the parts of the benchmark cfg selects, printing progress on
+// stderr and the results on stdout as Markdown, ready to paste into
+// BENCHMARKS.md. Only one benchmark runs at a time on a machine.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	parts, err := parseParts(cfg.Only)
+	if err != nil {
+		return err
+	}
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return err
+	}
+	if err := cfg.check(parts); err != nil {
+		return err
+	}
+	unlock, err := lockMachine()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b := &bench{cfg: cfg, parts: parts, log: cfg.Log, stderr: stderr}
+	defer b.close()
+	if err := b.setUp(ctx); err != nil {
+		return err
+	}
+	run := map[string]func(context.Context) error{
+		"a": b.planning, "b": b.enqueueing, "c": b.sending, "d": b.peakRSS,
+	}
+	for p := range strings.SplitSeq(AllParts, ",") {
+		if !parts[p] {
+			continue
+		}
+		if err := b.profiled(p, func() error { return run[p](ctx) }); err != nil {
+			return fmt.Errorf("bench part %s: %w", p, err)
+		}
+	}
+	b.report(stdout)
+	return nil
+}
+
+// parseParts parses Config.Only (the --only flag).
+func parseParts(s string) (map[string]bool, error) {
+	if s == "" {
+		s = AllParts
+	}
+	parts := map[string]bool{}
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(strings.Split(AllParts, ","), p) {
+			return nil, fmt.Errorf("--only %q: want a comma-separated list of a, b, c and d", s)
+		}
+		parts[p] = true
+	}
+	return parts, nil
+}
+
+func (c Config) check(parts map[string]bool) error {
+	switch {
+	case c.Customers < 1 || c.Tasks < 1 || c.Sends < 1 || c.Workers < 1 || c.SMTPConns < 1 || c.Rounds < 1:
+		return errors.New("--customers, --tasks, --sends, --workers, --smtp-conns and --rounds must be at least 1")
+	case parts["c"] && c.Sends > c.Customers:
+		return fmt.Errorf("--sends %d: at most --customers (%d), one delivery per customer", c.Sends, c.Customers)
+	case c.Customers > 9_999_999:
+		return errors.New("--customers: at most 9,999,999 (customer ids are c0000001 to c9999999)")
+	}
+	return nil
+}
+
+// needsAudience reports whether a part that reads the audience runs.
+func (b *bench) needsAudience() bool { return b.parts["a"] || b.parts["c"] || b.parts["d"] }
+
+// setUp connects to PostgreSQL and Redis, describes the machine, writes the
+// campaign sets and makes sure the database holds the audience.
+func (b *bench) setUp(ctx context.Context) error {
+	if err := checkScratch(b.cfg.DatabaseURL, b.cfg.RedisURL); err != nil {
+		return err
+	}
+	var err error
+	b.progress("database: migrating %s", redact(b.cfg.DatabaseURL))
+	if _, err = store.Migrate(ctx, b.cfg.DatabaseURL, b.log); err != nil {
+		return err
+	}
+	if b.st, err = store.OpenScratch(ctx, b.cfg.DatabaseURL, store.Config{}); err != nil {
+		return err
+	}
+	o, err := queue.RedisOptions(b.cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	if b.rdb, err = queue.Dial(ctx, o, 5*time.Second); err != nil {
+		return err
+	}
+	if b.machine, err = describeMachine(ctx, b.st.Store, b.rdb, b.cfg.Now()); err != nil {
+		return err
+	}
+	if b.dir, err = os.MkdirTemp("", "nurture-bench-"); err != nil {
+		return err
+	}
+	if err := b.loadCampaigns(); err != nil {
+		return err
+	}
+	if b.needsAudience() {
+		return b.prepareAudience(ctx)
+	}
+	return nil
+}
+
+// checkScratch refuses URLs that look like real data: the benchmark drops
+// its database and flushes its Redis DB.
+func checkScratch(databaseURL, redisURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	if db := path.Base(u.Path); !strings.Contains(db, "bench") {
+		return fmt.Errorf("--database-url: the benchmark drops and re-creates its database; %q must have \"bench\" in its name", db)
+	}
+	o, err := queue.RedisOptions(redisURL)
+	if err != nil {
+		return err
+	}
+	if o.DB == 0 {
+		return fmt.Errorf("--redis-url %s: the benchmark flushes its Redis DB; use a DB other than 0, such as %s", redact(redisURL), DefaultRedisURL)
+	}
+	return nil
+}
+
+func (b *bench) close() {
+	if b.rdb != nil {
+		b.rdb.Close()
+	}
+	if b.st != nil {
+		b.st.Close()
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// progress reports on stderr; results go to stdout.
+func (b *bench) progress(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "==> "+format+"\n", args...)
+}
+
+// profiled runs fn, under the CPU profiler when --profile is set.
+func (b *bench) profiled(part string, fn func() error) error {
+	file := ""
+	if b.cfg.Profile != "" {
+		if err := os.MkdirAll(b.cfg.Profile, 0o755); err != nil {
+			return err
+		}
+		file = filepath.Join(b.cfg.Profile, "part-"+part+".pprof")
+	}
+	stop, err := startProfile(file)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return fn()
+}
+
+// redact hides the password in a URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}
+
+// indent prefixes each write with spaces, for output nested under a step.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := i.w.Write(append([]byte("    "), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

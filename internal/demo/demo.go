@@ -1,0 +1,373 @@
+// Package demo is `nurture demo`: on a machine with a local PostgreSQL and
+// Redis, it loads a generated audience into a database of its own, runs one
+// tick of every campaign, sends the emails and prints what was sent.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"nurture/internal/content"
+	"nurture/internal/importer"
+	"nurture/internal/mail"
+	"nurture/internal/planner"
+	"nurture/internal/queue"
+	"nurture/internal/sample"
+	"nurture/internal/store"
+	"nurture/internal/worker"
+)
+
+// The demo uses a database and a Redis database of its own, which it
+// empties on every run. (Tests reserve Redis databases 1 to 13, the
+// bench 14.)
+const (
+	// DefaultDatabaseURL is the demo's own database.
+	DefaultDatabaseURL = "postgres://localhost:5432/nurture_demo?sslmode=disable"
+	// DefaultRedisURL is the demo's own Redis database.
+	DefaultRedisURL = "redis://127.0.0.1:6379/15"
+)
+
+// Config is where the demo runs and how big its audience is. Start from
+// DefaultConfig; Run fills the other zero fields with their defaults.
+type Config struct {
+	// DatabaseURL is the demo's database, emptied on every run; its name
+	// must contain "demo". Created and migrated when missing.
+	// Default DefaultDatabaseURL.
+	DatabaseURL string
+	// RedisURL is the demo's Redis database, emptied on every run; DB 0
+	// is refused. Default DefaultRedisURL.
+	RedisURL string
+	// CampaignsDir and TemplatesDir hold the campaigns and templates the
+	// demo runs. Default "campaigns" and "templates".
+	CampaignsDir, TemplatesDir string
+	// Customers is the size of the generated audience. Default 4,000.
+	Customers int
+	// Seed seeds the generated audience. Default 42.
+	Seed uint64
+	// SMTPURL is an SMTP server to send the emails to. Default "": they
+	// are written as .eml files to OutboxDir.
+	SMTPURL string
+	// OutboxDir receives the emails when SMTPURL is empty; the demo
+	// empties it first. Default "outbox".
+	OutboxDir string
+	// SMTPConns is how many SMTP connections the workers share. Default 4.
+	SMTPConns int
+	// Log receives the log of the scheduler and workers. Default:
+	// discarded.
+	Log *slog.Logger
+	// Now is the clock: the audience is generated and the campaigns
+	// planned at Now, truncated to the minute. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration of a plain `nurture demo`.
+func DefaultConfig() Config {
+	return Config{
+		DatabaseURL:  DefaultDatabaseURL,
+		RedisURL:     DefaultRedisURL,
+		CampaignsDir: "campaigns",
+		TemplatesDir: "templates",
+		Customers:    4000,
+		Seed:         42,
+		OutboxDir:    "outbox",
+		SMTPConns:    4,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = d.DatabaseURL
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = d.RedisURL
+	}
+	if c.CampaignsDir == "" {
+		c.CampaignsDir = d.CampaignsDir
+	}
+	if c.TemplatesDir == "" {
+		c.TemplatesDir = d.TemplatesDir
+	}
+	if c.Customers <= 0 {
+		c.Customers = d.Customers
+	}
+	if c.OutboxDir == "" {
+		c.OutboxDir = d.OutboxDir
+	}
+	if c.SMTPConns <= 0 {
+		c.SMTPConns = d.SMTPConns
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Run empties the demo's database and Redis database, loads a generated
+// audience, plans every campaign once, sends the emails with in-process
+// workers and prints what was sent per campaign and stage. Progress and
+// the table go to stdout; problems with the campaigns go to stderr.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	cfg = cfg.withDefaults()
+	if err := checkScratch(cfg.DatabaseURL, cfg.RedisURL); err != nil {
+		return err
+	}
+	out := stdout
+	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
+	start := cfg.Now()
+
+	c, err := content.Load(cfg.CampaignsDir, cfg.TemplatesDir)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errors.New("campaigns or templates are invalid; run 'nurture lint' for the list")
+	}
+	step("campaigns: %d loaded from %s, templates from %s", len(c.Campaigns().Campaigns), cfg.CampaignsDir, cfg.TemplatesDir)
+
+	step("database: migrating %s", redact(cfg.DatabaseURL))
+	if _, err := store.Migrate(ctx, cfg.DatabaseURL, cfg.Log); err != nil {
+		return err
+	}
+	sc, err := store.OpenScratch(ctx, cfg.DatabaseURL, store.Config{})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	st := sc.Store
+	if err := sc.Reset(ctx); err != nil {
+		return err
+	}
+	o, err := queue.RedisOptions(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	rdb, err := queue.Dial(ctx, o, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("empty the demo's Redis database: %w", err)
+	}
+
+	at := start.UTC().Truncate(time.Minute)
+	step("audience: generating %d customers (seed %d) as of %s", cfg.Customers, cfg.Seed, at.Format(time.RFC3339))
+	if err := loadSample(ctx, st, cfg.Customers, cfg.Seed, at); err != nil {
+		return err
+	}
+
+	step("tick: planning every campaign at %s", at.Format(time.RFC3339))
+	q := queue.NewClient(rdb, queue.Config{})
+	results, err := planner.New(st, cfg.Log).TickAll(ctx, c.Rules, c.Rules.Targets(), at, q, indent{out})
+	if err != nil {
+		return err
+	}
+	planned := 0
+	for _, r := range results {
+		planned += r.Planned
+	}
+
+	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns}
+	if mcfg.URL == "" {
+		if err := os.RemoveAll(cfg.OutboxDir); err != nil {
+			return err
+		}
+	}
+	sender, err := mail.NewSender(ctx, mcfg, cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	wc := &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
+	w := worker.New(worker.Config{Now: func() time.Time { return at }}, st, queue.NewJournal(rdb), sender, wc, nil, cfg.Log)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 32, Queues: worker.Queues(wc), PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, cfg.Log)
+	step("workers: sending %d emails (32 at a time)", planned)
+	if err := srv.Start(w); err != nil {
+		return err
+	}
+	drainErr := drain(ctx, st, planned, indent{out})
+	srv.Shutdown()
+	w.Close()
+	if drainErr != nil {
+		return drainErr
+	}
+
+	counts, err := st.DeliveryCounts(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	printCounts(out, counts)
+	fmt.Fprintln(out)
+	if mcfg.URL == "" {
+		abs, _ := filepath.Abs(cfg.OutboxDir)
+		fmt.Fprintf(out, "The emails are .eml files in %s (open one in any mail client).\n", abs)
+	} else {
+		fmt.Fprintf(out, "The emails went to %s.\n", redact(mcfg.URL))
+	}
+	fmt.Fprintf(out, "Done in %s. To look around:\n", cfg.Now().Sub(start).Round(100*time.Millisecond))
+	db := fmt.Sprintf("--database-url '%s'", cfg.DatabaseURL)
+	fmt.Fprintf(out, "  nurture stage --at %s %s      # every customer's stage\n", at.Format(time.RFC3339), db)
+	fmt.Fprintf(out, "  nurture plan --at %s %s  # a tick a week later, with cooldowns\n", at.Add(7*24*time.Hour).Format(time.RFC3339), db)
+	fmt.Fprintf(out, "  psql '%s' -c 'SELECT campaign, status, count(*) FROM deliveries GROUP BY 1, 2'\n", cfg.DatabaseURL)
+	return nil
+}
+
+// checkScratch refuses URLs that look like real data: the demo empties its
+// database and its Redis DB.
+func checkScratch(databaseURL, redisURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	if db := path.Base(u.Path); !strings.Contains(db, "demo") {
+		return fmt.Errorf("--database-url: the demo empties its database; %q must have \"demo\" in its name", db)
+	}
+	o, err := queue.RedisOptions(redisURL)
+	if err != nil {
+		return err
+	}
+	if o.DB == 0 {
+		return fmt.Errorf("--redis-url %s: the demo empties its Redis DB; use a DB other than 0, such as %s", redact(redisURL), DefaultRedisURL)
+	}
+	return nil
+}
+
+// redact hides the password in a URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}
+
+// loadSample imports a generated audience through the importer, as a user's
+// files would be.
+func loadSample(ctx context.Context, st *store.Store, n int, seed uint64, at time.Time) error {
+	dir, err := os.MkdirTemp("", "nurture-sample-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
+	if err := sample.WriteFiles(cpath, epath, n, seed, at); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		imp  func(context.Context, *store.Store, io.Reader, string, importer.Options) (importer.Result, error)
+	}{{cpath, importer.Customers}, {epath, importer.Events}} {
+		r, err := os.Open(f.path)
+		if err != nil {
+			return err
+		}
+		res, err := f.imp(ctx, st, r, filepath.Base(f.path), importer.Options{Strict: true})
+		r.Close()
+		if err != nil {
+			return err
+		}
+		if res.Bad > 0 {
+			return fmt.Errorf("sample %s: %d bad lines, first: %s", f.path, res.Bad, res.Problems[0])
+		}
+	}
+	return nil
+}
+
+// drain waits until every delivery is sent, failed or skipped, printing
+// progress about once a second.
+func drain(ctx context.Context, st *store.Store, total int, out io.Writer) error {
+	tk := time.NewTicker(200 * time.Millisecond)
+	defer tk.Stop()
+	last := time.Now()
+	progress, lastDone := time.Now(), -1
+	for {
+		counts, err := st.DeliveryCounts(ctx)
+		if err != nil {
+			return err
+		}
+		done, open := 0, 0
+		for _, c := range counts {
+			switch c.Status {
+			case "sent", "failed", "skipped":
+				done += c.N
+			default:
+				open += c.N
+			}
+		}
+		if open == 0 || time.Since(last) >= time.Second {
+			fmt.Fprintf(out, "%d/%d finished\n", done, total)
+			last = time.Now()
+		}
+		if open == 0 {
+			return nil
+		}
+		if done != lastDone {
+			progress, lastDone = time.Now(), done
+		} else if time.Since(progress) > time.Minute {
+			return fmt.Errorf("no delivery finished for a minute; %d still open (is the mail server answering?)", open)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tk.C:
+		}
+	}
+}
+
+// printCounts prints deliveries per campaign and stage, one column per
+// status.
+func printCounts(out io.Writer, counts []store.DeliveryCount) {
+	type key struct{ campaign, stage string }
+	rows := map[key]map[string]int{}
+	for _, c := range counts {
+		k := key{c.Campaign, c.Stage}
+		if rows[k] == nil {
+			rows[k] = map[string]int{}
+		}
+		rows[k][c.Status] += c.N
+	}
+	keys := make([]key, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].campaign != keys[j].campaign {
+			return keys[i].campaign < keys[j].campaign
+		}
+		return keys[i].stage < keys[j].stage
+	})
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "CAMPAIGN\tSTAGE\tSENT\tSKIPPED\tFAILED\t")
+	var sent, skipped, failed int
+	for _, k := range keys {
+		r := rows[k]
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", k.campaign, k.stage, r["sent"], r["skipped"], r["failed"])
+		sent, skipped, failed = sent+r["sent"], skipped+r["skipped"], failed+r["failed"]
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t\n", sent, skipped, failed)
+	tw.Flush()
+}
+
+// indent prefixes each write with spaces, for output nested under a step.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := i.w.Write(append([]byte("    "), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,31 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"nurture/internal/audience"
+)
+
+// TickAll ticks each target at the instant at, in order, writing a line
+// per campaign to out: what its tick found, or that it is disabled. It
+// stops at the first error and returns the results so far.
+func (p *Planner) TickAll(ctx context.Context, rules *audience.Rules, targets []*audience.Target, at time.Time, q Enqueuer, out io.Writer) ([]TickResult, error) {
+	var results []TickResult
+	for _, t := range targets {
+		if !t.Campaign.Enabled {
+			fmt.Fprintf(out, "%-18s disabled\n", t.Campaign.Name)
+			continue
+		}
+		res, err := p.Tick(ctx, rules, t, at, q, TickOptions{})
+		results = append(results, res)
+		fmt.Fprintf(out, "%-18s candidates=%d matched=%d planned=%d enqueued=%d\n",
+			t.Campaign.Name, res.Candidates, res.Matched, res.Planned, res.Enqueued)
+		if err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
