@@ -316,7 +316,8 @@ func httpHandler(st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler,
 	mux := http.NewServeMux()
 	if links != nil {
 		mux.Handle(unsubscribe.Path, unsubscribe.Handler(links, func(ctx context.Context, customerID string) error {
-			err := st.SetSubscribed(ctx, customerID, false)
+			// The token names no campaign yet, so none is recorded.
+			_, err := st.Unsubscribe(ctx, customerID, "unsubscribe link", "")
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // deleted since: nothing left to email
 			}
