@@ -289,3 +289,37 @@ func (a *app) suppress(ctx context.Context, args []string) error {
 	fmt.Fprintf(a.stdout, "suppressed %d address(es): no email will be planned or sent to them\n", fs.NArg())
 	return nil
 }
+
+func (a *app) subscribe(ctx context.Context, args []string) error {
+	fs := a.flags("subscribe", "ID --source TEXT")
+	source := fs.String("source", "", "who asked for the re-subscription, kept in the consent history (required)")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	if *source == "" {
+		return exitError{code: 2, msg: "nurture subscribe: --source is required: say who asked for the re-subscription, e.g. --source support-ticket-123"}
+	}
+	id := fs.Arg(0)
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	changed, err := st.Resubscribe(ctx, id, *source)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("subscribe: no customer with id %q", id)
+	}
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Fprintf(a.stdout, "customer %q is subscribed already: nothing changed\n", id)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "customer %q subscribed again (source %q): campaigns may email them from the next tick\n", id, *source)
+	return nil
+}

@@ -53,6 +53,8 @@ Commands:
   run-once --at TIME              plan and enqueue one tick of every campaign
   suppress [--reason TEXT] EMAIL...
                                   never email these addresses again
+  subscribe ID --source TEXT      subscribe a customer again, even one who
+                                  unsubscribed themselves; TEXT says who asked
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, run a tick, send it
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.runOnce(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
+	case "subscribe":
+		return a.subscribe(ctx, rest)
 	case "serve":
 		return a.serve(ctx, rest)
 	case "demo":

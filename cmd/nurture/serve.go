@@ -279,13 +279,7 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		deps.Leader = sched.IsLeader
 	}
 	if cfg.unsubscribe != nil {
-		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribe.Handler(cfg.unsubscribe, func(ctx context.Context, customerID string) error {
-			err := st.SetSubscribed(ctx, customerID, false)
-			if errors.Is(err, store.ErrNotFound) {
-				return nil // deleted since: nothing left to email
-			}
-			return err
-		}, log)}
+		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribeHandler(st, cfg.unsubscribe, log)}
 	}
 	srv, err := httpserver.New(cfg.http, deps, log)
 	if err != nil {
@@ -297,4 +291,17 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 	log.Info("http listening", "addr", srv.Addr(), "dashboard", httpserver.MonitoringPath, "read_only", cfg.http.MonitoringReadOnly,
 		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "")
 	return srv, nil
+}
+
+// unsubscribeHandler serves unsubscribe links: a confirm page, and the
+// POST that records the opt-out.
+func unsubscribeHandler(st *store.Store, links *unsubscribe.Links, log *slog.Logger) http.Handler {
+	return unsubscribe.Handler(links, func(ctx context.Context, customerID string) error {
+		// The token names no campaign yet, so none is recorded.
+		_, err := st.Unsubscribe(ctx, customerID, "unsubscribe link", "")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted since: nothing left to email
+		}
+		return err
+	}, log)
 }

@@ -103,7 +103,7 @@ func seed(t *testing.T, st *store.Store) {
 	if err := im.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetSubscribed(ctx, "k-unsub", false); err != nil {
+	if _, err := st.Unsubscribe(ctx, "k-unsub", "unsubscribe link", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AddSuppression(ctx, "kay.supp@example.com", "bounce"); err != nil {

@@ -95,7 +95,7 @@ func TestCandidatesConsentAndSuppressions(t *testing.T) {
 		store.CustomerRecord{ID: "never", Email: "never@example.com", Subscribed: false, CreatedAt: ts("2026-05-01T00:00:00Z")},
 		customer("supp", "Mixed.Case@Example.COM", "2026-05-01T00:00:00Z"),
 	)
-	if err := st.SetSubscribed(ctx, "unsub", false); err != nil {
+	if _, err := st.Unsubscribe(ctx, "unsub", "unsubscribe link", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AddSuppression(ctx, "mixed.case@EXAMPLE.com", "bounce"); err != nil {
@@ -123,8 +123,8 @@ func TestCandidatesConsentAndSuppressions(t *testing.T) {
 	if all["unsub"].Subscribed || !all["ok"].Subscribed {
 		t.Errorf("Customers: Subscribed wrong: %+v", all)
 	}
-	if err := st.SetSubscribed(ctx, "ghost", true); err == nil {
-		t.Error("SetSubscribed of an unknown customer succeeded")
+	if _, err := st.Resubscribe(ctx, "ghost", "test"); err == nil {
+		t.Error("Resubscribe of an unknown customer succeeded")
 	}
 }
 

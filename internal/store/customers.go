@@ -27,17 +27,92 @@ func (s *Store) AddSuppression(ctx context.Context, email, reason string) error 
 	return nil
 }
 
-// SetSubscribed records a customer's consent. It returns an error wrapping
-// ErrNotFound when there is no such customer.
-func (s *Store) SetSubscribed(ctx context.Context, customerID string, subscribed bool) error {
-	tag, err := s.pool.Exec(ctx, s.q.get(qSetSubscribed), customerID, subscribed)
+// ConsentChange is one change of a customer's consent.
+type ConsentChange struct {
+	Subscribed bool
+	// Source says who changed it: "import", "unsubscribe link", or the
+	// source given to Resubscribe.
+	Source string
+	// Campaign is the campaign whose email carried the opt-out; "" when
+	// unknown.
+	Campaign  string
+	ChangedAt time.Time // UTC
+}
+
+// Unsubscribe records that the customer withdrew consent through source
+// (e.g. "unsubscribe link"), from an email of campaign ("" when unknown).
+// Unlike an import's, this opt-out is sticky: no import subscribes the
+// customer again, only Resubscribe does. It reports whether anything
+// changed: a customer who opted out already keeps their first opt-out. An
+// unknown customer is an error wrapping ErrNotFound.
+func (s *Store) Unsubscribe(ctx context.Context, customerID, source, campaign string) (changed bool, err error) {
+	if source == "" {
+		return false, fmt.Errorf("unsubscribe customer %q: empty source", customerID)
+	}
+	var found bool
+	err = s.pool.QueryRow(ctx, s.q.get(qUnsubscribe), customerID, source, nullable(campaign), s.cfg.Now()).Scan(&found, &changed)
 	if err != nil {
-		return fmt.Errorf("set subscribed of customer %q: %w", customerID, err)
+		return false, fmt.Errorf("unsubscribe customer %q: %w", customerID, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("set subscribed of customer %q: %w", customerID, ErrNotFound)
+	if !found {
+		return false, fmt.Errorf("unsubscribe customer %q: %w", customerID, ErrNotFound)
 	}
-	return nil
+	return changed, nil
+}
+
+// Resubscribe subscribes the customer again, whoever unsubscribed them,
+// and records source (who asked for it, required) in the consent history.
+// It reports whether anything changed: a subscribed customer stays as is.
+// It waits for an import in progress, which keeps the history the import
+// writes exact. An unknown customer is an error wrapping ErrNotFound.
+func (s *Store) Resubscribe(ctx context.Context, customerID, source string) (changed bool, err error) {
+	if source == "" {
+		return false, fmt.Errorf("resubscribe customer %q: empty source", customerID)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("resubscribe customer %q: %w", customerID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, s.q.get(qImportLock)); err != nil {
+		return false, fmt.Errorf("resubscribe customer %q: wait for imports: %w", customerID, err)
+	}
+	var found bool
+	if err := tx.QueryRow(ctx, s.q.get(qResubscribe), customerID, source, s.cfg.Now()).Scan(&found, &changed); err != nil {
+		return false, fmt.Errorf("resubscribe customer %q: %w", customerID, err)
+	}
+	if !found {
+		return false, fmt.Errorf("resubscribe customer %q: %w", customerID, ErrNotFound)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("resubscribe customer %q: %w", customerID, err)
+	}
+	return changed, nil
+}
+
+// ConsentHistory returns every change of the customer's consent, oldest
+// first; none for an unknown customer.
+func (s *Store) ConsentHistory(ctx context.Context, customerID string) ([]ConsentChange, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qConsentHistory), customerID)
+	if err != nil {
+		return nil, fmt.Errorf("consent history of customer %q: %w", customerID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ConsentChange])
+	if err != nil {
+		return nil, fmt.Errorf("consent history of customer %q: %w", customerID, err)
+	}
+	for i := range out {
+		out[i].ChangedAt = out[i].ChangedAt.UTC()
+	}
+	return out, nil
+}
+
+// nullable is nil for "", so that it is stored as NULL.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // Candidate is a customer who may be in a campaign's audience, with their

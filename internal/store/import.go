@@ -20,8 +20,11 @@ type CustomerRecord struct {
 	Email     string
 	FirstName string
 	Timezone  string // IANA name; "" means UTC
-	// Subscribed replaces the stored consent. Suppressions are separate
-	// and survive any import.
+	// Subscribed is the consent the importer knows of. False unsubscribes
+	// the customer. True subscribes a customer unsubscribed by an earlier
+	// import, but not one who opted out themselves (Unsubscribe): only
+	// Resubscribe undoes that. Suppressions are separate and survive any
+	// import.
 	Subscribed bool
 	// CreatedAt is when the customer signed up. The zero time means now for
 	// a new customer and the stored value for an existing one.
@@ -83,7 +86,8 @@ func (im *Import) Rollback(ctx context.Context) error {
 // Customers upserts recs by id and returns how many customers were created
 // or changed. An existing customer keeps its facts; a new one gets the
 // facts of the events imported before it. When an id repeats, its last
-// record wins.
+// record wins. Every change of consent, and every customer created
+// unsubscribed, is added to the consent history with the source "import".
 func (im *Import) Customers(ctx context.Context, recs []CustomerRecord) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
@@ -109,15 +113,15 @@ func (im *Import) Customers(ctx context.Context, recs []CustomerRecord) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("copy customers: %w", err)
 	}
-	upd, err := im.tx.Exec(ctx, q.get(qImportCustomersUpd))
-	if err != nil {
+	now := im.s.cfg.Now()
+	var upd, ins int64
+	if err := im.tx.QueryRow(ctx, q.get(qImportCustomersUpd), now).Scan(&upd); err != nil {
 		return 0, fmt.Errorf("update customers: %w", err)
 	}
-	ins, err := im.tx.Exec(ctx, q.get(qImportCustomersIns))
-	if err != nil {
+	if err := im.tx.QueryRow(ctx, q.get(qImportCustomersIns), now).Scan(&ins); err != nil {
 		return 0, fmt.Errorf("insert customers: %w", err)
 	}
-	return int(upd.RowsAffected() + ins.RowsAffected()), nil
+	return int(upd + ins), nil
 }
 
 // Events inserts recs, skipping those imported before, updates the facts

@@ -27,7 +27,9 @@ const (
 	qImportEventsClear    = "import-events-clear"
 	qImportEventsInsert   = "import-events-insert"
 	qAddSuppression       = "add-suppression"
-	qSetSubscribed        = "set-subscribed"
+	qUnsubscribe          = "unsubscribe"
+	qResubscribe          = "resubscribe"
+	qConsentHistory       = "consent-history"
 	qCandidates           = "candidates"
 	qCustomers            = "customers"
 	qCounts               = "counts"
@@ -51,7 +53,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qSetSubscribed, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
+	qAddSuppression, qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,

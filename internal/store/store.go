@@ -48,6 +48,8 @@ type Config struct {
 	// LeaseCheck is how often a held leader lease checks its connection.
 	// Default 5s.
 	LeaseCheck time.Duration
+	// Now is the clock that dates consent changes. Default time.Now.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LeaseCheck <= 0 {
 		c.LeaseCheck = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }

@@ -55,8 +55,8 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(applied, ","); got != "0001_init.sql" {
-		t.Fatalf("first Migrate applied %q, want 0001_init.sql", got)
+	if got := strings.Join(applied, ","); got != "0001_init.sql,0002_consent.sql" {
+		t.Fatalf("first Migrate applied %q, want 0001_init.sql,0002_consent.sql", got)
 	}
 	applied, err = store.Migrate(ctx, u, nil)
 	if err != nil {
@@ -92,8 +92,8 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 		n += <-total
 	}
-	if n != 1 {
-		t.Errorf("migrations applied in all = %d, want 1", n)
+	if n != 2 {
+		t.Errorf("migrations applied in all = %d, want 2", n)
 	}
 }
 
@@ -108,13 +108,13 @@ func TestOpenRefusesPendingMigrations(t *testing.T) {
 	if !errors.Is(err, store.ErrPendingMigrations) {
 		t.Fatalf("Open = %v, want ErrPendingMigrations", err)
 	}
-	want := fmt.Sprintf(`database %s has 1 pending migration(s) (0001_init.sql); run "nurture migrate"`, name)
+	want := fmt.Sprintf(`database %s has 2 pending migration(s) (0001_init.sql, 0002_consent.sql); run "nurture migrate"`, name)
 	if err.Error() != want {
 		t.Errorf("Open error:\n got %s\nwant %s", err, want)
 	}
 	var pe *store.PendingMigrationsError
-	if !errors.As(err, &pe) || len(pe.Pending) != 1 {
-		t.Errorf("Open error %#v is not a PendingMigrationsError with one file", err)
+	if !errors.As(err, &pe) || len(pe.Pending) != 2 {
+		t.Errorf("Open error %#v is not a PendingMigrationsError with two files", err)
 	}
 }
 

@@ -310,7 +310,7 @@ func TestConsentWithdrawnBeforeSending(t *testing.T) {
 	p := newPipeline(t)
 	p.tick()
 	ctx := context.Background()
-	if err := p.st.SetSubscribed(ctx, "c1", false); err != nil {
+	if _, err := p.st.Unsubscribe(ctx, "c1", "test", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.st.AddSuppression(ctx, "FLO@example.com", "complaint"); err != nil {
@@ -385,7 +385,8 @@ func TestUnsubscribeLink(t *testing.T) {
 	// database, which the worker re-checks before every send (see
 	// TestConsentWithdrawnBeforeSending).
 	h := unsubscribe.Handler(links, func(ctx context.Context, id string) error {
-		return p.st.SetSubscribed(ctx, id, false)
+		_, err := p.st.Unsubscribe(ctx, id, "unsubscribe link", "")
+		return err
 	}, p.log)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", strings.TrimPrefix(link, "https://mail.example.com"), strings.NewReader("List-Unsubscribe=One-Click")))

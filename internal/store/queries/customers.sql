@@ -1,12 +1,46 @@
--- Customers as the planner reads them, consent and suppressions.
+-- Customers as the planner reads them, consent and its history, and
+-- suppressions.
 
 -- name: add-suppression
 INSERT INTO suppressions (email, reason)
 VALUES (lower($1), $2)
 ON CONFLICT (email) DO UPDATE SET reason = excluded.reason;
 
--- name: set-subscribed
-UPDATE customers SET subscribed = $2, updated_at = now() WHERE id = $1;
+-- name: unsubscribe
+-- $1 customer, $2 source, $3 campaign (null: unknown), $4 time. The
+-- person's opt-out: recorded once, and kept until a re-subscription. The
+-- first value is whether the customer exists, the second whether this
+-- call changed anything.
+WITH opted_out AS (
+    UPDATE customers
+    SET subscribed = false, opted_out_at = $4, opt_out_source = $2, updated_at = now()
+    WHERE id = $1 AND opted_out_at IS NULL
+    RETURNING id
+), history AS (
+    INSERT INTO consent_changes (customer_id, subscribed, source, campaign, changed_at)
+    SELECT id, false, $2, $3, $4 FROM opted_out
+)
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1), EXISTS (SELECT 1 FROM opted_out);
+
+-- name: resubscribe
+-- $1 customer, $2 source, $3 time. Clears any opt-out. Values as for
+-- unsubscribe.
+WITH subscribed AS (
+    UPDATE customers
+    SET subscribed = true, opted_out_at = NULL, opt_out_source = NULL, updated_at = now()
+    WHERE id = $1 AND NOT subscribed
+    RETURNING id
+), history AS (
+    INSERT INTO consent_changes (customer_id, subscribed, source, changed_at)
+    SELECT id, true, $2, $3 FROM subscribed
+)
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1), EXISTS (SELECT 1 FROM subscribed);
+
+-- name: consent-history
+SELECT subscribed, source, coalesce(campaign, '') AS campaign, changed_at
+FROM consent_changes
+WHERE customer_id = $1
+ORDER BY seq;
 
 -- name: candidates
 -- $1 campaign, $2 evaluation instant, $3 exclusive lower and $4 inclusive

@@ -23,42 +23,74 @@ CREATE TEMPORARY TABLE import_customers (
 TRUNCATE import_customers;
 
 -- name: import-customers-update
--- Existing customers take the imported values; their facts stay as they are.
--- Rows that would not change are left alone, so a re-import writes nothing.
-UPDATE customers c
-SET email      = t.email,
-    first_name = t.first_name,
-    timezone   = t.timezone,
-    subscribed = t.subscribed,
-    created_at = coalesce(t.created_at, c.created_at),
-    attributes = t.attributes,
-    updated_at = now()
-FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t
-WHERE c.id = t.id
-  AND (c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes)
-      IS DISTINCT FROM
-      (t.email, t.first_name, t.timezone, t.subscribed, coalesce(t.created_at, c.created_at), t.attributes);
+-- $1 is the time of consent changes. Existing customers take the imported
+-- values; their facts stay as they are. An import may unsubscribe anyone,
+-- but subscribes only customers without an opt-out of their own
+-- (opted_out_at): the import's true is ignored for them. Rows that would
+-- not change are left alone, so a re-import writes nothing.
+--
+-- o is the row as the statement's snapshot saw it, for the consent history.
+-- Only an unsubscribe may change the row between that snapshot and the
+-- update (re-subscriptions wait for imports): the row then has an opt-out
+-- of the person's, and the import changed nothing of its consent.
+WITH updated AS (
+    UPDATE customers c
+    SET email      = t.email,
+        first_name = t.first_name,
+        timezone   = t.timezone,
+        subscribed = t.subscribed AND c.opted_out_at IS NULL,
+        created_at = coalesce(t.created_at, c.created_at),
+        attributes = t.attributes,
+        updated_at = now()
+    FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t, customers o
+    WHERE c.id = t.id
+      AND o.id = t.id
+      AND (c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes)
+          IS DISTINCT FROM
+          (t.email, t.first_name, t.timezone, t.subscribed AND c.opted_out_at IS NULL,
+           coalesce(t.created_at, c.created_at), t.attributes)
+    RETURNING c.id, c.subscribed, c.opted_out_at, o.subscribed AS was_subscribed
+), history AS (
+    INSERT INTO consent_changes (customer_id, subscribed, source, changed_at)
+    SELECT id, subscribed, 'import', $1
+    FROM updated
+    WHERE subscribed <> was_subscribed AND opted_out_at IS NULL
+    ORDER BY id
+)
+SELECT count(*) FROM updated;
 
 -- name: import-customers-insert
--- New customers get the facts of the events that arrived before them.
-INSERT INTO customers (
-    id, email, first_name, timezone, subscribed, created_at, attributes,
-    orders_count, total_spent, first_purchase_at, last_purchase_at, last_event_at
+-- $1 is the time of consent changes. New customers get the facts of the
+-- events that arrived before them; those created unsubscribed start their
+-- consent history.
+WITH inserted AS (
+    INSERT INTO customers (
+        id, email, first_name, timezone, subscribed, created_at, attributes,
+        orders_count, total_spent, first_purchase_at, last_purchase_at, last_event_at
+    )
+    SELECT t.id, t.email, t.first_name, t.timezone, t.subscribed, coalesce(t.created_at, now()), t.attributes,
+           f.orders_count, coalesce(f.total_spent, 0), f.first_purchase_at, f.last_purchase_at, f.last_event_at
+    FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE e.type = 'purchase')            AS orders_count,
+               sum(e.amount) FILTER (WHERE e.type = 'purchase')       AS total_spent,
+               min(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS first_purchase_at,
+               max(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS last_purchase_at,
+               max(e.occurred_at)                                     AS last_event_at
+        FROM events e
+        WHERE e.customer_id = t.id
+    ) f
+    WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.id)
+    ORDER BY t.id
+    RETURNING id, subscribed
+), history AS (
+    INSERT INTO consent_changes (customer_id, subscribed, source, changed_at)
+    SELECT id, false, 'import', $1
+    FROM inserted
+    WHERE NOT subscribed
+    ORDER BY id
 )
-SELECT t.id, t.email, t.first_name, t.timezone, t.subscribed, coalesce(t.created_at, now()), t.attributes,
-       f.orders_count, coalesce(f.total_spent, 0), f.first_purchase_at, f.last_purchase_at, f.last_event_at
-FROM (SELECT DISTINCT ON (id) * FROM import_customers ORDER BY id, ord DESC) t
-CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE e.type = 'purchase')            AS orders_count,
-           sum(e.amount) FILTER (WHERE e.type = 'purchase')       AS total_spent,
-           min(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS first_purchase_at,
-           max(e.occurred_at) FILTER (WHERE e.type = 'purchase')  AS last_purchase_at,
-           max(e.occurred_at)                                     AS last_event_at
-    FROM events e
-    WHERE e.customer_id = t.id
-) f
-WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.id)
-ORDER BY t.id;
+SELECT count(*) FROM inserted;
 
 -- name: import-events-table
 CREATE TEMPORARY TABLE import_events (
