@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -159,6 +160,10 @@ func TestPlanAndStageDryRun(t *testing.T) {
 			t.Errorf("run-once output lacks %q:\n%s", w, out)
 		}
 	}
+	// Row by row: what run-once wrote is what plan --json showed.
+	if got := plannedRows(t, env); got != projectPlan(t, want) {
+		t.Errorf("rows written by run-once:\n%s\nplan --json showed:\n%s", got, projectPlan(t, want))
+	}
 	out, _, _ = cli(t, env, "run-once", "--at", testenv.FixtureAt)
 	if !strings.Contains(out, "planned=0") || strings.Contains(out, "planned=1") || strings.Contains(out, "planned=2") {
 		t.Errorf("second run-once planned again:\n%s", out)
@@ -199,4 +204,48 @@ func TestSuppress(t *testing.T) {
 	if _, stderr, code := cli(t, env, "suppress", "Ann <ann@example.com>"); code != 1 || !strings.Contains(stderr, `"Ann <ann@example.com>" is not a bare email address`) {
 		t.Errorf("suppress of a display-name address: status %d, %q", code, stderr)
 	}
+}
+
+// planLine is what a delivery row and a plan --json line have in common.
+type planLine struct {
+	Campaign   string `json:"campaign"`
+	CustomerID string `json:"customer_id"`
+	Stage      string `json:"stage"`
+	Template   string `json:"template"`
+	SendAt     string `json:"send_at"`
+}
+
+// projectPlan keeps of each plan --json line the fields a delivery row has.
+func projectPlan(t *testing.T, plan string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(plan), "\n") {
+		var l planLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("plan line %q: %v", line, err)
+		}
+		out, _ := json.Marshal(l)
+		b.Write(append(out, '\n'))
+	}
+	return b.String()
+}
+
+// plannedRows prints every delivery row as a planLine, in plan's order.
+func plannedRows(t *testing.T, env map[string]string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var b strings.Builder
+	err = st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+		out, _ := json.Marshal(planLine{d.Campaign, d.CustomerID, d.Stage, d.Template, d.Occurrence.Format(time.RFC3339)})
+		b.Write(append(out, '\n'))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -217,7 +217,7 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 	base := "http://" + env["HTTP_ADDR"]
 
 	code, body := get(t, base+"/healthz")
-	if want := `{"postgres":"ok","redis":"ok","scheduler_leader":true}` + "\n"; code != 200 || body != want {
+	if want := `{"postgres":"ok","redis":"ok","scheduler_leader":true,"smtp":"ok"}` + "\n"; code != 200 || body != want {
 		t.Errorf("/healthz: %d %s, want 200 %s", code, body, want)
 	}
 	if code, body := get(t, base+"/metrics"); code != 401 || body != "Unauthorized\n" {
