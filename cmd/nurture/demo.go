@@ -33,6 +33,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	seed := fs.Uint64("seed", 42, "seed of the generated audience")
 	outbox := fs.String("outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	smtpURL := fs.String("smtp-url", a.env("SMTP_URL", ""), "send to this SMTP server instead of the outbox (SMTP_URL)")
+	conns := a.envInt("SMTP_CONNS", 4) // read before parse, which reports a malformed value
 	fs.Lookup("database-url").DefValue = defaultDemoDatabaseURL
 	fs.Lookup("redis-url").DefValue = defaultDemoRedisURL
 	if err := a.parse(fs, args); err != nil {
@@ -95,7 +96,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		planned += r.Planned
 	}
 
-	mcfg := mail.Config{URL: *smtpURL, OutboxDir: *outbox, Conns: a.envInt("SMTP_CONNS", 4)}
+	mcfg := mail.Config{URL: *smtpURL, OutboxDir: *outbox, Conns: conns}
 	if mcfg.URL == "" {
 		if err := os.RemoveAll(*outbox); err != nil {
 			return err
