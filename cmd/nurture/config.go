@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	netmail "net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/content"
+	"nurture/internal/mail"
 	"nurture/internal/queue"
 	"nurture/internal/store"
 )
@@ -30,6 +35,9 @@ type app struct {
 	templatesDir string
 	logLevel     string
 	log          *slog.Logger
+	// envErrs are malformed environment values, met while flags took
+	// their defaults; parse reports them.
+	envErrs []envError
 }
 
 // Defaults that work on a developer machine with local PostgreSQL and Redis.
@@ -38,23 +46,175 @@ const (
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"
 )
 
+// env returns the environment variable name, or def when it is unset or
+// empty. A malformed value (see checkSetting) is recorded for parse to
+// report, unless the flag it is the default of is given.
 func (a *app) env(name, def string) string {
-	if v := a.getenv(name); v != "" {
-		return v
+	v := a.getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	if err := checkSetting(name, v); err != nil {
+		a.badEnv(name, v, err)
+	}
+	return v
 }
 
+// envInt is env for a whole number; a value that is not one is recorded
+// like any malformed value, and def is used meanwhile.
 func (a *app) envInt(name string, def int) int {
-	if v := a.getenv(name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+	v := a.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		a.badEnv(name, v, errors.New("not a whole number"))
+		return def
+	}
+	if err := checkSetting(name, v); err != nil {
+		a.badEnv(name, v, err)
+	}
+	return n
+}
+
+func (a *app) badEnv(name, v string, err error) {
+	a.envErrs = append(a.envErrs, envError{name: name, msg: fmt.Sprintf("%s=%q: %v", name, hidePassword(v), err)})
+}
+
+// envError is a malformed environment value.
+type envError struct {
+	name string // the variable
+	msg  string
+}
+
+// Bounds of the whole-number settings. Beyond the upper ones a typo (an
+// extra zero or two) would exhaust memory, connections or file
+// descriptors rather than speed anything up.
+const (
+	maxConcurrency = 10000
+	maxSMTPConns   = 1000
+)
+
+// checkSetting checks the value of the setting read from the environment
+// variable name (or given by the flag that defaults to it). Settings that
+// take any string (directories) are not checked.
+func checkSetting(name, v string) error {
+	switch name {
+	case "DATABASE_URL", "BENCH_DATABASE_URL":
+		return store.CheckURL(v)
+	case "REDIS_URL", "BENCH_REDIS_URL":
+		_, err := redis.ParseURL(v)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // *url.Error repeats the URL, password included
+		}
+		return err
+	case "SMTP_URL":
+		if v == "" {
+			return nil // the flag's way of choosing the file outbox
+		}
+		return mail.CheckURL(v)
+	case "LOG_LEVEL":
+		var level slog.Level
+		if level.UnmarshalText([]byte(v)) != nil {
+			return errors.New("want debug, info, warn or error")
+		}
+	case "ROLES":
+		_, err := parseRoles(v)
+		return err
+	case "MAIL_FROM":
+		if _, err := netmail.ParseAddress(v); err != nil {
+			return errors.New(`not an email address such as "Shop <hello@example.com>"`)
+		}
+	case "HTTP_ADDR":
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return errors.New("want host:port or :port, such as :8080")
+		}
+	case "UNSUBSCRIBE_URL":
+		if v == "" {
+			return nil // the flag's way of turning links off
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("want an absolute http(s) URL such as https://mail.example.com")
+		}
+	case "WORKER_CONCURRENCY":
+		return checkRange(v, 1, maxConcurrency)
+	case "SMTP_CONNS":
+		return checkRange(v, 1, maxSMTPConns)
+	}
+	return nil
+}
+
+func checkRange(v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil:
+		return errors.New("not a whole number")
+	case n < lo:
+		return fmt.Errorf("must be at least %d", lo)
+	case n > hi:
+		return fmt.Errorf("must be at most %d", hi)
+	}
+	return nil
+}
+
+// parseRoles parses the comma-separated roles of serve.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for r := range strings.SplitSeq(s, ",") {
+		r = strings.TrimSpace(r)
+		switch r {
+		case "scheduler", "worker", "http":
+			roles[r] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown role %q (want scheduler, worker, http)", r)
 		}
 	}
-	return def
+	if len(roles) == 0 {
+		return nil, errors.New("no role given (want scheduler, worker, http)")
+	}
+	return roles, nil
 }
 
-// flags returns a FlagSet with the common flags registered.
+// envOf returns the environment variable a flag defaults to, which by
+// convention ends its usage text in parentheses: "... (SMTP_URL)".
+func envOf(f *flag.Flag) string {
+	rest, ok := strings.CutSuffix(f.Usage, ")")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndex(rest, "(")
+	name := rest[i+1:]
+	if i < 0 || name == "" || strings.TrimLeft(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+		return "" // "(part c)": not a variable
+	}
+	return name
+}
+
+// hidePassword masks the password of a URL that may not parse.
+func hidePassword(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
+	}
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return s
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// flags returns a FlagSet with the common flags registered. A flag that
+// defaults to an environment variable ends its usage with the variable's
+// name in parentheses: parse relies on it to check the flag's value like
+// the variable's, and to let a flag given on the command line override a
+// malformed variable.
 func (a *app) flags(name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
@@ -71,7 +231,7 @@ func (a *app) flags(name, args string) *flag.FlagSet {
 }
 
 // parse parses args and sets up logging; -h prints usage and ends the
-// command with status 0, bad flags with status 2.
+// command with status 0, bad flags and malformed settings with status 2.
 func (a *app) parse(fs *flag.FlagSet, args []string) error {
 	// Flags may come before, between or after the arguments
 	// (`import events FILE --strict`): parse up to each argument, set it
@@ -93,11 +253,45 @@ func (a *app) parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return exitError{code: 2}
 	}
+	if err := a.checkSettings(fs); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+		return err // not reached: checkSettings checked it
 	}
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// checkSettings prints every malformed setting: each flag given on the
+// command line whose value fails checkSetting, and each malformed
+// environment variable whose flag was not given. It then ends the command
+// with status 2, as the flag package does for a value of the wrong type.
+func (a *app) checkSettings(fs *flag.FlagSet) error {
+	var problems []string
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) {
+		env := envOf(f)
+		if env == "" {
+			return
+		}
+		given[env] = true
+		if err := checkSetting(env, f.Value.String()); err != nil {
+			problems = append(problems, fmt.Sprintf("--%s %q: %v", f.Name, hidePassword(f.Value.String()), err))
+		}
+	})
+	for _, e := range a.envErrs {
+		if !given[e.name] {
+			problems = append(problems, e.msg)
+		}
+	}
+	for _, p := range problems {
+		fmt.Fprintln(a.stderr, "nurture:", p)
+	}
+	if len(problems) > 0 {
+		return exitError{code: 2}
+	}
 	return nil
 }
 

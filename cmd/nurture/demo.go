@@ -14,6 +14,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
 	fs.StringVar(&cfg.OutboxDir, "outbox", a.env("OUTBOX_DIR", cfg.OutboxDir), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", a.env("SMTP_URL", ""), "send to this SMTP server instead of the outbox (SMTP_URL)")
+	cfg.SMTPConns = a.envInt("SMTP_CONNS", cfg.SMTPConns) // read before parse, which reports a malformed value
 	fs.Lookup("database-url").DefValue = demo.DefaultDatabaseURL
 	fs.Lookup("redis-url").DefValue = demo.DefaultRedisURL
 	if err := a.parse(fs, args); err != nil {
@@ -29,7 +30,6 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		cfg.RedisURL = a.redisURL
 	}
 	cfg.CampaignsDir, cfg.TemplatesDir = a.campaignsDir, a.templatesDir
-	cfg.SMTPConns = a.envInt("SMTP_CONNS", cfg.SMTPConns)
 	cfg.Log = a.log
 	return demo.Run(ctx, cfg, a.stdout, a.stderr)
 }

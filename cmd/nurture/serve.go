@@ -50,25 +50,16 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
 	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("UNSUBSCRIBE_URL", ""), "public base URL of the HTTP role; with UNSUBSCRIBE_SECRET, every email gets a one-click unsubscribe link under it (UNSUBSCRIBE_URL)")
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
-	if err := a.parse(fs, args); err != nil {
+	err := a.parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := a.httpConfig(&cfg.http); err != nil {
 		return err
 	}
-	cfg.roles = map[string]bool{}
-	for _, r := range strings.Split(*roles, ",") {
-		r = strings.TrimSpace(r)
-		switch r {
-		case "scheduler", "worker", "http":
-			cfg.roles[r] = true
-		case "":
-		default:
-			return fmt.Errorf("--role: unknown role %q (want scheduler, worker, http)", r)
-		}
-	}
-	if len(cfg.roles) == 0 {
-		return errors.New("--role: no role given")
+	cfg.roles, err = parseRoles(*roles)
+	if err != nil {
+		return fmt.Errorf("--role: %w", err) // not reached: parse checked it
 	}
 	if cfg.roles["http"] {
 		if err := cfg.http.Validate(); err != nil {

@@ -152,12 +152,22 @@ func Compile(set *campaign.Set) (*Rules, error) {
 	return r, nil
 }
 
+// MaxExprNodes bounds the size of one when or where expression, in nodes
+// of its syntax tree (a name, a number, an operator: about five characters
+// each). Evaluation cost grows with it, for every customer of every tick;
+// real expressions have tens of nodes.
+const MaxExprNodes = 1000
+
 // compile compiles a boolean expression over Facts. now() is disabled:
 // evaluations must depend on the instant they are made for (run-once --at),
 // not on the wall clock. A stage's when cannot use stage, which is only
 // known once stages are evaluated.
 func compile(src string, isStage bool) (*vm.Program, error) {
-	prog, err := expr.Compile(src, expr.Env(Facts{}), expr.AsBool(), expr.DisableBuiltin("now"))
+	prog, err := expr.Compile(src, expr.Env(Facts{}), expr.AsBool(), expr.DisableBuiltin("now"), expr.MaxNodes(MaxExprNodes))
+	var fe *file.Error
+	if errors.As(err, &fe) && strings.Contains(fe.Message, "exceeds maximum allowed nodes") {
+		fe.Message = fmt.Sprintf("expression is over the limit of %d nodes", MaxExprNodes)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -257,3 +257,35 @@ func TestEveryIsAnchored(t *testing.T) {
 		t.Errorf("@every 1h parsed as %T, want campaign.Every", set.Campaign("full").Cron)
 	}
 }
+
+// TestLoadRefusesLargeFiles checks that files over MaxFileSize are refused
+// before they are parsed, each with its size.
+func TestLoadRefusesLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int) {
+		// A valid start, padded with a comment: the file would load if it
+		// were read.
+		body := []byte("name: big\nschedule: \"@daily\"\nemail:\n  template: t\n#")
+		body = append(body, strings.Repeat("x", size-len(body)-1)...)
+		body = append(body, '\n')
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("lifecycle.yaml", campaign.MaxFileSize+1)
+	write("big.yaml", 4096)
+	if err := os.Truncate(filepath.Join(dir, "big.yaml"), 60<<20); err != nil {
+		t.Fatal(err) // 60 MiB, sparse: cheap to make, costly to read
+	}
+	write("edge.yaml", campaign.MaxFileSize)
+	_, err := campaign.Load(dir)
+	var errs campaign.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Load: %v, want campaign.Errors", err)
+	}
+	want := filepath.Join(dir, "big.yaml") + ":1:1: file is 62914560 bytes; the limit is 1 MiB\n" +
+		filepath.Join(dir, "lifecycle.yaml") + ":1:1: file is 1048577 bytes; the limit is 1 MiB"
+	if err.Error() != want {
+		t.Errorf("errors:\n%s\nwant:\n%s", err, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/mail"
 	"os"
@@ -117,8 +118,18 @@ func (es Errors) Sort() {
 	})
 }
 
+// MaxFileSize is the largest campaign or lifecycle file Load reads: 1 MiB,
+// hundreds of times a real campaign. YAML trees take many times the size
+// of their source in memory, so a file pasted by mistake (a data export)
+// must be refused before it is parsed.
+const MaxFileSize = 1 << 20
+
+// readFile reads a file of at most MaxFileSize bytes.
 func readFile(path string) ([]byte, *Error) {
-	src, err := os.ReadFile(path)
+	src, size, err := readLimited(path, MaxFileSize)
+	if err == nil && size > MaxFileSize {
+		return nil, &Error{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: fmt.Sprintf("file is %d bytes; the limit is %d MiB", size, MaxFileSize>>20)}
+	}
 	if err == nil {
 		return src, nil
 	}
@@ -131,6 +142,32 @@ func readFile(path string) ([]byte, *Error) {
 		msg = "file not found"
 	}
 	return nil, &Error{Pos: Pos{File: path, Line: 1, Col: 1}, Msg: msg}
+}
+
+// readLimited reads path when it holds at most limit bytes. Otherwise it
+// reads nothing, or at most limit+1 bytes of a file that grew since it was
+// looked at, and returns its size (at least limit+1) with no content.
+func readLimited(path string, limit int64) (src []byte, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi.Size() > limit {
+		return nil, fi.Size(), nil
+	}
+	src, err = io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if int64(len(src)) > limit {
+		return nil, int64(len(src)), nil
+	}
+	return src, int64(len(src)), nil
 }
 
 // loadLifecycle reports ok when the file could be read as a list of stages,

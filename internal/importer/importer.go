@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"nurture/internal/store"
 )
@@ -30,7 +31,14 @@ type Options struct {
 	// Progress, when set, is called after each batch written with the
 	// number of lines read so far.
 	Progress func(lines int)
+	// Now is the clock, read once per import, that event times are
+	// checked against (default time.Now).
+	Now func() time.Time
 }
+
+// MaxFuture is how far past the import's clock an event's occurred_at may
+// lie, to allow for clock skew between systems; a later time is a bad line.
+const MaxFuture = 24 * time.Hour
 
 // Result says what an import did.
 type Result struct {
@@ -78,11 +86,17 @@ func Customers(ctx context.Context, st *store.Store, r io.Reader, name string, o
 //	{"id":"e1","customer_id":"c1","type":"purchase","occurred_at":"2026-03-01T10:00:00Z",
 //	 "amount":42.5,"properties":{}}
 //
-// customer_id, type and occurred_at are required. An event whose id was
+// customer_id, type and occurred_at are required; occurred_at may be at
+// most MaxFuture after the clock opts.Now. An event whose id was
 // imported before is ignored; so is an event without id identical to one
 // imported before. The whole file is one transaction.
 func Events(ctx context.Context, st *store.Store, r io.Reader, name string, opts Options) (Result, error) {
-	return run(ctx, st, r, name, opts, parseEvent, (*store.Import).Events)
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	p := eventParser{latest: now().Add(MaxFuture)}
+	return run(ctx, st, r, name, opts, p.parse, (*store.Import).Events)
 }
 
 // run reads lines, parses them and writes good records in batches.

@@ -224,3 +224,33 @@ func TestImportFixture(t *testing.T) {
 		t.Errorf("fixture imported nothing: %+v", c)
 	}
 }
+
+// TestImportLimits checks the lines refused for what they would let
+// through: times too far in the future, and keys given twice.
+func TestImportLimits(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		imp          importFunc
+		name         string
+		lines, bad   int
+		imported     int
+		problemsFile string
+	}{
+		{importer.Events, "limits-events.jsonl", 11, 7, 4, "limits-events.problems"},
+		{importer.Customers, "limits-customers.jsonl", 4, 3, 1, "limits-customers.problems"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := testenv.Store(t)
+			res := importFile(t, st, tt.imp, tt.name, importer.Options{Now: func() time.Time { return now }})
+			if got, want := problems(res), golden(t, tt.problemsFile); got != want {
+				t.Errorf("problems:\n%s\nwant:\n%s", got, want)
+			}
+			if res.Lines != tt.lines || res.Bad != tt.bad || res.Imported != tt.imported {
+				t.Errorf("result = %+v, want %d lines, %d bad, %d imported", res, tt.lines, tt.bad, tt.imported)
+			}
+		})
+	}
+}

@@ -43,6 +43,15 @@ func decodeObject(line []byte, known []string) (*object, bool) {
 		o.reasons = append(o.reasons, "invalid JSON: "+jsonError(err))
 		return o, false
 	}
+	// Unmarshal keeps the last of repeated keys; which one the sender
+	// meant is anyone's guess.
+	if path, key, ok := duplicateKey(line); ok {
+		if path != "" {
+			path += ": "
+		}
+		o.reasons = append(o.reasons, fmt.Sprintf("%sduplicate key %q", path, key))
+		return o, false
+	}
 	for k, v := range o.fields {
 		if !slices.Contains(known, k) {
 			o.unknown = append(o.unknown, k)
@@ -52,6 +61,157 @@ func decodeObject(line []byte, known []string) (*object, bool) {
 	}
 	slices.Sort(o.unknown)
 	return o, true
+}
+
+// duplicateKey finds the first key repeated within one object of line,
+// which must be valid JSON, at any depth. path locates the object:
+// "" for the line itself, then keys and indexes such as attributes.tags[2].
+// It scans the bytes without decoding them: every line goes through it.
+func duplicateKey(line []byte) (path, key string, found bool) {
+	var backing [32][]byte
+	f := dupFinder{b: line, keys: backing[:0]}
+	if !f.value() {
+		return "", "", false
+	}
+	var b strings.Builder
+	for i := len(f.path) - 1; i >= 0; i-- { // f.path is innermost first
+		switch e := f.path[i].(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(e)
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		}
+	}
+	return b.String(), f.key, true
+}
+
+// dupFinder scans valid JSON for a repeated key; once it finds one, it
+// unwinds, collecting the path to its object.
+type dupFinder struct {
+	b    []byte
+	i    int
+	keys [][]byte // keys of the objects being scanned, outermost first
+	key  string
+	path []any // keys (string) and indexes (int), innermost first
+}
+
+func (f *dupFinder) peek() byte {
+	for f.i < len(f.b) {
+		switch c := f.b[f.i]; c {
+		case ' ', '\t', '\r', '\n':
+			f.i++
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// str skips a string and returns its content, decoded when it holds
+// escapes (so "\u0069d" and "id" are the same key).
+func (f *dupFinder) str() []byte {
+	start := f.i
+	escaped := false
+	for f.i++; f.i < len(f.b); f.i++ {
+		switch f.b[f.i] {
+		case '\\':
+			escaped = true
+			f.i++
+		case '"':
+			f.i++
+			raw := f.b[start:f.i]
+			if !escaped {
+				return raw[1 : len(raw)-1]
+			}
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return raw
+			}
+			return []byte(s)
+		}
+	}
+	return f.b[start:]
+}
+
+// value scans one value and reports whether it holds a repeated key.
+func (f *dupFinder) value() bool {
+	switch f.peek() {
+	case '{':
+		f.i++
+		base := len(f.keys)
+		var many map[string]bool // past 32 keys, a linear search is too slow
+		defer func() { f.keys = f.keys[:base] }()
+		for {
+			switch f.peek() {
+			case '}', 0:
+				f.i++
+				return false
+			case ',':
+				f.i++
+				f.peek()
+			}
+			k := f.str()
+			dup := false
+			if many != nil {
+				dup = many[string(k)]
+				many[string(k)] = true
+			} else {
+				for _, seen := range f.keys[base:] {
+					dup = dup || bytes.Equal(seen, k)
+				}
+				f.keys = append(f.keys, k)
+				if len(f.keys)-base > 32 {
+					many = map[string]bool{}
+					for _, seen := range f.keys[base:] {
+						many[string(seen)] = true
+					}
+				}
+			}
+			if dup {
+				f.key = string(k)
+				return true
+			}
+			f.peek()
+			f.i++ // ':'
+			if f.value() {
+				f.path = append(f.path, string(k))
+				return true
+			}
+		}
+	case '[':
+		f.i++
+		for n := 0; ; n++ {
+			switch f.peek() {
+			case ']', 0:
+				f.i++
+				return false
+			case ',':
+				f.i++
+			}
+			if f.value() {
+				f.path = append(f.path, n)
+				return true
+			}
+		}
+	case '"':
+		f.str()
+	default: // number, true, false or null
+		for f.i < len(f.b) && !endsScalar(f.b[f.i]) {
+			f.i++
+		}
+	}
+	return false
+}
+
+func endsScalar(c byte) bool {
+	switch c {
+	case ',', ']', '}', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
 }
 
 func jsonError(err error) string {
@@ -263,7 +423,12 @@ func (o *object) email(name string) string {
 // reported.
 var eventFields = []string{"id", "customer_id", "type", "occurred_at", "amount", "properties"}
 
-func parseEvent(line []byte) (store.EventRecord, []string) {
+// eventParser parses event lines.
+type eventParser struct {
+	latest time.Time // occurred_at after this is a bad line
+}
+
+func (p eventParser) parse(line []byte) (store.EventRecord, []string) {
 	o, ok := decodeObject(line, eventFields)
 	if !ok {
 		return store.EventRecord{}, o.reasons
@@ -278,6 +443,10 @@ func parseEvent(line []byte) (store.EventRecord, []string) {
 	e.CustomerID = o.required("customer_id")
 	e.Type = o.required("type")
 	e.OccurredAt = o.time("occurred_at", true)
+	if e.OccurredAt.After(p.latest) {
+		o.problem("occurred_at: %q is more than %g hours in the future (the import's clock says %s)",
+			e.OccurredAt.Format(time.RFC3339), MaxFuture.Hours(), p.latest.Add(-MaxFuture).UTC().Format(time.RFC3339))
+	}
 	if raw, ok := o.fields["amount"]; ok {
 		var a float64
 		if err := json.Unmarshal(raw, &a); err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 // addLines seeds a fuzz corpus with the lines of a testdata file.
@@ -30,6 +32,7 @@ func isObject(b []byte) bool {
 
 func FuzzParseCustomer(f *testing.F) {
 	addLines(f, "customers.jsonl")
+	addLines(f, "limits-customers.jsonl")
 	p := newCustomerParser()
 	f.Fuzz(func(t *testing.T, line []byte) {
 		c, reasons := p.parse(line)
@@ -50,12 +53,14 @@ func FuzzParseCustomer(f *testing.F) {
 
 func FuzzParseEvent(f *testing.F) {
 	addLines(f, "events.jsonl")
+	addLines(f, "limits-events.jsonl")
+	p := eventParser{latest: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		e, reasons := parseEvent(line)
+		e, reasons := p.parse(line)
 		if len(reasons) > 0 {
 			return
 		}
-		if strings.TrimSpace(e.CustomerID) == "" || strings.TrimSpace(e.Type) == "" || e.OccurredAt.IsZero() {
+		if strings.TrimSpace(e.CustomerID) == "" || strings.TrimSpace(e.Type) == "" || e.OccurredAt.IsZero() || e.OccurredAt.After(p.latest) {
 			t.Errorf("accepted %q as %+v", line, e)
 		}
 		if e.Amount != nil && (*e.Amount >= maxAmount || *e.Amount <= -maxAmount) {
@@ -79,9 +84,61 @@ func BenchmarkParseCustomer(b *testing.B) {
 
 func BenchmarkParseEvent(b *testing.B) {
 	line := []byte(`{"customer_id":"c1","type":"purchase","occurred_at":"2026-03-01T10:00:00Z","amount":42.5,"properties":{}}`)
+	p := eventParser{latest: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
 	for b.Loop() {
-		if _, r := parseEvent(line); len(r) > 0 {
+		if _, r := p.parse(line); len(r) > 0 {
 			b.Fatal(r)
 		}
 	}
+}
+
+// FuzzDuplicateKey checks the byte scanner of duplicateKey against a
+// plain walk over json.Decoder tokens.
+func FuzzDuplicateKey(f *testing.F) {
+	addLines(f, "customers.jsonl")
+	addLines(f, "events.jsonl")
+	addLines(f, "limits-customers.jsonl")
+	addLines(f, "limits-events.jsonl")
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if !json.Valid(line) || !utf8.Valid(line) {
+			return // decodeObject refuses these before looking for keys
+		}
+		_, key, found := duplicateKey(line)
+		d := json.NewDecoder(bytes.NewReader(line))
+		wantKey, wantFound := tokenDuplicate(d)
+		if found != wantFound || key != wantKey {
+			t.Errorf("duplicateKey(%q) = %q, %v; want %q, %v", line, key, found, wantKey, wantFound)
+		}
+	})
+}
+
+func tokenDuplicate(d *json.Decoder) (string, bool) {
+	tok, err := d.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for d.More() {
+			tok, _ := d.Token()
+			k := tok.(string)
+			if seen[k] {
+				return k, true
+			}
+			seen[k] = true
+			if k, found := tokenDuplicate(d); found {
+				return k, true
+			}
+		}
+		d.Token()
+	case json.Delim('['):
+		for d.More() {
+			if k, found := tokenDuplicate(d); found {
+				return k, true
+			}
+		}
+		d.Token()
+	}
+	return "", false
 }

@@ -75,6 +75,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// CheckURL reports what is wrong with an SMTP URL (see Config.URL)
+// without connecting. Its error does not repeat the password.
+func CheckURL(raw string) error {
+	_, err := parseURL(raw)
+	return err
+}
+
 // NewSender returns the file outbox when cfg.URL is empty and an SMTP
 // connection pool otherwise. SMTP connections are opened on first use; run
 // Check at start-up to fail fast. ctx bounds set-up only and is not kept.

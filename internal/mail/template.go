@@ -32,6 +32,21 @@ const (
 // ErrUnknownTemplate is returned by Render for a name that was not loaded.
 var ErrUnknownTemplate = errors.New("unknown template")
 
+// MaxTemplateFileSize is the largest template file LoadTemplates reads:
+// 1 MiB, far more than any email needs.
+const MaxTemplateFileSize = 1 << 20
+
+// MaxRenderedSize bounds one rendered email, subject, HTML and text
+// together: 2 MiB. Render stops executing the template as soon as its
+// output would pass it, so a template that loops to a huge output costs
+// 2 MiB per delivery in flight, not what the loop would have made. (Real
+// emails are much smaller: Gmail clips HTML bodies over about 102 KB.)
+const MaxRenderedSize = 2 << 20
+
+// ErrTooLarge is returned, wrapped, by Render for an email whose rendering
+// would be over MaxRenderedSize.
+var ErrTooLarge = errors.New("rendered message is over the 2 MiB limit")
+
 var templateName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // Data is what templates are executed with: the customer's facts (promoted,
@@ -168,11 +183,6 @@ func LoadTemplates(dir string) (*Templates, error) {
 			errs = append(errs, TemplateError{File: file, Msg: fmt.Sprintf("invalid template name %q, want [a-z0-9][a-z0-9_-]*", name)})
 			continue
 		}
-		src, err := os.ReadFile(file)
-		if err != nil {
-			errs = append(errs, TemplateError{File: file, Msg: err.Error()})
-			continue
-		}
 		t := ts.byName[name]
 		if t == nil {
 			t = &tmpl{}
@@ -181,12 +191,22 @@ func LoadTemplates(dir string) (*Templates, error) {
 		switch kind {
 		case subjectSuffix:
 			t.subjectFile = file
-			t.subject, err = texttemplate.New(base).Option("missingkey=error").Funcs(textFuncs).Parse(string(src))
 		case textSuffix:
 			t.textFile = file
-			t.text, err = texttemplate.New(base).Option("missingkey=error").Funcs(textFuncs).Parse(string(src))
 		case htmlSuffix:
 			t.htmlFile = file
+		}
+		src, err := readTemplateFile(file)
+		if err != nil {
+			errs = append(errs, TemplateError{File: file, Msg: err.Error()})
+			continue
+		}
+		switch kind {
+		case subjectSuffix:
+			t.subject, err = texttemplate.New(base).Option("missingkey=error").Funcs(textFuncs).Parse(string(src))
+		case textSuffix:
+			t.text, err = texttemplate.New(base).Option("missingkey=error").Funcs(textFuncs).Parse(string(src))
+		case htmlSuffix:
 			t.html, err = htmltemplate.New(base).Option("missingkey=error").Funcs(htmlFuncs).Parse(string(src))
 			if err == nil {
 				err = escapeNow(t.html)
@@ -215,6 +235,34 @@ func LoadTemplates(dir string) (*Templates, error) {
 	}
 	slices.Sort(ts.names)
 	return ts, nil
+}
+
+// readTemplateFile reads a file of at most MaxTemplateFileSize bytes,
+// without reading a larger one.
+func readTemplateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	var src []byte
+	if size <= MaxTemplateFileSize {
+		// Limited too: the file may have grown since Stat.
+		src, err = io.ReadAll(io.LimitReader(f, MaxTemplateFileSize+1))
+		if err != nil {
+			return nil, err
+		}
+		size = int64(len(src))
+	}
+	if size > MaxTemplateFileSize {
+		return nil, fmt.Errorf("file is %d bytes; the limit is %d MiB", size, MaxTemplateFileSize>>20)
+	}
+	return src, nil
 }
 
 func splitTemplateFile(base string) (name, kind string) {
@@ -305,9 +353,10 @@ func (ts *Templates) Render(name string, d *Data) (*Rendered, error) {
 	}()
 
 	var r Rendered
+	w := &limitWriter{buf: buf, left: MaxRenderedSize}
 	buf.Reset()
-	if err := t.subject.Execute(buf, d); err != nil {
-		return nil, templateError(t.subjectFile, filepath.Base(t.subjectFile), err)
+	if err := t.subject.Execute(w, d); err != nil {
+		return nil, renderError(t.subjectFile, err)
 	}
 	r.Subject = strings.TrimSpace(buf.String())
 	switch {
@@ -318,17 +367,42 @@ func (ts *Templates) Render(name string, d *Data) (*Rendered, error) {
 	}
 
 	buf.Reset()
-	if err := t.html.Execute(buf, d); err != nil {
-		return nil, templateError(t.htmlFile, filepath.Base(t.htmlFile), err)
+	if err := t.html.Execute(w, d); err != nil {
+		return nil, renderError(t.htmlFile, err)
 	}
 	r.HTML = buf.String()
 
 	if t.text != nil {
 		buf.Reset()
-		if err := t.text.Execute(buf, d); err != nil {
-			return nil, templateError(t.textFile, filepath.Base(t.textFile), err)
+		if err := t.text.Execute(w, d); err != nil {
+			return nil, renderError(t.textFile, err)
 		}
 		r.Text = strings.TrimSpace(buf.String()) + "\n"
 	}
 	return &r, nil
+}
+
+// renderError turns an error from executing file into a TemplateError,
+// except ErrTooLarge, which it wraps with the file name.
+func renderError(file string, err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return templateError(file, filepath.Base(file), err)
+}
+
+// limitWriter writes to buf until left bytes are used up, then fails with
+// ErrTooLarge, which ends the template's execution.
+type limitWriter struct {
+	buf  *bytes.Buffer
+	left int
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		w.left = 0
+		return 0, ErrTooLarge
+	}
+	w.left -= len(p)
+	return w.buf.Write(p)
 }

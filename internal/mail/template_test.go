@@ -3,6 +3,9 @@ package mail_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -264,4 +267,65 @@ func BenchmarkRender(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestRenderSizeLimit(t *testing.T) {
+	ts, err := mail.LoadTemplates("testdata/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subject and HTML of edge make exactly MaxRenderedSize bytes.
+	r, err := ts.Render("edge", mail.SampleData())
+	if err != nil {
+		t.Fatalf("edge: %v", err)
+	}
+	if n := len(r.Subject) + len(r.HTML) + len(r.Text); n != mail.MaxRenderedSize {
+		t.Errorf("edge rendered %d bytes, want %d", n, mail.MaxRenderedSize)
+	}
+	for name, want := range map[string]string{
+		"over": "testdata/size/over.html.tmpl: rendered message is over the 2 MiB limit",
+		"huge": "testdata/size/huge.txt.tmpl: rendered message is over the 2 MiB limit",
+	} {
+		_, err := ts.Render(name, mail.SampleData())
+		if !errors.Is(err, mail.ErrTooLarge) || err.Error() != want {
+			t.Errorf("%s: error %v, want %q wrapping ErrTooLarge", name, err, want)
+		}
+	}
+}
+
+// TestRenderStopsAtLimit checks that a template looping to 100 MB stops
+// writing at the limit rather than building the whole output first.
+func TestRenderStopsAtLimit(t *testing.T) {
+	ts, err := mail.LoadTemplates("testdata/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := ts.Render("huge", mail.SampleData()); !errors.Is(err, mail.ErrTooLarge) {
+		t.Fatalf("error %v, want ErrTooLarge", err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 8*mail.MaxRenderedSize {
+		t.Errorf("Render allocated %d bytes for a message of at most %d", n, mail.MaxRenderedSize)
+	}
+}
+
+func TestLoadTemplatesRefusesLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int) {
+		body := "<p>" + strings.Repeat("x", size-8) + "</p>\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("big.subject.tmpl", 100)
+	write("big.html.tmpl", mail.MaxTemplateFileSize+1)
+	write("edge.subject.tmpl", 100)
+	write("edge.html.tmpl", mail.MaxTemplateFileSize)
+	_, err := mail.LoadTemplates(dir)
+	want := filepath.Join(dir, "big.html.tmpl") + ": file is 1048577 bytes; the limit is 1 MiB"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
 }

@@ -86,6 +86,25 @@ type Store struct {
 	where string // host:port/database, for messages
 }
 
+// CheckURL reports what is wrong with a database URL (or keyword/value
+// connection string) that Open and Migrate could not use, without
+// connecting. Its error does not repeat the URL, which may hold a password.
+func CheckURL(url string) error {
+	if scheme, _, ok := strings.Cut(url, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
+		return fmt.Errorf("scheme %q, want postgres://[user[:password]@]host[:port]/database", scheme)
+	}
+	_, err := pgxpool.ParseConfig(url)
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	// "cannot parse `URL`: REASON"
+	if _, reason, ok := strings.Cut(err.Error(), "`: "); ok {
+		return errors.New(reason)
+	}
+	return errors.New("cannot parse it")
+}
+
 // Open connects to the database at url, checks within cfg.ConnectTimeout
 // that it answers, and refuses a database that is missing migrations
 // (ErrPendingMigrations) or missing altogether (ErrDatabaseMissing).

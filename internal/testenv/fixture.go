@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"nurture/internal/importer"
 	"nurture/internal/store"
@@ -39,7 +40,9 @@ func ImportFixture(t testing.TB, st *store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.imp(context.Background(), st, r, f.name, importer.Options{Strict: true})
+		// The import's clock is the fixture's instant, not the wall clock.
+		now := func() time.Time { t, _ := time.Parse(time.RFC3339, FixtureAt); return t }
+		res, err := f.imp(context.Background(), st, r, f.name, importer.Options{Strict: true, Now: now})
 		r.Close()
 		if err != nil || res.Bad > 0 {
 			t.Fatalf("import fixture %s: %v %v", f.name, err, res.Problems)

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMalformedSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // stderr
+		code int
+		// usage: the flag package prints its own message, then the usage,
+		// which want leaves out.
+		usage bool
+	}{
+		{
+			name: "concurrency not a number",
+			env:  map[string]string{"WORKER_CONCURRENCY": "12x"},
+			args: []string{"serve"},
+			want: "nurture: WORKER_CONCURRENCY=\"12x\": not a whole number\n",
+			code: 2,
+		},
+		{
+			name: "concurrency zero",
+			env:  map[string]string{"WORKER_CONCURRENCY": "0"},
+			args: []string{"serve"},
+			want: "nurture: WORKER_CONCURRENCY=\"0\": must be at least 1\n",
+			code: 2,
+		},
+		{
+			name: "concurrency too high",
+			env:  map[string]string{"WORKER_CONCURRENCY": "1280000"},
+			args: []string{"serve"},
+			want: "nurture: WORKER_CONCURRENCY=\"1280000\": must be at most 10000\n",
+			code: 2,
+		},
+		{
+			name: "concurrency flag zero",
+			args: []string{"serve", "--concurrency", "0"},
+			want: "nurture: --concurrency \"0\": must be at least 1\n",
+			code: 2,
+		},
+		{
+			name: "smtp conns negative",
+			env:  map[string]string{"SMTP_CONNS": "-1"},
+			args: []string{"serve"},
+			want: "nurture: SMTP_CONNS=\"-1\": must be at least 1\n",
+			code: 2,
+		},
+		{
+			name: "smtp conns with a space",
+			env:  map[string]string{"SMTP_CONNS": " 8"},
+			args: []string{"serve"},
+			want: "nurture: SMTP_CONNS=\" 8\": not a whole number\n",
+			code: 2,
+		},
+		{
+			name: "smtp conns in the demo",
+			env:  map[string]string{"SMTP_CONNS": "four"},
+			args: []string{"demo"},
+			want: "nurture: SMTP_CONNS=\"four\": not a whole number\n",
+			code: 2,
+		},
+		{
+			name: "database URL with a bad port hides the password",
+			env:  map[string]string{"DATABASE_URL": "postgres://ann:secret@db:54x/nurture"},
+			args: []string{"lint"},
+			want: "nurture: DATABASE_URL=\"postgres://ann:xxxxx@db:54x/nurture\": invalid port\n",
+			code: 2,
+		},
+		{
+			name: "database URL of another database",
+			env:  map[string]string{"DATABASE_URL": "mysql://db/nurture"},
+			args: []string{"lint"},
+			want: "nurture: DATABASE_URL=\"mysql://db/nurture\": scheme \"mysql\", want postgres://[user[:password]@]host[:port]/database\n",
+			code: 2,
+		},
+		{
+			name: "database URL flag",
+			args: []string{"lint", "--database-url", "postgres://db/nurture?sslmode=often"},
+			want: "nurture: --database-url \"postgres://db/nurture?sslmode=often\": failed to configure TLS (sslmode is invalid)\n",
+			code: 2,
+		},
+		{
+			name: "redis URL scheme",
+			env:  map[string]string{"REDIS_URL": "http://127.0.0.1:6379"},
+			args: []string{"lint"},
+			want: "nurture: REDIS_URL=\"http://127.0.0.1:6379\": redis: invalid URL scheme: http\n",
+			code: 2,
+		},
+		{
+			name: "redis URL port hides the password",
+			env:  map[string]string{"REDIS_URL": "redis://:secret@127.0.0.1:63x9/0"},
+			args: []string{"lint"},
+			want: "nurture: REDIS_URL=\"redis://:xxxxx@127.0.0.1:63x9/0\": invalid port \":63x9\" after host\n",
+			code: 2,
+		},
+		{
+			name: "SMTP URL",
+			env:  map[string]string{"SMTP_URL": "smtp://mail.example.com?tls=maybe"},
+			args: []string{"serve"},
+			want: "nurture: SMTP_URL=\"smtp://mail.example.com?tls=maybe\": invalid SMTP URL: tls=\"maybe\", want none, starttls or tls\n",
+			code: 2,
+		},
+		{
+			name: "log level",
+			env:  map[string]string{"LOG_LEVEL": "loud"},
+			args: []string{"lint"},
+			want: "nurture: LOG_LEVEL=\"loud\": want debug, info, warn or error\n",
+			code: 2,
+		},
+		{
+			name: "log level flag",
+			args: []string{"lint", "--log-level", "loud"},
+			want: "nurture: --log-level \"loud\": want debug, info, warn or error\n",
+			code: 2,
+		},
+		{
+			name: "roles",
+			env:  map[string]string{"ROLES": "scheduler,mailer"},
+			args: []string{"serve"},
+			want: "nurture: ROLES=\"scheduler,mailer\": unknown role \"mailer\" (want scheduler, worker, http)\n",
+			code: 2,
+		},
+		{
+			name: "no role",
+			env:  map[string]string{"ROLES": " , "},
+			args: []string{"serve"},
+			want: "nurture: ROLES=\" , \": no role given (want scheduler, worker, http)\n",
+			code: 2,
+		},
+		{
+			name: "mail from",
+			env:  map[string]string{"MAIL_FROM": "Shop"},
+			args: []string{"serve"},
+			want: "nurture: MAIL_FROM=\"Shop\": not an email address such as \"Shop <hello@example.com>\"\n",
+			code: 2,
+		},
+		{
+			name: "HTTP address",
+			env:  map[string]string{"HTTP_ADDR": "8080"},
+			args: []string{"serve"},
+			want: "nurture: HTTP_ADDR=\"8080\": want host:port or :port, such as :8080\n",
+			code: 2,
+		},
+		{
+			name: "unsubscribe URL",
+			env:  map[string]string{"UNSUBSCRIBE_URL": "mail.example.com"},
+			args: []string{"serve"},
+			want: "nurture: UNSUBSCRIBE_URL=\"mail.example.com\": want an absolute http(s) URL such as https://mail.example.com\n",
+			code: 2,
+		},
+		{
+			name: "every problem at once, flags first",
+			env:  map[string]string{"WORKER_CONCURRENCY": "12x", "LOG_LEVEL": "loud"},
+			args: []string{"serve", "--smtp-conns", "0"},
+			want: "nurture: --smtp-conns \"0\": must be at least 1\n" +
+				"nurture: LOG_LEVEL=\"loud\": want debug, info, warn or error\n" +
+				"nurture: WORKER_CONCURRENCY=\"12x\": not a whole number\n",
+			code: 2,
+		},
+		{
+			name: "a flag given overrides its malformed variable",
+			env:  map[string]string{"WORKER_CONCURRENCY": "12x", "SMTP_CONNS": "0"},
+			args: []string{"serve", "--concurrency", "16"},
+			want: "nurture: SMTP_CONNS=\"0\": must be at least 1\n",
+			code: 2,
+		},
+		{
+			name:  "a flag of the wrong type is the flag package's to report",
+			args:  []string{"serve", "--concurrency", "12x"},
+			want:  "invalid value \"12x\" for flag -concurrency: parse error\n",
+			code:  2,
+			usage: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := cli(t, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("status %d, want %d", code, tt.code)
+			}
+			if tt.usage && strings.HasPrefix(stderr, tt.want+"Usage: nurture ") {
+				stderr = tt.want
+			}
+			if stderr != tt.want {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout: %q", stdout)
+			}
+		})
+	}
+}

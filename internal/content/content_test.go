@@ -1,0 +1,34 @@
+package content_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"nurture/internal/content"
+)
+
+// TestLoadReportsOversizedRender checks that lint points at a campaign's
+// email.template when its template renders over the size limit.
+func TestLoadReportsOversizedRender(t *testing.T) {
+	campaigns, templates := t.TempDir(), t.TempDir()
+	files := map[string]string{
+		filepath.Join(campaigns, "lifecycle.yaml"):     "stages:\n  - name: active\n",
+		filepath.Join(campaigns, "big.yaml"):           "name: big\nschedule: \"@daily\"\nemail:\n  template: huge\n",
+		filepath.Join(templates, "huge.subject.tmpl"):  "Hi {{.FirstName}}",
+		filepath.Join(templates, "huge.html.tmpl"):     "{{range 300000}}<p>{{$.FirstName}}</p>{{end}}",
+		filepath.Join(templates, "small.subject.tmpl"): "Hi",
+		filepath.Join(templates, "small.html.tmpl"):    "<p>Hi</p>",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := content.Load(campaigns, templates)
+	want := filepath.Join(campaigns, "big.yaml") + `:4:13: template "huge" fails to render for a sample customer: ` +
+		filepath.Join(templates, "huge.html.tmpl") + ": rendered message is over the 2 MiB limit"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+}
