@@ -185,60 +185,65 @@ func (s *Store) Claim(ctx context.Context, ids []string) ([]Claim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}
-	defer rows.Close()
-	var (
-		ord                                   int32
-		occurrence                            pgtype.Timestamptz
-		attempts, ordersCount                 int32
-		firstPurchase, lastPurchase           pgtype.Timestamptz
-		createdAt, lastActiveAt               pgtype.Timestamptz
-		campaign, stage, template, status, id string
-		claimed, found                        bool
-		c                                     audience.Customer
-	)
-	dest := []any{
-		&ord, &campaign, &occurrence, &stage, &template, &status, &attempts, &claimed,
-		&found, &id, &c.Email, &c.FirstName, &c.Timezone, &c.Subscribed, &createdAt, nil, // attributes: raw
-		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPurchase, &lastActiveAt, &c.Suppressed,
-	}
-	const attributesCol = 15
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
-		}
-		if ord < 1 || int(ord) > len(index) {
-			return nil, fmt.Errorf("claim deliveries: unexpected row %d", ord)
-		}
-		cl := &claims[index[ord-1]]
-		cl.Campaign, cl.Stage, cl.Template, cl.Status = campaign, stage, template, status
-		cl.Attempts, cl.Claimed, cl.CustomerFound = int(attempts), claimed, found
-		if occurrence.Valid {
-			cl.Occurrence = occurrence.Time.UTC()
-		}
-		if !claimed {
-			continue
-		}
-		cust := c
-		cust.ID = id
-		if found {
-			binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
-			cust.CreatedAt = createdAt.Time.UTC()
-			cust.LastActiveAt = lastActiveAt.Time.UTC()
-			cust.OrdersCount = int(ordersCount)
-			cust.FirstPurchaseAt = timePtr(firstPurchase)
-			cust.LastPurchaseAt = timePtr(lastPurchase)
-			if cust.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary); err != nil {
-				return nil, fmt.Errorf("claim delivery %s: customer %q: %w", cl.ID, id, err)
-			}
-		} else {
-			cust = audience.Customer{ID: id}
-		}
-		cl.Customer = cust
-	}
-	if err := rows.Err(); err != nil {
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimRow])
+	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
+	for _, r := range got {
+		if r.Ord < 1 || int(r.Ord) > len(index) {
+			return nil, fmt.Errorf("claim deliveries: unexpected row %d", r.Ord)
+		}
+		cl := &claims[index[r.Ord-1]]
+		cl.Campaign, cl.Stage, cl.Template, cl.Status = r.Campaign, r.Stage, r.Template, r.Status
+		cl.Attempts, cl.Claimed, cl.CustomerFound = int(r.Attempts), r.Claimed, r.Found
+		if r.Occurrence.Valid {
+			cl.Occurrence = r.Occurrence.Time.UTC()
+		}
+		if !r.Claimed {
+			continue
+		}
+		if !r.Found {
+			cl.Customer = audience.Customer{ID: r.CustomerID}
+			continue
+		}
+		cl.Customer = audience.Customer{
+			ID: r.CustomerID, Email: r.Email, FirstName: r.FirstName, Timezone: r.Timezone,
+			Subscribed: r.Subscribed, Suppressed: r.Suppressed,
+			CreatedAt: r.CreatedAt.Time.UTC(), LastActiveAt: r.LastActiveAt.Time.UTC(),
+			OrdersCount: int(r.OrdersCount), TotalSpent: r.TotalSpent,
+			FirstPurchaseAt: timePtr(r.FirstPurchaseAt), LastPurchaseAt: timePtr(r.LastPurchaseAt),
+		}
+		if cl.Customer.Attributes, err = decodeAttributes(r.Attributes, false); err != nil {
+			return nil, fmt.Errorf("claim delivery %s: customer %q: %w", cl.ID, r.CustomerID, err)
+		}
+	}
 	return claims, nil
+}
+
+// claimRow is one row of the claim query, scanned by column name.
+type claimRow struct {
+	Ord             int32              `db:"ord"`
+	Campaign        string             `db:"campaign"`
+	Occurrence      pgtype.Timestamptz `db:"occurrence"`
+	Stage           string             `db:"stage"`
+	Template        string             `db:"template"`
+	Status          string             `db:"status"`
+	Attempts        int32              `db:"attempts"`
+	Claimed         bool               `db:"claimed"`
+	Found           bool               `db:"found"`
+	CustomerID      string             `db:"customer_id"`
+	Email           string             `db:"email"`
+	FirstName       string             `db:"first_name"`
+	Timezone        string             `db:"timezone"`
+	Subscribed      bool               `db:"subscribed"`
+	CreatedAt       pgtype.Timestamptz `db:"created_at"`
+	Attributes      []byte             `db:"attributes"` // JSON text
+	OrdersCount     int32              `db:"orders_count"`
+	TotalSpent      float64            `db:"total_spent"`
+	FirstPurchaseAt pgtype.Timestamptz `db:"first_purchase_at"`
+	LastPurchaseAt  pgtype.Timestamptz `db:"last_purchase_at"`
+	LastActiveAt    pgtype.Timestamptz `db:"last_active_at"`
+	Suppressed      bool               `db:"suppressed"`
 }
 
 // Outcome is what became of a claimed delivery.
