@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"nurture/internal/audience"
@@ -181,12 +182,15 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		ordersCount             int32
 		createdAt, lastActiveAt time.Time
 	)
-	dest := []any{
-		&c.ID, &c.Email, &c.FirstName, &c.Timezone, &createdAt, nil, // attributes: raw
-		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPur, &lastActiveAt,
-		&sends, &lastOccurrence, &planned,
+	dest, attributesCol, err := bind(rows.FieldDescriptions(), map[string]any{
+		"id": &c.ID, "email": &c.Email, "first_name": &c.FirstName, "timezone": &c.Timezone,
+		"created_at": &createdAt, "attributes": nil, "orders_count": &ordersCount, "total_spent": &c.TotalSpent,
+		"first_purchase_at": &firstPurchase, "last_purchase_at": &lastPur, "last_active_at": &lastActiveAt,
+		"sends": &sends, "last_occurrence": &lastOccurrence, "planned": &planned,
+	})
+	if err != nil {
+		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 	}
-	const attributesCol = 5
 	for rows.Next() {
 		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
 		if err := rows.Scan(dest...); err != nil {
@@ -229,11 +233,15 @@ func (s *Store) Customers(ctx context.Context, fn func(*audience.Customer) error
 		ordersCount             int32
 		createdAt, lastActiveAt time.Time
 	)
-	dest := []any{
-		&c.ID, &c.Email, &c.FirstName, &c.Timezone, &c.Subscribed, &createdAt, nil, // attributes: raw
-		&ordersCount, &c.TotalSpent, &firstPurchase, &lastPur, &lastActiveAt, &c.Suppressed,
+	dest, attributesCol, err := bind(rows.FieldDescriptions(), map[string]any{
+		"id": &c.ID, "email": &c.Email, "first_name": &c.FirstName, "timezone": &c.Timezone,
+		"subscribed": &c.Subscribed, "created_at": &createdAt, "attributes": nil, "orders_count": &ordersCount,
+		"total_spent": &c.TotalSpent, "first_purchase_at": &firstPurchase, "last_purchase_at": &lastPur,
+		"last_active_at": &lastActiveAt, "suppressed": &c.Suppressed,
+	})
+	if err != nil {
+		return fmt.Errorf("customers: %w", err)
 	}
-	const attributesCol = 6
 	for rows.Next() {
 		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
 		if err := rows.Scan(dest...); err != nil {
@@ -256,6 +264,30 @@ func (s *Store) Customers(ctx context.Context, fn func(*audience.Customer) error
 		return fmt.Errorf("customers: %w", err)
 	}
 	return nil
+}
+
+// bind orders scan destinations by the query's column names, once per
+// query: rows are then scanned positionally, without per-row reflection,
+// yet a query whose columns change order still scans right, and one that
+// loses or renames a column fails at once. The column whose destination is
+// nil is left unscanned (the caller reads it raw); its index is returned,
+// or -1.
+func bind(fields []pgconn.FieldDescription, named map[string]any) (dest []any, raw int, err error) {
+	if len(fields) != len(named) {
+		return nil, -1, fmt.Errorf("query returns %d columns, want %d", len(fields), len(named))
+	}
+	dest, raw = make([]any, len(fields)), -1
+	for i, f := range fields {
+		d, ok := named[f.Name]
+		if !ok {
+			return nil, -1, fmt.Errorf("query returns column %q, which nothing scans", f.Name)
+		}
+		if d == nil {
+			raw = i
+		}
+		dest[i] = d
+	}
+	return dest, raw, nil
 }
 
 // timePtr returns a new pointer to t's time in UTC, or nil when t is null.

@@ -49,8 +49,8 @@ ORDER BY seq;
 -- Both sides are read in customer id order (the primary key, and the
 -- deliveries unique key after its campaign), so rows stream without a sort.
 SELECT c.id, c.email, c.first_name, c.timezone, c.created_at, c.attributes,
-       c.orders_count, c.total_spent::float8, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       coalesce(h.sends, 0)::integer, h.last_occurrence, coalesce(h.planned, false)
+       c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence, coalesce(h.planned, false) AS planned
 FROM customers c
 LEFT JOIN (
     SELECT customer_id,
@@ -70,8 +70,8 @@ ORDER BY c.id;
 
 -- name: customers
 SELECT c.id, c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes,
-       c.orders_count, c.total_spent::float8, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+       c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
 FROM customers c
 ORDER BY c.id;
 
