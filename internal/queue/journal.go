@@ -70,21 +70,17 @@ func (j *Journal) Len(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// Scan returns up to about limit kept values.
-func (j *Journal) Scan(ctx context.Context, limit int) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	var cursor uint64
-	for {
-		kv, next, err := j.rdb.HScan(ctx, journalKey, cursor, "", int64(limit)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("read kept outcomes from Redis: %w", err)
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			out[kv[i]] = []byte(kv[i+1])
-		}
-		cursor = next
-		if cursor == 0 || len(out) >= limit {
-			return out, nil
-		}
+// Scan returns about limit kept values from cursor on (0 starts a pass),
+// and the cursor to go on from, 0 when the pass is complete. A value may be
+// returned twice in one pass.
+func (j *Journal) Scan(ctx context.Context, cursor uint64, limit int) (map[string][]byte, uint64, error) {
+	kv, next, err := j.rdb.HScan(ctx, journalKey, cursor, "", int64(limit)).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read kept outcomes from Redis: %w", err)
 	}
+	out := make(map[string][]byte, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = []byte(kv[i+1])
+	}
+	return out, next, nil
 }

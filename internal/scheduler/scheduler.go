@@ -346,7 +346,7 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-check.C:
-			lost, why, err := s.sentinel.Check(ctx)
+			loss, err := s.sentinel.Check(ctx)
 			if err != nil {
 				if ctx.Err() == nil && !redisDown {
 					s.log.Warn("Redis unavailable; retrying", "err", err)
@@ -359,15 +359,24 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 				s.log.Info("Redis available again")
 				redisDown = false
 			}
-			if !lost {
+			switch loss {
+			case queue.NoLoss:
 				continue
+			case queue.NewLoss:
+				s.metrics.InfraError("redis", "data_lost")
+				s.log.Warn("Redis lost its data; enqueueing unfinished deliveries again now",
+					"sending_after", s.cfg.SendingGrace)
+			case queue.PendingLoss:
+				s.log.Info("resuming the recovery of a Redis data loss")
 			}
-			s.metrics.InfraError("redis", "data_lost")
-			s.log.Warn("Redis lost its data; enqueueing unfinished deliveries again now", "why", why,
-				"sending_after", s.cfg.SendingGrace)
-			s.reconcileOnce(ctx, func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
+			if err := s.reconcileOnce(ctx, func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
 				return s.store.UnfinishedAfterLoss(ctx, s.cfg.SendingGrace, limit)
-			})
+			}); err != nil {
+				continue // still pending: the next check tries again
+			}
+			if err := s.sentinel.Recovered(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("could not mark the Redis loss recovered; the next check recovers again", "err", err)
+			}
 			grace = time.After(s.cfg.SendingGrace)
 			continue
 		case <-grace:
@@ -384,20 +393,26 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 
 // reconcileOnce registers the queues and reconciles the deliveries list
 // returns (nil: the regular sweep), logging the result.
-func (s *Scheduler) reconcileOnce(ctx context.Context, list func(context.Context, int) ([]store.DeliveryRef, error)) {
-	if err := s.queue.Register(ctx, s.queues()); err != nil && ctx.Err() == nil {
-		s.log.Error("register queues", "err", err)
+func (s *Scheduler) reconcileOnce(ctx context.Context, list func(context.Context, int) ([]store.DeliveryRef, error)) error {
+	if err := s.queue.Register(ctx, s.queues()); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("register queues", "err", err)
+		}
+		return err
 	}
 	if list == nil {
 		list = func(ctx context.Context, limit int) ([]store.DeliveryRef, error) {
 			return s.store.Unfinished(ctx, s.cfg.ReconcileAfter, limit)
 		}
 	}
-	if n, err := s.reconcile(ctx, list); err != nil && ctx.Err() == nil {
+	n, err := s.reconcile(ctx, list)
+	switch {
+	case err != nil && ctx.Err() == nil:
 		s.log.Error("reconcile failed", "err", err)
-	} else if n > 0 {
+	case n > 0:
 		s.log.Info("re-enqueued deliveries whose task was missing", "count", n)
 	}
+	return err
 }
 
 // queues lists the queues of the current campaigns.

@@ -14,8 +14,9 @@ var errBatcherClosed = errors.New("worker is closed")
 // moment and runs fn once for all of them. Under load batches grow by
 // themselves; a lone caller is served at once, with no timer to wait for.
 type batcher[In, Out any] struct {
-	fn   func(ctx context.Context, in []In) ([]Out, error)
-	max  int
+	fn      func(ctx context.Context, in []In) ([]Out, error)
+	max     int
+	timeout time.Duration
 	reqs chan batchReq[In, Out]
 	stop chan struct{}
 	// mu orders submissions against close: a submitter holds it shared
@@ -38,9 +39,10 @@ type batchReply[Out any] struct {
 }
 
 // newBatcher starts flushers goroutines running fn over batches of at most
-// max items. fn must return one Out per In, in order.
-func newBatcher[In, Out any](flushers, max int, fn func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
-	b := &batcher[In, Out]{fn: fn, max: max, reqs: make(chan batchReq[In, Out], max), stop: make(chan struct{})}
+// max items, each call bounded by timeout. fn must return one Out per In,
+// in order.
+func newBatcher[In, Out any](flushers, max int, timeout time.Duration, fn func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
+	b := &batcher[In, Out]{fn: fn, max: max, timeout: timeout, reqs: make(chan batchReq[In, Out], max), stop: make(chan struct{})}
 	for range flushers {
 		b.stopped.Add(1)
 		go b.run()
@@ -105,7 +107,7 @@ func (b *batcher[In, Out]) run() {
 		}
 		// The flush must finish even while the process shuts down: the
 		// handlers waiting on it are reporting sends that already happened.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 		outs, err := b.fn(ctx, ins)
 		cancel()
 		for i, r := range reqs {

@@ -110,6 +110,9 @@ type Worker struct {
 	drainDone chan struct{}
 }
 
+// recordTimeout bounds one batch of outcome writes; see New.
+const recordTimeout = 10 * time.Second
+
 // claim is a store.Claim and, for a delivery claimed before, the outcome
 // an earlier attempt kept in the journal because the database was down.
 type claim struct {
@@ -152,8 +155,12 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m)}
 	w.content.Store(content)
-	w.claims = newBatcher(2, cfg.Batch, w.claimBatch)
-	w.records = newBatcher(2, cfg.Batch, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
+	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
+	// A record that takes long goes to the journal instead: the handler
+	// must finish well within the task's timeout and Asynq's shutdown
+	// timeout, or Asynq hands the task out again while this attempt's
+	// outcome is still unwritten, and the new attempt sends again.
+	w.records = newBatcher(2, cfg.Batch, recordTimeout, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
 		// One quick retry covers a dropped connection; a longer outage is
 		// the journal's business, and a flusher stuck in retries would hold
 		// up every other handler's record.
@@ -252,11 +259,13 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	recorded := 0
+	var cursor uint64
 	for {
-		kept, err := w.journal.Scan(ctx, w.cfg.Batch)
-		if err != nil || len(kept) == 0 {
+		kept, next, err := w.journal.Scan(ctx, cursor, w.cfg.Batch)
+		if err != nil {
 			return recorded, err
 		}
+		cursor = next
 		outs := make([]store.Outcome, 0, len(kept))
 		var bad []string
 		for id, v := range kept {
@@ -300,11 +309,11 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		recorded += applied
 		w.metrics.OutcomesRecorded(applied)
 		if applied > 0 {
-			w.log.Info("recorded outcomes kept during a database outage", "count", applied)
+			w.log.Info("recorded outcomes kept during a database outage", "count", applied,
+				"left_for_newer_claims", waiting)
 		}
-		if len(forget) == 0 || waiting == len(kept) {
-			// Only entries a newer claim will record are left.
-			return recorded, nil
+		if cursor == 0 {
+			return recorded, nil // a full pass over the journal
 		}
 	}
 }
@@ -382,9 +391,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return nil // counted in metrics when recorded
 	}
-	if c.kept != nil {
+	if c.kept != nil && applied {
+		// Only once applied: a newer claim that took over must still find
+		// the kept outcome (the drain loop forgets it when the row is done).
 		if err := w.journal.Delete(rctx, id); err != nil {
-			// The drain loop forgets it once it sees the row finished.
 			w.log.Warn("could not forget a recorded outcome in Redis", "delivery_id", id, "err", err)
 		}
 		w.metrics.OutcomesRecorded(1)
@@ -422,9 +432,12 @@ func (w *Worker) keep(out store.Outcome) error {
 		}
 		w.metrics.InfraError("redis", "journal")
 		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-		_, rerr := w.store.Record(ctx, []store.Outcome{out})
+		stale, rerr := w.store.Record(ctx, []store.Outcome{out})
 		cancel()
 		if rerr == nil {
+			if len(stale) == 0 {
+				w.metrics.Delivered(out.Campaign, out.Status)
+			}
 			return nil
 		}
 		w.log.Error("neither PostgreSQL nor Redis can keep a send outcome; retrying", "delivery_id", out.ID,
@@ -528,6 +541,11 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if ctx.Err() != nil {
+		// Cut short by a shutdown or the task's timeout, not the server's
+		// fault: Asynq runs the task again without counting an attempt.
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}
+	}
 	if retried >= maxRetry {
 		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}
 	}
