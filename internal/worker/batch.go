@@ -17,8 +17,8 @@ type batcher[In, Out any] struct {
 	fn      func(ctx context.Context, in []In) ([]Out, error)
 	max     int
 	timeout time.Duration
-	reqs chan batchReq[In, Out]
-	stop chan struct{}
+	reqs    chan batchReq[In, Out]
+	stop    chan struct{}
 	// mu orders submissions against close: a submitter holds it shared
 	// from its check of closed until its request is in reqs, and close
 	// takes it exclusively. Without it a submitter racing close could put
