@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"nurture/internal/content"
 	"nurture/internal/queue"
+	"nurture/internal/scratch"
 	"nurture/internal/store"
 )
 
@@ -246,11 +245,11 @@ func (b *bench) needsAudience() bool { return b.parts["a"] || b.parts["c"] || b.
 // setUp connects to PostgreSQL and Redis, describes the machine, writes the
 // campaign sets and makes sure the database holds the audience.
 func (b *bench) setUp(ctx context.Context) error {
-	if err := checkScratch(b.cfg.DatabaseURL, b.cfg.RedisURL); err != nil {
+	if err := guard.Check(b.cfg.DatabaseURL, b.cfg.RedisURL); err != nil {
 		return err
 	}
 	var err error
-	b.progress("database: migrating %s", redact(b.cfg.DatabaseURL))
+	b.progress("database: migrating %s", scratch.Redact(b.cfg.DatabaseURL))
 	if _, err = store.Migrate(ctx, b.cfg.DatabaseURL, b.log); err != nil {
 		return err
 	}
@@ -279,25 +278,8 @@ func (b *bench) setUp(ctx context.Context) error {
 	return nil
 }
 
-// checkScratch refuses URLs that look like real data: the benchmark drops
-// its database and flushes its Redis DB.
-func checkScratch(databaseURL, redisURL string) error {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	if db := path.Base(u.Path); !strings.Contains(db, "bench") {
-		return fmt.Errorf("--database-url: the benchmark drops and re-creates its database; %q must have \"bench\" in its name", db)
-	}
-	o, err := queue.RedisOptions(redisURL)
-	if err != nil {
-		return err
-	}
-	if o.DB == 0 {
-		return fmt.Errorf("--redis-url %s: the benchmark flushes its Redis DB; use a DB other than 0, such as %s", redact(redisURL), DefaultRedisURL)
-	}
-	return nil
-}
+// guard refuses URLs that look like real data.
+var guard = scratch.Guard{Word: "bench", Database: "the benchmark drops and re-creates its database", Redis: "the benchmark flushes its Redis DB", RedisHint: DefaultRedisURL}
 
 func (b *bench) close() {
 	if b.rdb != nil {
@@ -331,15 +313,6 @@ func (b *bench) profiled(part string, fn func() error) error {
 	}
 	defer stop()
 	return fn()
-}
-
-// redact hides the password in a URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }
 
 // indent prefixes each write with spaces, for output nested under a step.

@@ -9,12 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/sample"
+	"nurture/internal/scratch"
 	"nurture/internal/store"
 	"nurture/internal/worker"
 )
@@ -123,7 +121,7 @@ func (c Config) withDefaults() Config {
 // the table go to stdout; problems with the campaigns go to stderr.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	cfg = cfg.withDefaults()
-	if err := checkScratch(cfg.DatabaseURL, cfg.RedisURL); err != nil {
+	if err := guard.Check(cfg.DatabaseURL, cfg.RedisURL); err != nil {
 		return err
 	}
 	out := stdout
@@ -137,7 +135,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	step("campaigns: %d loaded from %s, templates from %s", len(c.Campaigns().Campaigns), cfg.CampaignsDir, cfg.TemplatesDir)
 
-	step("database: migrating %s", redact(cfg.DatabaseURL))
+	step("database: migrating %s", scratch.Redact(cfg.DatabaseURL))
 	if _, err := store.Migrate(ctx, cfg.DatabaseURL, cfg.Log); err != nil {
 		return err
 	}
@@ -216,7 +214,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		abs, _ := filepath.Abs(cfg.OutboxDir)
 		fmt.Fprintf(out, "The emails are .eml files in %s (open one in any mail client).\n", abs)
 	} else {
-		fmt.Fprintf(out, "The emails went to %s.\n", redact(mcfg.URL))
+		fmt.Fprintf(out, "The emails went to %s.\n", scratch.Redact(mcfg.URL))
 	}
 	fmt.Fprintf(out, "Done in %s. To look around:\n", cfg.Now().Sub(start).Round(100*time.Millisecond))
 	db := fmt.Sprintf("--database-url '%s'", cfg.DatabaseURL)
@@ -226,34 +224,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// checkScratch refuses URLs that look like real data: the demo empties its
-// database and its Redis DB.
-func checkScratch(databaseURL, redisURL string) error {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	if db := path.Base(u.Path); !strings.Contains(db, "demo") {
-		return fmt.Errorf("--database-url: the demo empties its database; %q must have \"demo\" in its name", db)
-	}
-	o, err := queue.RedisOptions(redisURL)
-	if err != nil {
-		return err
-	}
-	if o.DB == 0 {
-		return fmt.Errorf("--redis-url %s: the demo empties its Redis DB; use a DB other than 0, such as %s", redact(redisURL), DefaultRedisURL)
-	}
-	return nil
-}
-
-// redact hides the password in a URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
-}
+// guard refuses URLs that look like real data.
+var guard = scratch.Guard{Word: "demo", Database: "the demo empties its database", Redis: "the demo empties its Redis DB", RedisHint: DefaultRedisURL}
 
 // loadSample imports a generated audience through the importer, as a user's
 // files would be.
