@@ -416,7 +416,17 @@ func (s *Store) Delivery(ctx context.Context, id string) (DeliveryRow, error) {
 // Deliveries calls fn for every delivery ordered by campaign, customer id
 // and occurrence. The row is reused: fn must not keep the pointer.
 func (s *Store) Deliveries(ctx context.Context, fn func(*DeliveryRow) error) error {
-	rows, err := s.pool.Query(ctx, s.q.get(qDeliveries))
+	return s.DeliveriesWhere(ctx, DeliveryFilter{}, fn)
+}
+
+// DeliveryFilter selects deliveries; empty fields select all.
+type DeliveryFilter struct {
+	Campaign, CustomerID, Status string
+}
+
+// DeliveriesWhere is Deliveries for the deliveries f selects.
+func (s *Store) DeliveriesWhere(ctx context.Context, f DeliveryFilter, fn func(*DeliveryRow) error) error {
+	rows, err := s.pool.Query(ctx, s.q.get(qDeliveries), f.Campaign, f.CustomerID, f.Status)
 	if err != nil {
 		return fmt.Errorf("deliveries: %w", err)
 	}

@@ -128,6 +128,7 @@ SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, stat
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
        planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at
 FROM deliveries
+WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR customer_id = $2) AND ($3 = '' OR status::text = $3)
 ORDER BY campaign, customer_id, occurrence;
 
 -- name: delivery-statuses
