@@ -76,6 +76,19 @@ func TestDockerCompose(t *testing.T) {
 	root := filepath.Join("..", "..")
 	f := readCompose(t, filepath.Join(root, "docker-compose.yml"))
 
+	// The services scripts/services.sh runs when Docker is all there is.
+	dev := readCompose(t, filepath.Join(root, "scripts", "compose.services.yml"))
+	for name, s := range dev.Services {
+		if !exactVersion(s.Image) {
+			t.Errorf("scripts/compose.services.yml: service %s: image %q is not pinned to an exact version", name, s.Image)
+		}
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("scripts/compose.services.yml: service %s publishes %q beyond the host's loopback", name, p)
+			}
+		}
+	}
+
 	for name, s := range f.Services {
 		switch {
 		case s.Image == "" && s.Build == nil:
