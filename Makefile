@@ -3,27 +3,30 @@ GO ?= go
 # Tests use the local PostgreSQL and Redis; override with TEST_DATABASE_URL / TEST_REDIS_URL.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help test chaos lint bench demo build
+.PHONY: help services test chaos lint bench demo build
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
 
 build: ## build bin/nurture
 	$(GO) build -o bin/nurture ./cmd/nurture
 
-test: ## run every test against the local PostgreSQL, Redis and an in-process SMTP server
+services: ## make sure PostgreSQL and Redis run locally: install or start them if needed (scripts/services.sh)
+	bash scripts/services.sh
+
+test: services ## run every test against the local PostgreSQL, Redis and an in-process SMTP server
 	$(GO) test $(TEST_FLAGS) ./...
 
-chaos: ## fault tests with long outages (PostgreSQL down 5 minutes mid-send, ...)
+chaos: services ## fault tests with long outages (PostgreSQL down 5 minutes mid-send, ...)
 	NURTURE_CHAOS=1 $(GO) test $(TEST_FLAGS) -run 'Outage|DataLoss|SMTPTrouble' ./internal/worker/ ./internal/scheduler/
 
 lint: ## vet, gofmt and lint the shipped campaigns and templates
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal migrations)" || (gofmt -l cmd internal migrations; exit 1)
+	@test -z "$$(gofmt -l cmd internal migrations scripts)" || (gofmt -l cmd internal migrations scripts; exit 1)
 	$(GO) run ./cmd/nurture lint
 
-bench: ## run the benchmarks reported in BENCHMARKS.md
+bench: services ## run the benchmarks reported in BENCHMARKS.md
 	$(GO) run ./cmd/nurture bench
 
-demo: ## run the demo on the local PostgreSQL and Redis
+demo: services ## run the demo on the local PostgreSQL and Redis
 	$(GO) run ./cmd/nurture demo

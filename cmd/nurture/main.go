@@ -59,6 +59,7 @@ Commands:
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, run a tick, send it
   bench                           measure planning, enqueueing and sending
+  healthcheck [--http-addr ADDR]  exit 0 when the HTTP role's /healthz answers 200
 
 Every command takes --campaigns DIR, --templates DIR, --database-url and
 --redis-url (defaults from CAMPAIGNS_DIR, TEMPLATES_DIR, DATABASE_URL and
@@ -96,6 +97,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.demo(ctx, rest)
 	case "bench":
 		return a.bench(ctx, rest)
+	case "healthcheck":
+		return a.healthcheck(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

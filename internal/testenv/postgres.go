@@ -18,13 +18,15 @@ import (
 )
 
 // DatabaseBaseURL is the PostgreSQL server tests use, as a URL of a
-// database there that exists (postgres by default). Set TEST_DATABASE_URL
-// to use another server; it must be a postgres:// URL.
+// database there that exists (postgres by default), reached as the current
+// user (or PGUSER), the role scripts/services.sh lets in without a
+// password. Set TEST_DATABASE_URL to use another server; it must be a
+// postgres:// URL.
 func DatabaseBaseURL() string {
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
 		return u
 	}
-	return "postgres://root@127.0.0.1:5432/postgres?sslmode=disable"
+	return "postgres://127.0.0.1:5432/postgres?sslmode=disable"
 }
 
 // template is the migrated database every test database is copied from.
