@@ -338,3 +338,45 @@ func TestRecordRefusesASupersededAttempt(t *testing.T) {
 		t.Fatalf("after attempt 2: %s %q attempts=%d", d.Status, d.SMTPReply, d.Attempts)
 	}
 }
+
+func TestDeliveriesWhere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{
+		newDelivery("w", "c2", at), newDelivery("w", "c1", at.Add(24*time.Hour)), newDelivery("w", "c1", at),
+		newDelivery("a", "c1", at),
+	})
+	if err != nil || len(refs) != 4 {
+		t.Fatalf("insert: %v %v", refs, err)
+	}
+	if err := st.MarkQueued(ctx, []string{refs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(f store.DeliveryFilter) []string {
+		var out []string
+		err := st.DeliveriesWhere(ctx, f, func(d *store.DeliveryRow) error {
+			out = append(out, d.Campaign+"/"+d.CustomerID+"/"+d.Occurrence.Format("01-02")+"/"+d.Status)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		f    store.DeliveryFilter
+		want []string
+	}{
+		{store.DeliveryFilter{}, []string{"a/c1/06-01/planned", "w/c1/06-01/planned", "w/c1/06-02/planned", "w/c2/06-01/queued"}},
+		{store.DeliveryFilter{Campaign: "w"}, []string{"w/c1/06-01/planned", "w/c1/06-02/planned", "w/c2/06-01/queued"}},
+		{store.DeliveryFilter{CustomerID: "c1"}, []string{"a/c1/06-01/planned", "w/c1/06-01/planned", "w/c1/06-02/planned"}},
+		{store.DeliveryFilter{Campaign: "w", Status: "queued"}, []string{"w/c2/06-01/queued"}},
+		{store.DeliveryFilter{Status: "sent"}, nil},
+	} {
+		if got := list(tt.f); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}
