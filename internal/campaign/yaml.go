@@ -59,13 +59,13 @@ func (d *decoder) document(src []byte) ast.Node {
 	if err != nil {
 		var yerr yaml.Error
 		if errors.As(err, &yerr) {
-			msg := yerr.GetMessage()
-			if strings.Contains(msg, "reserved character") {
-				msg += "; put the value in quotes"
+			p, msg := d.tokPos(yerr.GetToken()), yerr.GetMessage()
+			if line, col, plain, ok := plainSyntax(src, msg, p.Line, p.Col); ok {
+				p.Line, p.Col, msg = line, col, plain
 			}
 			// A tab in a message would read as blank space.
 			msg = strings.ReplaceAll(msg, "\t", `\t`)
-			d.errorf(d.tokPos(yerr.GetToken()), "%s", oneLine(msg))
+			d.errorf(p, "%s", oneLine(msg))
 		} else {
 			d.errorf(Pos{File: d.file, Line: 1, Col: 1}, "%s", oneLine(err.Error()))
 		}
