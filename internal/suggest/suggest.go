@@ -6,8 +6,9 @@ import "strings"
 
 // Closest returns the candidate name most likely meant, or "" when none is
 // close. A candidate that differs only in case wins; otherwise the one at
-// the smallest Distance, at most 2 and less than the length of name (so
-// that "x" does not suggest "id"). Ties go to the earlier candidate.
+// the smallest Distance, at most 2 and at most a third of the length of
+// name, but 1 for any name (so that "foo" does not suggest "not"). Ties go
+// to the earlier candidate.
 func Closest(name string, candidates []string) string {
 	for _, c := range candidates {
 		if c != name && strings.EqualFold(c, name) {
@@ -15,12 +16,12 @@ func Closest(name string, candidates []string) string {
 		}
 	}
 	best, bestDist := "", 3
-	limit := len([]rune(name))
+	limit := max(1, len([]rune(name))/3)
 	for _, c := range candidates {
 		if c == name {
 			continue
 		}
-		if d := Distance(name, c); d < bestDist && d < limit {
+		if d := Distance(name, c); d < bestDist && d <= limit {
 			best, bestDist = c, d
 		}
 	}
