@@ -3,6 +3,7 @@ package audience
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"nurture/internal/campaign"
+	"nurture/internal/suggest"
 )
 
 // Rules is a campaign set with its expressions compiled. It is immutable
@@ -165,8 +167,15 @@ const MaxExprNodes = 1000
 func compile(src string, isStage bool) (*vm.Program, error) {
 	prog, err := expr.Compile(src, expr.Env(Facts{}), expr.AsBool(), expr.DisableBuiltin("now"), expr.MaxNodes(MaxExprNodes))
 	var fe *file.Error
-	if errors.As(err, &fe) && strings.Contains(fe.Message, "exceeds maximum allowed nodes") {
-		fe.Message = fmt.Sprintf("expression is over the limit of %d nodes", MaxExprNodes)
+	if errors.As(err, &fe) {
+		switch name, unknown := strings.CutPrefix(fe.Message, "unknown name "); {
+		case strings.Contains(fe.Message, "exceeds maximum allowed nodes"):
+			fe.Message = fmt.Sprintf("expression is over the limit of %d nodes", MaxExprNodes)
+		case unknown && name == "now":
+			fe.Message = "now() would ignore --at, so dry runs would lie; use the facts instead: inactive_days, days_since_signup, days_since_purchase"
+		case unknown:
+			fe.Message += nameHint(name, isStage)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -181,6 +190,29 @@ func compile(src string, isStage bool) (*vm.Program, error) {
 		}
 	}
 	return prog, nil
+}
+
+// names are the names expressions can use, from the expr tags of Facts;
+// a stage's when cannot use stage.
+func names(isStage bool) []string {
+	t := reflect.TypeFor[Facts]()
+	var names []string
+	for i := range t.NumField() {
+		if n := t.Field(i).Tag.Get("expr"); n != "" && !(isStage && n == "stage") {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// nameHint suggests the name closest to an unknown one or, when none is
+// close, lists the names and how to read an attribute of that name.
+func nameHint(name string, isStage bool) string {
+	known := names(isStage)
+	if h := suggest.Hint(name, known, func(s string) string { return s }); h != "" {
+		return h
+	}
+	return fmt.Sprintf("; the names are %s, or attributes.%s for a customer attribute", strings.Join(known, ", "), name)
 }
 
 type identFinder struct {

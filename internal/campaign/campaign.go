@@ -78,6 +78,17 @@ func (l *Lifecycle) Stage(name string) *Stage {
 	return nil
 }
 
+// Names returns the names of the stages, in order.
+func (l *Lifecycle) Names() []string {
+	names := make([]string, 0, len(l.Stages))
+	for _, s := range l.Stages {
+		if s.Name != "" {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
 // Campaign is one campaigns/*.yaml file.
 type Campaign struct {
 	File        string

@@ -17,6 +17,8 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/robfig/cron/v3"
+
+	"nurture/internal/suggest"
 )
 
 // LifecycleFile is the name of the file holding the lifecycle stages, in the
@@ -85,7 +87,7 @@ func Load(dir string) (*Set, error) {
 		if lcOK {
 			for i, s := range c.Audience.Stages {
 				if lc.Stage(s) == nil {
-					errs = append(errs, Error{Pos: c.Audience.StagePos[i], Msg: fmt.Sprintf("unknown stage %q", s)})
+					errs = append(errs, Error{Pos: c.Audience.StagePos[i], Msg: "unknown stage " + strconv.Quote(s) + stageHint(s, lc.Names())})
 				}
 			}
 		}
@@ -104,6 +106,14 @@ func Load(dir string) (*Set, error) {
 		return &set, errs
 	}
 	return &set, nil
+}
+
+// stageHint suggests the stage closest to name, or lists them all.
+func stageHint(name string, stages []string) string {
+	if h := suggest.Hint(name, stages, strconv.Quote); h != "" {
+		return h
+	}
+	return "; the stages are " + strings.Join(stages, ", ")
 }
 
 // Sort orders es by file, line and column, keeping the order of errors at

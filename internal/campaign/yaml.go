@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"nurture/internal/suggest"
 )
 
 // decoder walks the YAML syntax tree of one file by hand rather than through
@@ -59,13 +62,13 @@ func (d *decoder) document(src []byte) ast.Node {
 	if err != nil {
 		var yerr yaml.Error
 		if errors.As(err, &yerr) {
-			msg := yerr.GetMessage()
-			if strings.Contains(msg, "reserved character") {
-				msg += "; put the value in quotes"
+			p, msg := d.tokPos(yerr.GetToken()), yerr.GetMessage()
+			if line, col, plain, ok := plainSyntax(src, msg, p.Line, p.Col); ok {
+				p.Line, p.Col, msg = line, col, plain
 			}
 			// A tab in a message would read as blank space.
 			msg = strings.ReplaceAll(msg, "\t", `\t`)
-			d.errorf(d.tokPos(yerr.GetToken()), "%s", oneLine(msg))
+			d.errorf(p, "%s", oneLine(msg))
 		} else {
 			d.errorf(Pos{File: d.file, Line: 1, Col: 1}, "%s", oneLine(err.Error()))
 		}
@@ -119,7 +122,7 @@ func (d *decoder) mapping(n ast.Node, path string, keys ...string) (map[string]f
 			d.errorf(kpos, "unsupported key %s", describe(mv.Key))
 			continue
 		case !slices.Contains(keys, name):
-			d.errorf(kpos, "unknown key %q", name)
+			d.errorf(kpos, "unknown key %q%s", name, keyHint(name, keys))
 			continue
 		}
 		if _, dup := fields[name]; dup {
@@ -133,6 +136,17 @@ func (d *decoder) mapping(n ast.Node, path string, keys ...string) (map[string]f
 		fields[name] = field{key: kpos, value: v}
 	}
 	return fields, true
+}
+
+// keyHint suggests the allowed key closest to name, or lists them all.
+func keyHint(name string, keys []string) string {
+	if h := suggest.Hint(name, keys, strconv.Quote); h != "" {
+		return h
+	}
+	if len(keys) == 1 {
+		return "; the only key here is " + keys[0]
+	}
+	return "; the keys here are " + strings.Join(keys, ", ")
 }
 
 func keyName(n ast.MapKeyNode) (string, bool) {

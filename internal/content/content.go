@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"nurture/internal/audience"
 	"nurture/internal/campaign"
 	"nurture/internal/mail"
+	"nurture/internal/suggest"
 )
 
 // Content is a valid lifecycle, campaign set and template set.
@@ -74,8 +76,9 @@ func checkTemplate(errs *campaign.Errors, c *campaign.Campaign, tmpls *mail.Temp
 	}
 	if !tmpls.Has(name) {
 		*errs = append(*errs, campaign.Error{Pos: c.Email.TemplatePos, Msg: fmt.Sprintf(
-			"template %q not found: want %s and %s", name,
-			filepath.Join(dir, name+".subject.tmpl"), filepath.Join(dir, name+".html.tmpl"))})
+			"template %q not found: want %s and %s%s", name,
+			filepath.Join(dir, name+".subject.tmpl"), filepath.Join(dir, name+".html.tmpl"),
+			suggest.Hint(name, tmpls.Names(), strconv.Quote))})
 		return
 	}
 	stages := c.Audience.Stages

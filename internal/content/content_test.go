@@ -32,3 +32,29 @@ func TestLoadReportsOversizedRender(t *testing.T) {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
+
+// TestLoadSuggestsTemplate checks that a misspelt template name gets the
+// name of the template present in the templates directory.
+func TestLoadSuggestsTemplate(t *testing.T) {
+	campaigns, templates := t.TempDir(), t.TempDir()
+	files := map[string]string{
+		filepath.Join(campaigns, "lifecycle.yaml"):       "stages:\n  - name: active\n",
+		filepath.Join(campaigns, "a.yaml"):               "name: a\nschedule: \"@daily\"\nemail:\n  template: winbak\n",
+		filepath.Join(campaigns, "b.yaml"):               "name: b\nschedule: \"@daily\"\nemail:\n  template: nothing-like-it\n",
+		filepath.Join(templates, "winback.subject.tmpl"): "Hi",
+		filepath.Join(templates, "winback.html.tmpl"):    "<p>Hi</p>",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := content.Load(campaigns, templates)
+	want := filepath.Join(campaigns, "a.yaml") + `:4:13: template "winbak" not found: want ` +
+		filepath.Join(templates, "winbak.subject.tmpl") + " and " + filepath.Join(templates, "winbak.html.tmpl") + `; did you mean "winback"?` + "\n" +
+		filepath.Join(campaigns, "b.yaml") + `:4:13: template "nothing-like-it" not found: want ` +
+		filepath.Join(templates, "nothing-like-it.subject.tmpl") + " and " + filepath.Join(templates, "nothing-like-it.html.tmpl")
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+}

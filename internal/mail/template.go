@@ -7,8 +7,10 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"nurture/internal/audience"
+	"nurture/internal/suggest"
 )
 
 // Template file suffixes. A template NAME is made of NAME.subject.tmpl,
@@ -307,8 +310,11 @@ func templateError(file, base string, err error) TemplateError {
 		te.Msg, _, _ = strings.Cut(te.Msg, ": {state")
 	} else if m := execError.FindStringSubmatch(err.Error()); m != nil {
 		te.Line, _ = strconv.Atoi(m[1])
-		te.Col, _ = strconv.Atoi(m[2])
-		te.Msg = m[3]
+		if m[2] != "" {
+			te.Col, _ = strconv.Atoi(m[2])
+			te.Col++ // Go counts columns from 0
+		}
+		te.Msg = plainTemplateMessage(m[3])
 	} else {
 		te.Msg = err.Error()
 	}
@@ -316,11 +322,63 @@ func templateError(file, base string, err error) TemplateError {
 	return te
 }
 
+// lineCol reads Go's "LINE:COL" location, whose columns count from 0, as
+// a 1-based line and column.
 func lineCol(loc string) (line, col int) {
 	l, c, _ := strings.Cut(loc, ":")
 	line, _ = strconv.Atoi(l)
-	col, _ = strconv.Atoi(c)
+	if col, _ = strconv.Atoi(c); c != "" {
+		col++
+	}
 	return line, col
+}
+
+var (
+	// "<.Firstname>: can't evaluate field Firstname in type *mail.Data"
+	noField = regexp.MustCompile(`^<[^>]*>: can't evaluate field (\S+) in type (.+)$`)
+	// "<.Attributes.coupon>: map has no entry for key "coupon""
+	noAttribute = regexp.MustCompile(`^<\.Attributes\.[^>]*>: map has no entry for key "(.*)"$`)
+	// `function "defualt" not defined`
+	noFunction = regexp.MustCompile(`^function "(.*)" not defined$`)
+)
+
+// plainTemplateMessage rewrites Go's messages about a name that does not
+// exist, which speak of Go types, in the names template authors write.
+func plainTemplateMessage(msg string) string {
+	if m := noField.FindStringSubmatch(msg); m != nil {
+		if m[2] != "*mail.Data" {
+			return fmt.Sprintf("no field %s in type %s", m[1], m[2])
+		}
+		fields := dataFields()
+		if h := suggest.Hint(m[1], fields, func(s string) string { return s }); h != "" {
+			return "no field " + m[1] + h
+		}
+		return fmt.Sprintf(`no field %s; the fields are %s, and for a customer attribute write {{attr . %q "fallback"}}`,
+			m[1], strings.Join(fields, ", "), m[1])
+	}
+	if m := noAttribute.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf(`the customer has no attribute %q; write {{attr . %q "fallback"}} for an attribute some customers lack`, m[1], m[1])
+	}
+	if m := noFunction.FindStringSubmatch(msg); m != nil {
+		names := slices.Sorted(maps.Keys(funcs))
+		builtin := []string{"and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf", "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"}
+		if h := suggest.Hint(m[1], append(names, builtin...), func(s string) string { return s }); h != "" {
+			return msg + h
+		}
+		return msg + "; nurture's functions are " + strings.Join(names, ", ")
+	}
+	return msg
+}
+
+// dataFields are the names templates can write after a dot: {{.FirstName}}.
+func dataFields() []string {
+	var names []string
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Data]()) {
+		if f.IsExported() && !f.Anonymous {
+			names = append(names, f.Name)
+		}
+	}
+	return names
 }
 
 // Names returns the template names, sorted.

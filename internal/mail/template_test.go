@@ -55,12 +55,13 @@ func TestLoadTemplatesBad(t *testing.T) {
 		want string
 	}{
 		{"testdata/bad/parse", `testdata/bad/parse/broken.html.tmpl:3: bad character U+003C '<'
-testdata/bad/parse/broken.txt.tmpl:2: function "foo" not defined
+testdata/bad/parse/broken.txt.tmpl:2: function "foo" not defined; nurture's functions are attr, default, money
+testdata/bad/parse/misspelt.subject.tmpl:1: function "defualt" not defined; did you mean default?
 testdata/bad/parse/second.subject.tmpl:1: missing value for if`},
 		{"testdata/bad/unpaired", `testdata/bad/unpaired/nohtml.subject.tmpl: no matching nohtml.html.tmpl
 testdata/bad/unpaired/nosubject.html.tmpl: no matching nosubject.subject.tmpl
 testdata/bad/unpaired/orphan.txt.tmpl: no matching orphan.subject.tmpl and orphan.html.tmpl`},
-		{"testdata/bad/escape", `testdata/bad/escape/branch.html.tmpl:2:5: {{if}} branches end in different contexts
+		{"testdata/bad/escape", `testdata/bad/escape/branch.html.tmpl:2:6: {{if}} branches end in different contexts
 testdata/bad/escape/quote.html.tmpl: ends in a non-text context`},
 		{"testdata/bad/names", `testdata/bad/names/Welcome.subject.tmpl: invalid template name "Welcome", want [a-z0-9][a-z0-9_-]*
 testdata/bad/names/other.tmpl: unknown template file, want NAME.subject.tmpl, NAME.html.tmpl or NAME.txt.tmpl`},
@@ -111,8 +112,11 @@ func TestRenderErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string]string{
-		"missing":   `testdata/render/missing.html.tmpl:2:15: <.Attributes.coupon>: map has no entry for key "coupon"`,
-		"badmoney":  `testdata/render/badmoney.txt.tmpl:1:8: <money .FirstName>: error calling money: money: "Ann" is not a number`,
+		"missing":   `testdata/render/missing.html.tmpl:2:16: the customer has no attribute "coupon"; write {{attr . "coupon" "fallback"}} for an attribute some customers lack`,
+		"badmoney":  `testdata/render/badmoney.txt.tmpl:1:9: <money .FirstName>: error calling money: money: "Ann" is not a number`,
+		"field":     `testdata/render/field.html.tmpl:3:5: no field Firstname; did you mean FirstName?`,
+		"lower":     `testdata/render/lower.html.tmpl:1:17: no field plan; the fields are ID, Email, FirstName, Timezone, Subscribed, OrdersCount, TotalSpent, InactiveDays, DaysSinceSignup, DaysSincePurchase, Attributes, Stage, Campaign, Now, UnsubscribeURL, and for a customer attribute write {{attr . "plan" "fallback"}}`,
+		"nested":    `testdata/render/nested.html.tmpl:1:10: no field Yeer in type time.Time`,
 		"multiline": `testdata/render/multiline.subject.tmpl: subject must be a single line`,
 		"empty":     `testdata/render/empty.subject.tmpl: subject is empty`,
 	}

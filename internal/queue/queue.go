@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,14 +89,65 @@ func ConnOpt(o *redis.Options) asynq.RedisClientOpt {
 
 // Dial connects to Redis and checks it answers within timeout.
 func Dial(ctx context.Context, o *redis.Options, timeout time.Duration) (*redis.Client, error) {
-	rdb := redis.NewClient(o)
+	// The check dials once and honours ctx's deadline, so that a refused
+	// connection is reported as such rather than as the timeout that the
+	// client's own dial retries would run into.
+	p := *o
+	p.DialerRetries, p.MaxRetries, p.ContextTimeoutEnabled = 1, -1, true
+	probe := redis.NewClient(&p)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("connect to Redis at %s (db %d): %w", o.Addr, o.DB, err)
+	err := probe.Ping(ctx).Err()
+	probe.Close()
+	if err != nil {
+		return nil, dialError(o, err, timeout)
 	}
-	return rdb, nil
+	return redis.NewClient(o), nil
+}
+
+// dialError explains a failed first contact with Redis and says what to
+// do about it. It keeps err in the chain for errors.Is.
+func dialError(o *redis.Options, err error, timeout time.Duration) error {
+	var (
+		reason = err.Error()
+		hint   = `Is Redis running? Start it with "make services", or set REDIS_URL to a server that is.`
+		sysErr *os.SyscallError // "connect: connection refused"
+		dnsErr *net.DNSError
+		rErr   redis.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		reason = fmt.Sprintf("no answer within %s", timeout)
+	case errors.As(err, &sysErr):
+		reason = sysErr.Err.Error()
+	case errors.As(err, &dnsErr):
+		reason = dnsErr.Error()
+		hint = `Check the host in REDIS_URL, or start a local server with "make services".`
+	case errors.As(err, &rErr):
+		reason, hint = strings.TrimSuffix(reason, "."), ""
+		if p := rErr.Error(); strings.HasPrefix(p, "WRONGPASS") || strings.HasPrefix(p, "NOAUTH") || strings.HasPrefix(p, "ERR AUTH") {
+			hint = "Check the user and password in REDIS_URL."
+		}
+	}
+	if hint != "" {
+		reason += ". " + hint
+	}
+	return &dialErr{msg: fmt.Sprintf("connect to Redis at %s (db %d): %s", o.Addr, o.DB, reason), err: err}
+}
+
+// dialErr keeps the cause of a failed dial in the chain for errors.Is
+// without repeating its text, which msg gives in plainer words.
+type dialErr struct {
+	msg string
+	err error
+}
+
+func (e *dialErr) Error() string { return e.msg }
+func (e *dialErr) Unwrap() error { return e.err }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // NewClient returns a Client over rdb, which it does not close.

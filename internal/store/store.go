@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL at %s: %s", where, reason(err, cfg.ConnectTimeout))
+		return nil, connectError(where, pc.ConnConfig.Database, err, cfg.ConnectTimeout)
 	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
@@ -193,13 +194,35 @@ func describe(c *pgx.ConnConfig) string {
 	return host + "/" + c.Database
 }
 
-// connectError explains a failed first contact with the server.
+// connectError explains a failed first contact with the server and says
+// what to do about it.
 func connectError(where, database string, err error, timeout time.Duration) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
 		return fmt.Errorf("connect to PostgreSQL at %s: %w", where, &databaseMissingError{name: database})
 	}
-	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, reason(err, timeout))
+	msg := reason(err, timeout)
+	if h := hint(err); h != "" {
+		msg += ". " + h
+	}
+	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, msg)
+}
+
+// hint is the next step after a failed connection: start a server, or
+// point DATABASE_URL at one, or fix the credentials in it.
+func hint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if strings.HasPrefix(pgErr.Code, "28") { // invalid_authorization_specification, invalid_password
+			return "Check the user and password in DATABASE_URL."
+		}
+		return ""
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return `Check the host in DATABASE_URL, or start a local server with "make services".`
+	}
+	return `Is PostgreSQL running? Start it with "make services", or set DATABASE_URL to a server that is.`
 }
 
 // reason is the useful part of a connection error: pgx's own text repeats
@@ -212,6 +235,10 @@ func reason(err error, timeout time.Duration) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
 		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	var sysErr *os.SyscallError // "connect: connection refused"
+	if errors.As(err, &sysErr) {
+		return sysErr.Err.Error()
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {

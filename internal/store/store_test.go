@@ -149,7 +149,24 @@ func TestOpenWrongPort(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Open took %s to fail", d)
 	}
-	want := "connect to PostgreSQL at " + addr + "/nurture: connect: connection refused"
+	want := "connect to PostgreSQL at " + addr + `/nurture: connection refused. Is PostgreSQL running? Start it with "make services", or set DATABASE_URL to a server that is.`
+	if err.Error() != want {
+		t.Errorf("Open error:\n got %s\nwant %s", err, want)
+	}
+}
+
+func TestOpenUnknownUser(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(testenv.DatabaseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("nurture_no_such_role")
+	_, err = store.Open(context.Background(), u.String(), store.Config{ConnectTimeout: 2 * time.Second})
+	if err == nil {
+		t.Fatal("Open succeeded for a role that does not exist")
+	}
+	want := fmt.Sprintf(`connect to PostgreSQL at %s%s: role "nurture_no_such_role" does not exist. Check the user and password in DATABASE_URL.`, serverAddr(t), u.Path)
 	if err.Error() != want {
 		t.Errorf("Open error:\n got %s\nwant %s", err, want)
 	}
@@ -180,7 +197,7 @@ func TestOpenSilentServerTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Open took %s to fail", d)
 	}
-	want := "connect to PostgreSQL at " + l.Addr().String() + "/nurture: no answer within 300ms"
+	want := "connect to PostgreSQL at " + l.Addr().String() + `/nurture: no answer within 300ms. Is PostgreSQL running? Start it with "make services", or set DATABASE_URL to a server that is.`
 	if err.Error() != want {
 		t.Errorf("Open error:\n got %s\nwant %s", err, want)
 	}
