@@ -99,7 +99,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	files, err := filepath.Glob(filepath.Join(cfg.OutboxDir, "*.eml"))
+	files, err := filepath.Glob(filepath.Join(cfg.OutboxDir, "*", "*.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
