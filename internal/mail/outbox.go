@@ -91,6 +91,13 @@ func outboxPath(dir string, m *Message) string {
 	return filepath.Join(dir, name)
 }
 
+// OutboxGlob returns the shell pattern that matches the outbox files in dir
+// of the emails of campaign to customerID, such as
+// "outbox/winback/c42-*.eml".
+func OutboxGlob(dir, campaign, customerID string) string {
+	return outboxPath(dir, &Message{ID: "*", Campaign: campaign, CustomerID: customerID})
+}
+
 // maxFilePart bounds the length of a path part made from a campaign name or
 // customer id, well below the file name limits of common file systems.
 const maxFilePart = 64

@@ -155,6 +155,9 @@ func TestOutboxPaths(t *testing.T) {
 			t.Errorf("%s: file holds delivery %q", tt.id, got)
 		}
 	}
+	if got, want := mail.OutboxGlob(dir, "winback", "../c42"), filepath.Join(dir, "winback", "_._c42-*.eml"); got != want {
+		t.Errorf("OutboxGlob = %q, want %q", got, want)
+	}
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
