@@ -14,7 +14,7 @@ func (a *app) bench(ctx context.Context, args []string) error {
 		return a.benchChild(ctx, args[1:])
 	}
 	cfg := bench.DefaultConfig()
-	fs := a.flags("bench", "[--only a,b,c,d] [--customers N] [--tasks N] [--sends N]")
+	fs := a.flags("bench")
 	fs.StringVar(&cfg.Only, "only", cfg.Only, "parts to run: a planning, b enqueueing, c end-to-end sending, d peak RSS of a tick")
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "customers in the generated audience (parts a, c, d)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
@@ -48,7 +48,7 @@ func (a *app) bench(ctx context.Context, args []string) error {
 // and loads the campaigns the parent names, and bench.RunChild does the
 // rest.
 func (a *app) benchChild(ctx context.Context, args []string) error {
-	fs := a.flags("bench "+bench.ChildCommand, "--at TIME [--baseline]")
+	fs := a.flags("bench " + bench.ChildCommand)
 	baseline := fs.Bool("baseline", false, "connect and load the campaigns, but do not tick")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the tick to this file")
 	ta, err := a.tickFlags(ctx, fs, args)

@@ -21,7 +21,7 @@ import (
 )
 
 func (a *app) migrate(ctx context.Context, args []string) error {
-	fs := a.flags("migrate", "")
+	fs := a.flags("migrate")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 }
 
 func (a *app) lint(_ context.Context, args []string) error {
-	fs := a.flags("lint", "")
+	fs := a.flags("lint")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (a *app) lint(_ context.Context, args []string) error {
 }
 
 func (a *app) importCmd(ctx context.Context, args []string) error {
-	fs := a.flags("import", "customers|events FILE|-")
+	fs := a.flags("import")
 	strict := fs.Bool("strict", false, "reject the whole file, writing nothing, if any line is bad")
 	if err := a.parse(fs, args); err != nil {
 		return err
@@ -118,7 +118,7 @@ func (a *app) printImported(kind, name string, res importer.Result) {
 }
 
 func (a *app) stage(ctx context.Context, args []string) error {
-	fs := a.flags("stage", "--at TIME [--json]")
+	fs := a.flags("stage")
 	atFlag := fs.String("at", "", "evaluate at this RFC 3339 time (or now)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if err := a.parse(fs, args); err != nil {
@@ -194,7 +194,7 @@ func (a *app) tickFlags(ctx context.Context, fs *flag.FlagSet, args []string) (*
 }
 
 func (a *app) plan(ctx context.Context, args []string) error {
-	fs := a.flags("plan", "--at TIME [--campaign NAME] [--json]")
+	fs := a.flags("plan")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	ta, err := a.tickFlags(ctx, fs, args)
 	if err != nil {
@@ -246,7 +246,7 @@ func selectTargets(rules *audience.Rules, name string) ([]*audience.Target, erro
 }
 
 func (a *app) runOnce(ctx context.Context, args []string) error {
-	fs := a.flags("run-once", "--at TIME [--campaign NAME]")
+	fs := a.flags("run-once")
 	ta, err := a.tickFlags(ctx, fs, args)
 	if err != nil {
 		return err
@@ -262,7 +262,7 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 }
 
 func (a *app) suppress(ctx context.Context, args []string) error {
-	fs := a.flags("suppress", "[--reason TEXT] EMAIL...")
+	fs := a.flags("suppress")
 	reason := fs.String("reason", "manual", "why these addresses must not be emailed (bounce, complaint, ...)")
 	if err := a.parse(fs, args); err != nil {
 		return err
@@ -291,7 +291,7 @@ func (a *app) suppress(ctx context.Context, args []string) error {
 }
 
 func (a *app) subscribe(ctx context.Context, args []string) error {
-	fs := a.flags("subscribe", "ID --source TEXT")
+	fs := a.flags("subscribe")
 	source := fs.String("source", "", "who asked for the re-subscription, kept in the consent history (required)")
 	if err := a.parse(fs, args); err != nil {
 		return err

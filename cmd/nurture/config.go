@@ -23,7 +23,7 @@ import (
 )
 
 // app holds what every command shares: standard streams, the environment
-// and the common flags.
+// and the common flags (each command registers those it needs).
 type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -210,22 +210,50 @@ func hidePassword(s string) string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
-// flags returns a FlagSet with the common flags registered. A flag that
-// defaults to an environment variable ends its usage with the variable's
-// name in parentheses: parse relies on it to check the flag's value like
-// the variable's, and to let a flag given on the command line override a
-// malformed variable.
-func (a *app) flags(name, args string) *flag.FlagSet {
+// flags returns a FlagSet for the command name with the common flags it
+// needs registered (see commands), and a usage that prints its
+// description and example. A flag that defaults to an environment
+// variable ends its usage with the variable's name in parentheses: parse
+// relies on it to check the flag's value like the variable's, and to let
+// a flag given on the command line override a malformed variable. Only
+// the variables of registered flags are read, so a command is not
+// stopped by a malformed setting it does not use.
+func (a *app) flags(name string) *flag.FlagSet {
+	c := lookupCommand(name)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
-	fs.StringVar(&a.databaseURL, "database-url", a.env("DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (DATABASE_URL)")
-	fs.StringVar(&a.redisURL, "redis-url", a.env("REDIS_URL", defaultRedisURL), "Redis URL (REDIS_URL)")
-	fs.StringVar(&a.campaignsDir, "campaigns", a.env("CAMPAIGNS_DIR", "campaigns"), "directory of lifecycle.yaml and campaign files (CAMPAIGNS_DIR)")
-	fs.StringVar(&a.templatesDir, "templates", a.env("TEMPLATES_DIR", "templates"), "directory of email templates (TEMPLATES_DIR)")
-	fs.StringVar(&a.logLevel, "log-level", a.env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
+	// A command accepts every common flag, as scripts may pass them all
+	// (DESIGN.md: every command takes --campaigns and --templates), but
+	// reads, checks and lists in -h only those it needs.
+	hidden := map[string]bool{}
+	common := func(n needs, name string, p *string, env, def, usage string) {
+		if c.needs&n != 0 {
+			fs.StringVar(p, name, a.env(env, def), usage)
+			return
+		}
+		fs.String(name, "", "ignored by this command")
+		hidden[name] = true
+	}
+	common(needDB, "database-url", &a.databaseURL, "DATABASE_URL", defaultDatabaseURL, "PostgreSQL URL (DATABASE_URL)")
+	common(needRedis, "redis-url", &a.redisURL, "REDIS_URL", defaultRedisURL, "Redis URL (REDIS_URL)")
+	common(needContent, "campaigns", &a.campaignsDir, "CAMPAIGNS_DIR", "campaigns", "directory of lifecycle.yaml and campaign files (CAMPAIGNS_DIR)")
+	common(needContent, "templates", &a.templatesDir, "TEMPLATES_DIR", "templates", "directory of email templates (TEMPLATES_DIR)")
+	common(needLog, "log-level", &a.logLevel, "LOG_LEVEL", "info", "debug, info, warn or error (LOG_LEVEL)")
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "Usage: nurture %s %s\n\nFlags:\n", name, args)
-		fs.PrintDefaults()
+		fmt.Fprintf(a.stderr, "Usage: %s\n\n", strings.TrimSpace("nurture "+name+" "+c.args))
+		if c.description != "" {
+			fmt.Fprintf(a.stderr, "%s\n\nExample:\n  %s\n\n", c.description, c.example)
+		}
+		fmt.Fprintln(a.stderr, "Flags:")
+		shown := flag.NewFlagSet(name, flag.ContinueOnError)
+		shown.SetOutput(a.stderr)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !hidden[f.Name] {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
 	}
 	return fs
 }
@@ -256,9 +284,11 @@ func (a *app) parse(fs *flag.FlagSet, args []string) error {
 	if err := a.checkSettings(fs); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return err // not reached: checkSettings checked it
+	level := slog.LevelInfo // for commands without --log-level
+	if a.logLevel != "" {
+		if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+			return err // not reached: checkSettings checked it
+		}
 	}
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	return nil

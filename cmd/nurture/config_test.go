@@ -7,11 +7,12 @@ import (
 
 func TestMalformedSettings(t *testing.T) {
 	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		want string // stderr
-		code int
+		name   string
+		env    map[string]string
+		args   []string
+		want   string // stderr
+		stdout string
+		code   int
 		// usage: the flag package prints its own message, then the usage,
 		// which want leaves out.
 		usage bool
@@ -67,34 +68,34 @@ func TestMalformedSettings(t *testing.T) {
 		{
 			name: "database URL with a bad port hides the password",
 			env:  map[string]string{"DATABASE_URL": "postgres://ann:secret@db:54x/nurture"},
-			args: []string{"lint"},
+			args: []string{"migrate"},
 			want: "nurture: DATABASE_URL=\"postgres://ann:xxxxx@db:54x/nurture\": invalid port\n",
 			code: 2,
 		},
 		{
 			name: "database URL of another database",
 			env:  map[string]string{"DATABASE_URL": "mysql://db/nurture"},
-			args: []string{"lint"},
+			args: []string{"migrate"},
 			want: "nurture: DATABASE_URL=\"mysql://db/nurture\": scheme \"mysql\", want postgres://[user[:password]@]host[:port]/database\n",
 			code: 2,
 		},
 		{
 			name: "database URL flag",
-			args: []string{"lint", "--database-url", "postgres://db/nurture?sslmode=often"},
+			args: []string{"migrate", "--database-url", "postgres://db/nurture?sslmode=often"},
 			want: "nurture: --database-url \"postgres://db/nurture?sslmode=often\": failed to configure TLS (sslmode is invalid)\n",
 			code: 2,
 		},
 		{
 			name: "redis URL scheme",
 			env:  map[string]string{"REDIS_URL": "http://127.0.0.1:6379"},
-			args: []string{"lint"},
+			args: []string{"run-once"},
 			want: "nurture: REDIS_URL=\"http://127.0.0.1:6379\": redis: invalid URL scheme: http\n",
 			code: 2,
 		},
 		{
 			name: "redis URL port hides the password",
 			env:  map[string]string{"REDIS_URL": "redis://:secret@127.0.0.1:63x9/0"},
-			args: []string{"lint"},
+			args: []string{"run-once"},
 			want: "nurture: REDIS_URL=\"redis://:xxxxx@127.0.0.1:63x9/0\": invalid port \":63x9\" after host\n",
 			code: 2,
 		},
@@ -108,13 +109,13 @@ func TestMalformedSettings(t *testing.T) {
 		{
 			name: "log level",
 			env:  map[string]string{"LOG_LEVEL": "loud"},
-			args: []string{"lint"},
+			args: []string{"migrate"},
 			want: "nurture: LOG_LEVEL=\"loud\": want debug, info, warn or error\n",
 			code: 2,
 		},
 		{
 			name: "log level flag",
-			args: []string{"lint", "--log-level", "loud"},
+			args: []string{"migrate", "--log-level", "loud"},
 			want: "nurture: --log-level \"loud\": want debug, info, warn or error\n",
 			code: 2,
 		},
@@ -170,6 +171,14 @@ func TestMalformedSettings(t *testing.T) {
 			code: 2,
 		},
 		{
+			name: "a command reports only the settings it reads",
+			env: map[string]string{"DATABASE_URL": "mysql://db/nurture", "REDIS_URL": "http://127.0.0.1:6379",
+				"LOG_LEVEL": "loud", "CAMPAIGNS_DIR": "../../campaigns", "TEMPLATES_DIR": "../../templates"},
+			args:   []string{"lint"},
+			stdout: "ok: 7 stages, 6 campaigns, 6 templates\n",
+			code:   0,
+		},
+		{
 			name:  "a flag of the wrong type is the flag package's to report",
 			args:  []string{"serve", "--concurrency", "12x"},
 			want:  "invalid value \"12x\" for flag -concurrency: parse error\n",
@@ -189,8 +198,8 @@ func TestMalformedSettings(t *testing.T) {
 			if stderr != tt.want {
 				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, tt.want)
 			}
-			if stdout != "" {
-				t.Errorf("stdout: %q", stdout)
+			if stdout != tt.stdout {
+				t.Errorf("stdout: %q, want %q", stdout, tt.stdout)
 			}
 		})
 	}

@@ -9,7 +9,7 @@ import (
 // demo parses the flags of `nurture demo` and runs it.
 func (a *app) demo(ctx context.Context, args []string) error {
 	cfg := demo.DefaultConfig()
-	fs := a.flags("demo", "[--customers N]")
+	fs := a.flags("demo")
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "size of the generated audience")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
 	fs.StringVar(&cfg.OutboxDir, "outbox", a.env("OUTBOX_DIR", cfg.OutboxDir), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")

@@ -18,7 +18,7 @@ const healthcheckTimeout = 5 * time.Second
 // health checks in images that have no curl: status 0 on 200, 1 otherwise,
 // with the answer's body on stdout either way.
 func (a *app) healthcheck(ctx context.Context, args []string) error {
-	fs := a.flags("healthcheck", "[--http-addr ADDR]")
+	fs := a.flags("healthcheck")
 	addr := fs.String("http-addr", a.env("HTTP_ADDR", httpserver.DefaultAddr), "listen address of the HTTP role to check; 0.0.0.0 or no host means 127.0.0.1 (HTTP_ADDR)")
 	if err := a.parse(fs, args); err != nil {
 		return err

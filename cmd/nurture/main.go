@@ -61,9 +61,10 @@ Commands:
   bench                           measure planning, enqueueing and sending
   healthcheck [--http-addr ADDR]  exit 0 when the HTTP role's /healthz answers 200
 
-Every command takes --campaigns DIR, --templates DIR, --database-url and
---redis-url (defaults from CAMPAIGNS_DIR, TEMPLATES_DIR, DATABASE_URL and
-REDIS_URL). Run 'nurture COMMAND -h' for a command's flags.
+Each command takes the flags it reads among --database-url, --redis-url,
+--campaigns DIR, --templates DIR and --log-level (defaults from
+DATABASE_URL, REDIS_URL, CAMPAIGNS_DIR, TEMPLATES_DIR and LOG_LEVEL).
+Run 'nurture COMMAND -h' for what a command does, an example and its flags.
 `
 
 // run is the whole program; main only turns its error into an exit status.

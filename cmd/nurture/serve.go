@@ -40,7 +40,7 @@ type serveConfig struct {
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
-	fs := a.flags("serve", "[--role scheduler,worker,http]")
+	fs := a.flags("serve")
 	roles := fs.String("role", a.env("ROLES", "scheduler,worker,http"), "comma-separated roles to run: scheduler, worker, http (ROLES)")
 	var cfg serveConfig
 	fs.StringVar(&cfg.http.Addr, "http-addr", a.env("HTTP_ADDR", httpserver.DefaultAddr), "listen address of the dashboard, /healthz and /metrics; a non-loopback address needs ADMIN_PASSWORD (HTTP_ADDR)")

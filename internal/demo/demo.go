@@ -1,6 +1,7 @@
 // Package demo is `nurture demo`: on a machine with a local PostgreSQL and
 // Redis, it loads a generated audience into a database of its own, runs one
-// tick of every campaign, sends the emails and prints what was sent.
+// tick of every campaign, sends the emails and prints what was sent, what
+// was not and why, and what to try next.
 package demo
 
 import (
@@ -11,10 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"nurture/internal/audience"
 	"nurture/internal/content"
 	"nurture/internal/importer"
 	"nurture/internal/mail"
@@ -116,8 +120,11 @@ func (c Config) withDefaults() Config {
 }
 
 // Run empties the demo's database and Redis database, loads a generated
-// audience, plans every campaign once, sends the emails with in-process
-// workers and prints what was sent per campaign and stage. Progress and
+// audience, plans every campaign once, has one customer unsubscribe and
+// one address bounce before the sending, sends the emails with in-process
+// workers and prints what was sent per campaign and stage, the deliveries
+// skipped and why, the customers each campaign's where left out, and the
+// next three things to try. Progress and
 // the table go to stdout; problems with the campaigns go to stderr.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	cfg = cfg.withDefaults()
@@ -167,15 +174,26 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	p := planner.New(st, cfg.Log)
+	left, err := leftOutByWhere(ctx, p, c.Rules, at)
+	if err != nil {
+		return err
+	}
+
 	step("tick: planning every campaign at %s", at.Format(time.RFC3339))
 	q := queue.NewClient(rdb, queue.Config{})
-	results, err := planner.New(st, cfg.Log).TickAll(ctx, c.Rules, c.Rules.Targets(), at, q, indent{out})
+	results, err := p.TickAll(ctx, c.Rules, c.Rules.Targets(), at, q, indent{out})
 	if err != nil {
 		return err
 	}
 	planned := 0
 	for _, r := range results {
 		planned += r.Planned
+	}
+
+	step("meanwhile: what happens between planning and sending")
+	if err := meanwhile(ctx, st, indent{out}); err != nil {
+		return err
 	}
 
 	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns}
@@ -210,18 +228,211 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	fmt.Fprintln(out)
 	printCounts(out, counts)
 	fmt.Fprintln(out)
+	first, err := printNotSent(ctx, st, out)
+	if err != nil {
+		return err
+	}
+	printLeftOut(out, left)
+	fmt.Fprintln(out)
 	if mcfg.URL == "" {
 		abs, _ := filepath.Abs(cfg.OutboxDir)
 		fmt.Fprintf(out, "The emails are .eml files in %s (open one in any mail client).\n", abs)
 	} else {
 		fmt.Fprintf(out, "The emails went to %s.\n", scratch.Redact(mcfg.URL))
 	}
-	fmt.Fprintf(out, "Done in %s. To look around:\n", cfg.Now().Sub(start).Round(100*time.Millisecond))
-	db := fmt.Sprintf("--database-url '%s'", cfg.DatabaseURL)
-	fmt.Fprintf(out, "  nurture stage --at %s %s      # every customer's stage\n", at.Format(time.RFC3339), db)
-	fmt.Fprintf(out, "  nurture plan --at %s %s  # a tick a week later, with cooldowns\n", at.Add(7*24*time.Hour).Format(time.RFC3339), db)
-	fmt.Fprintf(out, "  psql '%s' -c 'SELECT campaign, status, count(*) FROM deliveries GROUP BY 1, 2'\n", cfg.DatabaseURL)
+	fmt.Fprintf(out, "Done in %s.\n\n", cfg.Now().Sub(start).Round(100*time.Millisecond))
+	printNext(out, cfg, at, first, left)
 	return nil
+}
+
+// nurtureCmd is how the hints run nurture: it works as printed from the
+// repository root, with nothing installed.
+const nurtureCmd = "go run ./cmd/nurture"
+
+// printNext prints the next three things to try, as commands that work as
+// printed from the repository root. first is a delivery that was sent, to
+// show its email (nil when none was); left says which campaigns have a
+// where to change.
+func printNext(out io.Writer, cfg Config, at time.Time, first *store.DeliveryRow, left []whereCount) {
+	flags := fmt.Sprintf(" --database-url '%s'", cfg.DatabaseURL)
+	if d := DefaultConfig(); cfg.CampaignsDir != d.CampaignsDir || cfg.TemplatesDir != d.TemplatesDir {
+		flags += fmt.Sprintf(" --campaigns %s --templates %s", cfg.CampaignsDir, cfg.TemplatesDir)
+	}
+	fmt.Fprintln(out, "Next, three things to try:")
+	if first != nil && cfg.SMTPURL == "" {
+		fmt.Fprintf(out, "  1. Read the %s email to %s, as their mail client will show it:\n", first.Campaign, first.CustomerID)
+		fmt.Fprintf(out, "       cat %s\n", mail.OutboxGlob(cfg.OutboxDir, first.Campaign, first.CustomerID))
+	} else {
+		fmt.Fprintln(out, "  1. Read the emails in your mail server's inbox.")
+	}
+	// The campaign whose where leaves out the fewest customers: dropping
+	// it is a small change, easy to follow in the plan.
+	campaign, change, fewest := "", "its audience", 0
+	for _, c := range left {
+		if c.n > 0 && (fewest == 0 || c.n < fewest) {
+			campaign, change, fewest = c.campaign, "drop its where", c.n
+		}
+	}
+	if campaign == "" && first != nil {
+		campaign = first.Campaign
+	}
+	if campaign != "" {
+		fmt.Fprintf(out, "  2. Change a campaign: edit %s (%s), then see who it would reach:\n",
+			filepath.Join(cfg.CampaignsDir, campaign+".yaml"), change)
+		fmt.Fprintf(out, "       %s plan --at %s --campaign %s%s\n", nurtureCmd, at.Format(time.RFC3339), campaign, flags)
+	} else {
+		fmt.Fprintf(out, "  2. Change a campaign in %s, then see who it would reach:\n", cfg.CampaignsDir)
+		fmt.Fprintf(out, "       %s plan --at %s%s\n", nurtureCmd, at.Format(time.RFC3339), flags)
+	}
+	fmt.Fprintln(out, "  3. Walk through examples/, a small audience in every stage (README, \"Tutorial\"):")
+	fmt.Fprintf(out, "       %s migrate\n", nurtureCmd)
+	fmt.Fprintf(out, "       %s import customers examples/customers.jsonl\n", nurtureCmd)
+	fmt.Fprintf(out, "       %s import events examples/events.jsonl\n", nurtureCmd)
+}
+
+// meanwhile does what happens in real life between planning and sending:
+// the customer of the first delivery clicks an unsubscribe link, and the
+// address of the last one bounces and is suppressed. The workers then
+// record those deliveries as skipped, with the reason. It prints what it
+// did.
+func meanwhile(ctx context.Context, st *store.Store, out io.Writer) error {
+	var firstID, lastID string
+	err := st.Deliveries(ctx, func(d *store.DeliveryRow) error {
+		if firstID == "" {
+			firstID = d.CustomerID
+		}
+		lastID = d.CustomerID
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if firstID == "" {
+		fmt.Fprintln(out, "nothing was planned")
+		return nil
+	}
+	if _, err := st.Unsubscribe(ctx, firstID, "unsubscribe link", ""); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s clicks an unsubscribe link\n", firstID)
+	if lastID == firstID {
+		return nil
+	}
+	var email string
+	err = st.Customers(ctx, func(c *audience.Customer) error {
+		if c.ID == lastID {
+			email = c.Email
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := st.AddSuppression(ctx, email, "bounce"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s (%s) bounces and is suppressed\n", email, lastID)
+	return nil
+}
+
+// maxNotSent bounds the deliveries printNotSent lists one by one.
+const maxNotSent = 10
+
+// printNotSent lists the deliveries that were skipped or failed, with the
+// reason, and returns the first delivery that was sent (nil if none).
+func printNotSent(ctx context.Context, st *store.Store, out io.Writer) (*store.DeliveryRow, error) {
+	var first *store.DeliveryRow
+	var notSent []store.DeliveryRow
+	more := 0
+	err := st.Deliveries(ctx, func(d *store.DeliveryRow) error {
+		switch {
+		case d.Status == store.StatusSent && first == nil:
+			r := *d
+			first = &r
+		case d.Status == store.StatusSkipped || d.Status == store.StatusFailed:
+			if len(notSent) == maxNotSent {
+				more++
+				return nil
+			}
+			notSent = append(notSent, *d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(notSent) == 0 {
+		return first, nil
+	}
+	fmt.Fprintln(out, "Not sent, and why:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, d := range notSent {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Campaign, d.CustomerID, d.Status, d.Reason)
+	}
+	tw.Flush()
+	if more > 0 {
+		fmt.Fprintf(out, "  and %d more\n", more)
+	}
+	fmt.Fprintln(out)
+	return first, nil
+}
+
+// whereCount is how many customers a campaign's where left out.
+type whereCount struct {
+	campaign, where string
+	stages          []string
+	n               int
+}
+
+// leftOutByWhere counts, for each campaign with a where, the customers
+// that every other condition of its audience takes in (consent, stage,
+// inactive days; the demo's database holds no earlier deliveries) and its
+// where leaves out, at the instant at.
+func leftOutByWhere(ctx context.Context, p *planner.Planner, rules *audience.Rules, at time.Time) ([]whereCount, error) {
+	var targets []*audience.Target
+	var counts []whereCount
+	for _, t := range rules.Targets() {
+		if cp := t.Campaign; cp.Enabled && cp.Audience.Where != "" {
+			targets = append(targets, t)
+			counts = append(counts, whereCount{campaign: cp.Name, where: cp.Audience.Where, stages: cp.Audience.Stages})
+		}
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	err := p.Stage(ctx, rules, at, func(c *audience.Customer, f *audience.Facts) error {
+		if !c.Subscribed || c.Suppressed {
+			return nil
+		}
+		for i, t := range targets {
+			a := &t.Campaign.Audience
+			if len(a.Stages) > 0 && !slices.Contains(a.Stages, f.Stage) ||
+				a.MinInactive != nil && f.InactiveDays < *a.MinInactive ||
+				a.MaxInactive != nil && f.InactiveDays > *a.MaxInactive {
+				continue
+			}
+			if ok, err := t.Match(c, f, audience.History{}, at); err == nil && !ok {
+				counts[i].n++
+			}
+		}
+		return nil
+	})
+	return counts, err
+}
+
+// printLeftOut prints how many customers each campaign's where left out.
+func printLeftOut(out io.Writer, counts []whereCount) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "Left out by a rule:")
+	for _, c := range counts {
+		who := "customers"
+		if len(c.stages) > 0 {
+			who = strings.Join(c.stages, " or ") + " customers"
+		}
+		fmt.Fprintf(out, "  %s: %d %s left out by where: %s\n", c.campaign, c.n, who, c.where)
+	}
 }
 
 // guard refuses URLs that look like real data.

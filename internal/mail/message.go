@@ -14,6 +14,10 @@ import (
 type Message struct {
 	// ID is the delivery id; the file outbox names its file after it.
 	ID string
+	// Campaign and CustomerID say whose email this is; the file outbox
+	// files it as CAMPAIGN/CUSTOMER_ID-ID.eml so a person can find it.
+	// Either may be empty.
+	Campaign, CustomerID string
 	// MessageID is the full Message-ID header value, angle brackets
 	// included, normally MessageID(ID, domain). When empty, it is derived
 	// from ID and the domain of From.

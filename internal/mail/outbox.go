@@ -11,7 +11,8 @@ import (
 )
 
 // outbox is the Sender used without SMTP_URL: each message becomes
-// DIR/DELIVERY_ID.eml, a complete RFC 5322 message. A file appears whole or
+// DIR/CAMPAIGN/CUSTOMER_ID-DELIVERY_ID.eml, a complete RFC 5322 message
+// (see outboxPath). A file appears whole or
 // not at all (temporary file, fsync, rename), and resending a delivery
 // replaces its file.
 type outbox struct {
@@ -26,8 +27,9 @@ func newOutbox(_ context.Context, dir string, log *slog.Logger) (*outbox, error)
 	return &outbox{dir: dir, log: log}, nil
 }
 
-// Send writes m. Its reply is "stored DIR/ID.eml". Message.ID must be a
-// plain file name: letters, digits, '.', '_' and '-', not starting with '.'.
+// Send writes m. Its reply is "stored PATH" (see outboxPath). Message.ID
+// must be a plain file name: letters, digits, '.', '_' and '-', not
+// starting with '.'.
 func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("write outbox: %w", context.Cause(ctx))
@@ -39,8 +41,12 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(o.dir, m.ID+".eml")
-	f, err := os.CreateTemp(o.dir, ".tmp-"+m.ID+"-*")
+	path := outboxPath(o.dir, m)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", temporary(err, "write outbox")
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+m.ID+"-*")
 	if err != nil {
 		return "", temporary(err, "write outbox")
 	}
@@ -67,6 +73,53 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 }
 
 func (o *outbox) Close() error { return nil }
+
+// outboxPath is where the outbox writes m: DIR/CAMPAIGN/CUSTOMER_ID-ID.eml,
+// so that one customer's email is easy to find. Without a campaign the
+// file is in DIR itself; without a customer id it is named ID.eml. The
+// campaign and customer id are arbitrary text, so each becomes a safe path
+// part (see filePart); the delivery id, unique and checked by
+// validFileID, keeps names apart.
+func outboxPath(dir string, m *Message) string {
+	name := m.ID + ".eml"
+	if m.CustomerID != "" {
+		name = filePart(m.CustomerID) + "-" + name
+	}
+	if m.Campaign != "" {
+		dir = filepath.Join(dir, filePart(m.Campaign))
+	}
+	return filepath.Join(dir, name)
+}
+
+// OutboxGlob returns the shell pattern that matches the outbox files in dir
+// of the emails of campaign to customerID, such as
+// "outbox/winback/c42-*.eml".
+func OutboxGlob(dir, campaign, customerID string) string {
+	return outboxPath(dir, &Message{ID: "*", Campaign: campaign, CustomerID: customerID})
+}
+
+// maxFilePart bounds the length of a path part made from a campaign name or
+// customer id, well below the file name limits of common file systems.
+const maxFilePart = 64
+
+// filePart makes s safe as one part of a file name: every byte other than
+// an ASCII letter, digit, '.', '_', '-', '+' or '@' becomes '_' (so no '/',
+// '\', control character or space), a leading '.' becomes '_' (so no "..",
+// no hidden file), and it is cut to maxFilePart bytes.
+func filePart(s string) string {
+	b := []byte(s)
+	if len(b) > maxFilePart {
+		b = b[:maxFilePart]
+	}
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == '-' || c == '+' || c == '@'
+		if !ok || (i == 0 && c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
 
 func validFileID(id string) bool {
 	if id == "" || id[0] == '.' || len(id) > 200 {

@@ -40,8 +40,8 @@ type Config struct {
 	// Conns is the number of SMTP connections kept open and shared by all
 	// sends (default 4).
 	Conns int
-	// OutboxDir is where the file outbox writes DELIVERY_ID.eml files
-	// (default "outbox").
+	// OutboxDir is where the file outbox writes
+	// CAMPAIGN/CUSTOMER_ID-DELIVERY_ID.eml files (default "outbox").
 	OutboxDir string
 	// Timeout bounds connecting and each SMTP exchange (default 30s).
 	Timeout time.Duration

@@ -11,6 +11,7 @@ import (
 	netmail "net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,13 +23,15 @@ import (
 
 func message(id, to string) *mail.Message {
 	return &mail.Message{
-		ID:        id,
-		MessageID: mail.MessageID(id, "nurture.example.com"),
-		From:      "Example Shop <hello@example.com>",
-		To:        to,
-		Subject:   "Hello Zoë, 20% off",
-		HTML:      "<p>Hello <b>Zoë</b></p>",
-		Text:      "Hello Zoë",
+		ID:         id,
+		Campaign:   "winback-30",
+		CustomerID: "c1",
+		MessageID:  mail.MessageID(id, "nurture.example.com"),
+		From:       "Example Shop <hello@example.com>",
+		To:         to,
+		Subject:    "Hello Zoë, 20% off",
+		HTML:       "<p>Hello <b>Zoë</b></p>",
+		Text:       "Hello Zoë",
 		Headers: map[string]string{
 			"List-Unsubscribe":      "<https://example.com/u/" + id + ">, <mailto:unsubscribe@example.com?subject=" + id + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -63,7 +66,7 @@ func TestOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "d1.eml")
+	path := filepath.Join(dir, "winback-30", "c1-d1.eml")
 	if reply != "stored "+path {
 		t.Errorf("reply = %q", reply)
 	}
@@ -102,7 +105,7 @@ func TestOutbox(t *testing.T) {
 	if got := readEML(t, path).Header.Get("Subject"); got != "second" {
 		t.Errorf("resent subject %q, want second", got)
 	}
-	entries, _ := os.ReadDir(dir)
+	entries, _ := os.ReadDir(filepath.Join(dir, "winback-30"))
 	if len(entries) != 1 {
 		t.Errorf("outbox holds %d files, want 1", len(entries))
 	}
@@ -113,8 +116,64 @@ func TestOutbox(t *testing.T) {
 	if _, err := s.Send(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if ct := readEML(t, filepath.Join(dir, "d2.eml")).Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+	if ct := readEML(t, filepath.Join(dir, "winback-30", "c1-d2.eml")).Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("HTML-only Content-Type %q", ct)
+	}
+}
+
+// TestOutboxPaths checks that campaign names and customer ids, which are
+// arbitrary text, become safe parts of the file's path.
+func TestOutboxPaths(t *testing.T) {
+	dir := t.TempDir()
+	s := newSender(t, mail.Config{OutboxDir: dir})
+	long := strings.Repeat("x", 70)
+	for _, tt := range []struct {
+		id, campaign, customer string
+		want                   string // relative to dir
+	}{
+		{"d1", "winback", "c42", "winback/c42-d1.eml"},
+		{"d2", "winback", "../../etc/passwd", "winback/_._.._etc_passwd-d2.eml"},
+		{"d3", "..", "..", "_./_.-d3.eml"},
+		{"d4", "a/b", "ann@example.com", "a_b/ann@example.com-d4.eml"},
+		{"d5", "winback", "tab\there\nnew line\x00é", "winback/tab_here_new_line___-d5.eml"},
+		{"d6", "winback", `C:\x y`, "winback/C__x_y-d6.eml"},
+		{"d7", "winback", long, "winback/" + long[:64] + "-d7.eml"},
+		{"d8", "", "c1", "c1-d8.eml"},
+		{"d9", "winback", "", "winback/d9.eml"},
+	} {
+		m := message(tt.id, "ann@example.com")
+		m.Campaign, m.CustomerID = tt.campaign, tt.customer
+		reply, err := s.Send(context.Background(), m)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.id, err)
+		}
+		want := filepath.Join(dir, filepath.FromSlash(tt.want))
+		if reply != "stored "+want {
+			t.Errorf("%s: reply %q, want %q", tt.id, reply, "stored "+want)
+		}
+		if got := readEML(t, want).Header.Get("X-Nurture-Delivery"); got != tt.id {
+			t.Errorf("%s: file holds delivery %q", tt.id, got)
+		}
+	}
+	if got, want := mail.OutboxGlob(dir, "winback", "../c42"), filepath.Join(dir, "winback", "_._c42-*.eml"); got != want {
+		t.Errorf("OutboxGlob = %q, want %q", got, want)
+	}
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"_./_.-d3.eml", "a_b/ann@example.com-d4.eml", "c1-d8.eml",
+		"winback/C__x_y-d6.eml", "winback/_._.._etc_passwd-d2.eml", "winback/c42-d1.eml",
+		"winback/d9.eml", "winback/tab_here_new_line___-d5.eml", "winback/" + long[:64] + "-d7.eml"}
+	if !slices.Equal(files, want) {
+		t.Errorf("outbox holds\n%q\nwant\n%q", files, want)
 	}
 }
 
@@ -149,7 +208,7 @@ func TestOutboxRejects(t *testing.T) {
 	if _, err := s.Send(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if got := readEML(t, filepath.Join(dir, "d3.eml")).Header.Get("Message-Id"); got != "<d3@example.com>" {
+	if got := readEML(t, filepath.Join(dir, "winback-30", "c1-d3.eml")).Header.Get("Message-Id"); got != "<d3@example.com>" {
 		t.Errorf("derived Message-ID %q", got)
 	}
 }

@@ -519,14 +519,16 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 	}
 	msgID := nmail.MessageID(c.ID, w.cfg.MessageIDDomain)
 	msg := &nmail.Message{
-		ID:        c.ID,
-		MessageID: msgID,
-		From:      from,
-		To:        c.Customer.Email,
-		Subject:   r.Subject,
-		HTML:      r.HTML,
-		Text:      r.Text,
-		Headers:   headers,
+		ID:         c.ID,
+		Campaign:   c.Campaign,
+		CustomerID: c.Customer.ID,
+		MessageID:  msgID,
+		From:       from,
+		To:         c.Customer.Email,
+		Subject:    r.Subject,
+		HTML:       r.HTML,
+		Text:       r.Text,
+		Headers:    headers,
 	}
 	start := time.Now()
 	reply, err := w.sender.Send(ctx, msg)

@@ -1,0 +1,170 @@
+package main
+
+import "nurture/internal/bench"
+
+// needs are the groups of common flags a command reads. A command
+// registers only the groups it needs, so its -h lists only flags that do
+// something, and a malformed variable it does not read cannot stop it.
+type needs uint8
+
+const (
+	needDB      needs = 1 << iota // --database-url (DATABASE_URL)
+	needRedis                     // --redis-url (REDIS_URL)
+	needContent                   // --campaigns and --templates (CAMPAIGNS_DIR, TEMPLATES_DIR)
+	needLog                       // --log-level (LOG_LEVEL)
+)
+
+// command is a subcommand as its -h shows it.
+type command struct {
+	name        string
+	args        string // after the name in the usage line
+	description string // one paragraph, wrapped at 72 columns
+	example     string // one command line, run from the repository root
+	needs       needs
+	// flags are the command's own flags, beyond those of needs; the help
+	// test checks that -h lists exactly these and those of needs.
+	flags []string
+}
+
+// commands returns every subcommand that has flags, in the order of the
+// usage text. flags looks a command up here by name.
+func commands() []command {
+	return []command{
+		{
+			name: "migrate",
+			description: `Creates the database if it does not exist and applies the embedded
+migrations that it lacks. Other commands refuse a database with pending
+migrations.`,
+			example: "nurture migrate --database-url postgres://localhost:5432/nurture",
+			needs:   needDB | needLog,
+		},
+		{
+			name: "lint",
+			description: `Checks lifecycle.yaml, every campaign and settings.yaml in the campaigns
+directory, and the templates they name, without connecting to anything.
+Prints every problem as file:line:col: message and exits 1 if there is
+any.`,
+			example: "nurture lint --campaigns campaigns --templates templates",
+			needs:   needContent,
+		},
+		{
+			name: "import",
+			args: "customers|events FILE|-",
+			description: `Imports customers (upserted by id) or events from a JSON Lines file,
+or from stdin with "-". Bad lines are reported with their line number
+and skipped, and the command exits 1; with --strict, one bad line
+rejects the whole file and nothing is written.`,
+			example: "nurture import customers examples/customers.jsonl --strict",
+			needs:   needDB,
+			flags:   []string{"strict"},
+		},
+		{
+			name: "stage",
+			args: "--at TIME [--json]",
+			description: `Prints each customer's lifecycle stage and inactive days as of TIME,
+evaluated with the campaigns directory's lifecycle.yaml. Writes nothing.`,
+			example: "nurture stage --at 2026-11-24T09:00:00Z",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"at", "json"},
+		},
+		{
+			name: "plan",
+			args: "--at TIME [--campaign NAME] [--json]",
+			description: `Dry run: evaluates every campaign, or the one named, as if it fired at
+TIME, and prints who would get which email. It runs the scheduler's own
+code and writes nothing.`,
+			example: "nurture plan --at 2026-11-24T09:00:00Z --campaign winback",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"at", "campaign", "json"},
+		},
+		{
+			name: "run-once",
+			args: "--at TIME [--campaign NAME]",
+			description: `Plans one tick of every campaign, or the one named, at TIME and
+enqueues the deliveries, as the scheduler does at a fire time. Workers
+(serve --role worker) send them.`,
+			example: "nurture run-once --at 2026-11-24T09:00:00Z",
+			needs:   needDB | needRedis | needContent | needLog,
+			flags:   []string{"at", "campaign"},
+		},
+		{
+			name: "suppress",
+			args: "[--reason TEXT] EMAIL...",
+			description: `Adds addresses to the suppression list: no email is planned or sent to
+them again, whatever their customer's consent says.`,
+			example: "nurture suppress --reason bounce ann@example.com",
+			needs:   needDB,
+			flags:   []string{"reason"},
+		},
+		{
+			name: "subscribe",
+			args: "ID --source TEXT",
+			description: `Subscribes a customer again, even one who unsubscribed themselves, and
+records in the consent history who asked. Imports never do this.`,
+			example: "nurture subscribe c1 --source support-ticket-4711",
+			needs:   needDB,
+			flags:   []string{"source"},
+		},
+		{
+			name: "serve",
+			args: "[--role scheduler,worker,http]",
+			description: `Runs the long-lived roles: the scheduler (cron per campaign, one
+leader), the workers (send each delivery and record the outcome) and
+HTTP (/monitoring/, /healthz, /metrics). SIGHUP reloads campaigns and
+templates; SIGTERM drains.`,
+			example: "nurture serve --role worker",
+			needs:   needDB | needRedis | needContent | needLog,
+			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency"},
+		},
+		{
+			name: "demo",
+			args: "[--customers N]",
+			description: `Empties a database and a Redis database of its own (not DATABASE_URL
+or REDIS_URL), loads a generated sample audience, runs one tick of every
+campaign, sends the emails to the file outbox and prints what was sent,
+what was not and why.`,
+			example: "nurture demo --customers 400",
+			needs:   needDB | needRedis | needContent | needLog,
+			flags:   []string{"customers", "seed", "outbox", "smtp-url"},
+		},
+		{
+			name: "bench",
+			args: "[--only a,b,c,d] [--customers N] [--tasks N] [--sends N]",
+			description: `Measures planning (a), enqueueing (b), end-to-end sending (c) and the
+peak memory of a tick (d) on a generated audience, in a database and a
+Redis database of its own (BENCH_DATABASE_URL, BENCH_REDIS_URL).`,
+			example: "nurture bench --only a,b --customers 100000",
+			needs:   needDB | needRedis | needContent | needLog,
+			flags:   []string{"only", "customers", "seed", "tasks", "sends", "workers", "smtp-conns", "rounds", "reimport", "profile"},
+		},
+		{
+			name: "healthcheck",
+			args: "[--http-addr ADDR]",
+			description: `Asks the HTTP role on this machine for /healthz and prints the answer:
+exit status 0 when it is 200, 1 otherwise. For container health checks
+in images without curl.`,
+			example: "nurture healthcheck --http-addr 127.0.0.1:8080",
+			flags:   []string{"http-addr"},
+		},
+		{
+			name: "bench " + bench.ChildCommand,
+			args: "--at TIME [--baseline] [--cpuprofile FILE]",
+			description: `The child process of bench's part d, which measures the peak memory of
+one tick: bench runs it, people need not.`,
+			example: "nurture bench --only d",
+			needs:   needDB | needRedis | needContent | needLog,
+			flags:   []string{"at", "campaign", "baseline", "cpuprofile"},
+		},
+	}
+}
+
+// lookupCommand returns the command named name. A name missing from
+// commands gets every common flag; TestHelp checks that none is missing.
+func lookupCommand(name string) command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return command{name: name, needs: needDB | needRedis | needContent | needLog}
+}
