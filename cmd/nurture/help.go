@@ -88,6 +88,16 @@ enqueues the deliveries, as the scheduler does at a fire time. Workers
 			flags:   []string{"at", "campaign"},
 		},
 		{
+			name: "deliveries",
+			args: "[--campaign NAME] [--customer ID] [--status S] [--json]",
+			description: `Lists delivery rows, sorted by campaign, customer and occurrence: who
+was planned which email, its status, the reason it was not sent, its
+attempts and Message-ID. Writes nothing.`,
+			example: "nurture deliveries --campaign winback --status skipped",
+			needs:   needDB,
+			flags:   []string{"campaign", "customer", "status", "json"},
+		},
+		{
 			name: "suppress",
 			args: "[--reason TEXT] EMAIL...",
 			description: `Adds addresses to the suppression list: no email is planned or sent to

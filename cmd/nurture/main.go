@@ -51,6 +51,8 @@ Commands:
   plan --at TIME [--campaign NAME] [--json]
                                   dry run: who would get which email at TIME
   run-once --at TIME              plan and enqueue one tick of every campaign
+  deliveries [--campaign NAME] [--customer ID] [--status S] [--json]
+                                  delivery rows: status, reason, attempts
   suppress [--reason TEXT] EMAIL...
                                   never email these addresses again
   subscribe ID --source TEXT      subscribe a customer again, even one who
@@ -61,9 +63,9 @@ Commands:
   bench                           measure planning, enqueueing and sending
   healthcheck [--http-addr ADDR]  exit 0 when the HTTP role's /healthz answers 200
 
-Each command takes the flags it reads among --database-url, --redis-url,
---campaigns DIR, --templates DIR and --log-level (defaults from
-DATABASE_URL, REDIS_URL, CAMPAIGNS_DIR, TEMPLATES_DIR and LOG_LEVEL).
+Every command accepts --database-url, --redis-url, --campaigns DIR,
+--templates DIR and --log-level (defaults from DATABASE_URL, REDIS_URL,
+CAMPAIGNS_DIR, TEMPLATES_DIR and LOG_LEVEL) and reads those it needs.
 Run 'nurture COMMAND -h' for what a command does, an example and its flags.
 `
 
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.plan(ctx, rest)
 	case "run-once":
 		return a.runOnce(ctx, rest)
+	case "deliveries":
+		return a.deliveries(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
 	case "subscribe":
