@@ -37,7 +37,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			status[c.Name], code = "unavailable", http.StatusServiceUnavailable
 		}
 		if errs[i] != nil {
-			s.log.Warn("health check failed", "check", c.Name, "err", errs[i])
+			// Debug only: each component logs its own trouble, rate-limited,
+			// and a probe every few seconds (or anyone's) must not flood the log.
+			s.log.Debug("health check failed", "check", c.Name, "err", errs[i])
 		}
 	}
 	if s.deps.Leader != nil {

@@ -2,8 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -48,7 +48,8 @@ func TestPostgresOutageSendsNothingTwice(t *testing.T) {
 func testOutage(t *testing.T, outage time.Duration) {
 	const customers = 300
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	pg := testenv.StartCluster(t)
 	dbURL := pg.URL("nurture")
 	if _, err := store.Migrate(ctx, dbURL, nil); err != nil {
@@ -161,6 +162,25 @@ func testOutage(t *testing.T, outage time.Duration) {
 	}
 	if sent := counter(t, m, `nurture_deliveries_total{campaign="welcome",status="sent"}`); sent != customers {
 		t.Errorf("metrics count %d sent, want %d", sent, customers)
+	}
+	// The outage is logged, not flooded: the worker's clock stands still,
+	// so each kind of trouble is warned about once, and the recovery once.
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		seen[rec.Level+" "+rec.Msg]++
+	}
+	for msg, want := range map[string]int{
+		"WARN PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)": 1,
+		"WARN PostgreSQL could not record send outcomes; kept in Redis until it can":               1,
+		"INFO PostgreSQL available again": 1,
+	} {
+		if seen[msg] != want {
+			t.Errorf("%d log lines %q, want %d (all: %v)", seen[msg], msg, want, seen)
+		}
 	}
 }
 

@@ -74,8 +74,10 @@ func (t *trouble) ok() {
 	}
 	t.log.Info("SMTP sending recovered", "failures", t.run, "down_for", t.now().Sub(t.since).Round(time.Second))
 	t.run = 0
+	// The times of the last warnings stay: a server that flaps gets one
+	// warning per kind and interval, not one per flap. Failures not yet
+	// warned about are in the recovery line's count.
 	clear(t.pending)
-	clear(t.reported)
 }
 
 // health returns nil unless the latest sends failed on the transport.

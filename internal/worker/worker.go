@@ -23,6 +23,7 @@ import (
 	nmail "nurture/internal/mail"
 	"nurture/internal/metrics"
 	"nurture/internal/queue"
+	"nurture/internal/ratelog"
 	"nurture/internal/store"
 	"nurture/internal/unsubscribe"
 )
@@ -96,6 +97,8 @@ type Worker struct {
 	metrics *metrics.Metrics
 	content atomic.Pointer[Content]
 	trouble *trouble
+	// infra logs PostgreSQL and Redis trouble, rate-limited by kind.
+	infra *ratelog.Limiter
 
 	claims  *batcher[string, claim]
 	records *batcher[store.Outcome, bool]
@@ -153,7 +156,8 @@ var ErrInfrastructure = errors.New("infrastructure unavailable")
 func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sender, content *Content, m *metrics.Metrics, log *slog.Logger) *Worker {
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
-		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m)}
+		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
+		infra: ratelog.New(log, cfg.TroubleInterval, cfg.Now)}
 	w.content.Store(content)
 	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler
@@ -168,6 +172,7 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		for delay := 100 * time.Millisecond; delay <= 200*time.Millisecond; delay *= 2 {
 			var stale []string
 			if stale, err = st.Record(ctx, outs); err == nil {
+				w.infra.Recovered("postgres", "PostgreSQL available again")
 				applied := make([]bool, len(outs))
 				for i := range applied {
 					applied[i] = !slices.Contains(stale, outs[i].ID)
@@ -181,6 +186,7 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 			}
 		}
 		m.InfraError("postgres", "record")
+		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	})
 	return w
@@ -191,8 +197,10 @@ func (w *Worker) claimBatch(ctx context.Context, ids []string) ([]claim, error) 
 	cs, err := w.store.Claim(ctx, ids)
 	if err != nil {
 		w.metrics.InfraError("postgres", "claim")
+		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	}
+	w.infra.Recovered("postgres", "PostgreSQL available again")
 	out := make([]claim, len(cs))
 	var again []string
 	for i, c := range cs {
@@ -209,6 +217,7 @@ func (w *Worker) claimBatch(ctx context.Context, ids []string) ([]claim, error) 
 	kept, err := w.journal.Get(ctx, again)
 	if err != nil {
 		w.metrics.InfraError("redis", "journal")
+		w.infra.Trouble("redis", "Redis unavailable; deliveries wait for it", err)
 		return nil, err
 	}
 	for i := range out {
@@ -233,7 +242,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
-				w.log.Warn("recording kept outcomes failed; will retry", "err", err, "retry_in", w.cfg.DrainInterval)
+				w.infra.Trouble("drain", "recording outcomes kept in Redis failed; retrying", err, "every", w.cfg.DrainInterval)
+			} else if err == nil {
+				w.infra.Recovered("drain", "recording outcomes kept in Redis works again")
 			}
 			select {
 			case <-ctx.Done():
@@ -427,7 +438,8 @@ func (w *Worker) keep(out store.Outcome) error {
 		cancel()
 		if err == nil {
 			w.metrics.OutcomesKept(1)
-			w.log.Warn("PostgreSQL could not record a send outcome; kept in Redis until it can", "delivery_id", out.ID, "status", out.Status)
+			w.infra.Trouble("kept", "PostgreSQL could not record send outcomes; kept in Redis until it can", nil,
+				"delivery_id", out.ID, "status", out.Status)
 			return nil
 		}
 		w.metrics.InfraError("redis", "journal")
@@ -440,7 +452,7 @@ func (w *Worker) keep(out store.Outcome) error {
 			}
 			return nil
 		}
-		w.log.Error("neither PostgreSQL nor Redis can keep a send outcome; retrying", "delivery_id", out.ID,
+		w.infra.Trouble("unkept", "neither PostgreSQL nor Redis can keep a send outcome; retrying", err, "delivery_id", out.ID,
 			"status", out.Status, "redis_err", err, "postgres_err", rerr, "retry_in", delay)
 		select {
 		case <-w.stopping:
