@@ -25,6 +25,11 @@ CREATE TABLE consent_changes (
 
 CREATE INDEX consent_changes_customer ON consent_changes (customer_id, seq);
 
+-- A person's opt-out holds for their address, whatever customer id carries
+-- it: another record of the same person (another id, from another system)
+-- is not emailed either. Planning and claims look the address up here.
+CREATE INDEX customers_opted_out_email ON customers (lower(email)) WHERE opted_out_at IS NOT NULL;
+
 -- Who is unsubscribed already may have used an unsubscribe link: nothing
 -- told those apart from opt-outs by import. Treat them all as the
 -- person's, so no upgrade re-subscribes anyone who opted out; a customer
@@ -40,6 +45,7 @@ WHERE opted_out_at IS NOT NULL
 ORDER BY id;
 
 -- +goose Down
+DROP INDEX customers_opted_out_email;
 DROP TABLE consent_changes;
 ALTER TABLE customers
     DROP COLUMN opt_out_source,

@@ -164,3 +164,48 @@ func TestConsentChangeErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestOptOutHoldsForTheAddress: a person who opted out under one customer
+// id is not emailed under another id with the same address (another
+// system's record of them), until they subscribe again under either.
+func TestOptOutHoldsForTheAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := ts("2026-06-01T10:00:00Z")
+	st := clockStore(t, &now)
+	importCustomers(t, st, customer("ann", "ann@example.com", "2026-01-01T00:00:00Z"))
+	if _, err := st.Unsubscribe(ctx, "ann", "unsubscribe link", "winback"); err != nil {
+		t.Fatal(err)
+	}
+	// The CRM sends her again under its own id, the address in another case.
+	importCustomers(t, st, customer("crm-ann", "Ann@Example.com", "2026-01-01T00:00:00Z"), customer("bob", "bob@example.com", "2026-01-01T00:00:00Z"))
+	at := ts("2026-06-04T09:00:00Z")
+	if got := candidates(t, st, store.CandidateFilter{Campaign: "c", At: at}); len(got) != 1 || got["bob"].Customer.ID != "bob" {
+		t.Errorf("candidates: %v, want only bob", got)
+	}
+	// A delivery planned before is skipped at send time: the claim says
+	// she is not subscribed.
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{newDelivery("c", "crm-ann", at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := st.Claim(ctx, []string{refs[0].ID})
+	if err != nil || len(claims) != 1 || !claims[0].Claimed || claims[0].Customer.Subscribed {
+		t.Fatalf("claim of crm-ann's delivery: %+v, %v; want claimed and not subscribed", claims, err)
+	}
+
+	// Subscribing her under the CRM's id clears the opt-out she made
+	// under the other, and records it there.
+	now = ts("2026-06-05T12:00:00Z")
+	if changed, err := st.Resubscribe(ctx, "crm-ann", "support-ticket-9"); err != nil || !changed {
+		t.Fatalf("Resubscribe(crm-ann) = %t, %v; want true, nil", changed, err)
+	}
+	if got := candidates(t, st, store.CandidateFilter{Campaign: "c", At: at}); len(got) != 3 {
+		t.Errorf("candidates after re-subscription: %v, want ann, bob and crm-ann", got)
+	}
+	assertHistory(t, st, "ann",
+		store.ConsentChange{Subscribed: false, Source: "unsubscribe link", Campaign: "winback", ChangedAt: ts("2026-06-01T10:00:00Z")},
+		store.ConsentChange{Subscribed: true, Source: "support-ticket-9", ChangedAt: ts("2026-06-05T12:00:00Z")},
+	)
+	assertHistory(t, st, "crm-ann")
+}

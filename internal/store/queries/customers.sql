@@ -25,16 +25,21 @@ SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1), EXISTS (SELECT 1 FROM opt
 -- name: resubscribe
 -- $1 customer, $2 source, $3 time. Clears any opt-out. Values as for
 -- unsubscribe.
-WITH subscribed AS (
-    UPDATE customers
+-- The person's opt-outs under other customer ids with the same address
+-- are cleared too: the opt-out belongs to the address (see candidates).
+WITH target AS (
+    SELECT id, lower(email) AS email FROM customers WHERE id = $1
+), subscribed AS (
+    UPDATE customers c
     SET subscribed = true, opted_out_at = NULL, opt_out_source = NULL, updated_at = now()
-    WHERE id = $1 AND NOT subscribed
-    RETURNING id
+    FROM target t
+    WHERE NOT c.subscribed AND (c.id = t.id OR (lower(c.email) = t.email AND c.opted_out_at IS NOT NULL))
+    RETURNING c.id
 ), history AS (
     INSERT INTO consent_changes (customer_id, subscribed, source, changed_at)
-    SELECT id, true, $2, $3 FROM subscribed
+    SELECT id, true, $2, $3 FROM subscribed ORDER BY id
 )
-SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1), EXISTS (SELECT 1 FROM subscribed);
+SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM subscribed);
 
 -- name: consent-history
 SELECT subscribed, source, coalesce(campaign, '') AS campaign, changed_at
@@ -63,6 +68,8 @@ LEFT JOIN (
     GROUP BY customer_id
 ) h ON h.customer_id = c.id
 WHERE c.subscribed
+  -- an opt-out from the person holds for the address, under any id
+  AND NOT EXISTS (SELECT 1 FROM customers o WHERE lower(o.email) = lower(c.email) AND o.opted_out_at IS NOT NULL)
   AND c.last_active_at > coalesce($3::timestamptz, '-infinity')
   AND c.last_active_at <= coalesce($4::timestamptz, 'infinity')
   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
