@@ -128,8 +128,12 @@ func checkSetting(name, v string) error {
 			return errors.New(`not an email address such as "Shop <hello@example.com>"`)
 		}
 	case "HTTP_ADDR":
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
 			return errors.New("want host:port or :port, such as :8080")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 		}
 	case "UNSUBSCRIBE_URL":
 		if v == "" {

@@ -148,6 +148,22 @@ func TestMalformedSettings(t *testing.T) {
 			code: 2,
 		},
 		{
+			name: "HTTP port out of range",
+			env:  map[string]string{"HTTP_ADDR": "127.0.0.1:99999"},
+			args: []string{"serve"},
+			want: "nurture: HTTP_ADDR=\"127.0.0.1:99999\": port \"99999\" is not a number from 0 to 65535\n",
+			code: 2,
+		},
+		{
+			name: "HTTP access settings, with the others",
+			env:  map[string]string{"API_MAX_BODY": "lots", "MONITORING_READONLY": "maybe", "WORKER_CONCURRENCY": "12x"},
+			args: []string{"serve"},
+			want: "nurture: WORKER_CONCURRENCY=\"12x\": not a whole number\n" +
+				"nurture: MONITORING_READONLY=\"maybe\": want true or false\n" +
+				"nurture: API_MAX_BODY=\"lots\": invalid size \"lots\": want bytes, or a whole number with a unit (B, kB, MB, GB, KiB, MiB, GiB) such as 10MiB\n",
+			code: 2,
+		},
+		{
 			name: "unsubscribe URL",
 			env:  map[string]string{"UNSUBSCRIBE_URL": "mail.example.com"},
 			args: []string{"serve"},

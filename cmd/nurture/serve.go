@@ -50,11 +50,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
 	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("UNSUBSCRIBE_URL", ""), "public base URL of the HTTP role; with UNSUBSCRIBE_SECRET, every email gets a one-click unsubscribe link under it (UNSUBSCRIBE_URL)")
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
+	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
 	err := a.parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := a.httpConfig(&cfg.http); err != nil {
 		return err
 	}
 	cfg.roles, err = parseRoles(*roles)
@@ -85,26 +83,26 @@ func (a *app) serve(ctx context.Context, args []string) error {
 }
 
 // httpConfig reads the HTTP role's access settings from the environment,
-// strictly: a malformed value is an error naming its variable.
-func (a *app) httpConfig(c *httpserver.Config) error {
+// strictly: a malformed value is recorded for parse to report, naming its
+// variable, with the other malformed settings.
+func (a *app) httpConfig(c *httpserver.Config) {
 	c.AdminUser = a.env("ADMIN_USER", "admin")
 	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
 	c.MetricsToken = a.getenv("METRICS_TOKEN")
 	if v := a.getenv("MONITORING_READONLY"); v != "" {
 		ro, err := strconv.ParseBool(v)
 		if err != nil {
-			return fmt.Errorf("MONITORING_READONLY %q: want true or false", v)
+			a.badEnv("MONITORING_READONLY", v, errors.New("want true or false"))
 		}
 		c.MonitoringReadOnly = ro
 	}
 	if v := a.getenv("API_MAX_BODY"); v != "" {
 		n, err := httpserver.ParseSize(v)
 		if err != nil {
-			return fmt.Errorf("API_MAX_BODY: %w", err)
+			a.badEnv("API_MAX_BODY", v, err)
 		}
 		c.MaxBody = n
 	}
-	return nil
 }
 
 // retry calls connect until it succeeds or ctx ends, logging each failure

@@ -312,21 +312,23 @@ func TestServeRefusesUnsafeHTTPSettings(t *testing.T) {
 	for _, tt := range []struct {
 		env  map[string]string
 		want string
+		code int
 	}{
-		{map[string]string{"HTTP_ADDR": "0.0.0.0:8080"}, `nurture: HTTP_ADDR "0.0.0.0:8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`},
-		{map[string]string{"HTTP_ADDR": ":8080"}, `nurture: HTTP_ADDR ":8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`},
-		{map[string]string{"MONITORING_READONLY": "yes"}, `nurture: MONITORING_READONLY "yes": want true or false`},
-		{map[string]string{"API_MAX_BODY": "10 megabytes"}, `nurture: API_MAX_BODY: invalid size "10 megabytes": want bytes, or a whole number with a unit (B, kB, MB, GB, KiB, MiB, GiB) such as 10MiB`},
+		{map[string]string{"HTTP_ADDR": "0.0.0.0:8080"}, `nurture: HTTP_ADDR "0.0.0.0:8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`, 1},
+		{map[string]string{"HTTP_ADDR": ":8080"}, `nurture: HTTP_ADDR ":8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`, 1},
+		// Malformed values are settings errors, reported with the others.
+		{map[string]string{"MONITORING_READONLY": "yes"}, `nurture: MONITORING_READONLY="yes": want true or false`, 2},
+		{map[string]string{"API_MAX_BODY": "10 megabytes"}, `nurture: API_MAX_BODY="10 megabytes": invalid size "10 megabytes": want bytes, or a whole number with a unit (B, kB, MB, GB, KiB, MiB, GiB) such as 10MiB`, 2},
 	} {
 		_, stderr, code := cli(t, tt.env, "serve", "--role", "http")
-		if code != 1 || stderr != tt.want+"\n" {
-			t.Errorf("%v: status %d, stderr %q, want 1 %q", tt.env, code, stderr, tt.want)
+		if code != tt.code || stderr != tt.want+"\n" {
+			t.Errorf("%v: status %d, stderr %q, want %d %q", tt.env, code, stderr, tt.code, tt.want)
 		}
 	}
 	// Without the http role a public address is no error; a malformed value still is.
 	_, stderr, code := cli(t, map[string]string{"HTTP_ADDR": "0.0.0.0:8080", "MONITORING_READONLY": "maybe"}, "serve", "--role", "worker")
-	if want := "nurture: MONITORING_READONLY \"maybe\": want true or false\n"; code != 1 || stderr != want {
-		t.Errorf("worker role: status %d, stderr %q, want 1 %q", code, stderr, want)
+	if want := "nurture: MONITORING_READONLY=\"maybe\": want true or false\n"; code != 2 || stderr != want {
+		t.Errorf("worker role: status %d, stderr %q, want 2 %q", code, stderr, want)
 	}
 }
 
