@@ -44,7 +44,13 @@ FROM customers
 WHERE opted_out_at IS NOT NULL
 ORDER BY id;
 
+-- Who put an address on the suppression list: the command line, the API,
+-- a bounce or complaint feed. Rows from before say "unknown".
+ALTER TABLE suppressions ADD COLUMN source text NOT NULL DEFAULT 'unknown';
+ALTER TABLE suppressions ALTER COLUMN source DROP DEFAULT;
+
 -- +goose Down
+ALTER TABLE suppressions DROP COLUMN source;
 DROP INDEX customers_opted_out_email;
 DROP TABLE consent_changes;
 ALTER TABLE customers

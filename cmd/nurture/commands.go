@@ -262,12 +262,18 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 }
 
 func (a *app) suppress(ctx context.Context, args []string) error {
+	verb := "add"
+	if len(args) > 0 && (args[0] == "add" || args[0] == "remove" || args[0] == "list") {
+		verb, args = args[0], args[1:]
+	}
 	fs := a.flags("suppress")
-	reason := fs.String("reason", "manual", "why these addresses must not be emailed (bounce, complaint, ...)")
+	reason := fs.String("reason", "manual", "add: why these addresses must not be emailed (bounce, complaint, ...)")
+	source := fs.String("source", "cli", "add: who asked, kept with the address")
+	asJSON := fs.Bool("json", false, "list: one JSON object per line")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if (verb == "list") != (fs.NArg() == 0) {
 		fs.Usage()
 		return exitError{code: 2}
 	}
@@ -281,8 +287,52 @@ func (a *app) suppress(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	switch verb {
+	case "list":
+		list, err := st.Suppressions(ctx)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(a.stdout)
+		defer w.Flush()
+		enc := json.NewEncoder(w)
+		if !*asJSON {
+			fmt.Fprintf(w, "%-32s %-12s %-12s %s\n", "EMAIL", "REASON", "SOURCE", "SINCE")
+		}
+		for _, sp := range list {
+			if *asJSON {
+				err = enc.Encode(struct {
+					Email     string `json:"email"`
+					Reason    string `json:"reason"`
+					Source    string `json:"source"`
+					CreatedAt string `json:"created_at"`
+				}{sp.Email, sp.Reason, sp.Source, sp.CreatedAt.Format(time.RFC3339)})
+			} else {
+				_, err = fmt.Fprintf(w, "%-32s %-12s %-12s %s\n", sp.Email, sp.Reason, sp.Source, sp.CreatedAt.Format(time.RFC3339))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	case "remove":
+		removed := 0
+		for _, e := range fs.Args() {
+			ok, err := st.Unsuppress(ctx, e)
+			if err != nil {
+				return err
+			}
+			if ok {
+				removed++
+			} else {
+				fmt.Fprintf(a.stdout, "%s was not suppressed\n", e)
+			}
+		}
+		fmt.Fprintf(a.stdout, "removed %d address(es) from the suppression list\n", removed)
+		return nil
+	}
 	for _, e := range fs.Args() {
-		if err := st.AddSuppression(ctx, e, *reason); err != nil {
+		if err := st.Suppress(ctx, store.Suppression{Email: e, Reason: *reason, Source: *source}); err != nil {
 			return err
 		}
 	}

@@ -99,12 +99,14 @@ attempts and Message-ID. Writes nothing.`,
 		},
 		{
 			name: "suppress",
-			args: "[--reason TEXT] EMAIL...",
-			description: `Adds addresses to the suppression list: no email is planned or sent to
-them again, whatever their customer's consent says.`,
-			example: "nurture suppress --reason bounce ann@example.com",
+			args: "[add] [--reason TEXT] [--source TEXT] EMAIL... | remove EMAIL... | list [--json]",
+			description: `Keeps the suppression list: addresses no email is planned or sent to,
+whatever their customer's consent says. "add" (the default) puts
+addresses on it with a reason and a source, "remove" takes them off,
+"list" prints it. Addresses are compared without regard to case.`,
+			example: "nurture suppress add --reason bounce --source postmaster ann@example.com",
 			needs:   needDB,
-			flags:   []string{"reason"},
+			flags:   []string{"reason", "source", "json"},
 		},
 		{
 			name: "subscribe",

@@ -53,8 +53,8 @@ Commands:
   run-once --at TIME              plan and enqueue one tick of every campaign
   deliveries [--campaign NAME] [--customer ID] [--status S] [--json]
                                   delivery rows: status, reason, attempts
-  suppress [--reason TEXT] EMAIL...
-                                  never email these addresses again
+  suppress [add] [--reason TEXT] EMAIL... | remove EMAIL... | list
+                                  the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
                                   unsubscribed themselves; TEXT says who asked
   serve [--role scheduler,worker,http]

@@ -14,18 +14,59 @@ import (
 	"nurture/internal/audience"
 )
 
-// AddSuppression puts email on the suppression list, compared without
-// regard to case; no campaign sends to it again. Adding an address twice
-// keeps the latest reason.
+// AddSuppression is Suppress with the source "manual".
 func (s *Store) AddSuppression(ctx context.Context, email, reason string) error {
-	email = strings.TrimSpace(email)
+	return s.Suppress(ctx, Suppression{Email: email, Reason: reason, Source: "manual"})
+}
+
+// Suppression is an address no campaign may email.
+type Suppression struct {
+	Email     string // lower case
+	Reason    string // bounce, complaint, ...
+	Source    string // who put it there: cli, api, a feed
+	CreatedAt time.Time
+}
+
+// Suppress puts an address on the suppression list, compared without
+// regard to case; no campaign sends to it again. Adding an address twice
+// keeps the latest reason and source.
+func (s *Store) Suppress(ctx context.Context, sp Suppression) error {
+	email := strings.TrimSpace(sp.Email)
 	if email == "" {
 		return fmt.Errorf("suppress: empty email address")
 	}
-	if _, err := s.pool.Exec(ctx, s.q.get(qAddSuppression), email, reason); err != nil {
+	if _, err := s.pool.Exec(ctx, s.q.get(qAddSuppression), email, sp.Reason, sp.Source); err != nil {
 		return fmt.Errorf("suppress %q: %w", email, err)
 	}
 	return nil
+}
+
+// Unsuppress takes email off the suppression list and reports whether it
+// was on it.
+func (s *Store) Unsuppress(ctx context.Context, email string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, s.q.get(qRemoveSuppression), strings.TrimSpace(email))
+	if err != nil {
+		return false, fmt.Errorf("unsuppress %q: %w", email, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Suppressions returns the suppression list, sorted by address.
+func (s *Store) Suppressions(ctx context.Context) ([]Suppression, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qSuppressions))
+	if err != nil {
+		return nil, fmt.Errorf("suppressions: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Suppression, error) {
+		var sp Suppression
+		err := r.Scan(&sp.Email, &sp.Reason, &sp.Source, &sp.CreatedAt)
+		sp.CreatedAt = sp.CreatedAt.UTC()
+		return sp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("suppressions: %w", err)
+	}
+	return list, nil
 }
 
 // ConsentChange is one change of a customer's consent.

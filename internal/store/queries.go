@@ -45,6 +45,8 @@ const (
 	qDeliveryCounts       = "delivery-counts"
 	qDeliveryStatuses     = "delivery-statuses"
 	qUnfinishedAfterLoss  = "unfinished-after-loss"
+	qRemoveSuppression    = "remove-suppression"
+	qSuppressions         = "suppressions"
 	qTryLeader            = "try-leader"
 	qReleaseLeader        = "release-leader"
 )
@@ -57,7 +59,7 @@ var queryNames = []string{
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
-	qDeliveryStatuses, qUnfinishedAfterLoss,
+	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions,
 }
 
 // queries maps a query name to its SQL.

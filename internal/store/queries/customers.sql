@@ -2,9 +2,16 @@
 -- suppressions.
 
 -- name: add-suppression
-INSERT INTO suppressions (email, reason)
-VALUES (lower($1), $2)
-ON CONFLICT (email) DO UPDATE SET reason = excluded.reason;
+-- Adding an address again keeps the latest reason and source.
+INSERT INTO suppressions (email, reason, source)
+VALUES (lower($1), $2, $3)
+ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, source = excluded.source;
+
+-- name: remove-suppression
+DELETE FROM suppressions WHERE email = lower($1);
+
+-- name: suppressions
+SELECT email, reason, source, created_at FROM suppressions ORDER BY email;
 
 -- name: unsubscribe
 -- $1 customer, $2 source, $3 campaign (null: unknown), $4 time. The
