@@ -78,6 +78,33 @@ func (a *app) envInt(name string, def int) int {
 	return n
 }
 
+// envDuration is env for a duration: Go's form (720h, 90m) or whole days
+// (60d); it must be positive.
+func (a *app) envDuration(name string, def time.Duration) time.Duration {
+	v := a.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := parseDays(v)
+	if err != nil || d <= 0 {
+		a.badEnv(name, v, errors.New("want a positive duration such as 60d or 720h"))
+		return def
+	}
+	return d
+}
+
+// parseDays parses a Go duration, or a whole number of days such as 60d.
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}
+
 func (a *app) badEnv(name, v string, err error) {
 	a.envErrs = append(a.envErrs, envError{name: name, msg: fmt.Sprintf("%s=%q: %v", name, hidePassword(v), err)})
 }
@@ -135,7 +162,7 @@ func checkSetting(name, v string) error {
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 		}
-	case "UNSUBSCRIBE_URL":
+	case "UNSUBSCRIBE_URL", "PUBLIC_URL":
 		if v == "" {
 			return nil // the flag's way of turning links off
 		}

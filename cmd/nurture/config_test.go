@@ -164,6 +164,13 @@ func TestMalformedSettings(t *testing.T) {
 			code: 2,
 		},
 		{
+			name: "unsubscribe TTL",
+			env:  map[string]string{"UNSUBSCRIBE_TTL": "forever"},
+			args: []string{"serve"},
+			want: "nurture: UNSUBSCRIBE_TTL=\"forever\": want a positive duration such as 60d or 720h\n",
+			code: 2,
+		},
+		{
 			name: "unsubscribe URL",
 			env:  map[string]string{"UNSUBSCRIBE_URL": "mail.example.com"},
 			args: []string{"serve"},

@@ -25,12 +25,13 @@ func unsubscribeByLink(t *testing.T, env map[string]string, customerID string, a
 		t.Fatal(err)
 	}
 	defer st.Close()
-	links, err := unsubscribe.New("https://mail.example.com", "0123456789abcdef-secret")
+	links, err := unsubscribe.New(unsubscribe.Config{BaseURL: "https://mail.example.com", Secret: "0123456789abcdef-secret",
+		Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := unsubscribeHandler(st, links, slog.New(slog.DiscardHandler))
-	target := strings.TrimPrefix(links.URL(customerID), "https://mail.example.com")
+	target := strings.TrimPrefix(links.URL(customerID, "welcome"), "https://mail.example.com")
 	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader("List-Unsubscribe=One-Click"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
@@ -108,7 +109,7 @@ func TestUnsubscribeSurvivesReimportUntilSubscribe(t *testing.T) {
 		got[1].ChangedAt = time.Time{}
 	}
 	want := []store.ConsentChange{
-		{Subscribed: false, Source: "unsubscribe link", ChangedAt: optOutAt},
+		{Subscribed: false, Source: "unsubscribe link", Campaign: "welcome", ChangedAt: optOutAt},
 		{Subscribed: true, Source: "crm-fix"},
 	}
 	if !reflect.DeepEqual(got, want) {

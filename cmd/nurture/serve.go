@@ -48,7 +48,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
-	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("UNSUBSCRIBE_URL", ""), "public base URL of the HTTP role; with UNSUBSCRIBE_SECRET, every email gets a one-click unsubscribe link under it (UNSUBSCRIBE_URL)")
+	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
+	ttl := a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
 	err := a.parse(fs, args)
@@ -65,9 +66,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		}
 	}
 	if cfg.unsubscribeURL != "" {
-		links, err := unsubscribe.New(cfg.unsubscribeURL, a.getenv("UNSUBSCRIBE_SECRET"))
+		links, err := unsubscribe.New(unsubscribe.Config{BaseURL: cfg.unsubscribeURL,
+			Secret: a.env("SECRET", a.getenv("UNSUBSCRIBE_SECRET")), TTL: ttl})
 		if err != nil {
-			return fmt.Errorf("--unsubscribe-url: %w (set UNSUBSCRIBE_SECRET)", err)
+			return fmt.Errorf("--unsubscribe-url: %w (set SECRET)", err)
 		}
 		cfg.unsubscribe = links
 	}
@@ -285,9 +287,8 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 // unsubscribeHandler serves unsubscribe links: a confirm page, and the
 // POST that records the opt-out.
 func unsubscribeHandler(st *store.Store, links *unsubscribe.Links, log *slog.Logger) http.Handler {
-	return unsubscribe.Handler(links, func(ctx context.Context, customerID string) error {
-		// The token names no campaign yet, so none is recorded.
-		_, err := st.Unsubscribe(ctx, customerID, "unsubscribe link", "")
+	return unsubscribe.Handler(links, func(ctx context.Context, customerID, campaign string) error {
+		_, err := st.Unsubscribe(ctx, customerID, "unsubscribe link", campaign)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // deleted since: nothing left to email
 		}

@@ -15,57 +15,136 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Path is where the HTTP role serves unsubscribe links.
 const Path = "/unsubscribe"
 
+// DefaultTTL is how long an unsubscribe link works after its email was
+// made (UNSUBSCRIBE_TTL).
+const DefaultTTL = 60 * 24 * time.Hour
+
+// Config configures Links.
+type Config struct {
+	// BaseURL is the public address of the HTTP role, such as
+	// https://mail.example.com (PUBLIC_URL, or UNSUBSCRIBE_URL). Required.
+	BaseURL string
+	// Secret signs the links; at least 16 characters (SECRET, or
+	// UNSUBSCRIBE_SECRET). Required.
+	Secret string
+	// TTL is how long a link works after it was issued. Default DefaultTTL.
+	TTL time.Duration
+	// Now is the clock links are issued and checked by. Default time.Now.
+	Now func() time.Time
+}
+
 // Links signs and checks unsubscribe links. It is safe for concurrent use.
+//
+// A link names the customer, the campaign whose email carried it and when
+// it was issued, signed with HMAC-SHA256: it cannot be made for another
+// customer or campaign, and stops working TTL after it was issued. Links
+// from before campaigns and times were signed (a token over the customer
+// alone) keep working, without a campaign: they are in emails people
+// still have.
 type Links struct {
 	base string
 	key  []byte
+	ttl  time.Duration
+	now  func() time.Time
 }
 
-// New returns Links under baseURL (the public address of the HTTP role,
-// e.g. https://mail.example.com), signed with secret (at least 16 bytes).
-func New(baseURL, secret string) (*Links, error) {
-	u, err := url.Parse(baseURL)
+// New returns Links for cfg.
+func New(cfg Config) (*Links, error) {
+	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("unsubscribe URL %q: want an absolute http(s) URL such as https://mail.example.com", baseURL)
+		return nil, fmt.Errorf("unsubscribe URL %q: want an absolute http(s) URL such as https://mail.example.com", cfg.BaseURL)
 	}
-	if len(secret) < 16 {
+	if len(cfg.Secret) < 16 {
 		return nil, errors.New("unsubscribe secret: want at least 16 characters")
 	}
-	return &Links{base: strings.TrimSuffix(baseURL, "/"), key: []byte(secret)}, nil
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Links{base: strings.TrimSuffix(cfg.BaseURL, "/"), key: []byte(cfg.Secret), ttl: cfg.TTL, now: cfg.Now}, nil
 }
 
-func (l *Links) token(customerID string) string {
+// sign is the signature of a link; parts are length-prefixed so that no
+// two tuples sign alike. Legacy links sign the customer id alone.
+func (l *Links) sign(parts ...string) string {
 	m := hmac.New(sha256.New, l.key)
-	m.Write([]byte(customerID))
+	if len(parts) == 1 {
+		m.Write([]byte(parts[0]))
+	} else {
+		for _, p := range parts {
+			fmt.Fprintf(m, "%d:%s", len(p), p)
+		}
+	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// URL is the unsubscribe link of a customer.
-func (l *Links) URL(customerID string) string {
-	return l.base + Path + "?c=" + url.QueryEscape(customerID) + "&t=" + l.token(customerID)
+// URL is the unsubscribe link for a customer in an email of campaign,
+// issued now.
+func (l *Links) URL(customerID, campaign string) string {
+	issued := strconv.FormatInt(l.now().Unix(), 10)
+	q := url.Values{"c": {customerID}, "k": {campaign}, "i": {issued}, "t": {l.sign("v2", customerID, campaign, issued)}}
+	return l.base + Path + "?" + q.Encode()
 }
 
-// Valid reports whether token was signed for customerID.
-func (l *Links) Valid(customerID, token string) bool {
-	return customerID != "" && hmac.Equal([]byte(token), []byte(l.token(customerID)))
+// Errors of Check.
+var (
+	ErrInvalid = errors.New("unsubscribe link is not valid")
+	ErrExpired = errors.New("unsubscribe link has expired")
+)
+
+// Check returns the customer and campaign a link's query was signed for,
+// or ErrInvalid or ErrExpired.
+func (l *Links) Check(q url.Values) (customerID, campaign string, err error) {
+	customerID, token := q.Get("c"), q.Get("t")
+	if customerID == "" || token == "" {
+		return "", "", ErrInvalid
+	}
+	issued := q.Get("i")
+	if issued == "" && !q.Has("k") { // a legacy link
+		if !hmac.Equal([]byte(token), []byte(l.sign(customerID))) {
+			return "", "", ErrInvalid
+		}
+		return customerID, "", nil
+	}
+	campaign = q.Get("k")
+	if !hmac.Equal([]byte(token), []byte(l.sign("v2", customerID, campaign, issued))) {
+		return "", "", ErrInvalid
+	}
+	at, err := strconv.ParseInt(issued, 10, 64)
+	if err != nil {
+		return "", "", ErrInvalid
+	}
+	if l.now().Sub(time.Unix(at, 0)) > l.ttl {
+		return "", "", ErrExpired
+	}
+	return customerID, campaign, nil
 }
 
-// Unsubscriber withdraws a customer's consent.
-type Unsubscriber func(ctx context.Context, customerID string) error
+// Unsubscriber withdraws a customer's consent; campaign is the campaign
+// whose email carried the link, "" when unknown.
+type Unsubscriber func(ctx context.Context, customerID, campaign string) error
 
 // Handler serves Path. GET shows a page with a confirm button, because
 // link scanners fetch every URL of an email; POST (the button, or a mail
 // client's one-click request) unsubscribes.
 func Handler(l *Links, unsubscribe Unsubscriber, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, token := r.URL.Query().Get("c"), r.URL.Query().Get("t")
-		if !l.Valid(id, token) {
+		id, campaign, err := l.Check(r.URL.Query())
+		switch {
+		case errors.Is(err, ErrExpired):
+			http.Error(w, "This unsubscribe link has expired. Please use the link in a more recent email.", http.StatusBadRequest)
+			return
+		case err != nil:
 			http.Error(w, "This unsubscribe link is not valid.", http.StatusBadRequest)
 			return
 		}
@@ -74,12 +153,12 @@ func Handler(l *Links, unsubscribe Unsubscriber, log *slog.Logger) http.Handler 
 		case http.MethodGet, http.MethodHead:
 			page.Execute(w, pageData{Action: r.URL.RequestURI()})
 		case http.MethodPost:
-			if err := unsubscribe(r.Context(), id); err != nil {
-				log.Error("unsubscribe failed", "customer_id", id, "err", err)
+			if err := unsubscribe(r.Context(), id, campaign); err != nil {
+				log.Error("unsubscribe failed", "customer_id", id, "campaign", campaign, "err", err)
 				http.Error(w, "Something went wrong; please try again.", http.StatusServiceUnavailable)
 				return
 			}
-			log.Info("customer unsubscribed", "customer_id", id)
+			log.Info("customer unsubscribed", "customer_id", id, "campaign", campaign)
 			page.Execute(w, pageData{Done: true})
 		default:
 			w.Header().Set("Allow", "GET, HEAD, POST")

@@ -2,6 +2,10 @@ package unsubscribe_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"nurture/internal/unsubscribe"
 )
@@ -21,46 +26,101 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"ftp://x", secret, `unsubscribe URL "ftp://x": want an absolute http(s) URL such as https://mail.example.com`},
 		{"https://mail.example.com", "short", "unsubscribe secret: want at least 16 characters"},
 	} {
-		if _, err := unsubscribe.New(tt.base, tt.secret); err == nil || err.Error() != tt.want {
+		if _, err := unsubscribe.New(unsubscribe.Config{BaseURL: tt.base, Secret: tt.secret}); err == nil || err.Error() != tt.want {
 			t.Errorf("New(%q, %q) = %v, want %q", tt.base, tt.secret, err, tt.want)
 		}
 	}
 }
 
-func TestLinks(t *testing.T) {
-	l, err := unsubscribe.New("https://mail.example.com/", secret)
+// links returns Links whose clock reads *now.
+func links(t *testing.T, now *time.Time, secret string) *unsubscribe.Links {
+	t.Helper()
+	l, err := unsubscribe.New(unsubscribe.Config{BaseURL: "https://mail.example.com/", Secret: secret, TTL: 48 * time.Hour,
+		Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := l.URL("c 1&x")
+	return l
+}
+
+func query(t *testing.T, raw string) url.Values {
+	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Host != "mail.example.com" || u.Path != "/unsubscribe" || u.Query().Get("c") != "c 1&x" {
+	if u.Host != "mail.example.com" || u.Path != "/unsubscribe" {
 		t.Fatalf("URL = %s", raw)
 	}
-	tok := u.Query().Get("t")
-	if !l.Valid("c 1&x", tok) {
-		t.Error("the link's own token is not valid")
+	return u.Query()
+}
+
+func TestLinks(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	l := links(t, &now, secret)
+	q := query(t, l.URL("c 1&x", "winback"))
+	if id, camp, err := l.Check(q); err != nil || id != "c 1&x" || camp != "winback" {
+		t.Fatalf("Check(own link) = %q, %q, %v", id, camp, err)
 	}
-	if l.Valid("c2", tok) || l.Valid("c 1&x", tok[:len(tok)-1]+"A") || l.Valid("", "") {
-		t.Error("a token for another customer, a tampered token or an empty one is valid")
+	for name, change := range map[string]func(url.Values){
+		"another customer":  func(v url.Values) { v.Set("c", "c2") },
+		"another campaign":  func(v url.Values) { v.Set("k", "onboarding") },
+		"a later issue":     func(v url.Values) { v.Set("i", "9999999999") },
+		"a tampered token":  func(v url.Values) { v.Set("t", v.Get("t")[:10]+"AAAA") },
+		"no token":          func(v url.Values) { v.Del("t") },
+		"no customer":       func(v url.Values) { v.Del("c") },
+		"no campaign field": func(v url.Values) { v.Del("k") },
+	} {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = append([]string(nil), vs...)
+		}
+		change(v)
+		if _, _, err := l.Check(v); !errors.Is(err, unsubscribe.ErrInvalid) {
+			t.Errorf("%s: Check = %v, want ErrInvalid", name, err)
+		}
 	}
-	other, _ := unsubscribe.New("https://mail.example.com", secret+"x")
-	if other.Valid("c 1&x", tok) {
-		t.Error("a token signed with another secret is valid")
+	var other = links(t, &now, secret+"x")
+	if _, _, err := other.Check(q); !errors.Is(err, unsubscribe.ErrInvalid) {
+		t.Errorf("another secret: Check = %v, want ErrInvalid", err)
+	}
+	// The link works for its TTL after it was issued, and not after.
+	now = now.Add(48 * time.Hour)
+	if _, _, err := l.Check(q); err != nil {
+		t.Errorf("at the TTL: %v", err)
+	}
+	now = now.Add(time.Second)
+	if _, _, err := l.Check(q); !errors.Is(err, unsubscribe.ErrExpired) {
+		t.Errorf("past the TTL: %v, want ErrExpired", err)
+	}
+}
+
+// TestLegacyLinks: emails sent before links named a campaign and a time
+// carry a token over the customer id alone; they keep working.
+func TestLegacyLinks(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	l := links(t, &now, secret)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("c1"))
+	legacy := url.Values{"c": {"c1"}, "t": {base64.RawURLEncoding.EncodeToString(m.Sum(nil))}}
+	if id, camp, err := l.Check(legacy); err != nil || id != "c1" || camp != "" {
+		t.Errorf("legacy link: %q, %q, %v", id, camp, err)
+	}
+	legacy.Set("c", "c2")
+	if _, _, err := l.Check(legacy); !errors.Is(err, unsubscribe.ErrInvalid) {
+		t.Errorf("legacy token for another customer: %v", err)
 	}
 }
 
 func TestHandler(t *testing.T) {
-	l, _ := unsubscribe.New("https://mail.example.com", secret)
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	l := links(t, &now, secret)
 	var got []string
-	h := unsubscribe.Handler(l, func(_ context.Context, id string) error {
-		got = append(got, id)
+	h := unsubscribe.Handler(l, func(_ context.Context, id, campaign string) error {
+		got = append(got, id+"/"+campaign)
 		return nil
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	target := strings.TrimPrefix(l.URL("c1"), "https://mail.example.com")
+	target := strings.TrimPrefix(l.URL("c1", "winback"), "https://mail.example.com")
 
 	do := func(method, target string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -71,7 +131,7 @@ func TestHandler(t *testing.T) {
 	if code, body := do(http.MethodGet, target); code != 200 || !strings.Contains(body, `<form method="post"`) || len(got) != 0 {
 		t.Errorf("GET: %d, unsubscribed %v, body %.200s", code, got, body)
 	}
-	if code, body := do(http.MethodPost, target); code != 200 || !strings.Contains(body, "You are unsubscribed") || len(got) != 1 || got[0] != "c1" {
+	if code, body := do(http.MethodPost, target); code != 200 || !strings.Contains(body, "You are unsubscribed") || len(got) != 1 || got[0] != "c1/winback" {
 		t.Errorf("POST: %d, unsubscribed %v, body %.200s", code, got, body)
 	}
 	if code, _ := do(http.MethodPost, "/unsubscribe?c=c2&t=forged"); code != http.StatusBadRequest || len(got) != 1 {
@@ -79,5 +139,9 @@ func TestHandler(t *testing.T) {
 	}
 	if code, _ := do(http.MethodDelete, target); code != http.StatusMethodNotAllowed {
 		t.Errorf("DELETE: %d", code)
+	}
+	now = now.Add(49 * time.Hour)
+	if code, body := do(http.MethodPost, target); code != http.StatusBadRequest || !strings.Contains(body, "has expired") || len(got) != 1 {
+		t.Errorf("expired POST: %d, unsubscribed %v, body %.200s", code, got, body)
 	}
 }

@@ -521,7 +521,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 		"X-Nurture-Delivery": c.ID,
 	}
 	if w.cfg.Unsubscribe != nil {
-		data.UnsubscribeURL = w.cfg.Unsubscribe.URL(c.Customer.ID)
+		data.UnsubscribeURL = w.cfg.Unsubscribe.URL(c.Customer.ID, c.Campaign)
 		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
 		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 	}

@@ -353,7 +353,8 @@ func TestDisabledCampaignIsSkipped(t *testing.T) {
 
 func TestUnsubscribeLink(t *testing.T) {
 	p := newPipeline(t)
-	links, err := unsubscribe.New("https://mail.example.com", "0123456789abcdef-secret")
+	links, err := unsubscribe.New(unsubscribe.Config{BaseURL: "https://mail.example.com", Secret: "0123456789abcdef-secret",
+		Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,8 @@ func TestUnsubscribeLink(t *testing.T) {
 	if ann == nil {
 		t.Fatal("no email to ann@example.com")
 	}
-	link := links.URL("c1")
+	link := links.URL("c1", "welcome") // issued at the worker's clock, as the email's
+
 	for _, want := range []string{
 		"List-Unsubscribe: <" + link + ">",
 		"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
@@ -384,8 +386,8 @@ func TestUnsubscribeLink(t *testing.T) {
 	// The one-click POST a mail client sends withdraws consent in the
 	// database, which the worker re-checks before every send (see
 	// TestConsentWithdrawnBeforeSending).
-	h := unsubscribe.Handler(links, func(ctx context.Context, id string) error {
-		_, err := p.st.Unsubscribe(ctx, id, "unsubscribe link", "")
+	h := unsubscribe.Handler(links, func(ctx context.Context, id, campaign string) error {
+		_, err := p.st.Unsubscribe(ctx, id, "unsubscribe link", campaign)
 		return err
 	}, p.log)
 	rec := httptest.NewRecorder()
@@ -402,5 +404,10 @@ func TestUnsubscribeLink(t *testing.T) {
 	})
 	if err != nil || subscribed {
 		t.Fatalf("c1 still subscribed after the one-click unsubscribe (%v)", err)
+	}
+	// The opt-out is recorded against the campaign whose email carried it.
+	h2, err := p.st.ConsentHistory(context.Background(), "c1")
+	if err != nil || len(h2) != 1 || h2[0].Campaign != "welcome" || h2[0].Source != "unsubscribe link" {
+		t.Errorf("consent history of c1: %+v, %v; want one opt-out by unsubscribe link from welcome", h2, err)
 	}
 }
