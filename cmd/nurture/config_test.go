@@ -164,6 +164,13 @@ func TestMalformedSettings(t *testing.T) {
 			code: 2,
 		},
 		{
+			name: "weak API token",
+			env:  map[string]string{"API_TOKENS": "0123456789abcdef0123, short"},
+			args: []string{"serve"},
+			want: "nurture: API_TOKENS=\"...\": each token needs at least 16 characters\n",
+			code: 2,
+		},
+		{
 			name: "unsubscribe TTL",
 			env:  map[string]string{"UNSUBSCRIBE_TTL": "forever"},
 			args: []string{"serve"},

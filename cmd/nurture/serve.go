@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"nurture/internal/api"
 	"nurture/internal/content"
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
@@ -91,6 +92,16 @@ func (a *app) httpConfig(c *httpserver.Config) {
 	c.AdminUser = a.env("ADMIN_USER", "admin")
 	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
 	c.MetricsToken = a.getenv("METRICS_TOKEN")
+	for _, t := range strings.Split(a.getenv("API_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			a.badEnv("API_TOKENS", "...", errors.New("each token needs at least 16 characters"))
+			continue
+		}
+		c.APITokens = append(c.APITokens, t)
+	}
 	if v := a.getenv("MONITORING_READONLY"); v != "" {
 		ro, err := strconv.ParseBool(v)
 		if err != nil {
@@ -265,7 +276,7 @@ func workerContent(c *content.Content) *worker.Content {
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and
 // the dashboard.
 func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, log *slog.Logger) (*httpserver.Server, error) {
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler()}
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -68,6 +69,34 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 	})
 }
 
+// apiAuth lets through requests with a bearer token from APITokens,
+// compared in constant time (each of them, so the time does not tell which
+// matched); others are answered 401 in JSON. Without tokens the API is
+// closed.
+func (s *Server) apiAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok := false
+		for _, t := range s.cfg.APITokens {
+			if equal(token, t) && strings.EqualFold(scheme, "Bearer") {
+				ok = true
+			}
+		}
+		if !ok {
+			msg := "a bearer token from API_TOKENS is required"
+			if len(s.cfg.APITokens) == 0 {
+				msg = "the API is closed: set API_TOKENS to open it"
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, "{\"error\":%q}\n", msg)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // equal compares secrets in constant time, whatever their lengths.
 func equal(got, want string) bool {
 	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
@@ -91,6 +120,13 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.MaxBody {
 			w.Header().Set("Connection", "close")
+			if strings.HasPrefix(r.URL.Path, APIPrefix) {
+				// API errors are JSON, as its callers expect.
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				fmt.Fprintf(w, "{\"error\":\"the body is over the limit of %d bytes\"}\n", s.cfg.MaxBody)
+				return
+			}
 			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}

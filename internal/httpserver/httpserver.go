@@ -6,6 +6,7 @@
 //   - /healthz: anyone; the error of a failing check only to admins.
 //   - /metrics: anyone, or only with the bearer MetricsToken when it is set.
 //   - public pages (Deps.Public): anyone.
+//   - the API (Deps.API, under /api/v1/): a bearer token from APITokens.
 //   - admin pages (/monitoring/ and Deps.Admin): basic auth AdminUser /
 //     AdminPassword; without AdminPassword, only on a loopback address. A
 //     cross-site request that may change state is refused, credentials or
@@ -45,6 +46,9 @@ type Config struct {
 	// MonitoringReadOnly makes the Asynq dashboard read-only
 	// (MONITORING_READONLY). Default false.
 	MonitoringReadOnly bool
+	// APITokens are the bearer tokens the API accepts (API_TOKENS, comma
+	// separated). Default none: the API answers 401 to every request.
+	APITokens []string
 	// MetricsToken is the bearer token /metrics requires (METRICS_TOKEN).
 	// Default empty: /metrics is open to anyone.
 	MetricsToken string
@@ -168,7 +172,13 @@ type Deps struct {
 	// Admin are admin pages beside the dashboard, by pattern, served with
 	// the dashboard's access rules.
 	Admin map[string]http.Handler
+	// API, when set, serves APIPrefix for callers with a bearer token
+	// from APITokens.
+	API http.Handler
 }
+
+// APIPrefix is where Deps.API is served.
+const APIPrefix = "/api/v1/"
 
 // Server is the HTTP server. Create it with New, run it with Start and
 // Stop.
@@ -208,6 +218,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	mux.Handle(MonitoringPath, s.admin(s.mon))
 	for pattern, h := range deps.Admin {
 		mux.Handle(pattern, s.admin(h))
+	}
+	if deps.API != nil {
+		mux.Handle(APIPrefix, s.apiAuth(deps.API))
 	}
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
