@@ -167,42 +167,34 @@ func (a *api) fail(w http.ResponseWriter, what string, err error) {
 // decode reads one JSON object, strictly (unknown fields are errors),
 // answering 400 with the position of a syntax error.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, ok := readBody(w, r)
-	if !ok {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, jsonError(err))
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "the body holds more than one JSON value")
-		return false
-	}
-	return true
+	return decodeWith(w, r, func(dec *json.Decoder, _ []byte) error { return dec.Decode(v) })
 }
 
 // decodeOneOrMany reads one object or an array of them into *items.
 func decodeOneOrMany[T any](w http.ResponseWriter, r *http.Request, items *[]T) bool {
+	return decodeWith(w, r, func(dec *json.Decoder, body []byte) error {
+		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+			return dec.Decode(items)
+		}
+		var one T
+		if err := dec.Decode(&one); err != nil {
+			return err
+		}
+		*items = []T{one}
+		return nil
+	})
+}
+
+// decodeWith reads the body and decodes it with fn over a strict decoder;
+// anything after the value is an error.
+func decodeWith(w http.ResponseWriter, r *http.Request, fn func(*json.Decoder, []byte) error) bool {
 	body, ok := readBody(w, r)
 	if !ok {
 		return false
 	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	var err error
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		err = dec.Decode(items)
-	} else {
-		var one T
-		if err = dec.Decode(&one); err == nil {
-			*items = []T{one}
-		}
-	}
-	if err != nil {
+	if err := fn(dec, body); err != nil {
 		writeError(w, http.StatusBadRequest, jsonError(err))
 		return false
 	}
