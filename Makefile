@@ -28,5 +28,5 @@ lint: ## vet, gofmt and lint the shipped campaigns and templates
 bench: services ## run the benchmarks reported in BENCHMARKS.md
 	$(GO) run ./cmd/nurture bench
 
-demo: services ## run the demo on the local PostgreSQL and Redis
-	$(GO) run ./cmd/nurture demo
+demo: services ## run the demo on the local PostgreSQL and Redis (DEMO_FLAGS="--database-url ... --redis-url ...")
+	$(GO) run ./cmd/nurture demo $(DEMO_FLAGS)

@@ -17,6 +17,9 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	cfg.SMTPConns = a.envInt("SMTP_CONNS", cfg.SMTPConns) // read before parse, which reports a malformed value
 	fs.Lookup("database-url").DefValue = demo.DefaultDatabaseURL
 	fs.Lookup("redis-url").DefValue = demo.DefaultRedisURL
+	// The demo's own, never DATABASE_URL or REDIS_URL: say so in -h.
+	fs.Lookup("database-url").Usage = "PostgreSQL URL of the demo's own database, which it empties (not read from DATABASE_URL)"
+	fs.Lookup("redis-url").Usage = "Redis URL of the demo's own database, which it empties (not read from REDIS_URL)"
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}

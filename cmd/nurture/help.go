@@ -40,8 +40,8 @@ migrations.`,
 		},
 		{
 			name: "lint",
-			description: `Checks lifecycle.yaml, every campaign and settings.yaml in the campaigns
-directory, and the templates they name, without connecting to anything.
+			description: `Checks lifecycle.yaml and every campaign in the campaigns directory, and
+the templates they name, without connecting to anything.
 Prints every problem as file:line:col: message and exits 1 if there is
 any.`,
 			example: "nurture lint --campaigns campaigns --templates templates",

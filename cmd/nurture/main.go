@@ -50,7 +50,8 @@ Commands:
   stage --at TIME [--json]        each customer's lifecycle stage at TIME
   plan --at TIME [--campaign NAME] [--json]
                                   dry run: who would get which email at TIME
-  run-once --at TIME              plan and enqueue one tick of every campaign
+  run-once --at TIME [--campaign NAME]
+                                  plan and enqueue one tick of every campaign
   deliveries [--campaign NAME] [--customer ID] [--status S] [--json]
                                   delivery rows: status, reason, attempts
   suppress [add] [--reason TEXT] EMAIL... | remove EMAIL... | list

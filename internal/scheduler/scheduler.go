@@ -364,7 +364,7 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 				continue
 			case queue.NewLoss:
 				s.metrics.InfraError("redis", "data_lost")
-				s.log.Warn("Redis lost its data; enqueueing unfinished deliveries again now",
+				s.log.Warn("Redis lost its data (or nurture has not used this Redis before); enqueueing unfinished deliveries again now",
 					"sending_after", s.cfg.SendingGrace)
 			case queue.PendingLoss:
 				s.log.Info("resuming the recovery of a Redis data loss")
