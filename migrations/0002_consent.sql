@@ -26,9 +26,15 @@ CREATE TABLE consent_changes (
 CREATE INDEX consent_changes_customer ON consent_changes (customer_id, seq);
 
 -- A person's opt-out holds for their address, whatever customer id carries
--- it: another record of the same person (another id, from another system)
--- is not emailed either. Planning and claims look the address up here.
-CREATE INDEX customers_opted_out_email ON customers (lower(email)) WHERE opted_out_at IS NOT NULL;
+-- it (another record of the same person, from another system) and
+-- whatever later imports do to the record's email. Planning and claims
+-- look the address up here, as they do suppressions: a small table they
+-- hash, so the candidate scan keeps streaming in id order.
+CREATE TABLE opted_out_addresses (
+    email        text PRIMARY KEY CHECK (email = lower(email)),
+    customer_id  text COLLATE "C" NOT NULL, -- whose opt-out put it here
+    opted_out_at timestamptz NOT NULL
+);
 
 -- Who is unsubscribed already may have used an unsubscribe link: nothing
 -- told those apart from opt-outs by import. Treat them all as the
@@ -44,6 +50,13 @@ FROM customers
 WHERE opted_out_at IS NOT NULL
 ORDER BY id;
 
+INSERT INTO opted_out_addresses (email, customer_id, opted_out_at)
+SELECT lower(email), id, opted_out_at
+FROM customers
+WHERE opted_out_at IS NOT NULL
+ORDER BY id
+ON CONFLICT (email) DO NOTHING;
+
 -- Who put an address on the suppression list: the command line, the API,
 -- a bounce or complaint feed. Rows from before say "unknown".
 ALTER TABLE suppressions ADD COLUMN source text NOT NULL DEFAULT 'unknown';
@@ -51,7 +64,7 @@ ALTER TABLE suppressions ALTER COLUMN source DROP DEFAULT;
 
 -- +goose Down
 ALTER TABLE suppressions DROP COLUMN source;
-DROP INDEX customers_opted_out_email;
+DROP TABLE opted_out_addresses;
 DROP TABLE consent_changes;
 ALTER TABLE customers
     DROP COLUMN opt_out_source,

@@ -25,7 +25,7 @@ const Prefix = "/api/v1/"
 
 // Store is what the API reads and writes.
 type Store interface {
-	Suppress(ctx context.Context, sp store.Suppression) error
+	SuppressAll(ctx context.Context, sps []store.Suppression) error
 	Unsuppress(ctx context.Context, email string) (bool, error)
 	Suppressions(ctx context.Context) ([]store.Suppression, error)
 	Resubscribe(ctx context.Context, customerID, source string) (bool, error)
@@ -85,6 +85,10 @@ func (a *api) addSuppressions(w http.ResponseWriter, r *http.Request) {
 	if !decodeOneOrMany(w, r, &items) {
 		return
 	}
+	if len(items) == 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": []itemError{{0, "", "the array is empty: nothing to suppress"}}})
+		return
+	}
 	var problems []itemError
 	for i := range items {
 		it := &items[i]
@@ -102,11 +106,13 @@ func (a *api) addSuppressions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": problems})
 		return
 	}
-	for _, it := range items {
-		if err := a.st.Suppress(r.Context(), store.Suppression{Email: it.Email, Reason: it.Reason, Source: it.Source}); err != nil {
-			a.fail(w, "suppress", err)
-			return
-		}
+	sps := make([]store.Suppression, len(items))
+	for i, it := range items {
+		sps[i] = store.Suppression{Email: it.Email, Reason: it.Reason, Source: it.Source}
+	}
+	if err := a.st.SuppressAll(r.Context(), sps); err != nil {
+		a.fail(w, "suppress", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(items)})
 }
@@ -198,8 +204,8 @@ func decodeWith(w http.ResponseWriter, r *http.Request, fn func(*json.Decoder, [
 		writeError(w, http.StatusBadRequest, jsonError(err))
 		return false
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "the body holds more than one JSON value")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unexpected data after the JSON value, at byte %d", dec.InputOffset()))
 		return false
 	}
 	return true

@@ -98,6 +98,10 @@ func TestSuppressionsAPI(t *testing.T) {
 		{`{"email":"x@example.com" "reason":"bounce"}`, 400, `{"error":"malformed JSON at byte 26: invalid character '\"' after object key:value pair"}`},
 		{`{"email":"x@example.com","why":"bounce"}`, 400, `{"error":"malformed JSON: json: unknown field \"why\""}`},
 		{`{"email":"x@example.com","reason":"` + strings.Repeat("x", 2000) + `"}`, 413, `{"error":"the body is over the limit of 1024 bytes"}`},
+		{`{"email":"x@example.com","reason":"bounce"}}`, 400, `{"error":"unexpected data after the JSON value, at byte 43"}`},
+		{`[]`, 422, `{"errors":[{"index":0,"field":"","message":"the array is empty: nothing to suppress"}]}`},
+		// The last of an address given twice wins.
+		{`[{"email":"Cy@example.com","reason":"bounce"},{"email":"cy@example.com","reason":"manual"}]`, 200, `{"accepted":2}`},
 	} {
 		code, body := call(t, "POST", url, auth, tt.body)
 		if code != tt.code || body != tt.want+"\n" {
@@ -154,5 +158,29 @@ func TestSubscribeAPI(t *testing.T) {
 	h, err := st.ConsentHistory(ctx, "c1")
 	if err != nil || len(h) != 2 || !h[1].Subscribed || h[1].Source != "preference-center" {
 		t.Errorf("consent history: %+v %v", h, err)
+	}
+}
+
+// TestChunkedBodyOverTheLimit: a body without a declared length that runs
+// past API_MAX_BODY is answered 413 in JSON, and nothing is written.
+func TestChunkedBodyOverTheLimit(t *testing.T) {
+	base, st := serve(t)
+	body := io.MultiReader(strings.NewReader(`[{"email":"a@example.com","reason":"`), strings.NewReader(strings.Repeat("x", 2000)+`"}]`))
+	req, err := http.NewRequest("POST", base+"/api/v1/suppressions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || string(b) != `{"error":"the body is over the limit of 1024 bytes"}`+"\n" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("chunked body over the limit: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if list, err := st.Suppressions(context.Background()); err != nil || len(list) != 0 {
+		t.Errorf("suppressions after a refused body: %v %v", list, err)
 	}
 }

@@ -130,7 +130,7 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}
-		lw := &limitWriter{ResponseWriter: w}
+		lw := &limitWriter{ResponseWriter: w, json: strings.HasPrefix(r.URL.Path, APIPrefix), limit: s.cfg.MaxBody}
 		r.Body = &limitBody{ReadCloser: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), over: &lw.over}
 		h.ServeHTTP(lw, r)
 	})
@@ -157,6 +157,8 @@ type limitWriter struct {
 	over    atomic.Bool
 	wrote   bool
 	replace bool
+	json    bool // an API request: its errors are JSON
+	limit   int64
 }
 
 func (w *limitWriter) WriteHeader(code int) {
@@ -169,6 +171,12 @@ func (w *limitWriter) WriteHeader(code int) {
 		h := w.ResponseWriter.Header()
 		for k := range h {
 			delete(h, k)
+		}
+		if w.json {
+			h.Set("Content-Type", "application/json")
+			w.ResponseWriter.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w.ResponseWriter, "{\"error\":\"the body is over the limit of %d bytes\"}\n", w.limit)
+			return
 		}
 		http.Error(w.ResponseWriter, tooLarge, http.StatusRequestEntityTooLarge)
 		return

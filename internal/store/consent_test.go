@@ -209,3 +209,21 @@ func TestOptOutHoldsForTheAddress(t *testing.T) {
 	)
 	assertHistory(t, st, "crm-ann")
 }
+
+// TestOptOutStaysWithTheAddress: an import that changes the email of a
+// customer who opted out does not free the old address.
+func TestOptOutStaysWithTheAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := ts("2026-06-01T10:00:00Z")
+	st := clockStore(t, &now)
+	importCustomers(t, st, customer("ann", "ann@example.com", "2026-01-01T00:00:00Z"))
+	if _, err := st.Unsubscribe(ctx, "ann", "unsubscribe link", ""); err != nil {
+		t.Fatal(err)
+	}
+	importCustomers(t, st, customer("ann", "ann.new@example.com", "2026-01-01T00:00:00Z"),
+		customer("other-ann", "ann@example.com", "2026-01-01T00:00:00Z"))
+	if got := candidates(t, st, store.CandidateFilter{Campaign: "c", At: ts("2026-06-04T09:00:00Z")}); len(got) != 0 {
+		t.Errorf("candidates: %v, want none: ann opted out, and her old address with her", got)
+	}
+}

@@ -41,6 +41,30 @@ func (s *Store) Suppress(ctx context.Context, sp Suppression) error {
 	return nil
 }
 
+// SuppressAll is Suppress for many addresses in one statement: all are
+// added, or none. Of an address given twice (in any case), the last wins.
+func (s *Store) SuppressAll(ctx context.Context, sps []Suppression) error {
+	last := map[string]int{}
+	for i, sp := range sps {
+		last[strings.ToLower(strings.TrimSpace(sp.Email))] = i
+	}
+	var emails, reasons, sources []string
+	for i, sp := range sps {
+		e := strings.ToLower(strings.TrimSpace(sp.Email))
+		if e == "" {
+			return fmt.Errorf("suppress: empty email address")
+		}
+		if last[e] != i {
+			continue
+		}
+		emails, reasons, sources = append(emails, e), append(reasons, sp.Reason), append(sources, sp.Source)
+	}
+	if _, err := s.pool.Exec(ctx, s.q.get(qAddSuppressions), emails, reasons, sources); err != nil {
+		return fmt.Errorf("suppress %d addresses: %w", len(emails), err)
+	}
+	return nil
+}
+
 // Unsuppress takes email off the suppression list and reports whether it
 // was on it.
 func (s *Store) Unsuppress(ctx context.Context, email string) (bool, error) {
@@ -208,6 +232,13 @@ func (f CandidateFilter) bounds() (after, upTo *time.Time) {
 // and is returned as is.
 func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Candidate) error) error {
 	after, upTo := f.bounds()
+	// A person's opt-out holds for their address under any customer id.
+	// The set is read first and checked here rather than joined in SQL,
+	// which would cost a sort of every customer (see the query's comment).
+	optedOut, err := s.optedOutAddresses(ctx)
+	if err != nil {
+		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
+	}
 	rows, err := s.pool.Query(ctx, s.q.get(qCandidates), f.Campaign, f.At, after, upTo)
 	if err != nil {
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
@@ -237,6 +268,9 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 		}
+		if _, out := optedOut[strings.ToLower(c.Email)]; out {
+			continue
+		}
 		c.Subscribed = true
 		c.Suppressed = false
 		c.CreatedAt = createdAt.UTC()
@@ -258,6 +292,25 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 	}
 	return nil
+}
+
+// optedOutAddresses returns the addresses people opted out from, lower
+// case.
+func (s *Store) optedOutAddresses(ctx context.Context) (map[string]struct{}, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qOptedOutAddresses))
+	if err != nil {
+		return nil, fmt.Errorf("opted-out addresses: %w", err)
+	}
+	out := map[string]struct{}{}
+	var email string
+	_, err = pgx.ForEachRow(rows, []any{&email}, func() error {
+		out[email] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opted-out addresses: %w", err)
+	}
+	return out, nil
 }
 
 // Customers calls fn for every customer in id order, with Suppressed set.

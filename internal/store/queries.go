@@ -47,6 +47,8 @@ const (
 	qUnfinishedAfterLoss  = "unfinished-after-loss"
 	qRemoveSuppression    = "remove-suppression"
 	qSuppressions         = "suppressions"
+	qOptedOutAddresses    = "opted-out-addresses"
+	qAddSuppressions      = "add-suppressions"
 	qTryLeader            = "try-leader"
 	qReleaseLeader        = "release-leader"
 )
@@ -59,7 +61,7 @@ var queryNames = []string{
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
-	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions,
+	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 }
 
 // queries maps a query name to its SQL.

@@ -81,7 +81,7 @@ SELECT i.ord::integer AS ord,
        coalesce(c.first_name, '') AS first_name,
        coalesce(c.timezone, '') AS timezone,
        coalesce(c.subscribed, false)
-           AND NOT EXISTS (SELECT 1 FROM customers o WHERE lower(o.email) = lower(c.email) AND o.opted_out_at IS NOT NULL) AS subscribed,
+           AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
        c.created_at AS created_at,
        coalesce(c.attributes, '{}') AS attributes,
        coalesce(c.orders_count, 0) AS orders_count,

@@ -2,7 +2,7 @@
 -- does.
 
 -- name: scratch-reset
-TRUNCATE customers, consent_changes, events, suppressions, deliveries;
+TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries;
 
 -- name: scratch-clear-deliveries
 TRUNCATE deliveries;
