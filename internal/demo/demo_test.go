@@ -3,15 +3,12 @@ package demo_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"nurture/internal/demo"
-	"nurture/internal/store"
 	"nurture/internal/testenv"
 )
 
@@ -46,21 +43,10 @@ func TestRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	// Run creates and migrates its database; a name with "demo" in it.
-	base := testenv.DatabaseBaseURL()
-	name := fmt.Sprintf("nurture_test_demo_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if err := store.DropDatabase(context.Background(), base, name); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
+	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
 	now := time.Date(2026, 6, 1, 9, 0, 42, 0, time.UTC)
 	cfg := demo.DefaultConfig()
-	cfg.DatabaseURL = u.String()
+	cfg.DatabaseURL = dbURL
 	cfg.RedisURL = testenv.RedisURL(t)
 	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
 	cfg.Customers = 200

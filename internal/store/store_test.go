@@ -16,25 +16,6 @@ import (
 	"nurture/internal/testenv"
 )
 
-// scratchURL returns the URL of a database name on the test server that
-// does not exist yet, dropped when the test ends.
-func scratchURL(t *testing.T, prefix string) (string, string) {
-	t.Helper()
-	name := fmt.Sprintf("nurture_test_%s_%d", prefix, time.Now().UnixNano())
-	base := testenv.DatabaseBaseURL()
-	t.Cleanup(func() {
-		if err := store.DropDatabase(context.Background(), base, name); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String(), name
-}
-
 // serverAddr is host:port of the test server.
 func serverAddr(t *testing.T) string {
 	u, err := url.Parse(testenv.DatabaseBaseURL())
@@ -50,7 +31,7 @@ func serverAddr(t *testing.T) string {
 func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u, _ := scratchURL(t, "migrate")
+	u, _ := testenv.ScratchDatabaseURL(t, "migrate")
 	applied, err := store.Migrate(ctx, u, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +56,7 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u, _ := scratchURL(t, "migrate_concurrent")
+	u, _ := testenv.ScratchDatabaseURL(t, "migrate_concurrent")
 	errs := make(chan error, 3)
 	total := make(chan int, 3)
 	for range 3 {
@@ -100,7 +81,7 @@ func TestMigrateConcurrently(t *testing.T) {
 func TestOpenRefusesPendingMigrations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u, name := scratchURL(t, "pending")
+	u, name := testenv.ScratchDatabaseURL(t, "pending")
 	if err := store.CreateDatabase(ctx, testenv.DatabaseBaseURL(), name); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +101,7 @@ func TestOpenRefusesPendingMigrations(t *testing.T) {
 
 func TestOpenMissingDatabase(t *testing.T) {
 	t.Parallel()
-	u, name := scratchURL(t, "missing")
+	u, name := testenv.ScratchDatabaseURL(t, "missing")
 	_, err := store.Open(context.Background(), u, store.Config{})
 	if !errors.Is(err, store.ErrDatabaseMissing) {
 		t.Fatalf("Open = %v, want ErrDatabaseMissing", err)

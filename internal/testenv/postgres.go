@@ -131,6 +131,25 @@ func StoreConfig(t testing.TB, cfg store.Config) *store.Store {
 	return st
 }
 
+// ScratchDatabaseURL returns the URL of a database on the test server that
+// does not exist yet, named nurture_test_PREFIX_N, and its name; it is
+// dropped when the test ends. For tests of code that creates its database.
+func ScratchDatabaseURL(t testing.TB, prefix string) (dbURL, name string) {
+	t.Helper()
+	name = fmt.Sprintf("nurture_test_%s_%d", prefix, time.Now().UnixNano())
+	base := DatabaseBaseURL()
+	t.Cleanup(func() {
+		if err := store.DropDatabase(context.Background(), base, name); err != nil {
+			t.Error(err)
+		}
+	})
+	u, err := withDatabase(base, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, name
+}
+
 // withDatabase returns base with its database replaced by name.
 func withDatabase(base, name string) (string, error) {
 	u, err := url.Parse(base)
