@@ -92,19 +92,8 @@ func testOutage(t *testing.T, outage time.Duration) {
 	journal := queue.NewJournal(rdb)
 	w := worker.New(worker.Config{Now: func() time.Time { return at }, DrainInterval: 200 * time.Millisecond},
 		st, journal, sender, &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}, m, log)
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 16, Shards: 2, Queues: []string{"default"},
+	runWorker(t, rdb, w, sender, worker.ServerConfig{Concurrency: 16, Shards: 2, Queues: []string{"default"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 200 * time.Millisecond, RetryMax: time.Second}, log)
-	if err := srv.Start(w); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		w.Close()
-		sender.Close()
-	})
 
 	waitUntil(t, time.Minute, "30 messages sent", func() bool { return smtp.Count() >= 30 })
 	pg.Kill()

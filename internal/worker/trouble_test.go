@@ -59,21 +59,10 @@ func TestSMTPTroubleIsLoggedCountedAndRecovers(t *testing.T) {
 	}
 	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Now: func() time.Time { return at }},
 		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, log)
-	srv := worker.NewServer(p.rdb, worker.ServerConfig{
+	runWorker(t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 4, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 	}, log)
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(w); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		w.Close()
-		sender.Close()
-	})
 
 	for _, step := range []struct {
 		mode smtptest.Mode

@@ -91,17 +91,24 @@ func (p *pipeline) startWorker() {
 	// inactive_days do not depend on the day the test runs.
 	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Unsubscribe: p.links, Now: func() time.Time { return at }},
 		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
-	if err := w.Start(context.Background()); err != nil {
-		p.t.Fatal(err)
-	}
-	srv := worker.NewServer(p.rdb, worker.ServerConfig{
+	runWorker(p.t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	}, p.log)
-	if err := srv.Start(w); err != nil {
-		p.t.Fatal(err)
+}
+
+// runWorker starts w under Asynq servers configured by cfg, and stops
+// them, w and sender when the test ends.
+func runWorker(t *testing.T, rdb redis.UniversalClient, w *worker.Worker, sender mail.Sender, cfg worker.ServerConfig, log *slog.Logger) {
+	t.Helper()
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	p.t.Cleanup(func() {
+	srv := worker.NewServer(rdb, cfg, log)
+	if err := srv.Start(w); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
 		srv.Shutdown()
 		w.Close()
 		sender.Close()
