@@ -331,10 +331,12 @@ func (a *app) suppress(ctx context.Context, args []string) error {
 		fmt.Fprintf(a.stdout, "removed %d address(es) from the suppression list\n", removed)
 		return nil
 	}
-	for _, e := range fs.Args() {
-		if err := st.Suppress(ctx, store.Suppression{Email: e, Reason: *reason, Source: *source}); err != nil {
-			return err
-		}
+	sps := make([]store.Suppression, fs.NArg())
+	for i, e := range fs.Args() {
+		sps[i] = store.Suppression{Email: e, Reason: *reason, Source: *source}
+	}
+	if err := st.SuppressAll(ctx, sps); err != nil {
+		return err
 	}
 	fmt.Fprintf(a.stdout, "suppressed %d address(es): no email will be planned or sent to them\n", fs.NArg())
 	return nil

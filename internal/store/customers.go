@@ -31,14 +31,7 @@ type Suppression struct {
 // regard to case; no campaign sends to it again. Adding an address twice
 // keeps the latest reason and source.
 func (s *Store) Suppress(ctx context.Context, sp Suppression) error {
-	email := strings.TrimSpace(sp.Email)
-	if email == "" {
-		return fmt.Errorf("suppress: empty email address")
-	}
-	if _, err := s.pool.Exec(ctx, s.q.get(qAddSuppression), email, sp.Reason, sp.Source); err != nil {
-		return fmt.Errorf("suppress %q: %w", email, err)
-	}
-	return nil
+	return s.SuppressAll(ctx, []Suppression{sp})
 }
 
 // SuppressAll is Suppress for many addresses in one statement: all are

@@ -26,7 +26,6 @@ const (
 	qImportEventsTable    = "import-events-table"
 	qImportEventsClear    = "import-events-clear"
 	qImportEventsInsert   = "import-events-insert"
-	qAddSuppression       = "add-suppression"
 	qUnsubscribe          = "unsubscribe"
 	qResubscribe          = "resubscribe"
 	qConsentHistory       = "consent-history"
@@ -57,7 +56,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
-	qAddSuppression, qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
+	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,

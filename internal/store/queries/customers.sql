@@ -1,14 +1,9 @@
 -- Customers as the planner reads them, consent and its history, and
 -- suppressions.
 
--- name: add-suppression
--- Adding an address again keeps the latest reason and source.
-INSERT INTO suppressions (email, reason, source)
-VALUES (lower($1), $2, $3)
-ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, source = excluded.source;
-
 -- name: add-suppressions
--- One statement for a batch: all or nothing. The caller keeps the last of
+-- One statement for a batch: all or nothing. Adding an address again
+-- keeps the latest reason and source. The caller keeps the last of
 -- repeated addresses, as ON CONFLICT may not touch a row twice.
 INSERT INTO suppressions (email, reason, source)
 SELECT lower(e), r, s FROM unnest($1::text[], $2::text[], $3::text[]) AS i (e, r, s)
