@@ -12,10 +12,13 @@ package campaign
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"nurture/internal/window"
 )
 
 // Pos is a position in a YAML file. Line and Col are 1-based.
@@ -108,6 +111,178 @@ type Campaign struct {
 	Email     Email
 	// Queue is the Asynq queue, "default" when absent.
 	Queue string
+
+	// Trigger starts the campaign on an event or a stage entry instead of
+	// a schedule; exactly one of Schedule and Trigger is set.
+	Trigger *Trigger
+	// Priority orders campaigns evaluated at the same instant when the
+	// global frequency cap lets only some through: higher first.
+	Priority int
+	// SendWindow is the campaign's own window; nil means the settings'
+	// default applies (see EffectiveWindow).
+	SendWindow *SendWindow
+	// Steps is a journey; exactly one of Email and Steps is set (Email's
+	// Template is empty for a journey).
+	Steps []Step
+	// ExitWhen ends a journey, or a triggered email, when true.
+	ExitWhen    string
+	ExitWhenPos Pos
+	// Variants split a single-email campaign's entries by weight.
+	Variants []Variant
+	// HoldoutBasisPoints is the share of entries held out (recorded,
+	// never sent), in 1/10000: 10% is 1000.
+	HoldoutBasisPoints int
+	HoldoutPos         Pos
+
+	exitWhenFolded bool // see exprAt
+}
+
+// ExitWhenAt returns the position in the file of the character at line and
+// col (both 1-based) of the ExitWhen expression.
+func (c *Campaign) ExitWhenAt(line, col int) Pos {
+	return exprAt(c.ExitWhenPos, c.exitWhenFolded, line, col)
+}
+
+// IsJourney reports whether the campaign is a series of steps.
+func (c *Campaign) IsJourney() bool { return len(c.Steps) > 0 }
+
+// Templates returns every template the campaign may send: the email's or
+// each step's, then each variant's override, without repeats.
+func (c *Campaign) Templates() []string {
+	var out []string
+	add := func(t string) {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	add(c.Email.Template)
+	for _, s := range c.Steps {
+		add(s.Template)
+	}
+	for _, v := range c.Variants {
+		add(v.Template)
+	}
+	return out
+}
+
+// Variant returns the variant with the given name, or nil.
+func (c *Campaign) Variant(name string) *Variant {
+	for i := range c.Variants {
+		if c.Variants[i].Name == name {
+			return &c.Variants[i]
+		}
+	}
+	return nil
+}
+
+// Trigger starts a campaign on an event or on a stage entry. Exactly one of
+// Event and EnteredStage is set.
+type Trigger struct {
+	Pos             Pos
+	Event           string
+	EventPos        Pos
+	EnteredStage    string
+	EnteredStagePos Pos
+	// Where filters events; it may read "event" besides the facts.
+	Where    string
+	WherePos Pos
+	// Delay is added to the event's time (or the observed stage entry) to
+	// get the entry's due time.
+	Delay time.Duration
+	// Within is how late an entry may still be planned after its due
+	// time; DefaultWithin when absent.
+	Within time.Duration
+
+	whereFolded bool // see exprAt
+}
+
+// DefaultWithin is how long after its due time a trigger may still be
+// planned when the campaign does not say.
+const DefaultWithin = 24 * time.Hour
+
+// WhereAt returns the position in the file of the character at line and col
+// (both 1-based) of the Where expression.
+func (t *Trigger) WhereAt(line, col int) Pos { return exprAt(t.WherePos, t.whereFolded, line, col) }
+
+// SendWindow is when a campaign's emails may go out.
+type SendWindow struct {
+	Pos Pos
+	// Any ignores the settings' default window: send at any time.
+	Any    bool
+	Window window.Window
+	// Timezone is "customer" (the customer's own zone) or an IANA name;
+	// Location is that zone, nil for "customer".
+	Timezone string
+	Location *time.Location
+}
+
+// Step is one email of a journey.
+type Step struct {
+	Pos         Pos
+	Template    string
+	TemplatePos Pos
+	// After is the time from the journey's start to this step's due time.
+	After    time.Duration
+	AfterPos Pos
+	// Where, when false, skips this step; the journey goes on.
+	Where    string
+	WherePos Pos
+
+	whereFolded bool // see exprAt
+}
+
+// WhereAt returns the position in the file of the character at line and col
+// (both 1-based) of the Where expression.
+func (s *Step) WhereAt(line, col int) Pos { return exprAt(s.WherePos, s.whereFolded, line, col) }
+
+// Variant is one arm of an experiment; empty overrides keep the
+// campaign's own template, subject and sender.
+type Variant struct {
+	Pos      Pos
+	Name     string
+	Weight   int
+	Template string
+	// TemplatePos is where Template is written (zero when absent).
+	TemplatePos Pos
+	// Subject replaces the template's subject; it is itself a template.
+	Subject string
+	From    string
+}
+
+// Settings is campaigns/settings.yaml: defaults for every campaign.
+type Settings struct {
+	File string
+	// From is the default sender (MAIL_FROM overrides it; a campaign's
+	// email.from overrides both). Empty: not set.
+	From string
+	// FrequencyCap is the global cap across campaigns; nil: none.
+	FrequencyCap *Cap
+	// SendWindow is the default window of campaigns that set none; nil:
+	// any time.
+	SendWindow *SendWindow
+	// ConversionWindow is the default attribution window; zero: not set.
+	ConversionWindow time.Duration
+}
+
+// Cap is a global frequency cap: at most Max emails to one customer within
+// any interval of length Per.
+type Cap struct {
+	Pos Pos
+	Max int
+	Per time.Duration
+}
+
+// EffectiveWindow is the window c's emails follow: its own, the settings'
+// default, or nil (any time; also for "send_window: any").
+func (s *Set) EffectiveWindow(c *Campaign) *SendWindow {
+	w := c.SendWindow
+	if w == nil {
+		w = s.Settings.SendWindow
+	}
+	if w == nil || w.Any {
+		return nil
+	}
+	return w
 }
 
 // Audience selects who a campaign targets.
@@ -148,6 +323,8 @@ type Frequency struct {
 	// cooldown.
 	Cooldown time.Duration
 	MaxSends int // zero: unlimited
+	// MaxEntries caps a journey's entries per customer; zero: unlimited.
+	MaxEntries int
 }
 
 // Email names the template and sender of a campaign's emails.
@@ -160,6 +337,8 @@ type Email struct {
 // Set is a lifecycle and every campaign, as loaded from one directory.
 type Set struct {
 	Lifecycle Lifecycle
+	// Settings is settings.yaml, zero when the file is absent.
+	Settings  Settings
 	Campaigns []Campaign // sorted by name
 }
 
