@@ -45,6 +45,25 @@ type Facts struct {
 	Attributes        map[string]any `expr:"attributes"`
 	// Stage is empty while stages are being evaluated.
 	Stage string `expr:"stage"`
+	// Now is the evaluation instant (the tick, or --at), never the wall
+	// clock.
+	Now             time.Time  `expr:"now"`
+	CreatedAt       time.Time  `expr:"created_at"`
+	LastActiveAt    time.Time  `expr:"last_active_at"`
+	FirstPurchaseAt *time.Time `expr:"first_purchase_at"` // nil without a purchase
+	LastPurchaseAt  *time.Time `expr:"last_purchase_at"`  // nil without a purchase
+	// Event is the event that triggered the campaign: set only for a
+	// triggered campaign's trigger.where and exit_when.
+	Event *Event `expr:"event"`
+}
+
+// Event is an event as expressions see it.
+type Event struct {
+	ID         string         `expr:"id"`
+	Type       string         `expr:"type"`
+	OccurredAt time.Time      `expr:"occurred_at"`
+	Amount     *float64       `expr:"amount"` // nil when the event has none
+	Properties map[string]any `expr:"properties"`
 }
 
 // History is a customer's past deliveries of one campaign.
@@ -82,6 +101,11 @@ func FactsAt(c *Customer, now time.Time) Facts {
 		InactiveDays:    Days(now.Sub(c.LastActiveAt)),
 		DaysSinceSignup: Days(now.Sub(c.CreatedAt)),
 		Attributes:      c.Attributes,
+		Now:             now,
+		CreatedAt:       c.CreatedAt,
+		LastActiveAt:    c.LastActiveAt,
+		FirstPurchaseAt: c.FirstPurchaseAt,
+		LastPurchaseAt:  c.LastPurchaseAt,
 	}
 	if f.Attributes == nil {
 		f.Attributes = map[string]any{}

@@ -38,7 +38,12 @@ type Target struct {
 	// Campaign is the campaign as loaded; do not modify it.
 	Campaign *campaign.Campaign
 	where    *vm.Program // nil: no condition
-	vms      *sync.Pool
+	// triggerWhere, exitWhen and steps[i] are the campaign's trigger.where,
+	// exit_when and each step's where; nil: no condition.
+	triggerWhere *vm.Program
+	exitWhen     *vm.Program
+	steps        []*vm.Program
+	vms          *sync.Pool
 	// attributes says some expression this target runs (a stage's when or
 	// its where) reads attributes.
 	attributes bool
@@ -319,6 +324,48 @@ func (t *Target) Match(c *Customer, f *Facts, h History, at time.Time) (bool, er
 	if err != nil {
 		a := &cp.Audience
 		return false, evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
+	}
+	return ok, nil
+}
+
+// TriggerWhere reports whether the event in f.Event passes the campaign's
+// trigger.where (true when there is none).
+func (t *Target) TriggerWhere(f *Facts) (bool, error) {
+	if t.triggerWhere == nil {
+		return true, nil
+	}
+	ok, err := run(t.vms, t.triggerWhere, f)
+	if err != nil {
+		tr := t.Campaign.Trigger
+		return false, evalError(err, fmt.Sprintf("campaign %q trigger.where", t.Campaign.Name), tr.WherePos, tr.WhereAt)
+	}
+	return ok, nil
+}
+
+// ExitWhen reports whether the campaign's exit_when holds for f (false
+// when there is none). For a triggered campaign f.Event is the event.
+func (t *Target) ExitWhen(f *Facts) (bool, error) {
+	if t.exitWhen == nil {
+		return false, nil
+	}
+	ok, err := run(t.vms, t.exitWhen, f)
+	if err != nil {
+		c := t.Campaign
+		return false, evalError(err, fmt.Sprintf("campaign %q exit_when", c.Name), c.ExitWhenPos, c.ExitWhenAt)
+	}
+	return ok, nil
+}
+
+// StepWhere reports whether step i (0-based) of a journey is to be sent to
+// f's customer (true when the step has no where).
+func (t *Target) StepWhere(i int, f *Facts) (bool, error) {
+	if i >= len(t.steps) || t.steps[i] == nil {
+		return true, nil
+	}
+	ok, err := run(t.vms, t.steps[i], f)
+	if err != nil {
+		s := &t.Campaign.Steps[i]
+		return false, evalError(err, fmt.Sprintf("campaign %q steps[%d].where", t.Campaign.Name, i+1), s.WherePos, s.WhereAt)
 	}
 	return ok, nil
 }
