@@ -206,26 +206,49 @@ func (a *app) plan(ctx context.Context, args []string) error {
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	if !*asJSON {
-		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE")
+		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %-16s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE", "STATUS")
 	}
 	p := planner.New(st, a.log)
-	total, already := 0, 0
-	for _, t := range ta.targets {
-		stats, err := p.Evaluate(ctx, c.Rules, t, at, func(pl *planner.Planned) error {
-			if *asJSON {
-				return enc.Encode(pl)
-			}
-			_, err := fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", pl.Campaign, pl.CustomerID, pl.Email, pl.Stage, pl.Template)
-			return err
-		})
-		if err != nil {
-			return err
+	total, heldOut, capped, already := 0, 0, 0, 0
+	stats, err := p.DryRun(ctx, c.Rules, ta.targets, at, func(pl *planner.Planned) error {
+		switch {
+		case pl.Status == "held_out":
+			heldOut++
+		case pl.Status == "skipped":
+			capped++
+		default:
+			total++
 		}
-		total += stats.Matched
-		already += stats.AlreadyPlanned
+		if *asJSON {
+			return enc.Encode(pl)
+		}
+		status := pl.Status
+		if pl.Reason != "" {
+			status += " (" + pl.Reason + ")"
+		}
+		if pl.Variant != "" {
+			status += " variant=" + pl.Variant
+		}
+		if !pl.SendAt.Equal(at) {
+			status += " send_at=" + pl.SendAt.Format(time.RFC3339)
+		}
+		_, err := fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %-16s %s\n", pl.Campaign, pl.CustomerID, pl.Email, pl.Stage, pl.Template, status)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range stats {
+		already += s.AlreadyPlanned
 	}
 	if !*asJSON {
 		fmt.Fprintf(w, "\n%d email(s) would be planned at %s (dry run: nothing written)\n", total, at.Format(time.RFC3339))
+		if heldOut > 0 {
+			fmt.Fprintf(w, "%d more would be held out (experiment holdout: recorded, not sent)\n", heldOut)
+		}
+		if capped > 0 {
+			fmt.Fprintf(w, "%d more would be skipped by the global frequency cap\n", capped)
+		}
 		if already > 0 {
 			fmt.Fprintf(w, "%d more were planned at this instant already, by an earlier tick\n", already)
 		}

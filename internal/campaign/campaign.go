@@ -216,6 +216,31 @@ type SendWindow struct {
 	Location *time.Location
 }
 
+// SendAt returns the first instant at or after t inside the window, in its
+// fixed zone or else in customerZone.
+func (w *SendWindow) SendAt(t time.Time, customerZone *time.Location) time.Time {
+	loc := w.Location
+	if loc == nil {
+		loc = customerZone
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return w.Window.Next(t, loc).UTC()
+}
+
+// Open reports whether t is inside the window.
+func (w *SendWindow) Open(t time.Time, customerZone *time.Location) bool {
+	loc := w.Location
+	if loc == nil {
+		loc = customerZone
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return w.Window.Contains(t, loc)
+}
+
 // Step is one email of a journey.
 type Step struct {
 	Pos         Pos

@@ -12,11 +12,16 @@ import (
 	"time"
 
 	"nurture/internal/audience"
+	"nurture/internal/campaign"
+	"nurture/internal/experiment"
+	"nurture/internal/freqcap"
 	"nurture/internal/queue"
 	"nurture/internal/store"
+	"nurture/internal/window"
 )
 
-// Planned is one email a campaign would send at one instant.
+// Planned is one delivery a campaign would record at one instant: an email
+// to send, a held-out entry, or an email the frequency cap skips.
 type Planned struct {
 	Campaign   string    `json:"campaign"`
 	CustomerID string    `json:"customer_id"`
@@ -24,6 +29,30 @@ type Planned struct {
 	Stage      string    `json:"stage"`
 	Template   string    `json:"template"`
 	SendAt     time.Time `json:"send_at"`
+	Step       int       `json:"step"`
+	// Variant is the experiment group; empty (and left out) without
+	// variants or holdout.
+	Variant string `json:"variant,omitempty"`
+	// Status is planned, held_out, or skipped with Reason.
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	EventID string `json:"event_id,omitempty"`
+
+	// Occurrence is the entry's start time (not printed: it is the
+	// evaluation instant for schedules).
+	Occurrence time.Time `json:"-"`
+	// Queue is the campaign's queue.
+	Queue string `json:"-"`
+}
+
+// delivery is p as a row to insert.
+func (p *Planned) delivery() store.NewDelivery {
+	return store.NewDelivery{
+		Campaign: p.Campaign, CustomerID: p.CustomerID, Occurrence: p.Occurrence,
+		Stage: p.Stage, Template: p.Template, Queue: p.Queue,
+		Step: p.Step, EventID: p.EventID, Variant: p.Variant, SendAt: p.SendAt,
+		Status: p.Status, Reason: p.Reason,
+	}
 }
 
 // Stats counts what one evaluation of one campaign saw.
@@ -39,12 +68,15 @@ type Stats struct {
 	// ExprErrors counts customers whose stage or where expression failed
 	// at run time; they are left out and logged.
 	ExprErrors int
+	// HeldOut counts matched customers in the experiment's holdout.
+	HeldOut int
 }
 
 // Planner evaluates campaigns against the stored customers.
 type Planner struct {
 	store *store.Store
 	log   *slog.Logger
+	zones window.Zones
 }
 
 // New returns a Planner reading st.
@@ -69,6 +101,8 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 		// Evaluate outputs no attributes: decode them only for expressions.
 		SkipAttributes: !t.NeedsAttributes(),
 	}
+	win := rules.Set().EffectiveWindow(c)
+	exp := experimentOf(c)
 	var out Planned
 	err := p.store.Candidates(ctx, filter, func(cand *store.Candidate) error {
 		st.Candidates++
@@ -103,6 +137,17 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 			Stage:      stage,
 			Template:   c.Email.Template,
 			SendAt:     at,
+			Step:       1,
+			Status:     store.StatusPlanned,
+			Occurrence: at,
+			Queue:      c.Queue,
+		}
+		if win != nil {
+			out.SendAt = win.SendAt(at, p.zones.Load(cand.Customer.Timezone))
+		}
+		p.assign(&out, c, exp)
+		if out.Status == store.StatusHeldOut {
+			st.HeldOut++
 		}
 		return fn(&out)
 	})
@@ -113,6 +158,34 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 		p.log.Warn("customers left out because an expression failed", "campaign", c.Name, "count", st.ExprErrors)
 	}
 	return st, nil
+}
+
+// experimentOf returns c's experiment, or nil when it has none.
+func experimentOf(c *campaign.Campaign) *experiment.Plan {
+	if len(c.Variants) == 0 && c.HoldoutBasisPoints == 0 {
+		return nil
+	}
+	e := &experiment.Plan{Campaign: c.Name, HoldoutBasisPoints: c.HoldoutBasisPoints}
+	for _, v := range c.Variants {
+		e.Variants = append(e.Variants, experiment.Variant{Name: v.Name, Weight: v.Weight})
+	}
+	return e
+}
+
+// assign puts pl in its experiment group: held out, or a variant whose
+// template it takes.
+func (p *Planner) assign(pl *Planned, c *campaign.Campaign, e *experiment.Plan) {
+	if e == nil {
+		return
+	}
+	pl.Variant = e.Assign(pl.CustomerID)
+	if pl.Variant == experiment.Holdout {
+		pl.Status = store.StatusHeldOut
+		return
+	}
+	if v := c.Variant(pl.Variant); v != nil && v.Template != "" {
+		pl.Template = v.Template
+	}
 }
 
 // logExprError logs the first few expression failures of an evaluation in
@@ -151,6 +224,9 @@ type TickResult struct {
 	Planned int
 	// Enqueued is how many tasks were handed to the queue.
 	Enqueued int
+	// NewHeldOut and Capped count new rows recorded held out, and skipped
+	// by the global frequency cap.
+	NewHeldOut, Capped int
 }
 
 // TickOptions tunes Tick. Zero values take the defaults.
@@ -170,36 +246,31 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 	}
 	occurrence = occurrence.UTC()
 	res := TickResult{Occurrence: occurrence}
-	c := t.Campaign
 
 	// Evaluation streams from one connection while a second goroutine
 	// writes and enqueues, so reading never waits for Redis.
 	batches := make(chan []store.NewDelivery, 2)
 	flushErr := make(chan error, 1)
+	cp := capOf(rules)
 	go func() {
 		var err error
 		for b := range batches {
 			if err != nil {
 				continue // drain so the reader is not blocked
 			}
-			var planned, enqueued int
-			planned, enqueued, err = p.flush(ctx, b, q)
-			res.Planned += planned
-			res.Enqueued += enqueued
+			var f flushed
+			f, err = p.flush(ctx, b, cp, q)
+			res.Planned += f.planned
+			res.Enqueued += f.enqueued
+			res.NewHeldOut += f.heldOut
+			res.Capped += f.capped
 		}
 		flushErr <- err
 	}()
 
 	batch := make([]store.NewDelivery, 0, opts.BatchSize)
 	stats, evalErr := p.Evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
-		batch = append(batch, store.NewDelivery{
-			Campaign:   c.Name,
-			CustomerID: pl.CustomerID,
-			Occurrence: occurrence,
-			Stage:      pl.Stage,
-			Template:   pl.Template,
-			Queue:      c.Queue,
-		})
+		batch = append(batch, pl.delivery())
 		if len(batch) == opts.BatchSize {
 			select {
 			case batches <- batch:
@@ -219,23 +290,38 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 	return res, err
 }
 
-func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, q Enqueuer) (planned, enqueued int, err error) {
-	refs, err := p.store.InsertDeliveries(ctx, batch)
+// capOf returns the global frequency cap of the rules' settings.
+func capOf(rules *audience.Rules) freqcap.Cap {
+	if c := rules.Set().Settings.FrequencyCap; c != nil {
+		return freqcap.Cap{Max: c.Max, Per: c.Per}
+	}
+	return freqcap.Cap{}
+}
+
+// flushed is what one flush did.
+type flushed struct {
+	planned, enqueued, heldOut, capped int
+}
+
+func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer) (flushed, error) {
+	in, err := p.store.PlanDeliveries(ctx, batch, cp)
 	if err != nil {
-		return 0, 0, err
+		return flushed{}, err
 	}
-	if len(refs) == 0 {
-		return 0, 0, nil
+	f := flushed{planned: in.New(), heldOut: in.HeldOut, capped: in.Capped}
+	if len(in.Planned) == 0 {
+		return f, nil
 	}
-	qrefs := make([]queue.Ref, len(refs))
-	for i, r := range refs {
-		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue}
+	qrefs := make([]queue.Ref, len(in.Planned))
+	for i, r := range in.Planned {
+		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt}
 	}
 	done, enqErr := q.Enqueue(ctx, qrefs)
+	f.enqueued = len(done)
 	if len(done) > 0 {
 		if err := p.store.MarkQueued(ctx, done); err != nil {
-			return len(refs), len(done), errors.Join(enqErr, err)
+			return f, errors.Join(enqErr, err)
 		}
 	}
-	return len(refs), len(done), enqErr
+	return f, enqErr
 }

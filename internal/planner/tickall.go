@@ -9,23 +9,37 @@ import (
 	"nurture/internal/audience"
 )
 
-// TickAll ticks each target at the instant at, in order, writing a line
-// per campaign to out: what its tick found, or that it is disabled. It
-// stops at the first error and returns the results so far.
+// TickAll ticks each target at the instant at, in descending priority then
+// name (see ByPriority), writing a line per campaign to out: what its tick
+// found, or that it is disabled. It stops at the first error and returns
+// the results so far.
 func (p *Planner) TickAll(ctx context.Context, rules *audience.Rules, targets []*audience.Target, at time.Time, q Enqueuer, out io.Writer) ([]TickResult, error) {
 	var results []TickResult
-	for _, t := range targets {
+	for _, t := range ByPriority(targets) {
 		if !t.Campaign.Enabled {
 			fmt.Fprintf(out, "%-18s disabled\n", t.Campaign.Name)
 			continue
 		}
 		res, err := p.Tick(ctx, rules, t, at, q, TickOptions{})
 		results = append(results, res)
-		fmt.Fprintf(out, "%-18s candidates=%d matched=%d planned=%d enqueued=%d\n",
-			t.Campaign.Name, res.Candidates, res.Matched, res.Planned, res.Enqueued)
+		fmt.Fprintf(out, "%-18s candidates=%d matched=%d planned=%d enqueued=%d%s\n",
+			t.Campaign.Name, res.Candidates, res.Matched, res.Planned, res.Enqueued, extras(res))
 		if err != nil {
 			return results, err
 		}
 	}
 	return results, nil
+}
+
+// extras lists the counts only the new features produce, so a run without
+// them prints what it always printed.
+func extras(r TickResult) string {
+	s := ""
+	if r.NewHeldOut > 0 {
+		s += fmt.Sprintf(" held_out=%d", r.NewHeldOut)
+	}
+	if r.Capped > 0 {
+		s += fmt.Sprintf(" capped=%d", r.Capped)
+	}
+	return s
 }

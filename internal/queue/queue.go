@@ -49,6 +49,9 @@ func (c Config) withDefaults() Config {
 type Ref struct {
 	ID    string
 	Queue string
+	// SendAt, when set, is when the task may run (Asynq's ProcessAt); a
+	// time in the past runs it at once.
+	SendAt time.Time
 }
 
 // Client enqueues delivery tasks and inspects queues.
@@ -162,12 +165,16 @@ func NewClient(rdb redis.UniversalClient, cfg Config) *Client {
 
 // NewTask returns the task that sends delivery id.
 func (c *Client) NewTask(ref Ref) *asynq.Task {
-	return asynq.NewTask(TaskSend, []byte(ref.ID),
+	opts := []asynq.Option{
 		asynq.TaskID(ref.ID),
 		asynq.Queue(ref.Queue),
 		asynq.MaxRetry(c.cfg.MaxRetry),
 		asynq.Timeout(c.cfg.Timeout),
-	)
+	}
+	if !ref.SendAt.IsZero() {
+		opts = append(opts, asynq.ProcessAt(ref.SendAt))
+	}
+	return asynq.NewTask(TaskSend, []byte(ref.ID), opts...)
 }
 
 // Enqueue enqueues one task per ref, several at a time, and returns the ids

@@ -451,7 +451,7 @@ func (s *Scheduler) reconcile(ctx context.Context, list func(context.Context, in
 		for _, r := range refs {
 			if !seen[r.ID] {
 				seen[r.ID] = true
-				qrefs = append(qrefs, queue.Ref{ID: r.ID, Queue: r.Queue})
+				qrefs = append(qrefs, queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt})
 			}
 		}
 		if len(qrefs) == 0 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"nurture/internal/audience"
+	"nurture/internal/freqcap"
 )
 
 // Delivery statuses. A delivery moves planned → queued → sending → sent, or
@@ -23,6 +25,8 @@ const (
 	StatusSent    = "sent"
 	StatusFailed  = "failed"
 	StatusSkipped = "skipped"
+	// StatusHeldOut is an experiment's holdout: recorded, never sent.
+	StatusHeldOut = "held_out"
 	StatusRetry   = "retry"
 )
 
@@ -33,54 +37,212 @@ const insertBatch = 5000
 type NewDelivery struct {
 	Campaign   string
 	CustomerID string
-	Occurrence time.Time // the cron fire time that planned it
-	Stage      string    // the customer's stage at Occurrence
+	// Occurrence is the entry's start time: the cron fire time, or a
+	// trigger's due time.
+	Occurrence time.Time
+	Stage      string // the customer's stage when it was planned
 	Template   string
 	Queue      string
+	// Step is the journey step, 1 for a single email (0 is taken as 1).
+	Step int
+	// EventID is the triggering event's id, "" without one.
+	EventID string
+	// Variant is the experiment group: a variant, "holdout" or "".
+	Variant string
+	// SendAt is when it may be sent; zero means Occurrence.
+	SendAt time.Time
+	// Status is StatusPlanned (also when empty), StatusHeldOut, or
+	// StatusSkipped with a Reason. InsertDeliveries may turn a planned
+	// delivery into a skipped one under the frequency cap.
+	Status string
+	Reason string
 }
 
-// DeliveryRef names a delivery and the queue its task goes to.
+// DeliveryRef names a delivery, the queue its task goes to and when it may
+// be sent.
 type DeliveryRef struct {
-	ID    string // uuid, canonical text form
-	Queue string
+	ID     string // uuid, canonical text form
+	Queue  string
+	SendAt time.Time
 }
 
-// InsertDeliveries inserts ds in status planned and returns the deliveries
-// it created. A delivery that exists for the same campaign, customer and
-// occurrence is left alone and not returned, so planning the same tick
-// twice creates nothing the second time.
+// Inserted is what InsertDeliveries did.
+type Inserted struct {
+	// Planned are the new deliveries to enqueue.
+	Planned []DeliveryRef
+	// HeldOut and Capped count new rows born held out, and skipped by the
+	// frequency cap; Skipped counts those the caller planned skipped.
+	HeldOut, Capped, Skipped int
+}
+
+// New is how many rows were created.
+func (in Inserted) New() int { return len(in.Planned) + in.HeldOut + in.Capped + in.Skipped }
+
+// capLockKey is the advisory lock that serialises inserts under the
+// global frequency cap ("nurture cap" in ASCII).
+const capLockKey = 0x6e75727475726563
+
+// InsertDeliveries is PlanDeliveries without a frequency cap, returning
+// the new planned deliveries.
 func (s *Store) InsertDeliveries(ctx context.Context, ds []NewDelivery) ([]DeliveryRef, error) {
-	var refs []DeliveryRef
+	in, err := s.PlanDeliveries(ctx, ds, freqcap.Cap{})
+	return in.Planned, err
+}
+
+// PlanDeliveries inserts ds and reports what it created. A delivery that
+// exists for the same campaign, customer, occurrence, step and event is
+// left alone and not counted, so planning the same tick twice creates
+// nothing the second time; so is a second entry of one campaign from one
+// event.
+//
+// With a cap that is on, each planned delivery is checked, in the order of
+// ds, against the customer's deliveries planned, queued, sending or sent
+// (and those before it in ds), under a lock that every capped insert takes:
+// concurrent ticks in any number of processes cannot exceed the cap. A
+// capped delivery is recorded skipped with reason freqcap.Reason. Held-out
+// deliveries neither count nor are capped.
+func (s *Store) PlanDeliveries(ctx context.Context, ds []NewDelivery, cp freqcap.Cap) (Inserted, error) {
+	var in Inserted
 	for len(ds) > 0 {
 		batch := ds[:min(len(ds), insertBatch)]
 		ds = ds[len(batch):]
-		var (
-			campaigns   = make([]string, len(batch))
-			customers   = make([]string, len(batch))
-			occurrences = make([]time.Time, len(batch))
-			stages      = make([]string, len(batch))
-			templates   = make([]string, len(batch))
-			queues      = make([]string, len(batch))
-		)
-		for i, d := range batch {
-			campaigns[i], customers[i], occurrences[i] = d.Campaign, d.CustomerID, d.Occurrence
-			stages[i], templates[i], queues[i] = d.Stage, d.Template, d.Queue
-		}
-		rows, err := s.pool.Query(ctx, s.q.get(qInsertDeliveries), campaigns, customers, occurrences, stages, templates, queues)
+		got, err := s.insertBatch(ctx, batch, cp)
 		if err != nil {
-			return refs, fmt.Errorf("insert deliveries: %w", err)
+			return in, fmt.Errorf("insert deliveries: %w", err)
 		}
-		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
-			var ref DeliveryRef
-			err := r.Scan(&ref.ID, &ref.Queue)
-			return ref, err
-		})
-		if err != nil {
-			return refs, fmt.Errorf("insert deliveries: %w", err)
-		}
-		refs = append(refs, got...)
+		in.Planned = append(in.Planned, got.Planned...)
+		in.HeldOut += got.HeldOut
+		in.Capped += got.Capped
+		in.Skipped += got.Skipped
 	}
-	return refs, nil
+	return in, nil
+}
+
+// insertBatch writes one batch in one transaction and reports what it
+// created once that has committed.
+func (s *Store) insertBatch(ctx context.Context, batch []NewDelivery, cp freqcap.Cap) (Inserted, error) {
+	n := len(batch)
+	var (
+		campaigns   = make([]string, n)
+		customers   = make([]string, n)
+		occurrences = make([]time.Time, n)
+		stages      = make([]string, n)
+		templates   = make([]string, n)
+		queues      = make([]string, n)
+		steps       = make([]int32, n)
+		events      = make([]string, n)
+		variants    = make([]string, n)
+		sendAts     = make([]time.Time, n)
+		statuses    = make([]string, n)
+		reasons     = make([]string, n)
+	)
+	for i, d := range batch {
+		campaigns[i], customers[i], occurrences[i] = d.Campaign, d.CustomerID, d.Occurrence
+		stages[i], templates[i], queues[i] = d.Stage, d.Template, d.Queue
+		steps[i], events[i], variants[i] = int32(max(d.Step, 1)), d.EventID, d.Variant
+		sendAts[i], statuses[i], reasons[i] = d.SendAt, cmp.Or(d.Status, StatusPlanned), d.Reason
+		if sendAts[i].IsZero() {
+			sendAts[i] = d.Occurrence
+		}
+	}
+	var got Inserted
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		got = Inserted{}
+		if cp.On() {
+			if err := s.applyCap(ctx, tx, cp, customers, sendAts, statuses, reasons); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, s.q.get(qInsertDeliveries), campaigns, customers, occurrences, stages, templates, queues,
+			steps, events, variants, sendAts, statuses, reasons)
+		if err != nil {
+			return err
+		}
+		var (
+			ref            DeliveryRef
+			status, reason string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &status, &reason}, func() error {
+			switch {
+			case status == StatusPlanned:
+				ref.SendAt = ref.SendAt.UTC()
+				got.Planned = append(got.Planned, ref)
+			case status == StatusHeldOut:
+				got.HeldOut++
+			case status == StatusSkipped && reason == freqcap.Reason:
+				got.Capped++
+			default:
+				got.Skipped++
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return Inserted{}, err
+	}
+	return got, nil
+}
+
+// applyCap takes the cap lock, reads the customers' counted sends and
+// turns the planned deliveries the cap refuses into skipped ones, in order.
+func (s *Store) applyCap(ctx context.Context, tx pgx.Tx, cp freqcap.Cap, customers []string, sendAts []time.Time, statuses, reasons []string) error {
+	if _, err := tx.Exec(ctx, s.q.get(qCapLock), int64(capLockKey)); err != nil {
+		return fmt.Errorf("frequency cap lock: %w", err)
+	}
+	var planned []time.Time
+	var who []string
+	for i, st := range statuses {
+		if st == StatusPlanned {
+			planned = append(planned, sendAts[i])
+			who = append(who, customers[i])
+		}
+	}
+	if len(planned) == 0 {
+		return nil
+	}
+	from, to := cp.Range(planned)
+	ledger, err := s.capLedger(ctx, tx, who, from, to)
+	if err != nil {
+		return err
+	}
+	for i, st := range statuses {
+		if st == StatusPlanned && !ledger.Decide(cp, customers[i], sendAts[i]) {
+			statuses[i], reasons[i] = StatusSkipped, freqcap.Reason
+		}
+	}
+	return nil
+}
+
+// CapLedger returns the send times that count toward the frequency cap of
+// the given customers, within (from, to).
+func (s *Store) CapLedger(ctx context.Context, customers []string, from, to time.Time) (freqcap.Ledger, error) {
+	return s.capLedger(ctx, s.pool, customers, from, to)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) capLedger(ctx context.Context, db querier, customers []string, from, to time.Time) (freqcap.Ledger, error) {
+	rows, err := db.Query(ctx, s.q.get(qCapSends), slices.Compact(slices.Sorted(slices.Values(customers))), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("frequency cap: %w", err)
+	}
+	ledger := freqcap.Ledger{}
+	var (
+		id string
+		at time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		ledger[id] = append(ledger[id], at)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("frequency cap: %w", err)
+	}
+	return ledger, nil
 }
 
 // MarkQueued moves the deliveries ids that are still planned to queued.
@@ -138,6 +300,9 @@ func (s *Store) refs(ctx context.Context, what, query string, args ...any) ([]De
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	for i := range refs {
+		refs[i].SendAt = refs[i].SendAt.UTC()
+	}
 	return refs, nil
 }
 
@@ -148,6 +313,10 @@ type Claim struct {
 	Occurrence time.Time
 	Stage      string
 	Template   string
+	Step       int
+	EventID    string
+	Variant    string
+	SendAt     time.Time
 	// Status is "sending" when Claimed, the delivery's final status when
 	// it was already finished, and "" when there is no such delivery.
 	Status   string
@@ -196,8 +365,12 @@ func (s *Store) Claim(ctx context.Context, ids []string) ([]Claim, error) {
 		cl := &claims[index[r.Ord-1]]
 		cl.Campaign, cl.Stage, cl.Template, cl.Status = r.Campaign, r.Stage, r.Template, r.Status
 		cl.Attempts, cl.Claimed, cl.CustomerFound = int(r.Attempts), r.Claimed, r.Found
+		cl.Step, cl.EventID, cl.Variant = int(r.Step), r.EventID, r.Variant
 		if r.Occurrence.Valid {
 			cl.Occurrence = r.Occurrence.Time.UTC()
+		}
+		if r.SendAt.Valid {
+			cl.SendAt = r.SendAt.Time.UTC()
 		}
 		if !r.Claimed {
 			continue
@@ -227,6 +400,10 @@ type claimRow struct {
 	Occurrence      pgtype.Timestamptz `db:"occurrence"`
 	Stage           string             `db:"stage"`
 	Template        string             `db:"template"`
+	Step            int32              `db:"step"`
+	EventID         string             `db:"event_id"`
+	Variant         string             `db:"variant"`
+	SendAt          pgtype.Timestamptz `db:"send_at"`
 	Status          string             `db:"status"`
 	Attempts        int32              `db:"attempts"`
 	Claimed         bool               `db:"claimed"`
@@ -356,14 +533,18 @@ type DeliveryRow struct {
 	FailedAt   *time.Time
 	SkippedAt  *time.Time
 	UpdatedAt  time.Time
+	Step       int
+	EventID    string
+	Variant    string
+	SendAt     time.Time
 }
 
 // deliveryScanner scans deliveries' rows into a reused DeliveryRow.
 type deliveryScanner struct {
 	row                                    DeliveryRow
-	attempts                               int32
+	attempts, step                         int32
 	queued, sending, sent, failed, skipped pgtype.Timestamptz
-	occurrence, planned, updated           time.Time
+	occurrence, planned, updated, sendAt   time.Time
 	dest                                   []any
 }
 
@@ -374,6 +555,7 @@ func newDeliveryScanner() *deliveryScanner {
 		&r.ID, &r.Campaign, &r.CustomerID, &d.occurrence, &r.Stage, &r.Template, &r.Queue, &r.Status,
 		&r.Reason, &d.attempts, &r.LastError, &r.MessageID, &r.SMTPReply,
 		&d.planned, &d.queued, &d.sending, &d.sent, &d.failed, &d.skipped, &d.updated,
+		&d.step, &r.EventID, &r.Variant, &d.sendAt,
 	}
 	return d
 }
@@ -383,7 +565,7 @@ func (d *deliveryScanner) scan(rows pgx.Rows) (*DeliveryRow, error) {
 		return nil, err
 	}
 	r := &d.row
-	r.Attempts = int(d.attempts)
+	r.Attempts, r.Step, r.SendAt = int(d.attempts), int(d.step), d.sendAt.UTC()
 	r.Occurrence, r.PlannedAt, r.UpdatedAt = d.occurrence.UTC(), d.planned.UTC(), d.updated.UTC()
 	r.QueuedAt, r.SendingAt, r.SentAt = timePtr(d.queued), timePtr(d.sending), timePtr(d.sent)
 	r.FailedAt, r.SkippedAt = timePtr(d.failed), timePtr(d.skipped)

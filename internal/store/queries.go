@@ -50,6 +50,8 @@ const (
 	qAddSuppressions      = "add-suppressions"
 	qTryLeader            = "try-leader"
 	qReleaseLeader        = "release-leader"
+	qCapLock              = "cap-lock"
+	qCapSends             = "cap-sends"
 )
 
 var queryNames = []string{
@@ -61,6 +63,7 @@ var queryNames = []string{
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
+	qCapLock, qCapSends,
 }
 
 // queries maps a query name to its SQL.

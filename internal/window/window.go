@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -123,4 +124,28 @@ func instants(year int, month time.Month, day int, c Clock, loc *time.Location) 
 		return nil
 	}
 	return []time.Time{end}
+}
+
+// Zones loads time zones by IANA name once each; it is safe for concurrent
+// use. The zero value is ready.
+type Zones struct {
+	m sync.Map // name → *time.Location
+}
+
+// Load returns the zone named name: UTC for "" or a name it cannot load
+// (imports refuse unknown zones, so that is a customer stored before the
+// check, or a zone database older than the name).
+func (z *Zones) Load(name string) *time.Location {
+	if name == "" || name == "UTC" {
+		return time.UTC
+	}
+	if l, ok := z.m.Load(name); ok {
+		return l.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	z.m.Store(name, loc)
+	return loc
 }

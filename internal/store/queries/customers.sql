@@ -80,7 +80,8 @@ LEFT JOIN (
            -- any status: the unique key refuses a second row for this occurrence
            bool_or(occurrence = $2) AS planned
     FROM deliveries
-    WHERE campaign = $1
+    -- an entry is its first step: later steps of a journey are not entries
+    WHERE campaign = $1 AND step = 1
     GROUP BY customer_id
 ) h ON h.customer_id = c.id
 WHERE c.subscribed

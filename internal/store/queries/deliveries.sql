@@ -2,12 +2,32 @@
 
 -- name: insert-deliveries
 -- Planning is idempotent: a delivery that exists for the same campaign,
--- customer and occurrence is left alone and not returned.
-INSERT INTO deliveries (campaign, customer_id, occurrence, stage, template, queue)
-SELECT *
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-ON CONFLICT (campaign, customer_id, occurrence) DO NOTHING
-RETURNING id::text, queue;
+-- customer, occurrence, step and event is left alone and not returned, and
+-- so is a second entry from one event. Rows may be born held out or
+-- skipped (the frequency cap): those are finished at once.
+INSERT INTO deliveries (campaign, customer_id, occurrence, stage, template, queue, step, event_id, variant, send_at,
+                        status, reason, skipped_at)
+SELECT d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.queue, d.step, d.event_id, d.variant, d.send_at,
+       d.status::delivery_status, nullif(d.reason, ''), CASE WHEN d.status = 'skipped' THEN now() END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+            $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[])
+     AS d (campaign, customer_id, occurrence, stage, template, queue, step, event_id, variant, send_at, status, reason)
+ON CONFLICT DO NOTHING
+RETURNING id::text, queue, send_at, status::text, coalesce(reason, '');
+
+-- name: cap-lock
+-- One lock serialises every insert under the global frequency cap, across
+-- processes: the count and the insert that relies on it are atomic.
+SELECT pg_advisory_xact_lock($1);
+
+-- name: cap-sends
+-- What counts toward the global frequency cap: deliveries planned, queued,
+-- being sent or sent, by send time, for the given customers in a range.
+SELECT customer_id, send_at
+FROM deliveries
+WHERE customer_id = ANY ($1::text[]) AND send_at > $2 AND send_at < $3
+  AND status IN ('planned', 'queued', 'sending', 'sent')
+ORDER BY customer_id, send_at;
 
 -- name: mark-queued
 -- Statements that name their rows by id test the status with "<> ALL" on
@@ -16,7 +36,7 @@ RETURNING id::text, queue;
 -- statistics) means reading every unfinished delivery to update a few.
 UPDATE deliveries
 SET status = 'queued', queued_at = now(), updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{queued,sending,sent,failed,skipped}');
+WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{queued,sending,sent,failed,skipped,held_out}');
 
 -- name: touch
 -- The reconciler enqueued these again: planned ones are queued now, and
@@ -25,7 +45,7 @@ UPDATE deliveries
 SET status    = CASE WHEN status = 'planned' THEN 'queued' ELSE status END,
     queued_at = CASE WHEN status = 'planned' THEN now() ELSE queued_at END,
     updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{sent,failed,skipped}');
+WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{sent,failed,skipped,held_out}');
 
 -- name: active-queues
 -- Queues that still hold work: a worker must keep serving them even after
@@ -36,7 +56,7 @@ WHERE status IN ('planned', 'queued', 'sending')
 ORDER BY queue;
 
 -- name: unfinished
-SELECT id::text, queue
+SELECT id::text, queue, send_at
 FROM deliveries
 WHERE status IN ('planned', 'queued', 'sending') AND updated_at < now() - $1::interval
 ORDER BY updated_at, id
@@ -46,7 +66,7 @@ LIMIT $2;
 -- After Redis lost its data: every planned or queued delivery at once (its
 -- task may be gone), and those sending for longer than $1 (a worker still
 -- sending one has finished or given up by then).
-SELECT id::text, queue
+SELECT id::text, queue, send_at
 FROM deliveries
 WHERE status IN ('planned', 'queued', 'sending') AND (status <> 'sending' OR updated_at < now() - $1::interval)
 ORDER BY updated_at, id
@@ -64,14 +84,19 @@ WITH input AS (
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), updated_at = now()
-    WHERE d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{sent,failed,skipped}')
-    RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts
+    WHERE d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{sent,failed,skipped,held_out}')
+    RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
+              d.step, d.event_id, d.variant, d.send_at
 )
 SELECT i.ord::integer AS ord,
        coalesce(cl.campaign, d.campaign, '') AS campaign,
        coalesce(cl.occurrence, d.occurrence) AS occurrence,
        coalesce(cl.stage, d.stage, '') AS stage,
        coalesce(cl.template, d.template, '') AS template,
+       coalesce(cl.step, d.step, 1) AS step,
+       coalesce(cl.event_id, d.event_id, '') AS event_id,
+       coalesce(cl.variant, d.variant, '') AS variant,
+       coalesce(cl.send_at, d.send_at) AS send_at,
        CASE WHEN cl.id IS NOT NULL THEN 'sending' ELSE coalesce(d.status::text, '') END AS status,
        coalesce(cl.attempts, d.attempts, 0) AS attempts,
        cl.id IS NOT NULL AS claimed,
@@ -120,17 +145,19 @@ RETURNING d.id::text;
 -- name: delivery
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at,
+       step, event_id, variant, send_at
 FROM deliveries
 WHERE id = $1;
 
 -- name: deliveries
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at,
+       step, event_id, variant, send_at
 FROM deliveries
 WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR customer_id = $2) AND ($3 = '' OR status::text = $3)
-ORDER BY campaign, customer_id, occurrence;
+ORDER BY campaign, customer_id, occurrence, step, event_id;
 
 -- name: delivery-statuses
 SELECT id::text, status::text
