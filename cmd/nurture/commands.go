@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"strings"
 	"time"
 
 	"nurture/internal/audience"
@@ -206,7 +207,7 @@ func (a *app) plan(ctx context.Context, args []string) error {
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	if !*asJSON {
-		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %-16s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE", "STATUS")
+		fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s\n", "CAMPAIGN", "CUSTOMER", "EMAIL", "STAGE", "TEMPLATE")
 	}
 	p := planner.New(st, a.log)
 	total, heldOut, capped, already := 0, 0, 0, 0
@@ -222,17 +223,27 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		if *asJSON {
 			return enc.Encode(pl)
 		}
-		status := pl.Status
-		if pl.Reason != "" {
-			status += " (" + pl.Reason + ")"
+		// A plain email prints as it always did; the rest say what is
+		// different about them after the template.
+		var note string
+		if pl.Status != "planned" {
+			note += " " + pl.Status
 		}
-		if pl.Variant != "" {
-			status += " variant=" + pl.Variant
+		if pl.Reason != "" {
+			note += " (" + pl.Reason + ")"
+		}
+		if pl.Variant != "" && pl.Variant != "holdout" {
+			note += " variant=" + pl.Variant
 		}
 		if !pl.SendAt.Equal(at) {
-			status += " send_at=" + pl.SendAt.Format(time.RFC3339)
+			note += " send_at=" + pl.SendAt.Format(time.RFC3339)
 		}
-		_, err := fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %-16s %s\n", pl.Campaign, pl.CustomerID, pl.Email, pl.Stage, pl.Template, status)
+		if note != "" {
+			// Pad the template to a column, as the header does not
+			// name this one.
+			note = strings.Repeat(" ", max(16-len(pl.Template), 0)) + note
+		}
+		_, err := fmt.Fprintf(w, "%-18s %-24s %-32s %-10s %s%s\n", pl.Campaign, pl.CustomerID, pl.Email, pl.Stage, pl.Template, note)
 		return err
 	})
 	if err != nil {

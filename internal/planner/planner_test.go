@@ -211,7 +211,7 @@ func planned(campaign, stage string, sendAt time.Time, ids ...string) []planner.
 	var out []planner.Planned
 	for _, id := range ids {
 		out = append(out, planner.Planned{Campaign: campaign, CustomerID: id, Email: id + "@example.com",
-			Stage: stage, Template: campaign, SendAt: sendAt})
+			Stage: stage, Template: campaign, SendAt: sendAt, Step: 1, Status: "planned", Occurrence: sendAt.UTC(), Queue: queueOf(campaign)})
 	}
 	return out
 }
@@ -529,4 +529,12 @@ func TestStage(t *testing.T) {
 	if want := `customer "k-never": testdata/bad-stage/lifecycle.yaml:3:28: stage "scored" when: invalid operation: <nil> >= int`; err.Error() != want {
 		t.Errorf("Stage error\n got %s\nwant %s", err, want)
 	}
+}
+
+// queueOf is the queue of the fixture campaigns.
+func queueOf(campaign string) string {
+	if campaign == "weekly" {
+		return "weekly"
+	}
+	return "default"
 }

@@ -120,14 +120,14 @@ func TestDeliveryLifecycle(t *testing.T) {
 		OrdersCount: 1, TotalSpent: 12.5, FirstPurchaseAt: tp("2026-02-01T00:00:00Z"), LastPurchaseAt: tp("2026-02-01T00:00:00Z"),
 		LastActiveAt: ts("2026-02-01T00:00:00Z")}
 	want := []store.Claim{
-		{ID: d2, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+		{ID: d2, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Step: 1, SendAt: at, Status: store.StatusSending, Attempts: 1, Claimed: true,
 			CustomerFound: true, Customer: audience.Customer{ID: "c2", Email: "bob@example.com", Timezone: "UTC", Subscribed: true,
 				CreatedAt: ts("2026-01-01T00:00:00Z"), LastActiveAt: ts("2026-01-01T00:00:00Z")}},
 		{ID: unknown},
-		{ID: d1, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+		{ID: d1, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Step: 1, SendAt: at, Status: store.StatusSending, Attempts: 1, Claimed: true,
 			CustomerFound: true, Customer: wantC1},
 		{ID: "junk"},
-		{ID: d3, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Status: store.StatusSending, Attempts: 1, Claimed: true,
+		{ID: d3, Campaign: "w", Occurrence: at, Stage: "at_risk", Template: "winback", Step: 1, SendAt: at, Status: store.StatusSending, Attempts: 1, Claimed: true,
 			Customer: audience.Customer{ID: "gone"}},
 	}
 	assertClaims(t, claims, want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"nurture/internal/store"
 	"nurture/internal/testenv"
+	"nurture/migrations"
 )
 
 // serverAddr is host:port of the test server.
@@ -36,8 +38,8 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(applied, ","); got != "0001_init.sql,0002_consent.sql" {
-		t.Fatalf("first Migrate applied %q, want 0001_init.sql,0002_consent.sql", got)
+	if got, want := strings.Join(applied, ","), strings.Join(allMigrations(t), ","); got != want {
+		t.Fatalf("first Migrate applied %q, want %s", got, want)
 	}
 	applied, err = store.Migrate(ctx, u, nil)
 	if err != nil {
@@ -73,8 +75,8 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 		n += <-total
 	}
-	if n != 2 {
-		t.Errorf("migrations applied in all = %d, want 2", n)
+	if want := len(allMigrations(t)); n != want {
+		t.Errorf("migrations applied in all = %d, want %d", n, want)
 	}
 }
 
@@ -89,14 +91,25 @@ func TestOpenRefusesPendingMigrations(t *testing.T) {
 	if !errors.Is(err, store.ErrPendingMigrations) {
 		t.Fatalf("Open = %v, want ErrPendingMigrations", err)
 	}
-	want := fmt.Sprintf(`database %s has 2 pending migration(s) (0001_init.sql, 0002_consent.sql); run "nurture migrate"`, name)
+	files := allMigrations(t)
+	want := fmt.Sprintf(`database %s has %d pending migration(s) (%s); run "nurture migrate"`, name, len(files), strings.Join(files, ", "))
 	if err.Error() != want {
 		t.Errorf("Open error:\n got %s\nwant %s", err, want)
 	}
 	var pe *store.PendingMigrationsError
-	if !errors.As(err, &pe) || len(pe.Pending) != 2 {
-		t.Errorf("Open error %#v is not a PendingMigrationsError with two files", err)
+	if !errors.As(err, &pe) || len(pe.Pending) != len(files) {
+		t.Errorf("Open error %#v is not a PendingMigrationsError with every file", err)
 	}
+}
+
+// allMigrations lists the embedded migration files, in order.
+func allMigrations(t *testing.T) []string {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("embedded migrations: %v %v", files, err)
+	}
+	return files
 }
 
 func TestOpenMissingDatabase(t *testing.T) {
