@@ -314,6 +314,12 @@ func (t *Target) Match(c *Customer, f *Facts, h History, at time.Time) (bool, er
 	if n := cp.Frequency.MaxSends; n > 0 && h.Sends >= n {
 		return false, nil
 	}
+	if n := cp.Frequency.MaxEntries; n > 0 && h.Sends >= n {
+		return false, nil
+	}
+	if h.Active {
+		return false, nil
+	}
 	if last := h.LastOccurrence; last != nil && last.Before(at) && at.Sub(*last) < cp.Frequency.Cooldown {
 		return false, nil
 	}

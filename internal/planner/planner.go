@@ -87,9 +87,17 @@ func New(st *store.Store, log *slog.Logger) *Planner {
 // Evaluate calls fn for every customer in t's audience at the instant at,
 // in customer id order. It writes nothing. fn must not keep the pointer.
 func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error) (Stats, error) {
+	return p.evaluate(ctx, rules, t, at, fn, nil)
+}
+
+// evaluate is Evaluate; for a journey it also calls enter with each entry
+// before fn with the deliveries of the steps the entry reached.
+func (p *Planner) evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
 	c := t.Campaign
 	st := Stats{Campaign: c.Name}
-	if !c.Enabled {
+	if !c.Enabled || c.Trigger != nil {
+		// A triggered campaign has no fire times: its entries come from
+		// events and stage changes.
 		return st, nil
 	}
 	at = at.UTC()
@@ -100,6 +108,7 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 		MaxInactive: c.Audience.MaxInactive,
 		// Evaluate outputs no attributes: decode them only for expressions.
 		SkipAttributes: !t.NeedsAttributes(),
+		Journey:        c.IsJourney(),
 	}
 	win := rules.Set().EffectiveWindow(c)
 	exp := experimentOf(c)
@@ -126,10 +135,21 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
 			return nil
 		}
+		if ok {
+			ok, err = p.noExit(t, &facts)
+		}
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
+			return nil
+		}
 		if !ok {
 			return nil
 		}
 		st.Matched++
+		if c.IsJourney() {
+			return p.enterJourney(rules, t, &cand.Customer, &facts, at, "", &st, fn, enter)
+		}
 		out = Planned{
 			Campaign:   c.Name,
 			CustomerID: cand.Customer.ID,
@@ -227,6 +247,8 @@ type TickResult struct {
 	// NewHeldOut and Capped count new rows recorded held out, and skipped
 	// by the global frequency cap.
 	NewHeldOut, Capped int
+	// Entered counts new journeys.
+	Entered int
 }
 
 // TickOptions tunes Tick. Zero values take the defaults.
@@ -249,7 +271,7 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 
 	// Evaluation streams from one connection while a second goroutine
 	// writes and enqueues, so reading never waits for Redis.
-	batches := make(chan []store.NewDelivery, 2)
+	batches := make(chan tickBatch, 2)
 	flushErr := make(chan error, 1)
 	cp := capOf(rules)
 	go func() {
@@ -259,35 +281,62 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 				continue // drain so the reader is not blocked
 			}
 			var f flushed
-			f, err = p.flush(ctx, b, cp, q)
+			if b.journeys != nil {
+				f, err = p.flushEntries(ctx, b, cp, q)
+			} else {
+				f, err = p.flush(ctx, b.deliveries, cp, q)
+			}
 			res.Planned += f.planned
 			res.Enqueued += f.enqueued
 			res.NewHeldOut += f.heldOut
 			res.Capped += f.capped
+			res.Entered += f.entered
 		}
 		flushErr <- err
 	}()
 
-	batch := make([]store.NewDelivery, 0, opts.BatchSize)
-	stats, evalErr := p.Evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
-		batch = append(batch, pl.delivery())
-		if len(batch) == opts.BatchSize {
-			select {
-			case batches <- batch:
-			case <-ctx.Done():
-				return ctx.Err()
+	var batch tickBatch
+	send := func() error {
+		select {
+		case batches <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		batch = tickBatch{}
+		return nil
+	}
+	var enter func(*store.NewJourney) error
+	if t.Campaign.IsJourney() {
+		enter = func(j *store.NewJourney) error {
+			batch.journeys = append(batch.journeys, *j)
+			if len(batch.journeys) >= opts.BatchSize {
+				return send()
 			}
-			batch = make([]store.NewDelivery, 0, opts.BatchSize)
+			return nil
+		}
+	}
+	stats, evalErr := p.evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
+		batch.deliveries = append(batch.deliveries, pl.delivery())
+		if enter == nil && len(batch.deliveries) == opts.BatchSize {
+			return send()
 		}
 		return nil
-	})
-	if evalErr == nil && len(batch) > 0 {
+	}, enter)
+	if evalErr == nil && (len(batch.deliveries) > 0 || len(batch.journeys) > 0) {
 		batches <- batch
 	}
 	close(batches)
 	err := errors.Join(evalErr, <-flushErr)
 	res.Stats = stats
 	return res, err
+}
+
+// tickBatch is a batch of a tick's rows: deliveries, and for a journey its
+// entries (whose deliveries follow them into the batch, so an entry and
+// its deliveries are written together).
+type tickBatch struct {
+	deliveries []store.NewDelivery
+	journeys   []store.NewJourney
 }
 
 // capOf returns the global frequency cap of the rules' settings.
@@ -300,7 +349,7 @@ func capOf(rules *audience.Rules) freqcap.Cap {
 
 // flushed is what one flush did.
 type flushed struct {
-	planned, enqueued, heldOut, capped int
+	planned, enqueued, heldOut, capped, entered int
 }
 
 func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer) (flushed, error) {
@@ -308,6 +357,11 @@ func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqc
 	if err != nil {
 		return flushed{}, err
 	}
+	return p.enqueue(ctx, in, q)
+}
+
+// enqueue enqueues the new planned deliveries of in and marks them queued.
+func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer) (flushed, error) {
 	f := flushed{planned: in.New(), heldOut: in.HeldOut, capped: in.Capped}
 	if len(in.Planned) == 0 {
 		return f, nil

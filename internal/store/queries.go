@@ -52,6 +52,12 @@ const (
 	qReleaseLeader        = "release-leader"
 	qCapLock              = "cap-lock"
 	qCapSends             = "cap-sends"
+	qCandidatesJourney    = "candidates-journey"
+	qEnterJourneys        = "enter-journeys"
+	qAdvanceJourneys      = "advance-journeys"
+	qActiveJourneys       = "active-journeys"
+	qExitRemovedJourneys  = "exit-removed-journeys"
+	qJourneys             = "journeys"
 )
 
 var queryNames = []string{
@@ -64,6 +70,7 @@ var queryNames = []string{
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,
+	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 }
 
 // queries maps a query name to its SQL.
