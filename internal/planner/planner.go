@@ -307,11 +307,15 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 	}
 	var enter func(*store.NewJourney) error
 	if t.Campaign.IsJourney() {
+		// An entry's deliveries follow it: a full batch is sent before
+		// the next entry, never between an entry and its deliveries.
 		enter = func(j *store.NewJourney) error {
-			batch.journeys = append(batch.journeys, *j)
 			if len(batch.journeys) >= opts.BatchSize {
-				return send()
+				if err := send(); err != nil {
+					return err
+				}
 			}
+			batch.journeys = append(batch.journeys, *j)
 			return nil
 		}
 	}
