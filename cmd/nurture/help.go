@@ -98,6 +98,18 @@ attempts and Message-ID. Writes nothing.`,
 			flags:   []string{"campaign", "customer", "status", "json"},
 		},
 		{
+			name: "explain",
+			args: "CUSTOMER --at TIME [--json]",
+			description: `Shows the customer's facts and stage at TIME and, for every campaign,
+whether an evaluation at TIME would plan them and, if not, the first rule
+that keeps them out: stage, inactive_days, where, cooldown, max_sends,
+exit_when, unsubscribed, suppressed, frequency cap, not due, ... Writes
+nothing.`,
+			example: "nurture explain c16 --at 2026-11-24T09:00:00Z",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"at", "json"},
+		},
+		{
 			name: "suppress",
 			args: "[add] [--reason TEXT] [--source TEXT] EMAIL... | remove EMAIL... | list [--json]",
 			description: `Keeps the suppression list: addresses no email is planned or sent to,

@@ -54,6 +54,8 @@ Commands:
                                   plan and enqueue one tick of every campaign
   deliveries [--campaign NAME] [--customer ID] [--status S] [--json]
                                   delivery rows: status, reason, attempts
+  explain CUSTOMER --at TIME [--json]
+                                  why a customer would or would not get each campaign
   suppress [add] [--reason TEXT] EMAIL... | remove EMAIL... | list
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.runOnce(ctx, rest)
 	case "deliveries":
 		return a.deliveries(ctx, rest)
+	case "explain":
+		return a.explain(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
 	case "subscribe":

@@ -294,44 +294,76 @@ func (r *Rules) Target(name string) *Target {
 // The conditions, all of which must hold: the campaign is enabled; c is
 // subscribed and not suppressed; f.Stage is one of the campaign's stages
 // (any, when it lists none); min <= f.InactiveDays <= max for the bounds
-// given; fewer than max_sends deliveries (unless 0); no delivery within the
-// cooldown before at (occurrence < at and at - occurrence < cooldown); and
-// where is true. The where expression runs last, as the costliest check.
+// given; fewer than max_sends deliveries (or, for a journey, max_entries
+// entries) unless 0; no unfinished journey of the campaign; no delivery
+// (entry) within the cooldown before at (occurrence < at and at -
+// occurrence < cooldown); and where is true. The where expression runs
+// last, as the costliest check.
 func (t *Target) Match(c *Customer, f *Facts, h History, at time.Time) (bool, error) {
+	rule, err := t.Why(c, f, h, at)
+	return rule == "" && err == nil, err
+}
+
+// Rules that keep a customer out of a campaign's audience, as Why names
+// them.
+const (
+	RuleDisabled     = "disabled"
+	RuleUnsubscribed = "unsubscribed"
+	RuleSuppressed   = "suppressed"
+	RuleStage        = "stage"
+	RuleInactiveDays = "inactive_days"
+	RuleMaxSends     = "max_sends"
+	RuleMaxEntries   = "max_entries"
+	RuleJourney      = "journey under way"
+	RuleCooldown     = "cooldown"
+	RuleWhere        = "where"
+)
+
+// Why returns the first rule of Match that keeps c out of the audience, or
+// "" when c is in it; the rules are checked in the order Match documents.
+func (t *Target) Why(c *Customer, f *Facts, h History, at time.Time) (string, error) {
 	cp := t.Campaign
-	if !cp.Enabled || !c.Subscribed || c.Suppressed {
-		return false, nil
+	switch {
+	case !cp.Enabled:
+		return RuleDisabled, nil
+	case !c.Subscribed:
+		return RuleUnsubscribed, nil
+	case c.Suppressed:
+		return RuleSuppressed, nil
 	}
 	if a := &cp.Audience; len(a.Stages) > 0 && !slices.Contains(a.Stages, f.Stage) {
-		return false, nil
+		return RuleStage, nil
 	}
 	if m := cp.Audience.MinInactive; m != nil && f.InactiveDays < *m {
-		return false, nil
+		return RuleInactiveDays, nil
 	}
 	if m := cp.Audience.MaxInactive; m != nil && f.InactiveDays > *m {
-		return false, nil
+		return RuleInactiveDays, nil
 	}
 	if n := cp.Frequency.MaxSends; n > 0 && h.Sends >= n {
-		return false, nil
+		return RuleMaxSends, nil
 	}
 	if n := cp.Frequency.MaxEntries; n > 0 && h.Sends >= n {
-		return false, nil
+		return RuleMaxEntries, nil
 	}
 	if h.Active {
-		return false, nil
+		return RuleJourney, nil
 	}
 	if last := h.LastOccurrence; last != nil && last.Before(at) && at.Sub(*last) < cp.Frequency.Cooldown {
-		return false, nil
+		return RuleCooldown, nil
 	}
 	if t.where == nil {
-		return true, nil
+		return "", nil
 	}
 	ok, err := run(t.vms, t.where, f)
 	if err != nil {
 		a := &cp.Audience
-		return false, evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
+		return "", evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
 	}
-	return ok, nil
+	if !ok {
+		return RuleWhere, nil
+	}
+	return "", nil
 }
 
 // TriggerWhere reports whether the event in f.Event passes the campaign's

@@ -58,6 +58,8 @@ const (
 	qActiveJourneys       = "active-journeys"
 	qExitRemovedJourneys  = "exit-removed-journeys"
 	qJourneys             = "journeys"
+	qExplainCustomer      = "explain-customer"
+	qExplainHistory       = "explain-history"
 )
 
 var queryNames = []string{
@@ -71,6 +73,7 @@ var queryNames = []string{
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
+	qExplainCustomer, qExplainHistory,
 }
 
 // queries maps a query name to its SQL.
