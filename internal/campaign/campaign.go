@@ -238,15 +238,19 @@ func (s *Step) WhereAt(line, col int) Pos { return exprAt(s.WherePos, s.whereFol
 // Variant is one arm of an experiment; empty overrides keep the
 // campaign's own template, subject and sender.
 type Variant struct {
-	Pos      Pos
-	Name     string
+	Pos     Pos
+	Name    string
+	NamePos Pos
+	// Weight is at least 1 (the default); shares follow the weights.
 	Weight   int
 	Template string
 	// TemplatePos is where Template is written (zero when absent).
 	TemplatePos Pos
 	// Subject replaces the template's subject; it is itself a template.
 	Subject string
-	From    string
+	// SubjectPos is where Subject is written (zero when absent).
+	SubjectPos Pos
+	From       string
 }
 
 // Settings is campaigns/settings.yaml: defaults for every campaign.
