@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +52,28 @@ func TestSchemaCommand(t *testing.T) {
 	stdout, stderr, code := cli(t, nil, "schema", "--file", "campaigns")
 	if code != 2 || stdout != "" || stderr != "nurture schema: --file \"campaigns\": want one of campaign, lifecycle, settings\n" {
 		t.Errorf("--file campaigns: status %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestLintToolkit lints campaigns that get every part of the marketer's
+// toolkit wrong (triggers, journeys, send windows, experiments, settings,
+// expressions and templates) and compares every line with want.txt.
+func TestLintToolkit(t *testing.T) {
+	dir := filepath.Join("testdata", "lint-toolkit")
+	env := map[string]string{"CAMPAIGNS_DIR": filepath.Join(dir, "campaigns"), "TEMPLATES_DIR": filepath.Join(dir, "templates")}
+	stdout, stderr, code := cli(t, env, "lint")
+	if code != 1 {
+		t.Fatalf("status %d, want 1\n%s", code, stderr)
+	}
+	got := strings.ReplaceAll(stdout, dir+string(filepath.Separator), "")
+	want, err := os.ReadFile(filepath.Join(dir, "want.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("lint printed:\n%s\nwant:\n%s", got, want)
+	}
+	if n := strings.Count(string(want), "\n"); stderr != fmt.Sprintf("nurture lint: %d problem(s)\n", n) {
+		t.Errorf("stderr %q, want the count %d", stderr, n)
 	}
 }

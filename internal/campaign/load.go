@@ -296,7 +296,12 @@ func loadCampaign(path string) (Campaign, Errors) {
 			c.Enabled = b
 		}
 	}
-	trig, hasTrigger := top["trigger"]
+	// A key whose value is null counts as absent.
+	present := func(key string) (field, bool) {
+		f, ok := top[key]
+		return f, ok && f.value != nil
+	}
+	trig, hasTrigger := present("trigger")
 	_, hasSchedule := top["schedule"]
 	switch {
 	case !hasSchedule && !hasTrigger:
@@ -313,35 +318,34 @@ func loadCampaign(path string) (Campaign, Errors) {
 			}
 			c.Cron = sched
 		}
-	case trig.value == nil:
-		d.errorf(trig.key, "trigger: must not be empty")
-	default:
+	}
+	if hasTrigger {
+		// Read even beside a schedule, to report every problem at once.
 		c.Trigger = d.trigger(trig.value)
 	}
-	if f, ok := top["priority"]; ok && f.value != nil {
+	if f, ok := present("priority"); ok {
 		c.Priority, _ = d.integer(f.value, "priority")
 	}
-	if f, ok := top["send_window"]; ok && f.value != nil {
+	if f, ok := present("send_window"); ok {
 		c.SendWindow = d.sendWindow(f.value, "send_window", true)
 	}
-	if f, ok := top["audience"]; ok && f.value != nil {
+	if f, ok := present("audience"); ok {
 		c.Audience = d.audience(f.value)
 	}
-	steps, hasSteps := top["steps"]
-	email, hasEmail := top["email"]
+	steps, hasSteps := present("steps")
+	email, hasEmail := present("email")
 	switch {
 	case hasSteps && hasEmail:
 		d.errorf(steps.key, `"email" and "steps" cannot both be set: a campaign sends one email or a journey of steps`)
-	case hasSteps && steps.value == nil:
-		d.errorf(steps.key, "steps: must not be empty")
-	case hasSteps:
-		c.Steps = d.steps(steps.value)
-	case !hasEmail:
+	case !hasSteps && !hasEmail:
 		d.errorf(top0, `missing required key "email" or "steps"`)
-	case email.value == nil:
-		d.errorf(top0, `missing required key "email"`)
-	default:
+	}
+	if hasEmail {
 		c.Email = d.email(email.value)
+	}
+	if hasSteps {
+		// Read even beside an email, to report every problem at once.
+		c.Steps = d.steps(steps.value)
 	}
 	journey := hasSteps && !hasEmail
 	if f, ok := top["frequency"]; ok && f.value != nil {
