@@ -6,8 +6,11 @@
 // every problem in every file is reported at once. A key whose value is
 // null (written "key:" or "key: ~") counts as absent. YAML anchors, aliases,
 // merge keys and tags are refused. Expressions (stage "when", campaign
-// "where") are kept as text with their positions; package audience
-// compiles them.
+// "audience.where", "trigger.where", "exit_when" and each step's "where")
+// are kept as text with their positions; package audience compiles them.
+//
+// settings.yaml, when present, holds defaults for every campaign; see
+// Settings.
 package campaign
 
 import (
