@@ -48,6 +48,16 @@ any.`,
 			needs:   needContent,
 		},
 		{
+			name: "schema",
+			args: "[--file campaign|lifecycle|settings]",
+			description: `Prints the JSON Schema (draft 2020-12) of campaign files, lifecycle.yaml
+and settings.yaml, generated from nurture's own types: one document with
+the three under $defs, or one of them alone with --file. Editors use it
+to complete and check YAML as you type; lint remains the judge.`,
+			example: "nurture schema --file campaign > schema/campaign.json",
+			flags:   []string{"file"},
+		},
+		{
 			name: "import",
 			args: "customers|events FILE|-",
 			description: `Imports customers (upserted by id) or events from a JSON Lines file,

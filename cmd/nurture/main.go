@@ -46,6 +46,7 @@ Usage: nurture COMMAND [flags]
 Commands:
   migrate                         create the database if needed and apply migrations
   lint                            check campaigns, lifecycle and templates
+  schema [--file KIND]            JSON Schema of the campaign files, for editors
   import customers|events FILE|-  import JSON Lines (--strict: all or nothing)
   stage --at TIME [--json]        each customer's lifecycle stage at TIME
   plan --at TIME [--campaign NAME] [--json]
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.migrate(ctx, rest)
 	case "lint":
 		return a.lint(ctx, rest)
+	case "schema":
+		return a.schemaCmd(ctx, rest)
 	case "import":
 		return a.importCmd(ctx, rest)
 	case "stage":
