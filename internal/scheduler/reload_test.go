@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"nurture/internal/content"
+	"nurture/internal/scheduler"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
 )
@@ -119,5 +122,83 @@ func TestReloadKeepsUnchangedEntries(t *testing.T) {
 	waitUntil(t, "the second reload", func() bool { return len(logs.lines("scheduler reloaded campaigns")) == 2 })
 	if line := logs.lines("scheduler reloaded campaigns")[1]; !strings.Contains(line, `campaigns=3 kept=hello,nudge,welcome started="" rescheduled="" stopped=""`) {
 		t.Errorf("reload of the same schedules: %s", line)
+	}
+}
+
+// TestReloadCatchesUpOnlyNewEntries reloads just before a fire time that
+// the entries being started miss: they plan it, and the campaign whose
+// entry was kept does not (its own entry fires it).
+func TestReloadCatchesUpOnlyNewEntries(t *testing.T) {
+	e := newEnv(t)
+	var logs logBuffer
+	e.log = slog.New(slog.NewTextHandler(&logs, nil))
+	// Schedules that fire on the fixture's day only, so that the real
+	// clock, which runs the cron entries, never fires them in the test.
+	const (
+		welcome = "name: welcome\nschedule: \"30 9 24 11 *\"\naudience: {stages: [new]}\nemail: {template: welcome}\n"
+		nudge   = "name: nudge\nschedule: \"0 9 24 11 *\"\naudience: {stages: [at_risk]}\nemail: {template: nudge}\nqueue: nudges\n"
+	)
+	e.c = loadCampaigns(t, map[string]string{"welcome.yaml": welcome, "nudge.yaml": nudge})
+	// The clock reads 09:00 until armed; then its next reading (Reload's)
+	// is 09:29:59 and every later one 09:30:01, as if the reload took two
+	// seconds across the 09:30 fire time.
+	var (
+		mu    sync.Mutex
+		armed bool
+		now   = at
+	)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if armed {
+			armed = false
+			t := now
+			now = at.Add(30*time.Minute + time.Second)
+			return t
+		}
+		return now
+	}
+	s := scheduler.New(scheduler.Config{LeaderPoll: 50 * time.Millisecond, ReconcileEvery: time.Hour, Now: clock},
+		e.st, e.q, e.c.Rules, nil, e.log)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	waitUntil(t, "the start-up tick", func() bool {
+		return len(logs.lines(`msg="tick done"`, "campaign=nudge", "occurrence=2026-11-24T09:00:00Z")) == 1
+	})
+
+	mu.Lock()
+	armed, now = true, at.Add(30*time.Minute-time.Second)
+	mu.Unlock()
+	s.Reload(loadCampaigns(t, map[string]string{
+		"welcome.yaml": welcome,
+		"nudge.yaml":   strings.Replace(nudge, `"0 9 24 11 *"`, `"30 9 24 11 *"`, 1),
+		"hello.yaml":   strings.Replace(welcome, "name: welcome", "name: hello", 1),
+	}).Rules)
+	waitUntil(t, "the reload", func() bool { return len(logs.lines("scheduler reloaded campaigns")) == 1 })
+	if line := logs.lines("scheduler reloaded campaigns")[0]; !strings.Contains(line, "kept=welcome started=hello rescheduled=nudge stopped=\"\"") {
+		t.Errorf("reload: %s", line)
+	}
+	var caught []string
+	for _, line := range logs.lines("catching up the latest fire time") {
+		i := strings.Index(line, "campaign=")
+		caught = append(caught, line[i:])
+	}
+	want := []string{
+		"campaign=nudge occurrence=2026-11-24T09:00:00Z", // becoming leader
+		"campaign=hello occurrence=2026-11-24T09:30:00Z", // the reload: not welcome
+		"campaign=nudge occurrence=2026-11-24T09:30:00Z",
+	}
+	if strings.Join(caught, "\n") != strings.Join(want, "\n") {
+		t.Errorf("catch-up ticks:\n  %s\nwant:\n  %s", strings.Join(caught, "\n  "), strings.Join(want, "\n  "))
+	}
+	got := map[string]int{}
+	e.st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+		got[d.Campaign+" "+d.Occurrence.UTC().Format("15:04")]++
+		return nil
+	})
+	if want := map[string]int{"nudge 09:00": 1, "nudge 09:30": 1, "hello 09:30": 2}; !maps.Equal(got, want) {
+		t.Errorf("deliveries by campaign and occurrence: %v, want %v", got, want)
 	}
 }
