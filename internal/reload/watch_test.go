@@ -224,6 +224,10 @@ func TestBurstIsOneReload(t *testing.T) {
 		write(t, filepath.Join(w.campaigns, fmt.Sprintf("c%d.yaml", i)), "name: c\n")
 	}
 	write(t, filepath.Join(w.templates, "hello.subject.tmpl"), "Hi")
+	// Kubernetes swaps this symlink to publish a ConfigMap's new version.
+	if err := os.Symlink(w.templates, filepath.Join(w.campaigns, "..data")); err != nil {
+		t.Fatal(err)
+	}
 	for _, scratch := range []string{".c1.yaml.swp", "c1.yaml~", "4913", "#c1.yaml#", "c1.yaml.tmp", "notes.txt", "c1.yaml___jb_tmp___"} {
 		write(t, filepath.Join(w.campaigns, scratch), "x")
 	}
@@ -261,7 +265,7 @@ func TestBurstIsOneReload(t *testing.T) {
 		}
 	}
 	slices.Sort(seen)
-	want := []string{"campaigns/c0.yaml", "campaigns/c1.yaml", "campaigns/c2.yaml", "campaigns/c3.yaml", "campaigns/c4.yaml",
+	want := []string{"campaigns/..data", "campaigns/c0.yaml", "campaigns/c1.yaml", "campaigns/c2.yaml", "campaigns/c3.yaml", "campaigns/c4.yaml",
 		"campaigns/c5.yaml", "campaigns/c6.yaml", "campaigns/c7.yaml", "campaigns/c8.yaml", "campaigns/c9.yaml",
 		"campaigns/z.yaml", "templates/hello.subject.tmpl"}
 	if !slices.Equal(seen, want) {
