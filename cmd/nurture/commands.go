@@ -235,6 +235,9 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		if pl.Variant != "" && pl.Variant != "holdout" {
 			note += " variant=" + pl.Variant
 		}
+		if pl.EventID != "" {
+			note += " event=" + pl.EventID
+		}
 		if !pl.SendAt.Equal(at) {
 			note += " send_at=" + pl.SendAt.Format(time.RFC3339)
 		}
@@ -291,7 +294,7 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeQueue()
-	_, err = planner.New(ta.store, a.log).TickAll(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)
+	_, err = planner.New(ta.store, a.log).RunOnce(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)
 	return err
 }
 

@@ -89,7 +89,8 @@ func New(st *store.Store, log *slog.Logger) *Planner {
 func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error) (Stats, error) {
 	c := t.Campaign
 	st := Stats{Campaign: c.Name}
-	if !c.Enabled {
+	if !c.Enabled || Triggered(c) {
+		// A triggered campaign has no fire times: EvaluateTriggered.
 		return st, nil
 	}
 	at = at.UTC()
@@ -234,6 +235,10 @@ type TickOptions struct {
 	// BatchSize is how many delivery rows are inserted and enqueued
 	// together. Default 2000.
 	BatchSize int
+	// Enqueued, when set, is called with the occurrence (the entry's start
+	// time) of each new delivery handed to the queue, once it is; the
+	// scheduler measures the lag of triggers with it. Default none.
+	Enqueued func(occurrence time.Time)
 }
 
 // Tick plans campaign t at occurrence: it evaluates the audience, inserts
@@ -241,10 +246,18 @@ type TickOptions struct {
 // occurrence), commits, then enqueues a task for each new row and marks it
 // queued. Rows whose enqueue fails stay planned for the reconciler.
 func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
+	occurrence = occurrence.UTC()
+	return p.record(ctx, rules, occurrence, q, opts, func(fn func(*Planned) error) (Stats, error) {
+		return p.Evaluate(ctx, rules, t, occurrence, fn)
+	})
+}
+
+// record writes and enqueues what evaluate yields, in batches.
+func (p *Planner) record(ctx context.Context, rules *audience.Rules, occurrence time.Time, q Enqueuer, opts TickOptions,
+	evaluate func(fn func(*Planned) error) (Stats, error)) (TickResult, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 2000
 	}
-	occurrence = occurrence.UTC()
 	res := TickResult{Occurrence: occurrence}
 
 	// Evaluation streams from one connection while a second goroutine
@@ -259,7 +272,7 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 				continue // drain so the reader is not blocked
 			}
 			var f flushed
-			f, err = p.flush(ctx, b, cp, q)
+			f, err = p.flush(ctx, b, cp, q, opts.Enqueued)
 			res.Planned += f.planned
 			res.Enqueued += f.enqueued
 			res.NewHeldOut += f.heldOut
@@ -269,7 +282,7 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 	}()
 
 	batch := make([]store.NewDelivery, 0, opts.BatchSize)
-	stats, evalErr := p.Evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
+	stats, evalErr := evaluate(func(pl *Planned) error {
 		batch = append(batch, pl.delivery())
 		if len(batch) == opts.BatchSize {
 			select {
@@ -303,7 +316,7 @@ type flushed struct {
 	planned, enqueued, heldOut, capped int
 }
 
-func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer) (flushed, error) {
+func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
 	in, err := p.store.PlanDeliveries(ctx, batch, cp)
 	if err != nil {
 		return flushed{}, err
@@ -318,6 +331,15 @@ func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqc
 	}
 	done, enqErr := q.Enqueue(ctx, qrefs)
 	f.enqueued = len(done)
+	if enqueued != nil && len(done) > 0 {
+		occurrences := make(map[string]time.Time, len(in.Planned))
+		for _, r := range in.Planned {
+			occurrences[r.ID] = r.Occurrence
+		}
+		for _, id := range done {
+			enqueued(occurrences[id])
+		}
+	}
 	if len(done) > 0 {
 		if err := p.store.MarkQueued(ctx, done); err != nil {
 			return f, errors.Join(enqErr, err)

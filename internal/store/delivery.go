@@ -64,6 +64,8 @@ type DeliveryRef struct {
 	ID     string // uuid, canonical text form
 	Queue  string
 	SendAt time.Time
+	// Occurrence is the entry's start time; set by PlanDeliveries only.
+	Occurrence time.Time
 }
 
 // Inserted is what InsertDeliveries did.
@@ -162,10 +164,11 @@ func (s *Store) insertBatch(ctx context.Context, batch []NewDelivery, cp freqcap
 			ref            DeliveryRef
 			status, reason string
 		)
-		_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &status, &reason}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason}, func() error {
 			switch {
 			case status == StatusPlanned:
 				ref.SendAt = ref.SendAt.UTC()
+				ref.Occurrence = ref.Occurrence.UTC()
 				got.Planned = append(got.Planned, ref)
 			case status == StatusHeldOut:
 				got.HeldOut++

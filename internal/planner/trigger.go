@@ -1,0 +1,162 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"nurture/internal/audience"
+	"nurture/internal/campaign"
+	"nurture/internal/store"
+)
+
+// Triggered reports whether the campaign starts on an event or a stage
+// entry rather than on a schedule.
+func Triggered(c *campaign.Campaign) bool { return c.Trigger != nil }
+
+// within is how late after its due time an entry of c may be planned.
+func within(tr *campaign.Trigger) time.Duration {
+	if tr.Within > 0 {
+		return tr.Within
+	}
+	return campaign.DefaultWithin
+}
+
+// dueEntries calls fn with every entry of the triggered campaign t that is
+// due at now (due <= now < due + within), has no delivery yet, and passes
+// the audience rules, trigger.where and exit_when at now. simulated are
+// stage entries of a dry run's simulated sweep. Entries come in customer
+// id order, then start time; a customer's earlier entry in the same
+// evaluation counts toward the later ones' cooldown and max_sends.
+func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, simulated []store.StageEntry, fn func(*Entry) error) (Stats, error) {
+	c := t.Campaign
+	st := Stats{Campaign: c.Name}
+	if !c.Enabled || c.Trigger == nil {
+		return st, nil
+	}
+	now = now.UTC()
+	tr := c.Trigger
+	f := store.DueFilter{
+		Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage,
+		Now: now, Delay: tr.Delay, Within: within(tr), Simulated: simulated,
+	}
+	var (
+		customer  string     // the customer of the entries seen last
+		sends     int        // entries given to fn for them in this evaluation
+		lastStart *time.Time // the latest of those before now
+		entry     Entry
+	)
+	err := p.store.DueEntries(ctx, f, func(e *store.DueEntry) error {
+		st.Candidates++
+		if e.Customer.ID != customer {
+			customer, sends, lastStart = e.Customer.ID, 0, nil
+		}
+		h := e.History
+		h.Sends += sends
+		if lastStart != nil && (h.LastOccurrence == nil || lastStart.After(*h.LastOccurrence)) {
+			h.LastOccurrence = lastStart
+		}
+		facts := audience.FactsAt(&e.Customer, now)
+		stage, err := rules.Stage(&facts)
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, e.Customer.ID, err)
+			return nil
+		}
+		facts.Stage = stage
+		ok, err := t.Match(&e.Customer, &facts, h, now)
+		facts.Event = e.Event
+		if err == nil && ok && e.Event != nil {
+			ok, err = t.TriggerWhere(&facts)
+		}
+		if err == nil && ok {
+			var exit bool
+			exit, err = t.ExitWhen(&facts)
+			ok = !exit
+		}
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, e.Customer.ID, err)
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		st.Matched++
+		sends++
+		if e.Due.Before(now) {
+			d := e.Due
+			lastStart = &d
+		}
+		entry = Entry{Customer: e.Customer, Stage: stage, Start: e.Due, EventID: e.EventID, Event: e.Event}
+		return fn(&entry)
+	})
+	if err != nil {
+		return st, fmt.Errorf("due entries of campaign %q at %s: %w", c.Name, now.Format(time.RFC3339), err)
+	}
+	if st.ExprErrors > 0 {
+		p.log.Warn("entries left out because an expression failed", "campaign", c.Name, "count", st.ExprErrors)
+	}
+	return st, nil
+}
+
+// EvaluateTriggered calls fn for every delivery the single-email triggered
+// campaign t would record at now: one per due entry, with occurrence its
+// start time, the event's id, step 1, and send_at now moved into the send
+// window. It writes nothing; fn must not keep the pointer. A journey
+// yields nothing here (see enterJourneys).
+func (p *Planner) EvaluateTriggered(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, simulated []store.StageEntry, fn func(*Planned) error) (Stats, error) {
+	c := t.Campaign
+	if c.IsJourney() {
+		return Stats{Campaign: c.Name}, nil
+	}
+	now = now.UTC()
+	win := rules.Set().EffectiveWindow(c)
+	exp := experimentOf(c)
+	var out Planned
+	st, err := p.dueEntries(ctx, rules, t, now, simulated, func(e *Entry) error {
+		out = Planned{
+			Campaign:   c.Name,
+			CustomerID: e.Customer.ID,
+			Email:      e.Customer.Email,
+			Stage:      e.Stage,
+			Template:   c.Email.Template,
+			SendAt:     now,
+			Step:       1,
+			Status:     store.StatusPlanned,
+			EventID:    e.EventID,
+			Occurrence: e.Start,
+			Queue:      c.Queue,
+		}
+		if win != nil {
+			out.SendAt = win.SendAt(now, p.zones.Load(e.Customer.Timezone))
+		}
+		p.assign(&out, c, exp)
+		return fn(&out)
+	})
+	return st, err
+}
+
+// TickTriggered plans the due entries of the triggered campaign t at now,
+// as Tick does for a schedule: rows first, committed, then tasks. An entry
+// planned before (by an earlier evaluation, or by another process at the
+// same time) is left alone: the delivery key, and for events a unique
+// index on (campaign, event), make it "already done".
+func (p *Planner) TickTriggered(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
+	now = now.UTC()
+	if t.Campaign.IsJourney() {
+		var entries []Entry
+		st, err := p.dueEntries(ctx, rules, t, now, nil, func(e *Entry) error {
+			entries = append(entries, *e)
+			return nil
+		})
+		res := TickResult{Stats: st, Occurrence: now}
+		if err != nil {
+			return res, err
+		}
+		return res, p.enterJourneys(ctx, rules, t, entries)
+	}
+	return p.record(ctx, rules, now, q, opts, func(fn func(*Planned) error) (Stats, error) {
+		return p.EvaluateTriggered(ctx, rules, t, now, nil, fn)
+	})
+}
