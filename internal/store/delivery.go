@@ -299,7 +299,11 @@ func (s *Store) refs(ctx context.Context, what, query string, args ...any) ([]De
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeliveryRef])
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
+		var ref DeliveryRef
+		err := r.Scan(&ref.ID, &ref.Queue, &ref.SendAt)
+		return ref, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
