@@ -24,6 +24,10 @@ type Metrics struct {
 	kept       *prometheus.CounterVec
 	keptNow    prometheus.Gauge
 	infra      *prometheus.CounterVec
+	entries    *prometheus.CounterVec
+	lag        prometheus.Histogram
+	sweepTime  prometheus.Histogram
+	stages     *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -66,7 +70,26 @@ func New() *Metrics {
 		Name: "nurture_infrastructure_errors_total",
 		Help: "Failed calls to PostgreSQL or Redis by system and operation, and Redis data losses detected (system=redis, op=data_lost).",
 	}, []string{"system", "op"})
+	m.entries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_trigger_entries_total",
+		Help: "Delivery rows created for due entries of triggered campaigns (events and stage entries), by campaign.",
+	}, []string{"campaign"})
+	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_trigger_lag_seconds",
+		Help:    "Time from a trigger's due time (occurred_at + delay, or the observed stage entry + delay) to its task being enqueued.",
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
+	})
+	m.sweepTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_stage_sweep_duration_seconds",
+		Help:    "Time to record every customer's stage (one stage sweep).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+	})
+	m.stages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_stage_changes_total",
+		Help: "Stage changes recorded by stage sweeps: baseline (a first recorded stage) or entry (what stage triggers plan).",
+	}, []string{"kind"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
+		m.entries, m.lag, m.sweepTime, m.stages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +113,29 @@ func (m *Metrics) Ticked(campaign string, planned int, d time.Duration) {
 	if m != nil {
 		m.planned.WithLabelValues(campaign).Add(float64(planned))
 		m.tickTime.WithLabelValues(campaign).Observe(d.Seconds())
+	}
+}
+
+// TriggerEntries counts delivery rows created for triggered campaigns.
+func (m *Metrics) TriggerEntries(campaign string, n int) {
+	if m != nil && n > 0 {
+		m.entries.WithLabelValues(campaign).Add(float64(n))
+	}
+}
+
+// TriggerLag observes the time from one trigger's due time to its enqueue.
+func (m *Metrics) TriggerLag(d time.Duration) {
+	if m != nil {
+		m.lag.Observe(d.Seconds())
+	}
+}
+
+// Swept records one stage sweep.
+func (m *Metrics) Swept(baselines, entries int, d time.Duration) {
+	if m != nil {
+		m.stages.WithLabelValues("baseline").Add(float64(baselines))
+		m.stages.WithLabelValues("entry").Add(float64(entries))
+		m.sweepTime.Observe(d.Seconds())
 	}
 }
 

@@ -52,6 +52,15 @@ type Config struct {
 	// recorded an outcome or timed out by then. It must exceed the task
 	// timeout (queue.Config.Timeout, 2m by default). Default 3m.
 	SendingGrace time.Duration
+	// TriggerPoll is how often the leader plans the due entries of
+	// triggered campaigns (events and stage entries), besides the cron
+	// ticks of scheduled ones. Default 5s; the product promises at most
+	// 10s.
+	TriggerPoll time.Duration
+	// SweepEvery is how often the leader records every customer's stage
+	// (the stage sweep that stage triggers read). The leader also sweeps
+	// as it takes over. Default 1h.
+	SweepEvery time.Duration
 	// Tick tunes planning.
 	Tick planner.TickOptions
 	// Now is the clock; default time.Now. Tests fix it so that fire times
@@ -80,6 +89,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendingGrace <= 0 {
 		c.SendingGrace = 3 * time.Minute
+	}
+	if c.TriggerPoll <= 0 {
+		c.TriggerPoll = 5 * time.Second
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = time.Hour
 	}
 	return c
 }
@@ -200,10 +215,18 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	}()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.reconcileLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.triggerLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.sweepLoop(ctx)
 	}()
 
 	// Start the cron entries first, then catch up: a fire time passing
@@ -234,13 +257,20 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	}
 }
 
-// startCron starts one cron entry per enabled campaign of the current set.
+// scheduled reports whether t fires on a schedule: enabled, and not
+// triggered (a triggered campaign has no cron; the trigger loop plans it).
+func scheduled(t *audience.Target) bool {
+	return t.Campaign.Enabled && t.Campaign.Cron != nil && !planner.Triggered(t.Campaign)
+}
+
+// startCron starts one cron entry per enabled scheduled campaign of the
+// current set.
 func (s *Scheduler) startCron(ctx context.Context) *cron.Cron {
 	c := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{s.log}),
 		cron.WithChain(cron.SkipIfStillRunning(cronLogger{s.log})))
 	rules := s.rules.Load()
 	for _, t := range rules.Targets() {
-		if !t.Campaign.Enabled {
+		if !scheduled(t) {
 			continue
 		}
 		sched := t.Campaign.Cron
@@ -302,7 +332,7 @@ func (s *Scheduler) catchUp(ctx context.Context, since time.Time) {
 	rules := s.rules.Load()
 	now := s.now().UTC()
 	for _, t := range rules.Targets() {
-		if !t.Campaign.Enabled || ctx.Err() != nil {
+		if !scheduled(t) || ctx.Err() != nil {
 			continue
 		}
 		var missed time.Time
