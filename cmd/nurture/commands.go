@@ -294,7 +294,11 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeQueue()
-	_, err = planner.New(ta.store, a.log).RunOnce(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)
+	p := planner.New(ta.store, a.log)
+	if _, err := p.RunOnce(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout); err != nil {
+		return err
+	}
+	_, err = p.StepAll(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)
 	return err
 }
 

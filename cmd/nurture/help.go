@@ -48,6 +48,16 @@ any.`,
 			needs:   needContent,
 		},
 		{
+			name: "schema",
+			args: "[--file campaign|lifecycle|settings]",
+			description: `Prints the JSON Schema (draft 2020-12) of campaign files, lifecycle.yaml
+and settings.yaml, generated from nurture's own types: one document with
+the three under $defs, or one of them alone with --file. Editors use it
+to complete and check YAML as you type; lint remains the judge.`,
+			example: "nurture schema --file campaign > schema/campaign.json",
+			flags:   []string{"file"},
+		},
+		{
 			name: "import",
 			args: "customers|events FILE|-",
 			description: `Imports customers (upserted by id) or events from a JSON Lines file,
@@ -98,6 +108,18 @@ attempts and Message-ID. Writes nothing.`,
 			example: "nurture deliveries --campaign winback --status skipped",
 			needs:   needDB,
 			flags:   []string{"campaign", "customer", "status", "json"},
+		},
+		{
+			name: "explain",
+			args: "CUSTOMER --at TIME [--json]",
+			description: `Shows the customer's facts and stage at TIME and, for every campaign,
+whether an evaluation at TIME would plan them and, if not, the first rule
+that keeps them out: stage, inactive_days, where, cooldown, max_sends,
+exit_when, unsubscribed, suppressed, frequency cap, not due, ... Writes
+nothing.`,
+			example: "nurture explain c16 --at 2026-11-24T09:00:00Z",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"at", "json"},
 		},
 		{
 			name: "suppress",

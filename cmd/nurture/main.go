@@ -46,6 +46,7 @@ Usage: nurture COMMAND [flags]
 Commands:
   migrate                         create the database if needed and apply migrations
   lint                            check campaigns, lifecycle and templates
+  schema [--file KIND]            JSON Schema of the campaign files, for editors
   import customers|events FILE|-  import JSON Lines (--strict: all or nothing)
   stage --at TIME [--json]        each customer's lifecycle stage at TIME
   plan --at TIME [--campaign NAME] [--json]
@@ -54,6 +55,8 @@ Commands:
                                   plan and enqueue one tick of every campaign
   deliveries [--campaign NAME] [--customer ID] [--status S] [--json]
                                   delivery rows: status, reason, attempts
+  explain CUSTOMER --at TIME [--json]
+                                  why a customer would or would not get each campaign
   suppress [add] [--reason TEXT] EMAIL... | remove EMAIL... | list
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.migrate(ctx, rest)
 	case "lint":
 		return a.lint(ctx, rest)
+	case "schema":
+		return a.schemaCmd(ctx, rest)
 	case "import":
 		return a.importCmd(ctx, rest)
 	case "stage":
@@ -93,6 +98,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.runOnce(ctx, rest)
 	case "deliveries":
 		return a.deliveries(ctx, rest)
+	case "explain":
+		return a.explain(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
 	case "subscribe":

@@ -77,6 +77,9 @@ type History struct {
 	// itself exists already (in any status): the tick at that occurrence
 	// has run, and running it again adds nothing.
 	Planned bool
+	// Active says a journey of this campaign is unfinished for the
+	// customer (journeys only); Sends then counts entries.
+	Active bool
 }
 
 // Days is floor(d / 24h) for the durations facts are made of.

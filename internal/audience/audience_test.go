@@ -441,3 +441,141 @@ func TestNeedsAttributes(t *testing.T) {
 		t.Errorf("campaigns needing attributes: %q, want \"winback\"", got)
 	}
 }
+
+// TestToolkitExpressions evaluates trigger.where, exit_when and steps'
+// where, and the time facts (now, created_at, first_purchase_at, ...)
+// with date(), on hand-built facts at the fixed instant at.
+func TestToolkitExpressions(t *testing.T) {
+	r := load(t, "testdata/toolkit")
+	ptr := func(tm time.Time) *time.Time { return &tm }
+	amount := 30.0
+	base := func() audience.Facts {
+		c := &audience.Customer{ID: "c1", Subscribed: true, CreatedAt: daysAgo(100), LastActiveAt: daysAgo(3),
+			Attributes: map[string]any{}}
+		return audience.FactsAt(c, at)
+	}
+	event := func(total float64, occurred time.Time) *audience.Event {
+		return &audience.Event{ID: "e1", Type: "cart_abandoned", OccurredAt: occurred, Amount: &amount,
+			Properties: map[string]any{"total": total}}
+	}
+	type check struct {
+		name string
+		eval func(tg *audience.Target, f *audience.Facts) (bool, error)
+		edit func(f *audience.Facts)
+		want bool
+	}
+	match := func(tg *audience.Target, f *audience.Facts) (bool, error) {
+		c := &audience.Customer{ID: f.ID, Subscribed: true}
+		return tg.Match(c, f, audience.History{}, at)
+	}
+	step := func(i int) func(tg *audience.Target, f *audience.Facts) (bool, error) {
+		return func(tg *audience.Target, f *audience.Facts) (bool, error) { return tg.StepWhere(i, f) }
+	}
+	trigger := (*audience.Target).TriggerWhere
+	exit := (*audience.Target).ExitWhen
+	tests := map[string][]check{
+		"birthday": {
+			{"birthday today", match, func(f *audience.Facts) { f.Attributes["birthday"] = "1990-11-24" }, true},
+			{"birthday tomorrow", match, func(f *audience.Facts) { f.Attributes["birthday"] = "1990-11-25" }, false},
+			{"birthday this day, other month", match, func(f *audience.Facts) { f.Attributes["birthday"] = "1990-10-24" }, false},
+			{"no birthday", match, nil, false},
+		},
+		"cart": {
+			{"total 20", trigger, func(f *audience.Facts) { f.Event = event(20, daysAgo(1)) }, true},
+			{"total 19.99", trigger, func(f *audience.Facts) { f.Event = event(19.99, daysAgo(1)) }, false},
+			{"bought after the event", exit, func(f *audience.Facts) {
+				f.Event = event(25, daysAgo(2))
+				f.LastPurchaseAt = ptr(daysAgo(1))
+			}, true},
+			{"bought before the event", exit, func(f *audience.Facts) {
+				f.Event = event(25, daysAgo(2))
+				f.LastPurchaseAt = ptr(daysAgo(3))
+			}, false},
+			{"never bought", exit, func(f *audience.Facts) { f.Event = event(25, daysAgo(2)) }, false},
+		},
+		"journey": {
+			{"step 1 has no where", step(0), nil, true},
+			{"step 2, first purchase 48h ago", step(1), func(f *audience.Facts) { f.FirstPurchaseAt = ptr(at.Add(-48 * time.Hour)) }, true},
+			{"step 2, first purchase 47h ago", step(1), func(f *audience.Facts) { f.FirstPurchaseAt = ptr(at.Add(-47 * time.Hour)) }, false},
+			{"step 2, never bought", step(1), nil, false},
+			{"step 3, enterprise", step(2), func(f *audience.Facts) { f.Attributes["plan"] = "enterprise" }, false},
+			{"step 3, pro", step(2), func(f *audience.Facts) { f.Attributes["plan"] = "pro" }, true},
+			{"beyond the steps", step(3), nil, true},
+			{"11 orders: exits", exit, func(f *audience.Facts) { f.OrdersCount = 11 }, true},
+			{"10 orders: stays", exit, func(f *audience.Facts) { f.OrdersCount = 10 }, false},
+			{"no trigger.where", trigger, nil, true},
+		},
+		"quiet": {
+			{"active before now", exit, nil, true},
+			{"active at now", exit, func(f *audience.Facts) { f.LastActiveAt = at }, false},
+		},
+	}
+	for name, checks := range tests {
+		tg := r.Target(name)
+		if tg == nil {
+			t.Fatalf("no target %q", name)
+		}
+		for _, c := range checks {
+			f := base()
+			if c.edit != nil {
+				c.edit(&f)
+			}
+			got, err := c.eval(tg, &f)
+			if err != nil {
+				t.Errorf("%s: %s: %v", name, c.name, err)
+				continue
+			}
+			if got != c.want {
+				t.Errorf("%s: %s = %v, want %v", name, c.name, got, c.want)
+			}
+		}
+	}
+	// A campaign without exit_when never exits.
+	f := base()
+	if ok, err := r.Target("birthday").ExitWhen(&f); ok || err != nil {
+		t.Errorf("birthday ExitWhen = %v, %v; want false", ok, err)
+	}
+
+	// The lifecycle reads now and created_at: two weeks after signing up.
+	for _, tt := range []struct {
+		created time.Time
+		want    string
+	}{
+		{at.Add(-14*24*time.Hour + time.Second), "new"},
+		{daysAgo(14), "active"},
+	} {
+		c := &audience.Customer{CreatedAt: tt.created, LastActiveAt: tt.created}
+		f := audience.FactsAt(c, at)
+		if got, err := r.Stage(&f); err != nil || got != tt.want {
+			t.Errorf("created %s: stage %q, %v; want %q", tt.created, got, err, tt.want)
+		}
+	}
+
+	var need []string
+	for _, tg := range r.Targets() {
+		if tg.NeedsAttributes() {
+			need = append(need, tg.Campaign.Name)
+		}
+	}
+	// birthday's audience.where and journey's third step read attributes.
+	if got := strings.Join(need, ","); got != "birthday,journey" {
+		t.Errorf("campaigns needing attributes: %q, want \"birthday,journey\"", got)
+	}
+}
+
+// TestToolkitRuntimeError checks that an expression failing at run time
+// is reported at its position, with the key that holds it.
+func TestToolkitRuntimeError(t *testing.T) {
+	r := load(t, "testdata/toolkit")
+	f := audience.FactsAt(&audience.Customer{ID: "c1", CreatedAt: daysAgo(9), LastActiveAt: daysAgo(9)}, at)
+	// No event: event.properties reads nil.
+	_, err := r.Target("cart").TriggerWhere(&f)
+	var ee *audience.EvalError
+	if !errors.As(err, &ee) {
+		t.Fatalf("TriggerWhere: %v (%T), want *EvalError", err, err)
+	}
+	want := filepath.Join("testdata/toolkit", "cart.yaml") + `:4:11: campaign "cart" trigger.where: cannot get properties from event`
+	if got := err.Error(); got != want {
+		t.Errorf("TriggerWhere error\ngot  %s\nwant %s", got, want)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"nurture/internal/campaign"
@@ -113,9 +114,10 @@ func Load(dir string) (*Rules, error) {
 	return r, nil
 }
 
-// Compile compiles every stage's when and every campaign's where once.
-// Compile errors come back as campaign.Errors pointing at the offending
-// column in the YAML file.
+// Compile compiles every stage's when, and every campaign's audience.where,
+// trigger.where, exit_when and each step's where, once. Compile errors come
+// back as campaign.Errors pointing at the offending column in the YAML
+// file.
 func Compile(set *campaign.Set) (*Rules, error) {
 	if set == nil {
 		return nil, errors.New("compile rules: no campaign set")
@@ -126,7 +128,7 @@ func Compile(set *campaign.Set) (*Rules, error) {
 		s := &set.Lifecycle.Stages[i]
 		sr := stageRule{stage: s}
 		if s.When != "" {
-			prog, err := compile(s.When, true)
+			prog, err := compile(s.When, scope{stage: true})
 			if err != nil {
 				errs = append(errs, compileError(err, "when", s.WhenPos, s.WhenAt))
 			}
@@ -141,14 +143,48 @@ func Compile(set *campaign.Set) (*Rules, error) {
 	for i := range set.Campaigns {
 		c := &set.Campaigns[i]
 		t := &Target{Campaign: c, vms: r.vms}
+		// Only an event trigger has an event for its expressions to read.
+		byEvent := scope{event: c.Trigger != nil && c.Trigger.Event != ""}
 		if c.Audience.Where != "" {
-			prog, err := compile(c.Audience.Where, false)
+			prog, err := compile(c.Audience.Where, scope{})
 			if err != nil {
 				errs = append(errs, compileError(err, "audience.where", c.Audience.WherePos, c.Audience.WhereAt))
 			}
 			t.where = prog
 		}
-		t.attributes = stagesReadAttributes || reads(t.where, "attributes")
+		if tr := c.Trigger; tr != nil && tr.Where != "" {
+			prog, err := compile(tr.Where, byEvent)
+			if err != nil {
+				errs = append(errs, compileError(err, "trigger.where", tr.WherePos, tr.WhereAt))
+			}
+			t.triggerWhere = prog
+		}
+		if c.ExitWhen != "" {
+			prog, err := compile(c.ExitWhen, byEvent)
+			if err != nil {
+				errs = append(errs, compileError(err, "exit_when", c.ExitWhenPos, c.ExitWhenAt))
+			}
+			t.exitWhen = prog
+		}
+		if len(c.Steps) > 0 {
+			t.steps = make([]*vm.Program, len(c.Steps))
+		}
+		for j := range c.Steps {
+			st := &c.Steps[j]
+			if st.Where == "" {
+				continue
+			}
+			prog, err := compile(st.Where, scope{})
+			if err != nil {
+				errs = append(errs, compileError(err, fmt.Sprintf("steps[%d].where", j+1), st.WherePos, st.WhereAt))
+			}
+			t.steps[j] = prog
+		}
+		t.attributes = stagesReadAttributes || reads(t.where, "attributes") ||
+			reads(t.triggerWhere, "attributes") || reads(t.exitWhen, "attributes")
+		for _, prog := range t.steps {
+			t.attributes = t.attributes || reads(prog, "attributes")
+		}
 		r.targets = append(r.targets, t)
 	}
 	if len(errs) > 0 {
@@ -165,59 +201,115 @@ func Compile(set *campaign.Set) (*Rules, error) {
 // real expressions have tens of nodes.
 const MaxExprNodes = 1000
 
-// compile compiles a boolean expression over Facts. now() is disabled:
-// evaluations must depend on the instant they are made for (run-once --at),
-// not on the wall clock. A stage's when cannot use stage, which is only
-// known once stages are evaluated.
-func compile(src string, isStage bool) (*vm.Program, error) {
+// scope is what an expression may read beyond the facts every expression
+// has.
+type scope struct {
+	// stage: the expression is a stage's when, which cannot read stage,
+	// only known once stages are evaluated.
+	stage bool
+	// event: the expression belongs to a campaign started by an event
+	// (its trigger.where or exit_when) and may read event.
+	event bool
+}
+
+// clockMessage is the error for a call of now(), which expr would take for
+// the wall clock.
+const clockMessage = "now() would read the wall clock and ignore --at, so dry runs would lie; " +
+	"write now, without parentheses: the evaluation time"
+
+// compile compiles a boolean expression over Facts. The builtin now() is
+// disabled: evaluations must depend on the instant they are made for
+// (run-once --at), not on the wall clock; the fact now is that instant.
+// An expression cannot read what its scope does not know: stage in a
+// stage's when, event outside an event-triggered campaign's trigger.where
+// and exit_when.
+func compile(src string, sc scope) (*vm.Program, error) {
+	// now() is checked before compiling: with the builtin disabled, expr
+	// would call the fact now and say a time is not callable.
+	if tree, err := parser.Parse(src); err == nil {
+		v := &callFinder{name: "now"}
+		ast.Walk(&tree.Node, v)
+		if v.found != nil {
+			e := &file.Error{Location: v.found.Location(), Message: clockMessage}
+			return nil, e.Bind(tree.Source)
+		}
+	}
 	prog, err := expr.Compile(src, expr.Env(Facts{}), expr.AsBool(), expr.DisableBuiltin("now"), expr.MaxNodes(MaxExprNodes))
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		switch name, unknown := strings.CutPrefix(fe.Message, "unknown name "); {
 		case strings.Contains(fe.Message, "exceeds maximum allowed nodes"):
 			fe.Message = fmt.Sprintf("expression is over the limit of %d nodes", MaxExprNodes)
-		case unknown && name == "now":
-			fe.Message = "now() would ignore --at, so dry runs would lie; use the facts instead: inactive_days, days_since_signup, days_since_purchase"
 		case unknown:
-			fe.Message += nameHint(name, isStage)
+			fe.Message += nameHint(name, sc)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if isStage {
-		v := &identFinder{name: "stage"}
+	refuse := func(name, msg string) error {
+		v := &identFinder{name: name}
 		node := prog.Node()
 		ast.Walk(&node, v)
-		if v.found != nil {
-			e := &file.Error{Location: v.found.Location(), Message: "stage is not known yet while stages are evaluated"}
-			return nil, e.Bind(prog.Source())
+		if v.found == nil {
+			return nil
+		}
+		e := &file.Error{Location: v.found.Location(), Message: msg}
+		return e.Bind(prog.Source())
+	}
+	if sc.stage {
+		if err := refuse("stage", "stage is not known yet while stages are evaluated"); err != nil {
+			return nil, err
+		}
+	}
+	if !sc.event {
+		if err := refuse("event", "event is known only in trigger.where and exit_when of a campaign started by an event trigger"); err != nil {
+			return nil, err
 		}
 	}
 	return prog, nil
 }
 
-// names are the names expressions can use, from the expr tags of Facts;
-// a stage's when cannot use stage.
-func names(isStage bool) []string {
+// names are the names expressions can use, from the expr tags of Facts,
+// less those the scope does not know.
+func names(sc scope) []string {
 	t := reflect.TypeFor[Facts]()
 	var names []string
 	for i := range t.NumField() {
-		if n := t.Field(i).Tag.Get("expr"); n != "" && !(isStage && n == "stage") {
-			names = append(names, n)
+		n := t.Field(i).Tag.Get("expr")
+		if n == "" || (sc.stage && n == "stage") || (!sc.event && n == "event") {
+			continue
 		}
+		names = append(names, n)
 	}
 	return names
 }
 
 // nameHint suggests the name closest to an unknown one or, when none is
 // close, lists the names and how to read an attribute of that name.
-func nameHint(name string, isStage bool) string {
-	known := names(isStage)
+func nameHint(name string, sc scope) string {
+	known := names(sc)
 	if h := suggest.Hint(name, known, func(s string) string { return s }); h != "" {
 		return h
 	}
 	return fmt.Sprintf("; the names are %s, or attributes.%s for a customer attribute", strings.Join(known, ", "), name)
+}
+
+// callFinder finds a call of a function by name: now().
+type callFinder struct {
+	name  string
+	found ast.Node
+}
+
+func (v *callFinder) Visit(node *ast.Node) {
+	if c, ok := (*node).(*ast.CallNode); ok && v.found == nil {
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == v.name {
+			v.found = id
+		}
+	}
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == v.name && v.found == nil {
+		v.found = b
+	}
 }
 
 type identFinder struct {
@@ -294,38 +386,76 @@ func (r *Rules) Target(name string) *Target {
 // The conditions, all of which must hold: the campaign is enabled; c is
 // subscribed and not suppressed; f.Stage is one of the campaign's stages
 // (any, when it lists none); min <= f.InactiveDays <= max for the bounds
-// given; fewer than max_sends deliveries (unless 0); no delivery within the
-// cooldown before at (occurrence < at and at - occurrence < cooldown); and
-// where is true. The where expression runs last, as the costliest check.
+// given; fewer than max_sends deliveries (or, for a journey, max_entries
+// entries) unless 0; no unfinished journey of the campaign; no delivery
+// (entry) within the cooldown before at (occurrence < at and at -
+// occurrence < cooldown); and where is true. The where expression runs
+// last, as the costliest check.
 func (t *Target) Match(c *Customer, f *Facts, h History, at time.Time) (bool, error) {
+	rule, err := t.Why(c, f, h, at)
+	return rule == "" && err == nil, err
+}
+
+// Rules that keep a customer out of a campaign's audience, as Why names
+// them.
+const (
+	RuleDisabled     = "disabled"
+	RuleUnsubscribed = "unsubscribed"
+	RuleSuppressed   = "suppressed"
+	RuleStage        = "stage"
+	RuleInactiveDays = "inactive_days"
+	RuleMaxSends     = "max_sends"
+	RuleMaxEntries   = "max_entries"
+	RuleJourney      = "journey under way"
+	RuleCooldown     = "cooldown"
+	RuleWhere        = "where"
+)
+
+// Why returns the first rule of Match that keeps c out of the audience, or
+// "" when c is in it; the rules are checked in the order Match documents.
+func (t *Target) Why(c *Customer, f *Facts, h History, at time.Time) (string, error) {
 	cp := t.Campaign
-	if !cp.Enabled || !c.Subscribed || c.Suppressed {
-		return false, nil
+	switch {
+	case !cp.Enabled:
+		return RuleDisabled, nil
+	case !c.Subscribed:
+		return RuleUnsubscribed, nil
+	case c.Suppressed:
+		return RuleSuppressed, nil
 	}
 	if a := &cp.Audience; len(a.Stages) > 0 && !slices.Contains(a.Stages, f.Stage) {
-		return false, nil
+		return RuleStage, nil
 	}
 	if m := cp.Audience.MinInactive; m != nil && f.InactiveDays < *m {
-		return false, nil
+		return RuleInactiveDays, nil
 	}
 	if m := cp.Audience.MaxInactive; m != nil && f.InactiveDays > *m {
-		return false, nil
+		return RuleInactiveDays, nil
 	}
 	if n := cp.Frequency.MaxSends; n > 0 && h.Sends >= n {
-		return false, nil
+		return RuleMaxSends, nil
+	}
+	if n := cp.Frequency.MaxEntries; n > 0 && h.Sends >= n {
+		return RuleMaxEntries, nil
+	}
+	if h.Active {
+		return RuleJourney, nil
 	}
 	if last := h.LastOccurrence; last != nil && last.Before(at) && at.Sub(*last) < cp.Frequency.Cooldown {
-		return false, nil
+		return RuleCooldown, nil
 	}
 	if t.where == nil {
-		return true, nil
+		return "", nil
 	}
 	ok, err := run(t.vms, t.where, f)
 	if err != nil {
 		a := &cp.Audience
-		return false, evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
+		return "", evalError(err, fmt.Sprintf("campaign %q audience.where", cp.Name), a.WherePos, a.WhereAt)
 	}
-	return ok, nil
+	if !ok {
+		return RuleWhere, nil
+	}
+	return "", nil
 }
 
 // TriggerWhere reports whether the event in f.Event passes the campaign's

@@ -6,8 +6,11 @@
 // every problem in every file is reported at once. A key whose value is
 // null (written "key:" or "key: ~") counts as absent. YAML anchors, aliases,
 // merge keys and tags are refused. Expressions (stage "when", campaign
-// "where") are kept as text with their positions; package audience
-// compiles them.
+// "audience.where", "trigger.where", "exit_when" and each step's "where")
+// are kept as text with their positions; package audience compiles them.
+//
+// settings.yaml, when present, holds defaults for every campaign; see
+// Settings.
 package campaign
 
 import (
@@ -263,15 +266,19 @@ func (s *Step) WhereAt(line, col int) Pos { return exprAt(s.WherePos, s.whereFol
 // Variant is one arm of an experiment; empty overrides keep the
 // campaign's own template, subject and sender.
 type Variant struct {
-	Pos      Pos
-	Name     string
+	Pos     Pos
+	Name    string
+	NamePos Pos
+	// Weight is at least 1 (the default); shares follow the weights.
 	Weight   int
 	Template string
 	// TemplatePos is where Template is written (zero when absent).
 	TemplatePos Pos
 	// Subject replaces the template's subject; it is itself a template.
 	Subject string
-	From    string
+	// SubjectPos is where Subject is written (zero when absent).
+	SubjectPos Pos
+	From       string
 }
 
 // Settings is campaigns/settings.yaml: defaults for every campaign.

@@ -3,6 +3,7 @@ package campaign_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,5 +288,133 @@ func TestLoadRefusesLargeFiles(t *testing.T) {
 		filepath.Join(dir, "lifecycle.yaml") + ":1:1: file is 1048577 bytes; the limit is 1 MiB"
 	if err.Error() != want {
 		t.Errorf("errors:\n%s\nwant:\n%s", err, want)
+	}
+}
+
+// TestLoadExtended checks the values of every key of the marketer's
+// toolkit, their defaults, and the settings file.
+func TestLoadExtended(t *testing.T) {
+	dir := "testdata/good/extended"
+	set, err := campaign.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := func(file string, line, col int) campaign.Pos {
+		return campaign.Pos{File: filepath.Join(dir, file), Line: line, Col: col}
+	}
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cart, welcome, plain := set.Campaign("cart"), set.Campaign("welcome"), set.Campaign("plain")
+	st := set.Settings
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"cart.Trigger.Event", cart.Trigger.Event, "cart_abandoned"},
+		{"cart.Trigger.EventPos", cart.Trigger.EventPos, pos("cart.yaml", 4, 10)},
+		{"cart.Trigger.Where", cart.Trigger.Where, "event.properties.total >= 20"},
+		{"cart.Trigger.WhereAt(1,7)", cart.Trigger.WhereAt(1, 7), pos("cart.yaml", 5, 17)},
+		{"cart.Trigger.Delay", cart.Trigger.Delay, time.Hour},
+		{"cart.Trigger.Within", cart.Trigger.Within, campaign.DefaultWithin},
+		{"cart.Schedule", cart.Schedule, ""},
+		{"cart.Cron", cart.Cron == nil, true},
+		{"cart.Priority", cart.Priority, -5},
+		{"cart.SendWindow.Start", cart.SendWindow.Window.Start.String(), "09:00"},
+		{"cart.SendWindow.End", cart.SendWindow.Window.End.String(), "18:00"},
+		{"cart.SendWindow.Days", fmt.Sprint(cart.SendWindow.Window.Days), "[Monday Tuesday Wednesday Thursday Friday]"},
+		{"cart.SendWindow.Timezone", cart.SendWindow.Timezone, "Europe/Paris"},
+		{"cart.SendWindow.Location", cart.SendWindow.Location.String(), paris.String()},
+		{"cart.ExitWhen", cart.ExitWhen, "last_purchase_at != nil && last_purchase_at > event.occurred_at"},
+		{"cart.ExitWhenPos", cart.ExitWhenPos, pos("cart.yaml", 13, 13)},
+		{"cart.Email.Template", cart.Email.Template, "cart"},
+		{"cart.IsJourney", cart.IsJourney(), false},
+		{"cart.Variants", len(cart.Variants), 2},
+		{"cart.Variants[0]", fmt.Sprintf("%s %d %q %q %q", cart.Variants[0].Name, cart.Variants[0].Weight, cart.Variants[0].Template, cart.Variants[0].Subject, cart.Variants[0].From), `a 1 "" "" ""`},
+		{"cart.Variants[1]", fmt.Sprintf("%s %d %q %q %q", cart.Variants[1].Name, cart.Variants[1].Weight, cart.Variants[1].Template, cart.Variants[1].Subject, cart.Variants[1].From), `b 3 "cart-b" "{{.FirstName}}, still thinking?" "Ann <ann@example.com>"`},
+		{"cart.Variants[1].TemplatePos", cart.Variants[1].TemplatePos, pos("cart.yaml", 20, 15)},
+		{"cart.Variants[1].SubjectPos", cart.Variants[1].SubjectPos, pos("cart.yaml", 21, 15)},
+		{"cart.Variant(b)", cart.Variant("b").Weight, 3},
+		{"cart.HoldoutBasisPoints", cart.HoldoutBasisPoints, 1250},
+		{"cart.Templates", strings.Join(cart.Templates(), ","), "cart,cart-b"},
+		{"cart.Experiment", fmt.Sprint(cart.Experiment()), "{cart [{a 1} {b 3}] 1250}"},
+		{"cart window", set.EffectiveWindow(cart) == cart.SendWindow, true},
+
+		{"welcome.Trigger.EnteredStage", welcome.Trigger.EnteredStage, "loyal"},
+		{"welcome.Trigger.Event", welcome.Trigger.Event, ""},
+		{"welcome.Trigger.Delay", welcome.Trigger.Delay, time.Duration(0)},
+		{"welcome.Trigger.Within", welcome.Trigger.Within, 48 * time.Hour},
+		{"welcome.Priority", welcome.Priority, 10},
+		{"welcome.SendWindow.Any", welcome.SendWindow.Any, true},
+		{"welcome window", set.EffectiveWindow(welcome) == nil, true},
+		{"welcome.Frequency", welcome.Frequency, campaign.Frequency{Cooldown: 30 * 24 * time.Hour, MaxEntries: 2}},
+		{"welcome.IsJourney", welcome.IsJourney(), true},
+		{"welcome.Email.Template", welcome.Email.Template, ""},
+		{"welcome.Steps", len(welcome.Steps), 3},
+		{"welcome.Steps[0].After", welcome.Steps[0].After, time.Duration(0)},
+		{"welcome.Steps[1].After", welcome.Steps[1].After, 48 * time.Hour},
+		{"welcome.Steps[2].After", welcome.Steps[2].After, 120 * time.Hour},
+		{"welcome.Steps[2].TemplatePos", welcome.Steps[2].TemplatePos, pos("welcome.yaml", 12, 15)},
+		{"welcome.Steps[2].Where", welcome.Steps[2].Where, `attributes.plan != "enterprise"`},
+		{"welcome.Steps[2].WhereAt(1,1)", welcome.Steps[2].WhereAt(1, 1), pos("welcome.yaml", 14, 13)},
+		{"welcome.Templates", strings.Join(welcome.Templates(), ","), "welcome-1,welcome-2,welcome-3"},
+		{"welcome.HoldoutBasisPoints", welcome.HoldoutBasisPoints, 1000},
+
+		// A campaign without the new keys.
+		{"plain.Trigger", plain.Trigger == nil, true},
+		{"plain.Priority", plain.Priority, 0},
+		{"plain.SendWindow", plain.SendWindow == nil, true},
+		{"plain.Steps", plain.Steps == nil, true},
+		{"plain.Variants", plain.Variants == nil, true},
+		{"plain.HoldoutBasisPoints", plain.HoldoutBasisPoints, 0},
+		{"plain.ExitWhen", plain.ExitWhen, ""},
+		{"plain window", set.EffectiveWindow(plain) == st.SendWindow, true},
+
+		{"Settings.File", st.File, filepath.Join(dir, "settings.yaml")},
+		{"Settings.From", st.From, "Shop <hello@example.com>"},
+		{"Settings.FrequencyCap", *st.FrequencyCap, campaign.Cap{Pos: pos("settings.yaml", 3, 16), Max: 3, Per: 168 * time.Hour}},
+		{"Settings.SendWindow", fmt.Sprintf("%s-%s %v %s %v", st.SendWindow.Window.Start, st.SendWindow.Window.End, st.SendWindow.Window.Days, st.SendWindow.Timezone, st.SendWindow.Location == nil), "08:00-21:00 [] customer true"},
+		{"Settings.ConversionWindow", st.ConversionWindow, 120 * time.Hour},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+
+	// Without settings.yaml, the settings are zero and no window applies.
+	full, err := campaign.Load("testdata/good/full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := full.Settings; s.From != "" || s.FrequencyCap != nil || s.SendWindow != nil || s.ConversionWindow != 0 {
+		t.Errorf("settings without settings.yaml: %+v, want zero", s)
+	}
+	if w := full.EffectiveWindow(full.Campaign("full")); w != nil {
+		t.Errorf("EffectiveWindow without any window = %+v, want nil", w)
+	}
+}
+
+// TestLoadEmptySettings checks that a settings file of comments only is
+// no settings, not an error.
+func TestLoadEmptySettings(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"lifecycle.yaml": "stages:\n  - name: active\n",
+		"settings.yaml":  "# from: \"Shop <hello@example.com>\"\n",
+		"a.yaml":         "name: a\nschedule: \"@daily\"\nemail: {template: a}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := campaign.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Campaigns) != 1 || set.Settings.From != "" {
+		t.Errorf("campaigns %d, settings %+v; want 1 campaign and zero settings", len(set.Campaigns), set.Settings)
 	}
 }

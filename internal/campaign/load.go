@@ -36,8 +36,8 @@ var (
 	templateName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
 
-// Load reads dir/lifecycle.yaml and every other dir/*.yaml, one campaign per
-// file. Subdirectories and files whose names start with "." are ignored; a
+// Load reads dir/lifecycle.yaml, dir/settings.yaml when present, and every
+// other dir/*.yaml, one campaign per file. Subdirectories and files whose names start with "." are ignored; a
 // *.yml file is an error rather than silently skipped.
 //
 // When anything is wrong in any file, Load returns Errors holding every
@@ -58,7 +58,7 @@ func Load(dir string) (*Set, error) {
 	)
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || name == LifecycleFile {
+		if e.IsDir() || strings.HasPrefix(name, ".") || name == LifecycleFile || name == SettingsFile {
 			continue
 		}
 		switch filepath.Ext(name) {
@@ -77,6 +77,9 @@ func Load(dir string) (*Set, error) {
 	lc, lcOK, lcErrs := loadLifecycle(lcPath)
 	errs = append(errs, lcErrs...)
 	set.Lifecycle = lc
+	st, stErrs := loadSettings(filepath.Join(dir, SettingsFile))
+	errs = append(errs, stErrs...)
+	set.Settings = st
 
 	firstByName := map[string]Pos{}
 	for _, name := range files {
@@ -89,6 +92,9 @@ func Load(dir string) (*Set, error) {
 				if lc.Stage(s) == nil {
 					errs = append(errs, Error{Pos: c.Audience.StagePos[i], Msg: "unknown stage " + strconv.Quote(s) + stageHint(s, lc.Names())})
 				}
+			}
+			if t := c.Trigger; t != nil && t.EnteredStage != "" && lc.Stage(t.EnteredStage) == nil {
+				errs = append(errs, Error{Pos: t.EnteredStagePos, Msg: "trigger.entered_stage: unknown stage " + strconv.Quote(t.EnteredStage) + stageHint(t.EnteredStage, lc.Names())})
 			}
 		}
 		if c.Name != "" {
@@ -194,7 +200,7 @@ func loadLifecycle(path string) (Lifecycle, bool, Errors) {
 	if body == nil {
 		return lc, false, d.errs
 	}
-	top, ok := d.mapping(body, "", "stages")
+	top, ok := d.mapping(body, "", lifecycleKeys...)
 	if !ok {
 		return lc, false, d.errs
 	}
@@ -235,7 +241,7 @@ func loadLifecycle(path string) (Lifecycle, bool, Errors) {
 
 func (d *decoder) stage(n ast.Node) (Stage, bool) {
 	s := Stage{Pos: d.pos(n)}
-	fields, ok := d.mapping(n, "stages", "name", "when")
+	fields, ok := d.mapping(n, "stages", stageKeys...)
 	if !ok {
 		return s, false
 	}
@@ -266,7 +272,7 @@ func loadCampaign(path string) (Campaign, Errors) {
 	if body == nil {
 		return c, d.errs
 	}
-	top, ok := d.mapping(body, "", "name", "description", "enabled", "schedule", "audience", "frequency", "email", "queue")
+	top, ok := d.mapping(body, "", campaignKeys...)
 	if !ok {
 		return c, d.errs
 	}
@@ -290,24 +296,75 @@ func loadCampaign(path string) (Campaign, Errors) {
 			c.Enabled = b
 		}
 	}
-	if t, ok := d.required(top, top0, "schedule", "schedule"); ok {
-		c.Schedule, c.SchedulePos = t.s, t.pos
-		sched, err := parseSchedule(t.s)
-		if err != nil {
-			d.errorf(t.pos, "schedule: %v", err)
-		}
-		c.Cron = sched
+	// A key whose value is null counts as absent.
+	present := func(key string) (field, bool) {
+		f, ok := top[key]
+		return f, ok && f.value != nil
 	}
-	if f, ok := top["audience"]; ok && f.value != nil {
+	trig, hasTrigger := present("trigger")
+	_, hasSchedule := top["schedule"]
+	switch {
+	case !hasSchedule && !hasTrigger:
+		d.errorf(top0, `missing required key "schedule" or "trigger"`)
+	case hasSchedule:
+		if hasTrigger {
+			d.errorf(trig.key, `"schedule" and "trigger" cannot both be set: a campaign starts on a schedule or on a trigger`)
+		}
+		if t, ok := d.required(top, top0, "schedule", "schedule"); ok {
+			c.Schedule, c.SchedulePos = t.s, t.pos
+			sched, err := parseSchedule(t.s)
+			if err != nil {
+				d.errorf(t.pos, "schedule: %v", err)
+			}
+			c.Cron = sched
+		}
+	}
+	if hasTrigger {
+		// Read even beside a schedule, to report every problem at once.
+		c.Trigger = d.trigger(trig.value)
+	}
+	if f, ok := present("priority"); ok {
+		c.Priority, _ = d.integer(f.value, "priority")
+	}
+	if f, ok := present("send_window"); ok {
+		c.SendWindow = d.sendWindow(f.value, "send_window", true)
+	}
+	if f, ok := present("audience"); ok {
 		c.Audience = d.audience(f.value)
 	}
-	if f, ok := top["frequency"]; ok && f.value != nil {
-		c.Frequency = d.frequency(f.value)
+	steps, hasSteps := present("steps")
+	email, hasEmail := present("email")
+	switch {
+	case hasSteps && hasEmail:
+		d.errorf(steps.key, `"email" and "steps" cannot both be set: a campaign sends one email or a journey of steps`)
+	case !hasSteps && !hasEmail:
+		d.errorf(top0, `missing required key "email" or "steps"`)
 	}
-	if f, ok := top["email"]; !ok || f.value == nil {
-		d.errorf(top0, `missing required key "email"`)
-	} else {
-		c.Email = d.email(f.value)
+	if hasEmail {
+		c.Email = d.email(email.value)
+	}
+	if hasSteps {
+		// Read even beside an email, to report every problem at once.
+		c.Steps = d.steps(steps.value)
+	}
+	journey := hasSteps && !hasEmail
+	if f, ok := top["frequency"]; ok && f.value != nil {
+		c.Frequency = d.frequency(f.value, journey)
+	}
+	if f, ok := top["exit_when"]; ok && f.value != nil {
+		if t, ok := d.str(f.value, "exit_when"); ok && strings.TrimSpace(t.s) != "" {
+			c.ExitWhen, c.ExitWhenPos, c.exitWhenFolded = t.s, t.pos, t.folded
+		}
+	}
+	if f, ok := top["variants"]; ok && f.value != nil {
+		if journey {
+			d.errorf(f.key, "variants: a journey cannot have variants; they split the entries of a single-email campaign")
+		} else {
+			c.Variants = d.variants(f.value)
+		}
+	}
+	if f, ok := top["holdout"]; ok && f.value != nil {
+		c.HoldoutBasisPoints, c.HoldoutPos = d.holdout(f.value)
 	}
 	if f, ok := top["queue"]; ok && f.value != nil {
 		if t, ok := d.str(f.value, "queue"); ok {
@@ -343,7 +400,7 @@ func (d *decoder) required(fields map[string]field, mpos Pos, key, path string) 
 
 func (d *decoder) audience(n ast.Node) Audience {
 	var a Audience
-	fields, ok := d.mapping(n, "audience", "stages", "inactive_days", "where")
+	fields, ok := d.mapping(n, "audience", audienceKeys...)
 	if !ok {
 		return a
 	}
@@ -363,7 +420,7 @@ func (d *decoder) audience(n ast.Node) Audience {
 		}
 	}
 	if f, ok := fields["inactive_days"]; ok && f.value != nil {
-		if b, ok := d.mapping(f.value, "audience.inactive_days", "min", "max"); ok {
+		if b, ok := d.mapping(f.value, "audience.inactive_days", inactiveKeys...); ok {
 			bound := func(key string) *int {
 				f, ok := b[key]
 				if !ok || f.value == nil {
@@ -389,34 +446,54 @@ func (d *decoder) audience(n ast.Node) Audience {
 	return a
 }
 
-func (d *decoder) frequency(n ast.Node) Frequency {
+// frequency reads the frequency mapping; journey says the campaign is a
+// journey, which counts entries (max_entries) rather than sends.
+func (d *decoder) frequency(n ast.Node, journey bool) Frequency {
 	var fr Frequency
-	fields, ok := d.mapping(n, "frequency", "cooldown", "max_sends")
+	fields, ok := d.mapping(n, "frequency", frequencyKeys...)
 	if !ok {
 		return fr
 	}
 	if f, ok := fields["cooldown"]; ok && f.value != nil {
-		if i, ok := f.value.(*ast.IntegerNode); ok && i.GetToken().Value == "0" {
-			// A bare 0 is the one duration that needs no unit.
-		} else if t, ok := f.value.(*ast.StringNode); ok {
-			if cd, err := parseCooldown(t.Value); err == nil {
-				fr.Cooldown = cd
-			} else {
-				d.errorf(d.pos(t), "frequency.cooldown: %v", err)
-			}
-		} else {
-			d.expected(f.value, "frequency.cooldown", "a duration like 720h or 30d")
-		}
+		fr.Cooldown, _ = d.duration(f.value, "frequency.cooldown")
 	}
 	if f, ok := fields["max_sends"]; ok && f.value != nil {
-		fr.MaxSends, _ = d.count(f.value, "frequency.max_sends")
+		if journey {
+			d.errorf(f.key, "frequency.max_sends: a journey counts entries, not sends; use frequency.max_entries")
+		} else {
+			fr.MaxSends, _ = d.count(f.value, "frequency.max_sends")
+		}
+	}
+	if f, ok := fields["max_entries"]; ok && f.value != nil {
+		if !journey {
+			d.errorf(f.key, "frequency.max_entries: a single-email campaign counts sends; use frequency.max_sends")
+		} else {
+			fr.MaxEntries, _ = d.count(f.value, "frequency.max_entries")
+		}
 	}
 	return fr
 }
 
+// duration reads a duration written as parseCooldown accepts, or a bare 0.
+func (d *decoder) duration(n ast.Node, path string) (time.Duration, bool) {
+	if i, ok := n.(*ast.IntegerNode); ok && i.GetToken().Value == "0" {
+		return 0, true // the one duration that needs no unit
+	}
+	if t, ok := n.(*ast.StringNode); ok {
+		v, err := parseCooldown(t.Value)
+		if err != nil {
+			d.errorf(d.pos(t), "%s: %v", path, err)
+			return 0, false
+		}
+		return v, true
+	}
+	d.expected(n, path, "a duration like 720h or 30d")
+	return 0, false
+}
+
 func (d *decoder) email(n ast.Node) Email {
 	var e Email
-	fields, ok := d.mapping(n, "email", "template", "from")
+	fields, ok := d.mapping(n, "email", emailKeys...)
 	if !ok {
 		return e
 	}

@@ -115,7 +115,7 @@ func TestRenderErrors(t *testing.T) {
 		"missing":   `testdata/render/missing.html.tmpl:2:16: the customer has no attribute "coupon"; write {{attr . "coupon" "fallback"}} for an attribute some customers lack`,
 		"badmoney":  `testdata/render/badmoney.txt.tmpl:1:9: <money .FirstName>: error calling money: money: "Ann" is not a number`,
 		"field":     `testdata/render/field.html.tmpl:3:5: no field Firstname; did you mean FirstName?`,
-		"lower":     `testdata/render/lower.html.tmpl:1:17: no field plan; the fields are ID, Email, FirstName, Timezone, Subscribed, OrdersCount, TotalSpent, InactiveDays, DaysSinceSignup, DaysSincePurchase, Attributes, Stage, Campaign, Now, UnsubscribeURL, and for a customer attribute write {{attr . "plan" "fallback"}}`,
+		"lower":     `testdata/render/lower.html.tmpl:1:17: no field plan; the fields are ID, Email, FirstName, Timezone, Subscribed, OrdersCount, TotalSpent, InactiveDays, DaysSinceSignup, DaysSincePurchase, Attributes, Stage, CreatedAt, LastActiveAt, FirstPurchaseAt, LastPurchaseAt, Event, Campaign, Now, UnsubscribeURL, and for a customer attribute write {{attr . "plan" "fallback"}}`,
 		"nested":    `testdata/render/nested.html.tmpl:1:10: no field Yeer in type time.Time`,
 		"multiline": `testdata/render/multiline.subject.tmpl: subject must be a single line`,
 		"empty":     `testdata/render/empty.subject.tmpl: subject is empty`,

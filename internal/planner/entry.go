@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"context"
 	"time"
 
 	"nurture/internal/audience"
@@ -13,19 +12,13 @@ import (
 // evaluation instant.
 type Entry struct {
 	Customer audience.Customer
-	// Stage is the customer's stage at the evaluation instant.
-	Stage string
+	// Facts are the customer's facts at the evaluation instant, with
+	// their stage and the event.
+	Facts audience.Facts
 	// Start is the entry's start time, the occurrence of its deliveries.
 	Start time.Time
 	// EventID is the triggering event's id; "" for a stage entry.
 	EventID string
 	// Event is the triggering event; nil for a stage entry.
 	Event *audience.Event
-}
-
-// enterJourneys starts the journeys of a triggered campaign that is a
-// journey (t.Campaign.IsJourney()) for the given entries. Journeys are
-// planned by journey.go; until then a triggered journey plans nothing.
-func (p *Planner) enterJourneys(ctx context.Context, rules *audience.Rules, t *audience.Target, entries []Entry) error {
-	return nil
 }

@@ -42,53 +42,46 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 	}
 	cp := capOf(rules)
 	ordered := ByPriority(targets)
-	buffer := cp.On() && !slices.Equal(ordered, byName(targets))
+	journeys := slices.ContainsFunc(targets, func(t *audience.Target) bool { return t.Campaign.IsJourney() })
+	// Rows come out of evaluation in campaign name and customer order
+	// unless priorities reorder campaigns or journeys add their steps
+	// after every entry: then they are held and sorted.
+	buffer := journeys || cp.On() && !slices.Equal(ordered, byName(targets))
 	var (
-		stats  []Stats
-		held   []Planned
-		ledger = freqcap.Ledger{} // this dry run's sends
+		stats []Stats
+		held  []Planned
 	)
-	emit := func(pl *Planned) error {
+	b := &capBatch{p: p, cp: cp, ledger: freqcap.Ledger{}, emit: func(pl *Planned) error {
 		if buffer {
 			held = append(held, *pl)
 			return nil
 		}
 		return fn(pl)
-	}
+	}}
+	add := func(pl *Planned) error { return b.add(ctx, pl) }
 	for _, t := range ordered {
-		var batch []Planned
-		flush := func() error {
-			if err := p.applyCap(ctx, cp, batch, ledger); err != nil {
-				return err
-			}
-			for i := range batch {
-				if err := emit(&batch[i]); err != nil {
-					return err
-				}
-			}
-			batch = batch[:0]
-			return nil
-		}
-		collect := func(pl *Planned) error {
-			batch = append(batch, *pl)
-			if len(batch) == 2000 {
-				return flush()
-			}
-			return nil
-		}
 		var st Stats
 		var err error
 		if Triggered(t.Campaign) {
-			// A triggered journey's entries are planned by the journey
-			// code, which lists them itself.
-			st, err = p.EvaluateTriggered(ctx, rules, t, at, simulated, collect)
+			st, err = p.EvaluateTriggered(ctx, rules, t, at, simulated, add)
 		} else {
-			st, err = p.Evaluate(ctx, rules, t, at, collect)
+			st, err = p.Evaluate(ctx, rules, t, at, add)
 		}
 		if err == nil {
-			err = flush()
+			err = b.flush(ctx)
 		}
 		stats = append(stats, st)
+		if err != nil {
+			return stats, err
+		}
+	}
+	// Then the due steps of journeys under way, as run-once plans them
+	// after the entries.
+	for _, t := range ordered {
+		err := p.dryJourneys(ctx, rules, t, at, add)
+		if err == nil {
+			err = b.flush(ctx)
+		}
 		if err != nil {
 			return stats, err
 		}
@@ -96,7 +89,7 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 	if buffer {
 		slices.SortStableFunc(held, func(a, b Planned) int {
 			return cmp.Or(cmp.Compare(a.Campaign, b.Campaign), cmp.Compare(a.CustomerID, b.CustomerID),
-				a.Occurrence.Compare(b.Occurrence), cmp.Compare(a.EventID, b.EventID))
+				a.Occurrence.Compare(b.Occurrence), cmp.Compare(a.Step, b.Step), cmp.Compare(a.EventID, b.EventID))
 		})
 		for i := range held {
 			if err := fn(&held[i]); err != nil {
@@ -105,6 +98,37 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 		}
 	}
 	return stats, nil
+}
+
+// capBatch applies the frequency cap of a dry run to batches of rows
+// before it gives them to emit.
+type capBatch struct {
+	p      *Planner
+	cp     freqcap.Cap
+	ledger freqcap.Ledger // the dry run's own sends so far
+	emit   func(*Planned) error
+	rows   []Planned
+}
+
+func (b *capBatch) add(ctx context.Context, pl *Planned) error {
+	b.rows = append(b.rows, *pl)
+	if len(b.rows) == 2000 {
+		return b.flush(ctx)
+	}
+	return nil
+}
+
+func (b *capBatch) flush(ctx context.Context) error {
+	if err := b.p.applyCap(ctx, b.cp, b.rows, b.ledger); err != nil {
+		return err
+	}
+	for i := range b.rows {
+		if err := b.emit(&b.rows[i]); err != nil {
+			return err
+		}
+	}
+	b.rows = b.rows[:0]
+	return nil
 }
 
 // applyCap marks the planned deliveries of batch that the cap refuses as

@@ -87,6 +87,12 @@ func New(st *store.Store, log *slog.Logger) *Planner {
 // Evaluate calls fn for every customer in t's audience at the instant at,
 // in customer id order. It writes nothing. fn must not keep the pointer.
 func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error) (Stats, error) {
+	return p.evaluate(ctx, rules, t, at, fn, nil)
+}
+
+// evaluate is Evaluate; for a journey it also calls enter with each entry
+// before fn with the deliveries of the steps the entry reached.
+func (p *Planner) evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
 	c := t.Campaign
 	st := Stats{Campaign: c.Name}
 	if !c.Enabled || Triggered(c) {
@@ -101,6 +107,7 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 		MaxInactive: c.Audience.MaxInactive,
 		// Evaluate outputs no attributes: decode them only for expressions.
 		SkipAttributes: !t.NeedsAttributes(),
+		Journey:        c.IsJourney(),
 	}
 	win := rules.Set().EffectiveWindow(c)
 	exp := experimentOf(c)
@@ -127,10 +134,21 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
 			return nil
 		}
+		if ok {
+			ok, err = p.noExit(t, &facts)
+		}
+		if err != nil {
+			st.ExprErrors++
+			p.logExprError(st.ExprErrors, c.Name, cand.Customer.ID, err)
+			return nil
+		}
 		if !ok {
 			return nil
 		}
 		st.Matched++
+		if c.IsJourney() {
+			return p.enterJourney(rules, t, &cand.Customer, &facts, at, "", &st, fn, enter)
+		}
 		out = Planned{
 			Campaign:   c.Name,
 			CustomerID: cand.Customer.ID,
@@ -228,6 +246,8 @@ type TickResult struct {
 	// NewHeldOut and Capped count new rows recorded held out, and skipped
 	// by the global frequency cap.
 	NewHeldOut, Capped int
+	// Entered counts new journeys.
+	Entered int
 }
 
 // TickOptions tunes Tick. Zero values take the defaults.
@@ -247,14 +267,16 @@ type TickOptions struct {
 // queued. Rows whose enqueue fails stay planned for the reconciler.
 func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
 	occurrence = occurrence.UTC()
-	return p.record(ctx, rules, occurrence, q, opts, func(fn func(*Planned) error) (Stats, error) {
-		return p.Evaluate(ctx, rules, t, occurrence, fn)
-	})
+	return p.record(ctx, rules, t, occurrence, q, opts,
+		func(fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
+			return p.evaluate(ctx, rules, t, occurrence, fn, enter)
+		})
 }
 
-// record writes and enqueues what evaluate yields, in batches.
-func (p *Planner) record(ctx context.Context, rules *audience.Rules, occurrence time.Time, q Enqueuer, opts TickOptions,
-	evaluate func(fn func(*Planned) error) (Stats, error)) (TickResult, error) {
+// record writes and enqueues what evaluate yields for t, in batches: its
+// deliveries, and for a journey its entries, each with its deliveries.
+func (p *Planner) record(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions,
+	evaluate func(fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error)) (TickResult, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 2000
 	}
@@ -262,7 +284,7 @@ func (p *Planner) record(ctx context.Context, rules *audience.Rules, occurrence 
 
 	// Evaluation streams from one connection while a second goroutine
 	// writes and enqueues, so reading never waits for Redis.
-	batches := make(chan []store.NewDelivery, 2)
+	batches := make(chan tickBatch, 2)
 	flushErr := make(chan error, 1)
 	cp := capOf(rules)
 	go func() {
@@ -277,30 +299,57 @@ func (p *Planner) record(ctx context.Context, rules *audience.Rules, occurrence 
 			res.Enqueued += f.enqueued
 			res.NewHeldOut += f.heldOut
 			res.Capped += f.capped
+			res.Entered += f.entered
 		}
 		flushErr <- err
 	}()
 
-	batch := make([]store.NewDelivery, 0, opts.BatchSize)
-	stats, evalErr := evaluate(func(pl *Planned) error {
-		batch = append(batch, pl.delivery())
-		if len(batch) == opts.BatchSize {
-			select {
-			case batches <- batch:
-			case <-ctx.Done():
-				return ctx.Err()
+	var batch tickBatch
+	send := func() error {
+		select {
+		case batches <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		batch = tickBatch{}
+		return nil
+	}
+	var enter func(*store.NewJourney) error
+	if t.Campaign.IsJourney() {
+		// An entry's deliveries follow it: a full batch is sent before
+		// the next entry, never between an entry and its deliveries.
+		enter = func(j *store.NewJourney) error {
+			if len(batch.journeys) >= opts.BatchSize {
+				if err := send(); err != nil {
+					return err
+				}
 			}
-			batch = make([]store.NewDelivery, 0, opts.BatchSize)
+			batch.journeys = append(batch.journeys, *j)
+			return nil
+		}
+	}
+	stats, evalErr := evaluate(func(pl *Planned) error {
+		batch.deliveries = append(batch.deliveries, pl.delivery())
+		if enter == nil && len(batch.deliveries) == opts.BatchSize {
+			return send()
 		}
 		return nil
-	})
-	if evalErr == nil && len(batch) > 0 {
+	}, enter)
+	if evalErr == nil && (len(batch.deliveries) > 0 || len(batch.journeys) > 0) {
 		batches <- batch
 	}
 	close(batches)
 	err := errors.Join(evalErr, <-flushErr)
 	res.Stats = stats
 	return res, err
+}
+
+// tickBatch is a batch of a tick's rows: deliveries, and for a journey its
+// entries (whose deliveries follow them into the batch, so an entry and
+// its deliveries are written together).
+type tickBatch struct {
+	deliveries []store.NewDelivery
+	journeys   []store.NewJourney
 }
 
 // capOf returns the global frequency cap of the rules' settings.
@@ -313,14 +362,24 @@ func capOf(rules *audience.Rules) freqcap.Cap {
 
 // flushed is what one flush did.
 type flushed struct {
-	planned, enqueued, heldOut, capped int
+	planned, enqueued, heldOut, capped, entered int
 }
 
-func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
-	in, err := p.store.PlanDeliveries(ctx, batch, cp)
+// flush records a batch and enqueues its new planned deliveries, calling
+// enqueued (when set) with the occurrence of each one enqueued.
+func (p *Planner) flush(ctx context.Context, b tickBatch, cp freqcap.Cap, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
+	if b.journeys != nil {
+		return p.flushEntries(ctx, b, cp, q, enqueued)
+	}
+	in, err := p.store.PlanDeliveries(ctx, b.deliveries, cp)
 	if err != nil {
 		return flushed{}, err
 	}
+	return p.enqueue(ctx, in, q, enqueued)
+}
+
+// enqueue enqueues the new planned deliveries of in and marks them queued.
+func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
 	f := flushed{planned: in.New(), heldOut: in.HeldOut, capped: in.Capped}
 	if len(in.Planned) == 0 {
 		return f, nil

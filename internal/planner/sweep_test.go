@@ -91,7 +91,7 @@ func TestStageTrigger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := testenv.Store(t)
-	q := newQueue(t)
+	q := triggerQueue(t)
 	rules := triggerRules(t, func(set *campaign.Set) {
 		set.Campaign("loyal-hello").Trigger.Delay = 2 * time.Hour
 	})
@@ -132,7 +132,7 @@ func TestStageTriggerWithin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := testenv.Store(t)
-	q := newQueue(t)
+	q := triggerQueue(t)
 	rules := triggerRules(t, nil)
 	p := planner.New(st, slog.New(slog.DiscardHandler))
 	seedStages(t, st, func() {
@@ -159,7 +159,7 @@ func TestPlanMatchesRunOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := testenv.Store(t)
-	q := newQueue(t)
+	q := triggerQueue(t)
 	rules := triggerRules(t, nil)
 	p := planner.New(st, slog.New(slog.DiscardHandler))
 	seedStages(t, st, func() {

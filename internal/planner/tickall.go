@@ -76,3 +76,41 @@ func extras(r TickResult) string {
 	}
 	return s
 }
+
+// StepAll plans the due journey steps of every journey among targets at
+// the instant at, in the order of ByPriority, writing a line per journey
+// that moved to out. Journeys of campaigns that are no longer journeys in
+// rules end first, with reason "campaign removed" (disabled campaigns keep
+// theirs: their journeys wait).
+func (p *Planner) StepAll(ctx context.Context, rules *audience.Rules, targets []*audience.Target, at time.Time, q Enqueuer, out io.Writer) ([]JourneyResult, error) {
+	var keep []string
+	for _, c := range rules.Set().Campaigns {
+		if c.IsJourney() {
+			keep = append(keep, c.Name)
+		}
+	}
+	ended, err := p.store.ExitRemovedJourneys(ctx, keep)
+	if err != nil {
+		return nil, err
+	}
+	if ended > 0 {
+		fmt.Fprintf(out, "%d journey(s) of removed campaigns ended\n", ended)
+		p.log.Info("journeys of removed campaigns ended", "count", ended)
+	}
+	var results []JourneyResult
+	for _, t := range ByPriority(targets) {
+		if !t.Campaign.IsJourney() || !t.Campaign.Enabled {
+			continue
+		}
+		res, err := p.Steps(ctx, rules, t, at, q)
+		results = append(results, res)
+		if res.Moved > 0 {
+			fmt.Fprintf(out, "%-18s journeys moved=%d planned=%d enqueued=%d%s\n",
+				t.Campaign.Name, res.Moved, res.Planned, res.Enqueued, extras(TickResult{Capped: res.Capped}))
+		}
+		if err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}

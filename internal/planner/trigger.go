@@ -37,22 +37,24 @@ func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audi
 	now = now.UTC()
 	tr := c.Trigger
 	f := store.DueFilter{
-		Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage,
+		Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage, Journey: c.IsJourney(),
 		Now: now, Delay: tr.Delay, Within: within(tr), Simulated: simulated,
 	}
 	var (
 		customer  string     // the customer of the entries seen last
 		sends     int        // entries given to fn for them in this evaluation
+		entered   bool       // one of them entered a journey
 		lastStart *time.Time // the latest of those before now
 		entry     Entry
 	)
 	err := p.store.DueEntries(ctx, f, func(e *store.DueEntry) error {
 		st.Candidates++
 		if e.Customer.ID != customer {
-			customer, sends, lastStart = e.Customer.ID, 0, nil
+			customer, sends, lastStart, entered = e.Customer.ID, 0, nil, false
 		}
 		h := e.History
 		h.Sends += sends
+		h.Active = h.Active || entered
 		if lastStart != nil && (h.LastOccurrence == nil || lastStart.After(*h.LastOccurrence)) {
 			h.LastOccurrence = lastStart
 		}
@@ -84,11 +86,12 @@ func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audi
 		}
 		st.Matched++
 		sends++
+		entered = c.IsJourney()
 		if e.Due.Before(now) {
 			d := e.Due
 			lastStart = &d
 		}
-		entry = Entry{Customer: e.Customer, Stage: stage, Start: e.Due, EventID: e.EventID, Event: e.Event}
+		entry = Entry{Customer: e.Customer, Facts: facts, Start: e.Due, EventID: e.EventID, Event: e.Event}
 		return fn(&entry)
 	})
 	if err != nil {
@@ -100,17 +103,28 @@ func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audi
 	return st, nil
 }
 
-// EvaluateTriggered calls fn for every delivery the single-email triggered
-// campaign t would record at now: one per due entry, with occurrence its
-// start time, the event's id, step 1, and send_at now moved into the send
-// window. It writes nothing; fn must not keep the pointer. A journey
-// yields nothing here (see enterJourneys).
+// EvaluateTriggered calls fn for every delivery the triggered campaign t
+// would record at now: for a single email, one per due entry, with
+// occurrence its start time, the event's id, step 1, and send_at now moved
+// into the send window; for a journey, the deliveries of the steps each
+// entry reaches at once. It writes nothing; fn must not keep the pointer.
 func (p *Planner) EvaluateTriggered(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, simulated []store.StageEntry, fn func(*Planned) error) (Stats, error) {
+	return p.evaluateTriggered(ctx, rules, t, now, simulated, fn, nil)
+}
+
+// evaluateTriggered is EvaluateTriggered; for a journey it also calls
+// enter with each entry before fn with its deliveries.
+func (p *Planner) evaluateTriggered(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, simulated []store.StageEntry, fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
 	c := t.Campaign
-	if c.IsJourney() {
-		return Stats{Campaign: c.Name}, nil
-	}
 	now = now.UTC()
+	if c.IsJourney() {
+		var st Stats
+		var err error
+		st, err = p.dueEntries(ctx, rules, t, now, simulated, func(e *Entry) error {
+			return p.enterJourney(rules, t, &e.Customer, &e.Facts, e.Start, e.EventID, &st, fn, enter)
+		})
+		return st, err
+	}
 	win := rules.Set().EffectiveWindow(c)
 	exp := experimentOf(c)
 	var out Planned
@@ -119,7 +133,7 @@ func (p *Planner) EvaluateTriggered(ctx context.Context, rules *audience.Rules, 
 			Campaign:   c.Name,
 			CustomerID: e.Customer.ID,
 			Email:      e.Customer.Email,
-			Stage:      e.Stage,
+			Stage:      e.Facts.Stage,
 			Template:   c.Email.Template,
 			SendAt:     now,
 			Step:       1,
@@ -138,25 +152,16 @@ func (p *Planner) EvaluateTriggered(ctx context.Context, rules *audience.Rules, 
 }
 
 // TickTriggered plans the due entries of the triggered campaign t at now,
-// as Tick does for a schedule: rows first, committed, then tasks. An entry
-// planned before (by an earlier evaluation, or by another process at the
-// same time) is left alone: the delivery key, and for events a unique
-// index on (campaign, event), make it "already done".
+// as Tick does for a schedule: rows first, committed, then tasks; for a
+// journey, the entries with the deliveries of the steps they reach at
+// once. An entry planned before (by an earlier evaluation, or by another
+// process at the same time) is left alone: the delivery and journey keys,
+// and for events unique indexes on (campaign, event), make it "already
+// done".
 func (p *Planner) TickTriggered(ctx context.Context, rules *audience.Rules, t *audience.Target, now time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
 	now = now.UTC()
-	if t.Campaign.IsJourney() {
-		var entries []Entry
-		st, err := p.dueEntries(ctx, rules, t, now, nil, func(e *Entry) error {
-			entries = append(entries, *e)
-			return nil
+	return p.record(ctx, rules, t, now, q, opts,
+		func(fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
+			return p.evaluateTriggered(ctx, rules, t, now, nil, fn, enter)
 		})
-		res := TickResult{Stats: st, Occurrence: now}
-		if err != nil {
-			return res, err
-		}
-		return res, p.enterJourneys(ctx, rules, t, entries)
-	}
-	return p.record(ctx, rules, now, q, opts, func(fn func(*Planned) error) (Stats, error) {
-		return p.EvaluateTriggered(ctx, rules, t, now, nil, fn)
-	})
 }

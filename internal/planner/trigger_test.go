@@ -78,7 +78,7 @@ func eventLine(id, customer, typ string, at time.Time) string {
 	return fmt.Sprintf(`{"id":%q,"customer_id":%q,"type":%q,"occurred_at":%q}`, id, customer, typ, at.Format(time.RFC3339))
 }
 
-func newQueue(t *testing.T) *queue.Client {
+func triggerQueue(t *testing.T) *queue.Client {
 	t.Helper()
 	rdb := redis.NewClient(testenv.Redis(t))
 	t.Cleanup(func() { rdb.Close() })
@@ -146,7 +146,7 @@ func TestEventTrigger(t *testing.T) {
 	ctx := context.Background()
 	u := testenv.DatabaseURL(t)
 	st := openStore(t, u)
-	q := newQueue(t)
+	q := triggerQueue(t)
 	rules := triggerRules(t, nil)
 	p := planner.New(st, slog.New(slog.DiscardHandler))
 	cart := rules.Target("cart")
@@ -249,7 +249,7 @@ func TestEventTriggerRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := testenv.Store(t)
-	q := newQueue(t)
+	q := triggerQueue(t)
 	rules := triggerRules(t, func(set *campaign.Set) {
 		set.Campaign("cart").Frequency.MaxSends = 1
 	})

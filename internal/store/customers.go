@@ -192,6 +192,9 @@ type CandidateFilter struct {
 	// SkipAttributes leaves Customer.Attributes nil instead of decoding
 	// them, for campaigns whose expressions never read them.
 	SkipAttributes bool
+	// Journey reads the history of entries from the journeys instead of
+	// deliveries.
+	Journey bool
 }
 
 // bounds turns inactive_days bounds into bounds of last_active_at:
@@ -232,7 +235,11 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 	if err != nil {
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qCandidates), f.Campaign, f.At, after, upTo)
+	query := qCandidates
+	if f.Journey {
+		query = qCandidatesJourney
+	}
+	rows, err := s.pool.Query(ctx, s.q.get(query), f.Campaign, f.At, after, upTo)
 	if err != nil {
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 	}
@@ -243,7 +250,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		firstPurchase, lastPur  pgtype.Timestamptz
 		sends                   int32
 		lastOccurrence          pgtype.Timestamptz
-		planned                 bool
+		planned, active         bool
 		ordersCount             int32
 		createdAt, lastActiveAt time.Time
 	)
@@ -251,7 +258,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		"id": &c.ID, "email": &c.Email, "first_name": &c.FirstName, "timezone": &c.Timezone,
 		"created_at": &createdAt, "attributes": nil, "orders_count": &ordersCount, "total_spent": &c.TotalSpent,
 		"first_purchase_at": &firstPurchase, "last_purchase_at": &lastPur, "last_active_at": &lastActiveAt,
-		"sends": &sends, "last_occurrence": &lastOccurrence, "planned": &planned,
+		"sends": &sends, "last_occurrence": &lastOccurrence, "planned": &planned, "active": &active,
 	})
 	if err != nil {
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
@@ -276,7 +283,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		} else if c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary); err != nil {
 			return fmt.Errorf("candidates of campaign %q: customer %q: %w", f.Campaign, c.ID, err)
 		}
-		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence), Planned: planned}
+		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence), Planned: planned, Active: active}
 		if err := fn(&cand); err != nil {
 			return err
 		}

@@ -123,6 +123,24 @@ func (s *Store) PlanDeliveries(ctx context.Context, ds []NewDelivery, cp freqcap
 // insertBatch writes one batch in one transaction and reports what it
 // created once that has committed.
 func (s *Store) insertBatch(ctx context.Context, batch []NewDelivery, cp freqcap.Cap) (Inserted, error) {
+	var got Inserted
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		got, err = s.insertTx(ctx, tx, batch, cp)
+		return err
+	})
+	if err != nil {
+		return Inserted{}, err
+	}
+	return got, nil
+}
+
+// insertTx inserts batch in tx, under the cap.
+func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []NewDelivery, cp freqcap.Cap) (Inserted, error) {
+	var got Inserted
+	if len(batch) == 0 {
+		return got, nil
+	}
 	n := len(batch)
 	var (
 		campaigns   = make([]string, n)
@@ -147,44 +165,36 @@ func (s *Store) insertBatch(ctx context.Context, batch []NewDelivery, cp freqcap
 			sendAts[i] = d.Occurrence
 		}
 	}
-	var got Inserted
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		got = Inserted{}
-		if cp.On() {
-			if err := s.applyCap(ctx, tx, cp, customers, sendAts, statuses, reasons); err != nil {
-				return err
-			}
+	if cp.On() {
+		if err := s.applyCap(ctx, tx, cp, customers, sendAts, statuses, reasons); err != nil {
+			return got, err
 		}
-		rows, err := tx.Query(ctx, s.q.get(qInsertDeliveries), campaigns, customers, occurrences, stages, templates, queues,
-			steps, events, variants, sendAts, statuses, reasons)
-		if err != nil {
-			return err
-		}
-		var (
-			ref            DeliveryRef
-			status, reason string
-		)
-		_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason}, func() error {
-			switch {
-			case status == StatusPlanned:
-				ref.SendAt = ref.SendAt.UTC()
-				ref.Occurrence = ref.Occurrence.UTC()
-				got.Planned = append(got.Planned, ref)
-			case status == StatusHeldOut:
-				got.HeldOut++
-			case status == StatusSkipped && reason == freqcap.Reason:
-				got.Capped++
-			default:
-				got.Skipped++
-			}
-			return nil
-		})
-		return err
-	})
-	if err != nil {
-		return Inserted{}, err
 	}
-	return got, nil
+	rows, err := tx.Query(ctx, s.q.get(qInsertDeliveries), campaigns, customers, occurrences, stages, templates, queues,
+		steps, events, variants, sendAts, statuses, reasons)
+	if err != nil {
+		return got, err
+	}
+	var (
+		ref            DeliveryRef
+		status, reason string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason}, func() error {
+		switch {
+		case status == StatusPlanned:
+			ref.SendAt = ref.SendAt.UTC()
+			ref.Occurrence = ref.Occurrence.UTC()
+			got.Planned = append(got.Planned, ref)
+		case status == StatusHeldOut:
+			got.HeldOut++
+		case status == StatusSkipped && reason == freqcap.Reason:
+			got.Capped++
+		default:
+			got.Skipped++
+		}
+		return nil
+	})
+	return got, err
 }
 
 // applyCap takes the cap lock, reads the customers' counted sends and

@@ -61,6 +61,14 @@ const (
 	qSweepApply           = "sweep-apply"
 	qSweepRecord          = "sweep-record"
 	qStageHistory         = "stage-history"
+	qCandidatesJourney    = "candidates-journey"
+	qEnterJourneys        = "enter-journeys"
+	qAdvanceJourneys      = "advance-journeys"
+	qActiveJourneys       = "active-journeys"
+	qExitRemovedJourneys  = "exit-removed-journeys"
+	qJourneys             = "journeys"
+	qExplainCustomer      = "explain-customer"
+	qExplainHistory       = "explain-history"
 )
 
 var queryNames = []string{
@@ -75,6 +83,8 @@ var queryNames = []string{
 	qCapLock, qCapSends,
 	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
 	qStageHistory,
+	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
+	qExplainCustomer, qExplainHistory,
 }
 
 // queries maps a query name to its SQL.

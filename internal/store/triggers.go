@@ -69,6 +69,10 @@ type DueFilter struct {
 	Event string
 	// Stage is the stage whose entries start the campaign.
 	Stage string
+	// Journey reads the history of entries from the journeys (every
+	// entry counts, and Active says one is unfinished) instead of the
+	// deliveries.
+	Journey bool
 	// Now is the evaluation instant. An entry is due at its start (the
 	// event's occurred_at, or the observed stage entry) plus Delay, and is
 	// selected while Now - Within < due <= Now.
@@ -80,8 +84,8 @@ type DueFilter struct {
 }
 
 // DueEntry is an entry of a triggered campaign that is due and has no
-// delivery yet, with the customer as now and their history of the
-// campaign (as for Candidates; Planned is always false).
+// delivery (or journey) yet, with the customer as now and their history
+// of the campaign (as for Candidates; Planned is always false).
 type DueEntry struct {
 	Customer audience.Customer
 	History  audience.History
@@ -111,7 +115,7 @@ func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) 
 	)
 	switch {
 	case f.Event != "" && f.Stage == "":
-		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), f.Campaign, f.Event, lo, hi, f.Now)
+		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), f.Campaign, f.Event, lo, hi, f.Now, f.Journey)
 	case f.Stage != "" && f.Event == "":
 		ids := make([]string, 0, len(f.Simulated))
 		times := make([]time.Time, 0, len(f.Simulated))
@@ -121,7 +125,7 @@ func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) 
 			}
 		}
 		rows, err = s.pool.Query(ctx, s.q.get(qDueStageEntries), f.Campaign, f.Stage, lo, hi, f.Now,
-			f.Delay.Microseconds(), ids, times)
+			f.Delay.Microseconds(), ids, times, f.Journey)
 	default:
 		return fmt.Errorf("due entries of campaign %q: want exactly one of an event type and a stage", f.Campaign)
 	}
@@ -139,10 +143,11 @@ func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) 
 		enteredAt  time.Time
 		sends      int32
 		lastOcc    pgtype.Timestamptz
+		active     bool
 	)
 	cr, err := newCustomerRow(rows, map[string]any{
 		"event_id": &eventID, "event_type": &eventType, "occurred_at": &occurredAt, "amount": &amount,
-		"properties": &properties, "entered_at": &enteredAt, "sends": &sends, "last_occurrence": &lastOcc,
+		"properties": &properties, "entered_at": &enteredAt, "sends": &sends, "last_occurrence": &lastOcc, "active": &active,
 	})
 	if err != nil {
 		return fmt.Errorf("due entries of campaign %q: %w", f.Campaign, err)
@@ -153,7 +158,7 @@ func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) 
 			return fmt.Errorf("due entries of campaign %q: %w", f.Campaign, err)
 		}
 		e.Customer = cr.Customer
-		e.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOcc)}
+		e.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOcc), Active: active}
 		e.Due = enteredAt.UTC().Add(f.Delay)
 		e.EventID = eventID
 		e.Event = nil

@@ -71,7 +71,8 @@ ORDER BY seq;
 -- deliveries unique key after its campaign), so rows stream without a sort.
 SELECT c.id, c.email, c.first_name, c.timezone, c.created_at, c.attributes,
        c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence, coalesce(h.planned, false) AS planned
+       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence, coalesce(h.planned, false) AS planned,
+       false AS active
 FROM customers c
 LEFT JOIN (
     SELECT customer_id,
@@ -82,6 +83,32 @@ LEFT JOIN (
     FROM deliveries
     -- an entry is its first step: later steps of a journey are not entries
     WHERE campaign = $1 AND step = 1
+    GROUP BY customer_id
+) h ON h.customer_id = c.id
+WHERE c.subscribed
+  -- an opt-out from the person holds for the address, under any id
+  AND c.last_active_at > coalesce($3::timestamptz, '-infinity')
+  AND c.last_active_at <= coalesce($4::timestamptz, 'infinity')
+  AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+ORDER BY c.id;
+
+-- name: candidates-journey
+-- The candidates of a journey: as above, but the history is of entries
+-- (journeys, which may have no delivery yet), every one counting, and
+-- active says one is unfinished.
+SELECT c.id, c.email, c.first_name, c.timezone, c.created_at, c.attributes,
+       c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence, coalesce(h.planned, false) AS planned,
+       coalesce(h.active, false) AS active
+FROM customers c
+LEFT JOIN (
+    SELECT customer_id,
+           count(*) AS sends,
+           max(occurrence) FILTER (WHERE occurrence < $2) AS last_occurrence,
+           bool_or(occurrence = $2) AS planned,
+           bool_or(status = 'active') AS active
+    FROM journeys
+    WHERE campaign = $1
     GROUP BY customer_id
 ) h ON h.customer_id = c.id
 WHERE c.subscribed

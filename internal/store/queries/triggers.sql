@@ -3,11 +3,12 @@
 -- name: due-events
 -- $1 campaign, $2 event type, $3 exclusive lower and $4 inclusive upper
 -- bound of occurred_at (the due window moved back by the delay), $5 the
--- evaluation instant. Events of this type in the window that have no
--- entry of this campaign yet (the anti-join uses deliveries_event_entry),
--- with their customer as now; events of unknown customers wait for them.
+-- evaluation instant, $6 whether the campaign is a journey. Events of this
+-- type in the window that have no entry of this campaign yet (the
+-- anti-joins use deliveries_event_entry and journeys_event_entry), with
+-- their customer as now; events of unknown customers wait for them.
 -- History is as for candidates: entries (step 1) in every status but
--- failed and skipped.
+-- failed and skipped, or for a journey its entries.
 SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::float8 AS amount, e.properties,
        e.occurred_at AS entered_at,
        c.id, c.email, c.first_name, c.timezone,
@@ -15,19 +16,32 @@ SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::f
        c.created_at, c.attributes, c.orders_count, c.total_spent::float8 AS total_spent,
        c.first_purchase_at, c.last_purchase_at, c.last_active_at,
        EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
-       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence
+       CASE WHEN $6::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END::integer AS sends,
+       CASE WHEN $6::boolean THEN hj.last_occurrence ELSE h.last_occurrence END AS last_occurrence,
+       coalesce(hj.active, false) AS active
 FROM events e
 JOIN customers c ON c.id = e.customer_id
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE d.status NOT IN ('failed', 'skipped')) AS sends,
            max(d.occurrence) FILTER (WHERE d.occurrence < $5 AND d.status NOT IN ('failed', 'skipped')) AS last_occurrence
     FROM deliveries d
-    WHERE d.campaign = $1 AND d.customer_id = c.id AND d.step = 1
+    WHERE NOT $6::boolean AND d.campaign = $1 AND d.customer_id = c.id AND d.step = 1
 ) h ON true
+LEFT JOIN LATERAL (
+    -- a journey's history is of entries: every one counts
+    SELECT count(*) AS sends,
+           max(j.occurrence) FILTER (WHERE j.occurrence < $5) AS last_occurrence,
+           bool_or(j.status = 'active') AS active
+    FROM journeys j
+    WHERE $6::boolean AND j.campaign = $1 AND j.customer_id = c.id
+) hj ON true
 WHERE e.type = $2 AND e.occurred_at > $3 AND e.occurred_at <= $4
   AND NOT EXISTS (
       SELECT 1 FROM deliveries d
       WHERE d.campaign = $1 AND d.event_id = e.dedup_key AND d.event_id <> '' AND d.step = 1
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM journeys j WHERE j.campaign = $1 AND j.event_id = e.dedup_key AND j.event_id <> ''
   )
 ORDER BY c.id, e.occurred_at, e.dedup_key;
 
@@ -35,8 +49,9 @@ ORDER BY c.id, e.occurred_at, e.dedup_key;
 -- $1 campaign, $2 stage, $3 exclusive lower and $4 inclusive upper bound
 -- of observed_at, $5 the evaluation instant, $6 the delay in microseconds,
 -- $7 and $8 entries a simulated sweep observed (a dry run; empty
--- otherwise). Entries into the stage in the window without a delivery of
--- this campaign at their due time, with their customer as now.
+-- otherwise), $9 whether the campaign is a journey. Entries into the
+-- stage in the window without a delivery (or journey) of this campaign at
+-- their due time, with their customer as now.
 WITH entered AS (
     SELECT customer_id, observed_at
     FROM stage_changes
@@ -52,19 +67,34 @@ SELECT '' AS event_id, '' AS event_type, NULL::timestamptz AS occurred_at, NULL:
        c.created_at, c.attributes, c.orders_count, c.total_spent::float8 AS total_spent,
        c.first_purchase_at, c.last_purchase_at, c.last_active_at,
        EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
-       coalesce(h.sends, 0)::integer AS sends, h.last_occurrence
+       CASE WHEN $9::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END::integer AS sends,
+       CASE WHEN $9::boolean THEN hj.last_occurrence ELSE h.last_occurrence END AS last_occurrence,
+       coalesce(hj.active, false) AS active
 FROM entered en
 JOIN customers c ON c.id = en.customer_id
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE d.status NOT IN ('failed', 'skipped')) AS sends,
            max(d.occurrence) FILTER (WHERE d.occurrence < $5 AND d.status NOT IN ('failed', 'skipped')) AS last_occurrence
     FROM deliveries d
-    WHERE d.campaign = $1 AND d.customer_id = c.id AND d.step = 1
+    WHERE NOT $9::boolean AND d.campaign = $1 AND d.customer_id = c.id AND d.step = 1
 ) h ON true
+LEFT JOIN LATERAL (
+    -- a journey's history is of entries: every one counts
+    SELECT count(*) AS sends,
+           max(j.occurrence) FILTER (WHERE j.occurrence < $5) AS last_occurrence,
+           bool_or(j.status = 'active') AS active
+    FROM journeys j
+    WHERE $9::boolean AND j.campaign = $1 AND j.customer_id = c.id
+) hj ON true
 WHERE NOT EXISTS (
     SELECT 1 FROM deliveries d
     WHERE d.campaign = $1 AND d.customer_id = en.customer_id AND d.step = 1 AND d.event_id = ''
       AND d.occurrence = en.observed_at + $6::bigint * interval '1 microsecond'
+)
+AND NOT EXISTS (
+    SELECT 1 FROM journeys j
+    WHERE j.campaign = $1 AND j.customer_id = en.customer_id AND j.event_id = ''
+      AND j.occurrence = en.observed_at + $6::bigint * interval '1 microsecond'
 )
 ORDER BY c.id, en.observed_at;
 
