@@ -68,8 +68,8 @@ func TestUnsubscribeSurvivesReimportUntilSubscribe(t *testing.T) {
 	env := fixtureEnv(t)
 	importFixture(t, env)
 	const (
-		ann = `{"campaign":"welcome","customer_id":"c1","email":"ann@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z"}` + "\n"
-		flo = `{"campaign":"welcome","customer_id":"c6","email":"flo@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z"}` + "\n"
+		ann = `{"campaign":"welcome","customer_id":"c1","email":"ann@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}` + "\n"
+		flo = `{"campaign":"welcome","customer_id":"c6","email":"flo@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}` + "\n"
 	)
 	if got := planWelcome(t, env); got != ann+flo {
 		t.Fatalf("plan before unsubscribing:\n%s", got)

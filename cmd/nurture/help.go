@@ -146,8 +146,9 @@ records in the consent history who asked. Imports never do this.`,
 			args: "[--role scheduler,worker,http]",
 			description: `Runs the long-lived roles: the scheduler (cron per campaign, one
 leader), the workers (send each delivery and record the outcome) and
-HTTP (/monitoring/, /healthz, /metrics). SIGHUP reloads campaigns and
-templates; SIGTERM drains.`,
+HTTP (/monitoring/, /healthz, /metrics). Edits under the campaigns and
+templates directories, and SIGHUP, reload them, all or nothing; SIGTERM
+drains.`,
 			example: "nurture serve --role worker",
 			needs:   needDB | needRedis | needContent | needLog,
 			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency"},

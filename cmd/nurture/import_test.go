@@ -106,8 +106,8 @@ func TestImportTwiceChangesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan: status %d: %s", code, stderr)
 	}
-	wantPlan := `{"campaign":"nudge","customer_id":"g2","email":"hal@example.com","stage":"at_risk","template":"nudge","send_at":"2026-11-24T09:00:00Z"}
-{"campaign":"welcome","customer_id":"g1","email":"gil@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z"}
+	wantPlan := `{"campaign":"nudge","customer_id":"g2","email":"hal@example.com","stage":"at_risk","template":"nudge","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}
+{"campaign":"welcome","customer_id":"g1","email":"gil@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}
 `
 	if plan != wantPlan {
 		t.Errorf("plan --json:\n%s\nwant:\n%s", plan, wantPlan)

@@ -120,9 +120,9 @@ func TestPlanAndStageDryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan: status %d: %s", code, stderr)
 	}
-	want := `{"campaign":"nudge","customer_id":"c2","email":"bo@example.com","stage":"at_risk","template":"nudge","send_at":"2026-11-24T09:00:00Z"}
-{"campaign":"welcome","customer_id":"c1","email":"ann@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z"}
-{"campaign":"welcome","customer_id":"c6","email":"flo@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z"}
+	want := `{"campaign":"nudge","customer_id":"c2","email":"bo@example.com","stage":"at_risk","template":"nudge","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}
+{"campaign":"welcome","customer_id":"c1","email":"ann@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}
+{"campaign":"welcome","customer_id":"c6","email":"flo@example.com","stage":"new","template":"welcome","send_at":"2026-11-24T09:00:00Z","step":1,"status":"planned"}
 `
 	if out != want {
 		t.Errorf("plan --json:\n%s\nwant:\n%s", out, want)

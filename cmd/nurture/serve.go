@@ -22,6 +22,7 @@ import (
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
 	"nurture/internal/queue"
+	"nurture/internal/reload"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
 	"nurture/internal/unsubscribe"
@@ -230,7 +231,33 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		httpDone = srv.Done()
 	}
 
-	log.Info("nurture serving", "roles", roleList(cfg.roles), "campaigns", len(c.Campaigns().Campaigns))
+	// Edits under the campaigns and templates directories, and SIGHUP,
+	// reload both, all or nothing.
+	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
+		func(ctx context.Context, next *content.Content) error {
+			if sched != nil {
+				sched.Reload(next.Rules)
+			}
+			if wk != nil {
+				return wk.Reload(ctx, workerContent(next))
+			}
+			return nil
+		}, m, log)
+	reloadOn := func(ctx context.Context, cause string) { _ = reloader.Reload(ctx, cause) } // it logs and counts
+	watcher, err := reload.New(reload.Config{Dirs: []string{a.campaignsDir, a.templatesDir},
+		Suffixes: []string{".yaml", ".yml", ".tmpl"}, Signals: hup}, reloadOn, log)
+	if err == nil {
+		err = watcher.Start(ctx)
+	}
+	if err != nil {
+		log.Warn("not watching campaigns and templates for changes; reload them with SIGHUP", "err", err)
+	} else {
+		hup = nil // the watcher takes the signals
+		defer watcher.Stop(context.WithoutCancel(ctx))
+	}
+
+	log.Info("nurture serving", "roles", roleList(cfg.roles), "campaigns", len(c.Campaigns().Campaigns),
+		"watching", watcher != nil && hup == nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,25 +268,11 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				err = srv.Stop(sctx)
 				cancel()
 			}
-			return err // the deferred Stops end the scheduler and return the worker's unfinished tasks to the queue
+			return err // the deferred Stops end the watcher and the scheduler, and return the worker's unfinished tasks to the queue
 		case <-httpDone:
 			return srv.Stop(ctx) // serving failed: Stop returns why
-		case <-hup:
-			next, err := content.Load(a.campaignsDir, a.templatesDir)
-			if err != nil {
-				log.Error("reload refused; the previous campaigns keep running", "errors", err.Error())
-				continue
-			}
-			c = next
-			if sched != nil {
-				sched.Reload(c.Rules)
-			}
-			if wk != nil {
-				if err := wk.Reload(ctx, workerContent(c)); err != nil {
-					log.Error("worker reload failed", "err", err)
-				}
-			}
-			log.Info("reloaded campaigns", "campaigns", len(c.Campaigns().Campaigns))
+		case <-hup: // only when the watcher could not start
+			reloadOn(ctx, "SIGHUP")
 		}
 	}
 }

@@ -28,6 +28,9 @@ type Metrics struct {
 	lag        prometheus.Histogram
 	sweepTime  prometheus.Histogram
 	stages     *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+	loadedAt   prometheus.Gauge
+	loadedOK   prometheus.Gauge
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -70,6 +73,18 @@ func New() *Metrics {
 		Name: "nurture_infrastructure_errors_total",
 		Help: "Failed calls to PostgreSQL or Redis by system and operation, and Redis data losses detected (system=redis, op=data_lost).",
 	}, []string{"system", "op"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_reloads_total",
+		Help: "Reloads of campaigns and templates by result: ok (taken), invalid (refused, the previous set keeps running), failed (valid, but a role could not take it).",
+	}, []string{"result"})
+	m.loadedAt = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nurture_reload_last_success_timestamp_seconds",
+		Help: "When the campaigns and templates running now were loaded (at start-up or by the last good reload), in Unix seconds.",
+	})
+	m.loadedOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nurture_reload_last_successful",
+		Help: "1 when the last load of campaigns and templates was taken, 0 when it was refused or failed: the files on disk are not what runs.",
+	})
 	m.entries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nurture_trigger_entries_total",
 		Help: "Delivery rows created for due entries of triggered campaigns (events and stage entries), by campaign.",
@@ -89,7 +104,7 @@ func New() *Metrics {
 		Help: "Stage changes recorded by stage sweeps: baseline (a first recorded stage) or entry (what stage triggers plan).",
 	}, []string{"kind"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -172,6 +187,35 @@ func (m *Metrics) InfraError(system, op string) {
 	if m != nil {
 		m.infra.WithLabelValues(system, op).Inc()
 	}
+}
+
+// Result values of Reloaded.
+const (
+	ReloadOK      = "ok"
+	ReloadInvalid = "invalid"
+	ReloadFailed  = "failed"
+)
+
+// Loaded records the campaigns and templates loaded at start-up, at time at.
+func (m *Metrics) Loaded(at time.Time) {
+	if m != nil {
+		m.loadedAt.Set(float64(at.UnixNano()) / 1e9)
+		m.loadedOK.Set(1)
+	}
+}
+
+// Reloaded counts one reload with its result (ReloadOK, ReloadInvalid or
+// ReloadFailed); an ok reload at time at also sets the last load time.
+func (m *Metrics) Reloaded(result string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.reloads.WithLabelValues(result).Inc()
+	if result == ReloadOK {
+		m.Loaded(at)
+		return
+	}
+	m.loadedOK.Set(0)
 }
 
 // QueueSize is the size of one queue in one state.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,11 @@ type Scheduler struct {
 
 	rules  atomic.Pointer[audience.Rules]
 	reload chan struct{}
-	leader atomic.Bool
+	// mu guards reloadedAt: when the first Reload not yet applied to the
+	// cron entries was called (zero: none).
+	mu         sync.Mutex
+	reloadedAt time.Time
+	leader     atomic.Bool
 
 	cancel context.CancelFunc // set by Start
 	done   chan struct{}
@@ -136,10 +141,20 @@ func New(cfg Config, st *store.Store, q *queue.Client, rules *audience.Rules, m 
 	return s
 }
 
-// Reload replaces the campaigns; the next cron entries follow the new set.
-// Ticks already running finish with the set they started with.
+// Reload replaces the campaigns. Ticks already running finish with the
+// set they started with. The leader keeps the cron entry of every campaign
+// whose schedule did not change, so it fires on time, exactly once, with
+// the new definition; it replaces the entries of campaigns whose schedule
+// changed, starts those of new or re-enabled campaigns and stops the
+// others, then plans any fire time of a replaced or new entry that passed
+// since Reload was called.
 func (s *Scheduler) Reload(rules *audience.Rules) {
+	s.mu.Lock()
+	if s.reloadedAt.IsZero() {
+		s.reloadedAt = s.now()
+	}
 	s.rules.Store(rules)
+	s.mu.Unlock()
 	select {
 	case s.reload <- struct{}{}:
 	default:
@@ -232,27 +247,41 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	// Start the cron entries first, then catch up: a fire time passing
 	// while catch-up runs is then fired by cron, and one planned by both
 	// is planned once (the unique key).
-	crons := []*cron.Cron{s.startCron(ctx)}
+	s.mu.Lock()
+	s.reloadedAt = time.Time{} // the entries start from the current set
+	s.mu.Unlock()
+	c := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{s.log}),
+		cron.WithChain(cron.SkipIfStillRunning(cronLogger{s.log})))
+	entries := map[string]entry{}
+	s.syncEntries(ctx, c, entries)
+	c.Start()
 	if s.cfg.CatchUp >= 0 {
-		s.catchUp(ctx, s.now().Add(-s.cfg.CatchUp))
+		s.catchUp(ctx, s.now().Add(-s.cfg.CatchUp), nil)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			for _, c := range crons {
-				<-c.Stop().Done() // let running ticks finish (they see ctx ended)
-			}
+			<-c.Stop().Done() // let running ticks finish (they see ctx ended)
 			wg.Wait()
 			s.log.Info("scheduler stopped leading")
 			return
 		case <-s.reload:
-			// Swap entries without waiting for running ticks, and plan what
-			// fired in between, so a reload never skips a fire time.
-			stopped := s.now()
-			crons[len(crons)-1].Stop()
-			crons = append(crons, s.startCron(ctx))
-			s.log.Info("scheduler reloaded campaigns", "campaigns", len(s.rules.Load().Targets()))
-			s.catchUp(ctx, stopped)
+			s.mu.Lock()
+			since := s.reloadedAt
+			s.reloadedAt = time.Time{}
+			s.mu.Unlock()
+			if since.IsZero() {
+				continue // applied already, when this term began
+			}
+			d := s.syncEntries(ctx, c, entries)
+			// A replaced or new entry may have missed a fire time of its
+			// schedule since the reload was asked for: plan it.
+			if restarted := append(slices.Clone(d.started), d.replaced...); len(restarted) > 0 {
+				s.catchUp(ctx, since, restarted)
+			}
+			s.log.Info("scheduler reloaded campaigns", "campaigns", len(s.rules.Load().Targets()),
+				"kept", strings.Join(d.kept, ","), "started", strings.Join(d.started, ","),
+				"rescheduled", strings.Join(d.replaced, ","), "stopped", strings.Join(d.stopped, ","))
 		}
 	}
 }
@@ -263,29 +292,77 @@ func scheduled(t *audience.Target) bool {
 	return t.Campaign.Enabled && t.Campaign.Cron != nil && !planner.Triggered(t.Campaign)
 }
 
-// startCron starts one cron entry per enabled scheduled campaign of the
-// current set.
-func (s *Scheduler) startCron(ctx context.Context) *cron.Cron {
-	c := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{s.log}),
-		cron.WithChain(cron.SkipIfStillRunning(cronLogger{s.log})))
-	rules := s.rules.Load()
-	for _, t := range rules.Targets() {
-		if !scheduled(t) {
+// entry is the cron entry of one campaign.
+type entry struct {
+	id       cron.EntryID
+	schedule string
+}
+
+// entryDiff names the campaigns whose entries syncEntries kept, started,
+// replaced (a new schedule) and stopped.
+type entryDiff struct {
+	kept, started, replaced, stopped []string
+}
+
+// syncEntries makes the entries of c follow the current set: one entry per
+// enabled scheduled campaign. An entry whose schedule is unchanged is left
+// alone, so it neither misses nor repeats a fire time.
+func (s *Scheduler) syncEntries(ctx context.Context, c *cron.Cron, entries map[string]entry) entryDiff {
+	var d entryDiff
+	want := map[string]*audience.Target{}
+	for _, t := range s.rules.Load().Targets() {
+		if scheduled(t) {
+			want[t.Campaign.Name] = t
+		}
+	}
+	for name, e := range entries {
+		t := want[name]
+		if t != nil && t.Campaign.Schedule == e.schedule {
+			d.kept = append(d.kept, name)
 			continue
 		}
-		sched := t.Campaign.Cron
-		name := t.Campaign.Name
-		var last time.Time
-		c.Schedule(sched, cron.FuncJob(func() {
-			// cron does not tell a job its fire time; the fire time is the
-			// latest one not after now, which is stable to the second.
-			at := latestFire(sched, s.now(), last)
-			last = at
-			s.tick(ctx, rules, name, at)
-		}))
+		c.Remove(e.id) // a tick it started goes on with its own set
+		delete(entries, name)
+		if t == nil {
+			d.stopped = append(d.stopped, name)
+		} else {
+			d.replaced = append(d.replaced, name)
+		}
 	}
-	c.Start()
-	return c
+	for name, t := range want {
+		if _, ok := entries[name]; ok {
+			continue
+		}
+		entries[name] = entry{id: c.Schedule(t.Campaign.Cron, s.job(ctx, name, t.Campaign.Schedule, t.Campaign.Cron)),
+			schedule: t.Campaign.Schedule}
+		if !slices.Contains(d.replaced, name) {
+			d.started = append(d.started, name)
+		}
+	}
+	for _, l := range []*[]string{&d.kept, &d.started, &d.replaced, &d.stopped} {
+		slices.Sort(*l)
+	}
+	return d
+}
+
+// job is the cron job of campaign name on schedule spec. It ticks with the
+// set current at its fire time, and only while that set gives the campaign
+// the same schedule: an entry about to be replaced by a reload leaves the
+// fire times to its successor.
+func (s *Scheduler) job(ctx context.Context, name, spec string, sched cron.Schedule) cron.Job {
+	var last time.Time
+	return cron.FuncJob(func() {
+		rules := s.rules.Load()
+		t := rules.Target(name)
+		if t == nil || !t.Campaign.Enabled || t.Campaign.Schedule != spec {
+			return
+		}
+		// cron does not tell a job its fire time; the fire time is the
+		// latest one not after now, which is stable to the second.
+		at := latestFire(sched, s.now(), last)
+		last = at
+		s.tick(ctx, rules, name, at)
+	})
 }
 
 // latestFire returns the latest fire time of sched not after now and after
@@ -323,16 +400,19 @@ func (s *Scheduler) tick(ctx context.Context, rules *audience.Rules, name string
 	log.Info("tick done")
 }
 
-// catchUp plans, for each enabled campaign, its latest fire time after
-// since that is not after now: a fire time missed while no scheduler led
-// (since = now - CatchUp) or while entries were being swapped on reload.
-// Planning is idempotent, so a fire time that was in fact planned creates
-// nothing new.
-func (s *Scheduler) catchUp(ctx context.Context, since time.Time) {
+// catchUp plans, for each enabled campaign (or only those named in only,
+// when not nil), its latest fire time after since that is not after now:
+// a fire time missed while no scheduler led (since = now - CatchUp) or
+// while a reload replaced entries. Planning is idempotent, so a fire time
+// that was in fact planned creates nothing new.
+func (s *Scheduler) catchUp(ctx context.Context, since time.Time, only []string) {
 	rules := s.rules.Load()
 	now := s.now().UTC()
 	for _, t := range rules.Targets() {
 		if !scheduled(t) || ctx.Err() != nil {
+			continue
+		}
+		if only != nil && !slices.Contains(only, t.Campaign.Name) {
 			continue
 		}
 		var missed time.Time

@@ -525,6 +525,12 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
 		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
 		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 	}
+	if !content.Templates.Has(c.Template) {
+		// A reload removed it (the campaign, or this journey step, now
+		// names another): the delivery cannot be rendered as planned.
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template removed",
+			Error: fmt.Sprintf("template %q is no longer loaded", c.Template)}
+	}
 	r, err := content.Templates.Render(c.Template, data)
 	if err != nil {
 		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}

@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -39,8 +42,10 @@ type pipeline struct {
 	rdb     redis.UniversalClient
 	q       *queue.Client
 	content *content.Content
-	// campaigns is what the worker sees; tests may change it after planning.
+	// campaigns and templates are what the worker sees; tests may change
+	// them after planning, as a reload does.
 	campaigns *campaign.Set
+	templates *mail.Templates
 	smtp      *smtptest.Server
 	metrics   *metrics.Metrics
 	links     *unsubscribe.Links // nil: no unsubscribe links
@@ -60,6 +65,7 @@ func newPipeline(t *testing.T) *pipeline {
 	}
 	p.content = c
 	p.campaigns = c.Campaigns()
+	p.templates = c.Templates
 	p.smtp = smtptest.Start(t)
 	p.metrics = metrics.New()
 	return p
@@ -90,7 +96,7 @@ func (p *pipeline) startWorker() {
 	// The worker renders at the planned instant, so that facts such as
 	// inactive_days do not depend on the day the test runs.
 	w := worker.New(worker.Config{From: "Shop <hello@example.com>", Unsubscribe: p.links, Now: func() time.Time { return at }},
-		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.content.Templates}, p.metrics, p.log)
+		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates}, p.metrics, p.log)
 	runWorker(p.t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
@@ -356,6 +362,60 @@ func TestDisabledCampaignIsSkipped(t *testing.T) {
 		"ann@example.com|Welcome, Ann!|Hi Ann, welcome to the shop.",
 		"flo@example.com|Welcome, <b>Flo</b>!|Hi <b>Flo</b>, welcome to the shop.",
 	})
+}
+
+// TestRemovedContentIsSkipped reloads, between planning and sending, a set
+// without what some deliveries were planned with: each is recorded
+// skipped with the reason, and the others are sent.
+func TestRemovedContentIsSkipped(t *testing.T) {
+	for _, tt := range []struct {
+		name, reason, lastError string
+		reload                  func(p *pipeline)
+	}{
+		{"template", "template removed", `template "nudge" is no longer loaded`, func(p *pipeline) {
+			// The campaign stays, and the worker's templates lose nudge's.
+			dir := t.TempDir()
+			for _, f := range []string{"welcome.subject.tmpl", "welcome.html.tmpl", "welcome.txt.tmpl"} {
+				b, err := os.ReadFile(filepath.Join(testenv.Fixture("templates"), f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ts, err := mail.LoadTemplates(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.templates = ts
+		}},
+		{"campaign", "campaign removed", "", func(p *pipeline) {
+			set := *p.content.Campaigns()
+			set.Campaigns = slices.DeleteFunc(slices.Clone(set.Campaigns), func(c campaign.Campaign) bool { return c.Name == "nudge" })
+			p.campaigns = &set
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPipeline(t)
+			if n := p.tick(); n != 3 {
+				t.Fatalf("planned %d, want 3", n)
+			}
+			tt.reload(p)
+			p.startWorker()
+			ds := p.waitFinished()
+			if d := ds["nudge/c2"]; d.Status != store.StatusSkipped || d.Reason != tt.reason || d.LastError != tt.lastError || d.SkippedAt == nil {
+				t.Errorf("nudge/c2: %s %q %q, want skipped %q %q", d.Status, d.Reason, d.LastError, tt.reason, tt.lastError)
+			}
+			equalLines(t, "received", p.received(), []string{
+				"ann@example.com|Welcome, Ann!|Hi Ann, welcome to the shop.",
+				"flo@example.com|Welcome, <b>Flo</b>!|Hi <b>Flo</b>, welcome to the shop.",
+			})
+			if got := counter(t, p.metrics, `nurture_deliveries_total{campaign="nudge",status="skipped"}`); got != 1 {
+				t.Errorf("nurture_deliveries_total{campaign=nudge,status=skipped} = %d, want 1", got)
+			}
+		})
+	}
 }
 
 func TestUnsubscribeLink(t *testing.T) {
