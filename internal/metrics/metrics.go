@@ -87,7 +87,7 @@ func New() *Metrics {
 	})
 	m.entries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nurture_trigger_entries_total",
-		Help: "Delivery rows created for due entries of triggered campaigns (events and stage entries), by campaign.",
+		Help: "Entries of triggered campaigns (events and stage entries) made by the scheduler, by campaign: a delivery row for a single email, a journey entered for a journey.",
 	}, []string{"campaign"})
 	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "nurture_trigger_lag_seconds",

@@ -54,9 +54,9 @@ type Config struct {
 	// timeout (queue.Config.Timeout, 2m by default). Default 3m.
 	SendingGrace time.Duration
 	// TriggerPoll is how often the leader plans the due entries of
-	// triggered campaigns (events and stage entries), besides the cron
-	// ticks of scheduled ones. Default 5s; the product promises at most
-	// 10s.
+	// triggered campaigns (events and stage entries) and the due steps of
+	// journeys, besides the cron ticks of scheduled campaigns. Default 5s;
+	// the product promises at most 10s.
 	TriggerPoll time.Duration
 	// SweepEvery is how often the leader records every customer's stage
 	// (the stage sweep that stage triggers read). The leader also sweeps

@@ -2,19 +2,22 @@ package scheduler
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"nurture/internal/planner"
 )
 
-// triggerLoop plans the due entries of triggered campaigns every
-// TriggerPoll while this scheduler leads, until ctx ends. A poll that
-// takes longer than the period delays the next one; polls never overlap.
+// triggerLoop plans the due entries of triggered campaigns, then the due
+// steps of journeys under way, every TriggerPoll while this scheduler
+// leads, until ctx ends. A poll that takes longer than the period delays
+// the next one; polls never overlap.
 func (s *Scheduler) triggerLoop(ctx context.Context) {
 	tk := time.NewTicker(s.cfg.TriggerPoll)
 	defer tk.Stop()
 	for {
 		s.PollTriggers(ctx)
+		s.PollSteps(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -27,7 +30,8 @@ func (s *Scheduler) triggerLoop(ctx context.Context) {
 // campaign that are due at the clock's now, in descending priority then
 // name, as the trigger loop does every TriggerPoll. Errors are logged;
 // rows written but not enqueued are left to the reconciler. It returns
-// how many deliveries it created.
+// how many entries it made: delivery rows of single emails, journeys
+// entered.
 func (s *Scheduler) PollTriggers(ctx context.Context) int {
 	rules := s.rules.Load()
 	now := s.now().UTC()
@@ -44,8 +48,12 @@ func (s *Scheduler) PollTriggers(ctx context.Context) int {
 		opts := s.cfg.Tick
 		opts.Enqueued = func(due time.Time) { s.metrics.TriggerLag(s.now().Sub(due)) }
 		res, err := s.planner.TickTriggered(ctx, rules, t, now, s.queue, opts)
-		s.metrics.TriggerEntries(c.Name, res.Planned)
-		total += res.Planned
+		entries := res.Planned // one delivery row per entry of a single email
+		if c.IsJourney() {
+			entries = res.Entered
+		}
+		s.metrics.TriggerEntries(c.Name, entries)
+		total += entries
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("planning due triggers failed; unenqueued deliveries are left to the reconciler",
@@ -53,13 +61,31 @@ func (s *Scheduler) PollTriggers(ctx context.Context) int {
 			}
 			continue
 		}
-		if res.Planned > 0 || res.ExprErrors > 0 {
+		if entries > 0 || res.ExprErrors > 0 {
 			s.log.Info("due triggers planned", "campaign", c.Name, "at", now.Format(time.RFC3339),
-				"due", res.Candidates, "matched", res.Matched, "planned", res.Planned, "enqueued", res.Enqueued,
+				"due", res.Candidates, "matched", res.Matched, "entries", entries, "planned", res.Planned, "enqueued", res.Enqueued,
 				"took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 	return total
+}
+
+// PollSteps plans, once, the due steps of every journey under way at the
+// clock's now (planner.StepAll), logging the journeys that moved.
+func (s *Scheduler) PollSteps(ctx context.Context) {
+	rules := s.rules.Load()
+	now := s.now().UTC()
+	results, err := s.planner.StepAll(ctx, rules, rules.Targets(), now, s.queue, io.Discard)
+	for _, r := range results {
+		if r.Moved > 0 || r.ExprErrors > 0 {
+			s.log.Info("journey steps planned", "campaign", r.Campaign, "at", now.Format(time.RFC3339),
+				"moved", r.Moved, "planned", r.Planned, "enqueued", r.Enqueued, "expr_errors", r.ExprErrors)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("planning due journey steps failed; unenqueued deliveries are left to the reconciler",
+			"at", now.Format(time.RFC3339), "err", err)
+	}
 }
 
 // sweepLoop records every customer's stage when the leader takes over,
