@@ -293,3 +293,36 @@ func openStore(t *testing.T, url string) *store.Store {
 	t.Cleanup(st.Close)
 	return st
 }
+
+// TestEventTriggerWhereAndExit: trigger.where reads the event, exit_when
+// the facts at the evaluation and the event; both keep entries out.
+func TestEventTriggerWhereAndExit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	rules := triggerRules(t, func(set *campaign.Set) {
+		c := set.Campaign("cart")
+		c.Trigger.Where = `event.properties.total >= 20 && event.type == "cart_abandoned"`
+		c.ExitWhen = `last_purchase_at != nil && last_purchase_at > event.occurred_at`
+	})
+	p := planner.New(st, slog.New(slog.DiscardHandler))
+	importLines(t, st, "customers", t0,
+		customerLine("big", t0.Add(-100*day)), customerLine("small", t0.Add(-100*day)), customerLine("bought", t0.Add(-100*day)))
+	cart := func(id, customer string, total int) string {
+		return fmt.Sprintf(`{"id":%q,"customer_id":%q,"type":"cart_abandoned","occurred_at":%q,"properties":{"total":%d}}`,
+			id, customer, t0.Format(time.RFC3339), total)
+	}
+	importLines(t, st, "events", t0, cart("c-big", "big", 30), cart("c-small", "small", 10), cart("c-bought", "bought", 50),
+		fmt.Sprintf(`{"id":"p","customer_id":"bought","type":"purchase","occurred_at":%q,"amount":50}`, t0.Add(30*time.Minute).Format(time.RFC3339)))
+	var got []string
+	stats, err := p.EvaluateTriggered(ctx, rules, rules.Target("cart"), t0.Add(time.Hour), nil, func(pl *planner.Planned) error {
+		got = append(got, pl.CustomerID+" "+pl.EventID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"big c-big"}; !reflect.DeepEqual(got, want) || stats.Candidates != 3 || stats.Matched != 1 {
+		t.Errorf("planned %v (%+v), want %v of 3 due", got, stats, want)
+	}
+}
