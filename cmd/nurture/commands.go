@@ -235,6 +235,9 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		if pl.Variant != "" && pl.Variant != "holdout" {
 			note += " variant=" + pl.Variant
 		}
+		if pl.EventID != "" {
+			note += " event=" + pl.EventID
+		}
 		if !pl.SendAt.Equal(at) {
 			note += " send_at=" + pl.SendAt.Format(time.RFC3339)
 		}
@@ -292,7 +295,7 @@ func (a *app) runOnce(ctx context.Context, args []string) error {
 	}
 	defer closeQueue()
 	p := planner.New(ta.store, a.log)
-	if _, err := p.TickAll(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout); err != nil {
+	if _, err := p.RunOnce(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout); err != nil {
 		return err
 	}
 	_, err = p.StepAll(ctx, ta.content.Rules, ta.targets, ta.at, q, a.stdout)

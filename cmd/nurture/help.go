@@ -81,8 +81,9 @@ evaluated with the campaigns directory's lifecycle.yaml. Writes nothing.`,
 			name: "plan",
 			args: "--at TIME [--campaign NAME] [--json]",
 			description: `Dry run: evaluates every campaign, or the one named, as if it fired at
-TIME, and prints who would get which email. It runs the scheduler's own
-code and writes nothing.`,
+TIME, and prints who would get which email, triggers due at TIME
+included. It runs the scheduler's own code and writes nothing (the stage
+sweep of run-once is simulated in memory).`,
 			example: "nurture plan --at 2026-11-24T09:00:00Z --campaign winback",
 			needs:   needDB | needContent | needLog,
 			flags:   []string{"at", "campaign", "json"},
@@ -90,8 +91,9 @@ code and writes nothing.`,
 		{
 			name: "run-once",
 			args: "--at TIME [--campaign NAME]",
-			description: `Plans one tick of every campaign, or the one named, at TIME and
-enqueues the deliveries, as the scheduler does at a fire time. Workers
+			description: `Records every customer's stage at TIME (the stage sweep), then plans
+one tick of every campaign, or the one named, at TIME and the triggers due
+at TIME, and enqueues the deliveries, as the scheduler does. Workers
 (serve --role worker) send them.`,
 			example: "nurture run-once --at 2026-11-24T09:00:00Z",
 			needs:   needDB | needRedis | needContent | needLog,

@@ -36,6 +36,8 @@ type serveConfig struct {
 	smtp        mail.Config
 	from        string
 	concurrency int
+	// sched holds the scheduler's trigger poll and stage sweep periods.
+	sched scheduler.Config
 	// unsubscribeURL and the UNSUBSCRIBE_SECRET make unsubscribe links.
 	unsubscribeURL string
 	unsubscribe    *unsubscribe.Links
@@ -52,6 +54,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
 	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
 	ttl := a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
+	cfg.sched.TriggerPoll = a.envDuration("TRIGGER_POLL", 5*time.Second)
+	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
 	err := a.parse(fs, args)
@@ -181,7 +185,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		wk    *worker.Service
 	)
 	if cfg.roles["scheduler"] {
-		sched = scheduler.New(scheduler.Config{}, st, q, c.Rules, m, log.With("role", "scheduler"))
+		sched = scheduler.New(cfg.sched, st, q, c.Rules, m, log.With("role", "scheduler"))
 		if err := sched.Start(ctx); err != nil {
 			return err
 		}

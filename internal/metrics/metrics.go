@@ -24,6 +24,10 @@ type Metrics struct {
 	kept       *prometheus.CounterVec
 	keptNow    prometheus.Gauge
 	infra      *prometheus.CounterVec
+	entries    *prometheus.CounterVec
+	lag        prometheus.Histogram
+	sweepTime  prometheus.Histogram
+	stages     *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	loadedAt   prometheus.Gauge
 	loadedOK   prometheus.Gauge
@@ -81,8 +85,26 @@ func New() *Metrics {
 		Name: "nurture_reload_last_successful",
 		Help: "1 when the last load of campaigns and templates was taken, 0 when it was refused or failed: the files on disk are not what runs.",
 	})
+	m.entries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_trigger_entries_total",
+		Help: "Entries of triggered campaigns (events and stage entries) made by the scheduler, by campaign: a delivery row for a single email, a journey entered for a journey.",
+	}, []string{"campaign"})
+	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_trigger_lag_seconds",
+		Help:    "Time from a trigger's due time (occurred_at + delay, or the observed stage entry + delay) to its task being enqueued.",
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
+	})
+	m.sweepTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_stage_sweep_duration_seconds",
+		Help:    "Time to record every customer's stage (one stage sweep).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+	})
+	m.stages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_stage_changes_total",
+		Help: "Stage changes recorded by stage sweeps: baseline (a first recorded stage) or entry (what stage triggers plan).",
+	}, []string{"kind"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.reloads, m.loadedAt, m.loadedOK,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -106,6 +128,29 @@ func (m *Metrics) Ticked(campaign string, planned int, d time.Duration) {
 	if m != nil {
 		m.planned.WithLabelValues(campaign).Add(float64(planned))
 		m.tickTime.WithLabelValues(campaign).Observe(d.Seconds())
+	}
+}
+
+// TriggerEntries counts delivery rows created for triggered campaigns.
+func (m *Metrics) TriggerEntries(campaign string, n int) {
+	if m != nil && n > 0 {
+		m.entries.WithLabelValues(campaign).Add(float64(n))
+	}
+}
+
+// TriggerLag observes the time from one trigger's due time to its enqueue.
+func (m *Metrics) TriggerLag(d time.Duration) {
+	if m != nil {
+		m.lag.Observe(d.Seconds())
+	}
+}
+
+// Swept records one stage sweep.
+func (m *Metrics) Swept(baselines, entries int, d time.Duration) {
+	if m != nil {
+		m.stages.WithLabelValues("baseline").Add(float64(baselines))
+		m.stages.WithLabelValues("entry").Add(float64(entries))
+		m.sweepTime.Observe(d.Seconds())
 	}
 }
 

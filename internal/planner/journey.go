@@ -190,12 +190,12 @@ func (p *Planner) enterJourney(rules *audience.Rules, t *audience.Target, cu *au
 
 // flushEntries records a batch of journey entries with their deliveries
 // and enqueues the planned ones.
-func (p *Planner) flushEntries(ctx context.Context, b tickBatch, cp freqcap.Cap, q Enqueuer) (flushed, error) {
+func (p *Planner) flushEntries(ctx context.Context, b tickBatch, cp freqcap.Cap, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
 	entered, in, err := p.store.EnterJourneys(ctx, b.journeys, b.deliveries, cp)
 	if err != nil {
 		return flushed{}, err
 	}
-	f, err := p.enqueue(ctx, in, q)
+	f, err := p.enqueue(ctx, in, q, enqueued)
 	f.entered = entered
 	return f, err
 }
@@ -247,7 +247,7 @@ func (p *Planner) Steps(ctx context.Context, rules *audience.Rules, t *audience.
 		if err != nil {
 			return err
 		}
-		f, err := p.enqueue(ctx, in, q)
+		f, err := p.enqueue(ctx, in, q, nil)
 		res.Planned += f.planned
 		res.Enqueued += f.enqueued
 		res.Capped += f.capped

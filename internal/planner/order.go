@@ -22,13 +22,24 @@ func ByPriority(targets []*audience.Target) []*audience.Target {
 	return out
 }
 
-// DryRun evaluates targets at the instant at as TickAll would, writing
-// nothing, and calls fn with every delivery a tick would record, the
-// frequency cap applied as the store would apply it. Deliveries come in
-// campaign name order, then customer id; when campaigns have different
-// priorities and a cap is on, they are evaluated in priority order and
-// held in memory to be given in that order.
+// DryRun evaluates targets at the instant at as RunOnce would, writing
+// nothing, and calls fn with every delivery it would record, the
+// frequency cap applied as the store would apply it: scheduled campaigns
+// as if they fired at at, and the due entries of triggered ones. When a
+// stage trigger is among targets, the stage sweep at at is simulated in
+// memory and the entries it would observe count as recorded. Deliveries
+// come in campaign name order, then customer id (then start time); when
+// campaigns have different priorities and a cap is on, they are evaluated
+// in priority order and held in memory to be given in that order.
 func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*audience.Target, at time.Time, fn func(*Planned) error) ([]Stats, error) {
+	at = at.UTC()
+	var simulated []store.StageEntry
+	if watched := watchedStages(targets); watched != nil {
+		var err error
+		if simulated, err = p.simulateSweep(ctx, rules, at, watched); err != nil {
+			return nil, err
+		}
+	}
 	cp := capOf(rules)
 	ordered := ByPriority(targets)
 	journeys := slices.ContainsFunc(targets, func(t *audience.Target) bool { return t.Campaign.IsJourney() })
@@ -49,7 +60,13 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 	}}
 	add := func(pl *Planned) error { return b.add(ctx, pl) }
 	for _, t := range ordered {
-		st, err := p.Evaluate(ctx, rules, t, at, add)
+		var st Stats
+		var err error
+		if Triggered(t.Campaign) {
+			st, err = p.EvaluateTriggered(ctx, rules, t, at, simulated, add)
+		} else {
+			st, err = p.Evaluate(ctx, rules, t, at, add)
+		}
 		if err == nil {
 			err = b.flush(ctx)
 		}
@@ -72,7 +89,7 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 	if buffer {
 		slices.SortStableFunc(held, func(a, b Planned) int {
 			return cmp.Or(cmp.Compare(a.Campaign, b.Campaign), cmp.Compare(a.CustomerID, b.CustomerID),
-				a.Occurrence.Compare(b.Occurrence), cmp.Compare(a.Step, b.Step))
+				a.Occurrence.Compare(b.Occurrence), cmp.Compare(a.Step, b.Step), cmp.Compare(a.EventID, b.EventID))
 		})
 		for i := range held {
 			if err := fn(&held[i]); err != nil {

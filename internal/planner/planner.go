@@ -95,9 +95,8 @@ func (p *Planner) Evaluate(ctx context.Context, rules *audience.Rules, t *audien
 func (p *Planner) evaluate(ctx context.Context, rules *audience.Rules, t *audience.Target, at time.Time, fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
 	c := t.Campaign
 	st := Stats{Campaign: c.Name}
-	if !c.Enabled || c.Trigger != nil {
-		// A triggered campaign has no fire times: its entries come from
-		// events and stage changes.
+	if !c.Enabled || Triggered(c) {
+		// A triggered campaign has no fire times: EvaluateTriggered.
 		return st, nil
 	}
 	at = at.UTC()
@@ -256,6 +255,10 @@ type TickOptions struct {
 	// BatchSize is how many delivery rows are inserted and enqueued
 	// together. Default 2000.
 	BatchSize int
+	// Enqueued, when set, is called with the occurrence (the entry's start
+	// time) of each new delivery handed to the queue, once it is; the
+	// scheduler measures the lag of triggers with it. Default none.
+	Enqueued func(occurrence time.Time)
 }
 
 // Tick plans campaign t at occurrence: it evaluates the audience, inserts
@@ -263,10 +266,20 @@ type TickOptions struct {
 // occurrence), commits, then enqueues a task for each new row and marks it
 // queued. Rows whose enqueue fails stay planned for the reconciler.
 func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions) (TickResult, error) {
+	occurrence = occurrence.UTC()
+	return p.record(ctx, rules, t, occurrence, q, opts,
+		func(fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error) {
+			return p.evaluate(ctx, rules, t, occurrence, fn, enter)
+		})
+}
+
+// record writes and enqueues what evaluate yields for t, in batches: its
+// deliveries, and for a journey its entries, each with its deliveries.
+func (p *Planner) record(ctx context.Context, rules *audience.Rules, t *audience.Target, occurrence time.Time, q Enqueuer, opts TickOptions,
+	evaluate func(fn func(*Planned) error, enter func(*store.NewJourney) error) (Stats, error)) (TickResult, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 2000
 	}
-	occurrence = occurrence.UTC()
 	res := TickResult{Occurrence: occurrence}
 
 	// Evaluation streams from one connection while a second goroutine
@@ -281,11 +294,7 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 				continue // drain so the reader is not blocked
 			}
 			var f flushed
-			if b.journeys != nil {
-				f, err = p.flushEntries(ctx, b, cp, q)
-			} else {
-				f, err = p.flush(ctx, b.deliveries, cp, q)
-			}
+			f, err = p.flush(ctx, b, cp, q, opts.Enqueued)
 			res.Planned += f.planned
 			res.Enqueued += f.enqueued
 			res.NewHeldOut += f.heldOut
@@ -319,7 +328,7 @@ func (p *Planner) Tick(ctx context.Context, rules *audience.Rules, t *audience.T
 			return nil
 		}
 	}
-	stats, evalErr := p.evaluate(ctx, rules, t, occurrence, func(pl *Planned) error {
+	stats, evalErr := evaluate(func(pl *Planned) error {
 		batch.deliveries = append(batch.deliveries, pl.delivery())
 		if enter == nil && len(batch.deliveries) == opts.BatchSize {
 			return send()
@@ -356,16 +365,21 @@ type flushed struct {
 	planned, enqueued, heldOut, capped, entered int
 }
 
-func (p *Planner) flush(ctx context.Context, batch []store.NewDelivery, cp freqcap.Cap, q Enqueuer) (flushed, error) {
-	in, err := p.store.PlanDeliveries(ctx, batch, cp)
+// flush records a batch and enqueues its new planned deliveries, calling
+// enqueued (when set) with the occurrence of each one enqueued.
+func (p *Planner) flush(ctx context.Context, b tickBatch, cp freqcap.Cap, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
+	if b.journeys != nil {
+		return p.flushEntries(ctx, b, cp, q, enqueued)
+	}
+	in, err := p.store.PlanDeliveries(ctx, b.deliveries, cp)
 	if err != nil {
 		return flushed{}, err
 	}
-	return p.enqueue(ctx, in, q)
+	return p.enqueue(ctx, in, q, enqueued)
 }
 
 // enqueue enqueues the new planned deliveries of in and marks them queued.
-func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer) (flushed, error) {
+func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, enqueued func(occurrence time.Time)) (flushed, error) {
 	f := flushed{planned: in.New(), heldOut: in.HeldOut, capped: in.Capped}
 	if len(in.Planned) == 0 {
 		return f, nil
@@ -376,6 +390,15 @@ func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer) (f
 	}
 	done, enqErr := q.Enqueue(ctx, qrefs)
 	f.enqueued = len(done)
+	if enqueued != nil && len(done) > 0 {
+		occurrences := make(map[string]time.Time, len(in.Planned))
+		for _, r := range in.Planned {
+			occurrences[r.ID] = r.Occurrence
+		}
+		for _, id := range done {
+			enqueued(occurrences[id])
+		}
+	}
 	if len(done) > 0 {
 		if err := p.store.MarkQueued(ctx, done); err != nil {
 			return f, errors.Join(enqErr, err)

@@ -53,6 +53,15 @@ type Config struct {
 	// recorded an outcome or timed out by then. It must exceed the task
 	// timeout (queue.Config.Timeout, 2m by default). Default 3m.
 	SendingGrace time.Duration
+	// TriggerPoll is how often the leader plans the due entries of
+	// triggered campaigns (events and stage entries) and the due steps of
+	// journeys, besides the cron ticks of scheduled campaigns. Default 5s;
+	// the product promises at most 10s.
+	TriggerPoll time.Duration
+	// SweepEvery is how often the leader records every customer's stage
+	// (the stage sweep that stage triggers read). The leader also sweeps
+	// as it takes over. Default 1h.
+	SweepEvery time.Duration
 	// Tick tunes planning.
 	Tick planner.TickOptions
 	// Now is the clock; default time.Now. Tests fix it so that fire times
@@ -81,6 +90,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendingGrace <= 0 {
 		c.SendingGrace = 3 * time.Minute
+	}
+	if c.TriggerPoll <= 0 {
+		c.TriggerPoll = 5 * time.Second
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = time.Hour
 	}
 	return c
 }
@@ -215,10 +230,18 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	}()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.reconcileLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.triggerLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.sweepLoop(ctx)
 	}()
 
 	// Start the cron entries first, then catch up: a fire time passing
@@ -263,6 +286,12 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	}
 }
 
+// scheduled reports whether t fires on a schedule: enabled, and not
+// triggered (a triggered campaign has no cron; the trigger loop plans it).
+func scheduled(t *audience.Target) bool {
+	return t.Campaign.Enabled && t.Campaign.Cron != nil && !planner.Triggered(t.Campaign)
+}
+
 // entry is the cron entry of one campaign.
 type entry struct {
 	id       cron.EntryID
@@ -282,7 +311,7 @@ func (s *Scheduler) syncEntries(ctx context.Context, c *cron.Cron, entries map[s
 	var d entryDiff
 	want := map[string]*audience.Target{}
 	for _, t := range s.rules.Load().Targets() {
-		if t.Campaign.Enabled && t.Campaign.Cron != nil {
+		if scheduled(t) {
 			want[t.Campaign.Name] = t
 		}
 	}
@@ -380,7 +409,7 @@ func (s *Scheduler) catchUp(ctx context.Context, since time.Time, only []string)
 	rules := s.rules.Load()
 	now := s.now().UTC()
 	for _, t := range rules.Targets() {
-		if !t.Campaign.Enabled || t.Campaign.Cron == nil || ctx.Err() != nil {
+		if !scheduled(t) || ctx.Err() != nil {
 			continue
 		}
 		if only != nil && !slices.Contains(only, t.Campaign.Name) {

@@ -64,6 +64,8 @@ type DeliveryRef struct {
 	ID     string // uuid, canonical text form
 	Queue  string
 	SendAt time.Time
+	// Occurrence is the entry's start time; set by PlanDeliveries only.
+	Occurrence time.Time
 }
 
 // Inserted is what InsertDeliveries did.
@@ -177,10 +179,11 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []NewDelivery, cp
 		ref            DeliveryRef
 		status, reason string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &status, &reason}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason}, func() error {
 		switch {
 		case status == StatusPlanned:
 			ref.SendAt = ref.SendAt.UTC()
+			ref.Occurrence = ref.Occurrence.UTC()
 			got.Planned = append(got.Planned, ref)
 		case status == StatusHeldOut:
 			got.HeldOut++
@@ -306,7 +309,11 @@ func (s *Store) refs(ctx context.Context, what, query string, args ...any) ([]De
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeliveryRef])
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
+		var ref DeliveryRef
+		err := r.Scan(&ref.ID, &ref.Queue, &ref.SendAt)
+		return ref, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -52,6 +52,15 @@ const (
 	qReleaseLeader        = "release-leader"
 	qCapLock              = "cap-lock"
 	qCapSends             = "cap-sends"
+	qDueEvents            = "due-events"
+	qDueStageEntries      = "due-stage-entries"
+	qSweepLock            = "sweep-lock"
+	qSweepTimes           = "sweep-times"
+	qSweepCustomers       = "sweep-customers"
+	qSweepTable           = "sweep-table"
+	qSweepApply           = "sweep-apply"
+	qSweepRecord          = "sweep-record"
+	qStageHistory         = "stage-history"
 	qCandidatesJourney    = "candidates-journey"
 	qEnterJourneys        = "enter-journeys"
 	qAdvanceJourneys      = "advance-journeys"
@@ -72,6 +81,8 @@ var queryNames = []string{
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,
+	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
+	qStageHistory,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainCustomer, qExplainHistory,
 }

@@ -13,7 +13,7 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $
             $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[])
      AS d (campaign, customer_id, occurrence, stage, template, queue, step, event_id, variant, send_at, status, reason)
 ON CONFLICT DO NOTHING
-RETURNING id::text, queue, send_at, status::text, coalesce(reason, '');
+RETURNING id::text, queue, send_at, occurrence, status::text, coalesce(reason, '');
 
 -- name: cap-lock
 -- One lock serialises every insert under the global frequency cap, across
