@@ -205,7 +205,7 @@ func TestMalformedSettings(t *testing.T) {
 			env: map[string]string{"DATABASE_URL": "mysql://db/nurture", "REDIS_URL": "http://127.0.0.1:6379",
 				"LOG_LEVEL": "loud", "CAMPAIGNS_DIR": "../../campaigns", "TEMPLATES_DIR": "../../templates"},
 			args:   []string{"lint"},
-			stdout: "ok: 7 stages, 6 campaigns, 6 templates\n",
+			stdout: "ok: 7 stages, 10 campaigns, 13 templates\n",
 			code:   0,
 		},
 		{

@@ -36,7 +36,7 @@ func TestShippedCampaigns(t *testing.T) {
 	for _, tg := range r.Targets() {
 		names = append(names, tg.Campaign.Name)
 	}
-	want := "at-risk-nudge,loyalty-reward,onboarding,referral-ask,thank-you,winback"
+	want := "at-risk-nudge,cart-reminder,loyalty-club,loyalty-reward,onboarding,referral-ask,review-request,thank-you,welcome-series,winback"
 	if got := strings.Join(names, ","); got != want {
 		t.Errorf("Targets() = %s, want %s", got, want)
 	}
@@ -436,9 +436,10 @@ func TestNeedsAttributes(t *testing.T) {
 			need = append(need, tg.Campaign.Name)
 		}
 	}
-	// Only winback's where reads attributes (attributes.plan); no stage does.
-	if got := strings.Join(need, ","); got != "winback" {
-		t.Errorf("campaigns needing attributes: %q, want \"winback\"", got)
+	// Only winback's where and welcome-series' last step read attributes
+	// (attributes.plan); no stage does.
+	if got := strings.Join(need, ","); got != "welcome-series,winback" {
+		t.Errorf("campaigns needing attributes: %q, want \"welcome-series,winback\"", got)
 	}
 }
 

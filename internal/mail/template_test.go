@@ -189,7 +189,10 @@ func TestShippedTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"at-risk", "loyalty-reward", "onboarding", "referral", "thank-you", "winback"}
+	want := []string{
+		"at-risk", "cart-reminder", "loyalty-club", "loyalty-reward", "onboarding", "referral", "review-request",
+		"thank-you", "welcome-1", "welcome-2", "welcome-3", "winback", "winback-b",
+	}
 	if got := ts.Names(); !slices.Equal(got, want) {
 		t.Fatalf("shipped templates %q, want %q", got, want)
 	}
@@ -199,7 +202,11 @@ func TestShippedTemplates(t *testing.T) {
 	fallbacks := map[string]string{
 		"thank-you": "https://example.com/feedback", "loyalty-reward": "LOYAL15",
 		"referral": "https://example.com/refer", "winback": "COMEBACK20", "onboarding": "WELCOME10",
-		"at-risk": "days since we last saw you",
+		"at-risk":   "days since we last saw you",
+		"welcome-1": "https://example.com/account", "welcome-2": "https://example.com/bestsellers",
+		"welcome-3": "WELCOME10", "cart-reminder": "https://example.com/cart",
+		"review-request": "https://example.com/reviews/new", "loyalty-club": "https://example.com/club",
+		"winback-b": "COMEBACK20",
 	}
 	for _, name := range want {
 		for _, d := range []*mail.Data{mail.SampleData(), bare} {
@@ -229,6 +236,13 @@ func TestShippedTemplates(t *testing.T) {
 	}
 	if !strings.Contains(r.HTML, "6 orders and $512.40 spent") {
 		t.Errorf("loyalty-reward does not show facts:\n%s", r.HTML)
+	}
+	r, err = ts.Render("winback-b", mail.SampleData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Text, "Since your last order, 12 days ago, we have added") {
+		t.Errorf("winback-b does not show the days since the last order:\n%s", r.Text)
 	}
 }
 
