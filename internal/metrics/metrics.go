@@ -24,6 +24,7 @@ type Metrics struct {
 	kept       *prometheus.CounterVec
 	keptNow    prometheus.Gauge
 	infra      *prometheus.CounterVec
+	deferred   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -66,7 +67,11 @@ func New() *Metrics {
 		Name: "nurture_infrastructure_errors_total",
 		Help: "Failed calls to PostgreSQL or Redis by system and operation, and Redis data losses detected (system=redis, op=data_lost).",
 	}, []string{"system", "op"})
-	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
+	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_deferred_total",
+		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
+	}, []string{"campaign"})
+	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra, m.deferred,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -75,6 +80,13 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Deferred counts one delivery put back until its send window opens.
+func (m *Metrics) Deferred(campaign string) {
+	if m != nil {
+		m.deferred.WithLabelValues(campaign).Inc()
 	}
 }
 

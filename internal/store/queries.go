@@ -52,6 +52,8 @@ const (
 	qReleaseLeader        = "release-leader"
 	qCapLock              = "cap-lock"
 	qCapSends             = "cap-sends"
+	qDeferDeliveries      = "defer-deliveries"
+	qCustomer             = "customer"
 )
 
 var queryNames = []string{
@@ -63,7 +65,7 @@ var queryNames = []string{
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
-	qCapLock, qCapSends,
+	qCapLock, qCapSends, qDeferDeliveries, qCustomer,
 }
 
 // queries maps a query name to its SQL.
