@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"nurture/internal/campaign"
 	"nurture/internal/store"
 )
@@ -78,6 +80,15 @@ func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.T
 	w.metrics.Deferred(c.Campaign)
 	w.log.Debug("delivery deferred to its send window", "delivery_id", c.ID, "campaign", c.Campaign,
 		"customer_id", c.Customer.ID, "send_at", until)
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	if ok1 && ok2 && retried >= maxRetry {
+		// A task on its last retry is archived whatever error it returns.
+		// Let it finish instead: the reconciler finds the row queued and
+		// enqueues it again, to run at its send_at.
+		w.log.Info("deferred delivery left to the reconciler: its task has no retry left", "delivery_id", c.ID, "send_at", until)
+		return nil
+	}
 	return &Deferred{Until: until, Delay: until.Sub(w.cfg.Now())}
 }
 

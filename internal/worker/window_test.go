@@ -337,3 +337,41 @@ func TestHeldOutIsNeverSent(t *testing.T) {
 		t.Errorf("SMTP server got %d messages, want 0", p.smtp.Count())
 	}
 }
+
+// TestDeferralOnLastRetry: a task with no retry left would be archived by
+// Asynq whatever its handler returns, so a deferral on it finishes the
+// task instead and leaves the queued row to the reconciler.
+func TestDeferralOnLastRetry(t *testing.T) {
+	p := newPipeline(t)
+	ctx := context.Background()
+	refs, err := p.st.InsertDeliveries(ctx, []store.NewDelivery{{Campaign: "welcome", CustomerID: "c1", Occurrence: at,
+		Stage: "new", Template: "welcome", Queue: "default"}})
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("insert: %v %v", refs, err)
+	}
+	id := refs[0].ID
+	task := asynq.NewTask(queue.TaskSend, []byte(id), asynq.TaskID(id), asynq.Queue("default"), asynq.MaxRetry(0))
+	if _, err := asynq.NewClientFromRedisClient(p.rdb).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	p.campaign("welcome").SendWindow = &campaign.SendWindow{Window: window.Window{Start: 10 * 60, End: 18 * 60}, Timezone: "customer"}
+	p.startWorker() // at 09:00 UTC, before the window
+	ten := mustTime(t, "2026-11-24T10:00:00Z")
+	waitFor(t, "the deferral", func() bool { return p.deliveries()["welcome/c1"].SendAt.Equal(ten) })
+	waitFor(t, "the task to finish", func() bool { return p.taskInfo("default", id) == nil })
+	if d := p.deliveries()["welcome/c1"]; d.Status != store.StatusQueued || d.Attempts != 0 {
+		t.Errorf("welcome/c1: %s after %d attempts, want queued after 0", d.Status, d.Attempts)
+	}
+	sizes, err := p.q.Sizes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sizes {
+		if s.Archived != 0 || s.Retry != 0 {
+			t.Errorf("queue %s: %d archived, %d retrying; want none", s.Queue, s.Archived, s.Retry)
+		}
+	}
+	if p.smtp.Count() != 0 {
+		t.Errorf("SMTP server got %d messages, want 0", p.smtp.Count())
+	}
+}
