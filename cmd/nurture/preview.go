@@ -9,11 +9,9 @@ import (
 	"fmt"
 	netmail "net/mail"
 	"strconv"
-	"strings"
 	"time"
 
 	"nurture/internal/audience"
-	"nurture/internal/campaign"
 	"nurture/internal/compose"
 	"nurture/internal/content"
 	"nurture/internal/mail"
@@ -31,9 +29,9 @@ type mailFlags struct {
 	ttl            time.Duration
 }
 
-// mailFlags registers --from and --unsubscribe-url on fs, as serve has
+// registerMailFlags registers --from and --unsubscribe-url on fs, as serve has
 // them. Call before parse.
-func (a *app) mailFlags(fs *flag.FlagSet) *mailFlags {
+func (a *app) registerMailFlags(fs *flag.FlagSet) *mailFlags {
 	m := &mailFlags{a: a}
 	fs.StringVar(&m.from, "from", a.env("MAIL_FROM", ""), "sender of campaigns that name none; empty: settings.yaml's from, else nurture <nurture@localhost> (MAIL_FROM)")
 	fs.StringVar(&m.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
@@ -71,11 +69,11 @@ func sampleFlags(fs *flag.FlagSet) (customer *string, step *int, variant *string
 	return customer, step, variant
 }
 
-// compose builds s's email with the worker's code. A problem with the
+// buildEmail builds s's email with the worker's code. A problem with the
 // command line (campaign, step, variant) is an exitError with status 2; a
 // customer that does not exist, status 1. For a customer the worker would
 // not email, a note goes to stderr.
-func (a *app) compose(ctx context.Context, c *content.Content, st *store.Store, cp *compose.Composer, s emailOf, id string, test bool) (*mail.Message, error) {
+func (a *app) buildEmail(ctx context.Context, c *content.Content, st *store.Store, cp *compose.Composer, s emailOf, id string, test bool) (*mail.Message, error) {
 	set := c.Campaigns()
 	camp := set.Campaign(s.campaign)
 	if camp == nil {
@@ -85,9 +83,9 @@ func (a *app) compose(ctx context.Context, c *content.Content, st *store.Store, 
 		}
 		return nil, exitError{code: 2, msg: fmt.Sprintf("nurture: unknown campaign %q%s", s.campaign, suggest.Hint(s.campaign, names, strconv.Quote))}
 	}
-	tmpl, err := sampleTemplate(camp, s)
+	tmpl, err := compose.Template(camp, s.step, s.variant)
 	if err != nil {
-		return nil, exitError{code: 2, msg: "nurture: " + err.Error()}
+		return nil, exitError{code: 2, msg: "nurture: --" + err.Error()}
 	}
 	cu, err := st.Customer(ctx, s.customer)
 	if errors.Is(err, store.ErrNotFound) {
@@ -115,46 +113,12 @@ func (a *app) compose(ctx context.Context, c *content.Content, st *store.Store, 
 	return msg, nil
 }
 
-// sampleTemplate is the template a delivery of s would name: the step's
-// or the campaign's, or the variant's override.
-func sampleTemplate(camp *campaign.Campaign, s emailOf) (string, error) {
-	tmpl := camp.Email.Template
-	switch {
-	case camp.IsJourney():
-		n := max(s.step, 1)
-		if n > len(camp.Steps) || s.step < 0 {
-			return "", fmt.Errorf("--step %d: campaign %q has steps 1 to %d", s.step, camp.Name, len(camp.Steps))
-		}
-		tmpl = camp.Steps[n-1].Template
-	case s.step > 1 || s.step < 0:
-		return "", fmt.Errorf("--step %d: campaign %q is a single email, not a journey; leave --step out", s.step, camp.Name)
-	}
-	if s.variant == "" {
-		return tmpl, nil
-	}
-	v := camp.Variant(s.variant)
-	if v == nil {
-		if len(camp.Variants) == 0 {
-			return "", fmt.Errorf("--variant %q: campaign %q has no variants", s.variant, camp.Name)
-		}
-		var names []string
-		for _, v := range camp.Variants {
-			names = append(names, v.Name)
-		}
-		return "", fmt.Errorf("--variant %q: campaign %q has no such variant; its variants are %s", s.variant, camp.Name, strings.Join(names, ", "))
-	}
-	if v.Template != "" {
-		tmpl = v.Template
-	}
-	return tmpl, nil
-}
-
 func (a *app) preview(ctx context.Context, args []string) error {
 	fs := a.flags("preview")
 	customer, step, variant := sampleFlags(fs)
 	atFlag := fs.String("at", "now", "render as of this RFC 3339 time (or now): the customer's facts and stage then")
 	format := fs.String("format", "text", "text (the subject and the text part), html (the HTML part) or eml (the whole message)")
-	mf := a.mailFlags(fs)
+	mf := a.registerMailFlags(fs)
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -185,7 +149,7 @@ func (a *app) preview(ctx context.Context, args []string) error {
 	cp := compose.New(compose.Config{From: mf.from, Unsubscribe: links})
 	s := emailOf{campaign: fs.Arg(0), customer: *customer, variant: *variant, step: *step, at: at}
 	// The Message-ID of a preview comes from a placeholder, not a delivery.
-	msg, err := a.compose(ctx, c, st, cp, s, "preview", false)
+	msg, err := a.buildEmail(ctx, c, st, cp, s, "preview", false)
 	if err != nil {
 		return err
 	}
@@ -208,7 +172,7 @@ func (a *app) sendTest(ctx context.Context, args []string) error {
 	fs := a.flags("send-test")
 	customer, step, variant := sampleFlags(fs)
 	to := fs.String("to", "", "the address to send the test to, and only to it (required)")
-	mf := a.mailFlags(fs)
+	mf := a.registerMailFlags(fs)
 	var smtp mail.Config
 	fs.StringVar(&smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes an .eml file to --outbox (SMTP_URL)")
 	fs.StringVar(&smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
@@ -239,7 +203,7 @@ func (a *app) sendTest(ctx context.Context, args []string) error {
 	_, _ = rand.Read(nonce[:])
 	id := "test-" + hex.EncodeToString(nonce[:])
 	s := emailOf{campaign: fs.Arg(0), customer: *customer, variant: *variant, step: *step, at: time.Now().UTC()}
-	msg, err := a.compose(ctx, c, st, cp, s, id, true)
+	msg, err := a.buildEmail(ctx, c, st, cp, s, id, true)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"nurture/internal/campaign"
 	"nurture/internal/smtptest"
 	"nurture/internal/testenv"
 )
@@ -71,7 +70,7 @@ func TestPreviewErrors(t *testing.T) {
 	}{
 		{[]string{"welcom", "--customer", "c1"}, 2, `nurture: unknown campaign "welcom"; did you mean "welcome"?`},
 		{[]string{"welcome", "--customer", "c99"}, 1, `nurture: no customer with id "c99"`},
-		{[]string{"welcome", "--customer", "c1", "--step", "2"}, 2, `nurture: --step 2: campaign "welcome" is a single email, not a journey; leave --step out`},
+		{[]string{"welcome", "--customer", "c1", "--step", "2"}, 2, `nurture: --step 2: campaign "welcome" is a single email, not a journey; leave the step out`},
 		{[]string{"welcome", "--customer", "c1", "--variant", "b"}, 2, `nurture: --variant "b": campaign "welcome" has no variants`},
 		{[]string{"welcome", "--customer", "c1", "--format", "pdf"}, 2, `nurture preview: --format "pdf": want text, html or eml`},
 		{[]string{"welcome", "--customer", "c1", "--at", "yesterday"}, 2, `nurture preview: --at "yesterday" is not an RFC 3339 time such as 2026-11-24T09:00:00Z`},
@@ -85,32 +84,6 @@ func TestPreviewErrors(t *testing.T) {
 		}
 		if code != tc.code || got != tc.want || out != "" {
 			t.Errorf("preview %s: status %d, stdout %q, stderr:\n%s\nwant status %d and %q", strings.Join(tc.args, " "), code, out, stderr, tc.code, tc.want)
-		}
-	}
-}
-
-func TestSampleTemplate(t *testing.T) {
-	journey := &campaign.Campaign{Name: "onboarding", Steps: []campaign.Step{{Template: "welcome-1"}, {Template: "welcome-2"}}}
-	single := &campaign.Campaign{Name: "winback", Email: campaign.Email{Template: "winback"},
-		Variants: []campaign.Variant{{Name: "a"}, {Name: "b", Template: "winback-b"}}}
-	for _, tc := range []struct {
-		camp         *campaign.Campaign
-		s            emailOf
-		want, errMsg string
-	}{
-		{journey, emailOf{}, "welcome-1", ""},
-		{journey, emailOf{step: 2}, "welcome-2", ""},
-		{journey, emailOf{step: 3}, "", `--step 3: campaign "onboarding" has steps 1 to 2`},
-		{journey, emailOf{step: -1}, "", `--step -1: campaign "onboarding" has steps 1 to 2`},
-		{single, emailOf{}, "winback", ""},
-		{single, emailOf{step: 1}, "winback", ""},
-		{single, emailOf{variant: "a"}, "winback", ""},
-		{single, emailOf{variant: "b"}, "winback-b", ""},
-		{single, emailOf{variant: "holdout"}, "", `--variant "holdout": campaign "winback" has no such variant; its variants are a, b`},
-	} {
-		got, err := sampleTemplate(tc.camp, tc.s)
-		if got != tc.want || (err == nil) != (tc.errMsg == "") || (err != nil && err.Error() != tc.errMsg) {
-			t.Errorf("%s %+v: %q, %v; want %q, %q", tc.camp.Name, tc.s, got, err, tc.want, tc.errMsg)
 		}
 	}
 }

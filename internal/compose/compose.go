@@ -165,3 +165,39 @@ func (c *Composer) messageIDDomain(settings *campaign.Settings) string {
 	}
 	return "localhost"
 }
+
+// Template is the template a delivery of camp names for a journey's step
+// (from 1; 0 is the first) and an experiment variant ("": none): the
+// step's or the campaign's, or the variant's override. A step or variant
+// the campaign does not have is an error that says which it has.
+func Template(camp *campaign.Campaign, step int, variant string) (string, error) {
+	tmpl := camp.Email.Template
+	switch {
+	case camp.IsJourney():
+		n := max(step, 1)
+		if n > len(camp.Steps) || step < 0 {
+			return "", fmt.Errorf("step %d: campaign %q has steps 1 to %d", step, camp.Name, len(camp.Steps))
+		}
+		tmpl = camp.Steps[n-1].Template
+	case step > 1 || step < 0:
+		return "", fmt.Errorf("step %d: campaign %q is a single email, not a journey; leave the step out", step, camp.Name)
+	}
+	if variant == "" {
+		return tmpl, nil
+	}
+	v := camp.Variant(variant)
+	if v == nil {
+		if len(camp.Variants) == 0 {
+			return "", fmt.Errorf("variant %q: campaign %q has no variants", variant, camp.Name)
+		}
+		names := make([]string, len(camp.Variants))
+		for i, v := range camp.Variants {
+			names[i] = v.Name
+		}
+		return "", fmt.Errorf("variant %q: campaign %q has no such variant; its variants are %s", variant, camp.Name, strings.Join(names, ", "))
+	}
+	if v.Template != "" {
+		tmpl = v.Template
+	}
+	return tmpl, nil
+}

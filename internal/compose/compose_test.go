@@ -67,3 +67,30 @@ func TestMessage(t *testing.T) {
 		t.Errorf("missing template: %v", err)
 	}
 }
+
+func TestTemplate(t *testing.T) {
+	journey := &campaign.Campaign{Name: "onboarding", Steps: []campaign.Step{{Template: "welcome-1"}, {Template: "welcome-2"}}}
+	single := &campaign.Campaign{Name: "winback", Email: campaign.Email{Template: "winback"},
+		Variants: []campaign.Variant{{Name: "a"}, {Name: "b", Template: "winback-b"}}}
+	for _, tc := range []struct {
+		camp         *campaign.Campaign
+		step         int
+		variant      string
+		want, errMsg string
+	}{
+		{journey, 0, "", "welcome-1", ""},
+		{journey, 2, "", "welcome-2", ""},
+		{journey, 3, "", "", `step 3: campaign "onboarding" has steps 1 to 2`},
+		{journey, -1, "", "", `step -1: campaign "onboarding" has steps 1 to 2`},
+		{single, 0, "", "winback", ""},
+		{single, 1, "", "winback", ""},
+		{single, 0, "a", "winback", ""},
+		{single, 0, "b", "winback-b", ""},
+		{single, 0, "holdout", "", `variant "holdout": campaign "winback" has no such variant; its variants are a, b`},
+	} {
+		got, err := compose.Template(tc.camp, tc.step, tc.variant)
+		if got != tc.want || (err == nil) != (tc.errMsg == "") || (err != nil && err.Error() != tc.errMsg) {
+			t.Errorf("%s step %d variant %q: %q, %v; want %q, %q", tc.camp.Name, tc.step, tc.variant, got, err, tc.want, tc.errMsg)
+		}
+	}
+}
