@@ -34,6 +34,11 @@ import (
 // delivery again with ProcessAt = the new send_at. Whichever task runs,
 // the claim and this window check decide again, so none sends outside the
 // window.
+//
+// Asynq archives a task on its last retry whatever its handler returns,
+// so such a task is not deferred but finished: the row stays queued, and
+// the reconciler enqueues it again (ProcessAt = send_at) once it has been
+// idle for its period.
 
 // Deferred is the error a handler returns for a delivery deferred to its
 // send window: the task runs again at Until.
