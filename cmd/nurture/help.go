@@ -118,7 +118,7 @@ with "[TEST] " before the subject and no unsubscribe link. It is
 recorded nowhere: no delivery row, and a Message-ID of its own.`,
 			example: "nurture send-test winback --customer c11 --to qa@example.com",
 			needs:   needDB | needContent | needLog,
-			flags:   []string{"customer", "to", "step", "variant", "from", "unsubscribe-url", "smtp-url", "outbox"},
+			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox"},
 		},
 		{
 			name: "suppress",

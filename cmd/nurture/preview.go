@@ -29,13 +29,15 @@ type mailFlags struct {
 	ttl            time.Duration
 }
 
-// registerMailFlags registers --from and --unsubscribe-url on fs, as serve has
-// them. Call before parse.
-func (a *app) registerMailFlags(fs *flag.FlagSet) *mailFlags {
+// registerMailFlags registers --from and, with links, --unsubscribe-url
+// on fs, as serve has them. Call before parse.
+func (a *app) registerMailFlags(fs *flag.FlagSet, links bool) *mailFlags {
 	m := &mailFlags{a: a}
 	fs.StringVar(&m.from, "from", a.env("MAIL_FROM", ""), "sender of campaigns that name none; empty: settings.yaml's from, else nurture <nurture@localhost> (MAIL_FROM)")
-	fs.StringVar(&m.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
-	m.ttl = a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
+	if links {
+		fs.StringVar(&m.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
+		m.ttl = a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
+	}
 	return m
 }
 
@@ -118,7 +120,7 @@ func (a *app) preview(ctx context.Context, args []string) error {
 	customer, step, variant := sampleFlags(fs)
 	atFlag := fs.String("at", "now", "render as of this RFC 3339 time (or now): the customer's facts and stage then")
 	format := fs.String("format", "text", "text (the subject and the text part), html (the HTML part) or eml (the whole message)")
-	mf := a.registerMailFlags(fs)
+	mf := a.registerMailFlags(fs, true)
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -172,7 +174,7 @@ func (a *app) sendTest(ctx context.Context, args []string) error {
 	fs := a.flags("send-test")
 	customer, step, variant := sampleFlags(fs)
 	to := fs.String("to", "", "the address to send the test to, and only to it (required)")
-	mf := a.registerMailFlags(fs)
+	mf := a.registerMailFlags(fs, false) // no unsubscribe link: see below
 	var smtp mail.Config
 	fs.StringVar(&smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes an .eml file to --outbox (SMTP_URL)")
 	fs.StringVar(&smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
