@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,33 +17,6 @@ import (
 type CustomerHistory struct {
 	Emails   map[string]audience.History
 	Journeys map[string]audience.History
-}
-
-// Customer returns the customer id as it is now, with Subscribed false
-// when they or their address opted out and Suppressed set, or an error
-// wrapping ErrNotFound.
-func (s *Store) Customer(ctx context.Context, id string) (audience.Customer, error) {
-	var (
-		c                     audience.Customer
-		orders                int32
-		attrs                 []byte
-		firstPur, lastPur     pgtype.Timestamptz
-		createdAt, lastActive time.Time
-	)
-	err := s.pool.QueryRow(ctx, s.q.get(qExplainCustomer), id).Scan(&c.ID, &c.Email, &c.FirstName, &c.Timezone,
-		&c.Subscribed, &c.Suppressed, &createdAt, &attrs, &orders, &c.TotalSpent, &firstPur, &lastPur, &lastActive)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, fmt.Errorf("customer %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return c, fmt.Errorf("customer %q: %w", id, err)
-	}
-	c.OrdersCount, c.CreatedAt, c.LastActiveAt = int(orders), createdAt.UTC(), lastActive.UTC()
-	c.FirstPurchaseAt, c.LastPurchaseAt = timePtr(firstPur), timePtr(lastPur)
-	if c.Attributes, err = decodeAttributes(attrs, false); err != nil {
-		return c, fmt.Errorf("customer %q: %w", id, err)
-	}
-	return c, nil
 }
 
 // History returns customer id's history of every campaign as of at.

@@ -67,8 +67,9 @@ const (
 	qActiveJourneys       = "active-journeys"
 	qExitRemovedJourneys  = "exit-removed-journeys"
 	qJourneys             = "journeys"
-	qExplainCustomer      = "explain-customer"
 	qExplainHistory       = "explain-history"
+	qDeferDeliveries      = "defer-deliveries"
+	qCustomer             = "customer"
 )
 
 var queryNames = []string{
@@ -84,7 +85,8 @@ var queryNames = []string{
 	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
 	qStageHistory,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
-	qExplainCustomer, qExplainHistory,
+	qExplainHistory,
+	qDeferDeliveries, qCustomer,
 }
 
 // queries maps a query name to its SQL.
