@@ -11,7 +11,8 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	cfg := demo.DefaultConfig()
 	fs := a.flags("demo")
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "size of the generated audience")
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience and of each day's activity")
+	fs.IntVar(&cfg.Days, "days", cfg.Days, "how many simulated days to replay, one evaluation every 24 hours")
 	fs.StringVar(&cfg.OutboxDir, "outbox", a.env("OUTBOX_DIR", cfg.OutboxDir), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", a.env("SMTP_URL", ""), "send to this SMTP server instead of the outbox (SMTP_URL)")
 	cfg.SMTPConns = a.envInt("SMTP_CONNS", cfg.SMTPConns) // read before parse, which reports a malformed value

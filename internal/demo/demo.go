@@ -1,7 +1,8 @@
 // Package demo is `nurture demo`: on a machine with a local PostgreSQL and
-// Redis, it loads a generated audience into a database of its own, runs one
-// tick of every campaign, sends the emails and prints what was sent, what
-// was not and why, and what to try next.
+// Redis, it loads a generated audience into a database of its own, replays
+// a few simulated days of activity, campaigns, triggers and journey steps,
+// sends the emails and prints what was sent, what was not and why, and
+// what to try next.
 package demo
 
 import (
@@ -14,12 +15,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"nurture/internal/audience"
+	"nurture/internal/campaign"
 	"nurture/internal/content"
+	"nurture/internal/freqcap"
 	"nurture/internal/importer"
 	"nurture/internal/mail"
 	"nurture/internal/planner"
@@ -55,8 +59,13 @@ type Config struct {
 	CampaignsDir, TemplatesDir string
 	// Customers is the size of the generated audience. Default 4,000.
 	Customers int
-	// Seed seeds the generated audience. Default 42.
+	// Seed seeds the generated audience and each simulated day's
+	// activity. Default 42.
 	Seed uint64
+	// Days is how many days the demo replays, one evaluation every 24
+	// hours from the start. Default 6: the sixth day is when the welcome
+	// series' last step (120h) is due.
+	Days int
 	// SMTPURL is an SMTP server to send the emails to. Default "": they
 	// are written as .eml files to OutboxDir.
 	SMTPURL string
@@ -68,8 +77,8 @@ type Config struct {
 	// Log receives the log of the scheduler and workers. Default:
 	// discarded.
 	Log *slog.Logger
-	// Now is the clock: the audience is generated and the campaigns
-	// planned at Now, truncated to the minute. Default time.Now.
+	// Now is the clock: the audience is generated and the first day
+	// evaluated at Now, truncated to the minute. Default time.Now.
 	Now func() time.Time
 }
 
@@ -82,6 +91,7 @@ func DefaultConfig() Config {
 		TemplatesDir: "templates",
 		Customers:    4000,
 		Seed:         42,
+		Days:         6,
 		OutboxDir:    "outbox",
 		SMTPConns:    4,
 	}
@@ -104,6 +114,9 @@ func (c Config) withDefaults() Config {
 	if c.Customers <= 0 {
 		c.Customers = d.Customers
 	}
+	if c.Days <= 0 {
+		c.Days = d.Days
+	}
 	if c.OutboxDir == "" {
 		c.OutboxDir = d.OutboxDir
 	}
@@ -120,12 +133,15 @@ func (c Config) withDefaults() Config {
 }
 
 // Run empties the demo's database and Redis database, loads a generated
-// audience, plans every campaign once, has one customer unsubscribe and
-// one address bounce before the sending, sends the emails with in-process
-// workers and prints what was sent per campaign and stage, the deliveries
-// skipped and why, the customers each campaign's where left out, and the
-// next three things to try. Progress and
-// the table go to stdout; problems with the campaigns go to stderr.
+// audience and replays cfg.Days simulated days (see replay): each day
+// imports some activity, runs what `run-once --at` runs, and sends that
+// day's emails with in-process workers on a simulated clock; on the first
+// day one customer unsubscribes and one address bounces before the
+// sending. It then prints what was sent, held out and capped per
+// campaign, journey step and stage, the deliveries skipped and why, the
+// customers each campaign's where left out, and the next three things to
+// try. Progress and the table go to stdout; problems with the campaigns go
+// to stderr.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	cfg = cfg.withDefaults()
 	if err := guard.Check(cfg.DatabaseURL, cfg.RedisURL); err != nil {
@@ -180,22 +196,6 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	step("tick: planning every campaign at %s", at.Format(time.RFC3339))
-	q := queue.NewClient(rdb, queue.Config{})
-	results, err := p.TickAll(ctx, c.Rules, c.Rules.Targets(), at, q, indent{out})
-	if err != nil {
-		return err
-	}
-	planned := 0
-	for _, r := range results {
-		planned += r.Planned
-	}
-
-	step("meanwhile: what happens between planning and sending")
-	if err := meanwhile(ctx, st, indent{out}); err != nil {
-		return err
-	}
-
 	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns}
 	if mcfg.URL == "" {
 		if err := os.RemoveAll(cfg.OutboxDir); err != nil {
@@ -207,29 +207,31 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sender.Close()
+	clock := newSimClock(at)
 	wc := &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
-	w := worker.New(worker.Config{Now: func() time.Time { return at }}, st, queue.NewJournal(rdb), sender, wc, nil, cfg.Log)
-	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 32, Queues: worker.Queues(wc), PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, cfg.Log)
-	step("workers: sending %d emails (32 at a time)", planned)
+	w := worker.New(worker.Config{Now: clock.now}, st, queue.NewJournal(rdb), sender, wc, nil, cfg.Log)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 32, Queues: worker.Queues(wc), PollInterval: 20 * time.Millisecond, RetryBase: time.Second}, cfg.Log)
 	if err := srv.Start(w); err != nil {
 		return err
 	}
-	drainErr := drain(ctx, st, planned, indent{out})
+	step("replay: %d days from %s; the workers' clock is simulated, so each email goes out at its send_at, inside its send window", cfg.Days, at.Format(time.RFC3339))
+	replayErr := replay(ctx, cfg, st, p, c, at, clock, queue.NewClient(rdb, queue.Config{}), out)
 	srv.Shutdown()
 	w.Close()
-	if drainErr != nil {
-		return drainErr
+	if replayErr != nil {
+		return replayErr
 	}
 
-	counts, err := st.DeliveryCounts(ctx)
-	if err != nil {
+	fmt.Fprintln(out)
+	if err := printCounts(ctx, st, c.Campaigns(), out); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)
-	printCounts(out, counts)
-	fmt.Fprintln(out)
 	first, err := printNotSent(ctx, st, out)
 	if err != nil {
+		return err
+	}
+	if err := printExits(ctx, st, out); err != nil {
 		return err
 	}
 	printLeftOut(out, left)
@@ -338,8 +340,8 @@ func meanwhile(ctx context.Context, st *store.Store, out io.Writer) error {
 // maxNotSent bounds the deliveries printNotSent lists one by one.
 const maxNotSent = 10
 
-// printNotSent lists the deliveries that were skipped or failed, with the
-// reason, and returns the first delivery that was sent (nil if none).
+// printNotSent lists the deliveries that were skipped (other than by the
+// frequency cap) or failed, with the reason, and returns the first delivery that was sent (nil if none).
 func printNotSent(ctx context.Context, st *store.Store, out io.Writer) (*store.DeliveryRow, error) {
 	var first *store.DeliveryRow
 	var notSent []store.DeliveryRow
@@ -349,6 +351,8 @@ func printNotSent(ctx context.Context, st *store.Store, out io.Writer) (*store.D
 		case d.Status == store.StatusSent && first == nil:
 			r := *d
 			first = &r
+		case d.Status == store.StatusSkipped && d.Reason == freqcap.Reason:
+			// Counted in the table's CAPPED column.
 		case d.Status == store.StatusSkipped || d.Status == store.StatusFailed:
 			if len(notSent) == maxNotSent {
 				more++
@@ -470,79 +474,76 @@ func loadSample(ctx context.Context, st *store.Store, n int, seed uint64, at tim
 	return nil
 }
 
-// drain waits until every delivery is sent, failed or skipped, printing
-// progress about once a second.
-func drain(ctx context.Context, st *store.Store, total int, out io.Writer) error {
-	tk := time.NewTicker(200 * time.Millisecond)
-	defer tk.Stop()
-	last := time.Now()
-	progress, lastDone := time.Now(), -1
-	for {
-		counts, err := st.DeliveryCounts(ctx)
-		if err != nil {
-			return err
-		}
-		done, open := 0, 0
-		for _, c := range counts {
-			switch c.Status {
-			case "sent", "failed", "skipped":
-				done += c.N
-			default:
-				open += c.N
-			}
-		}
-		if open == 0 || time.Since(last) >= time.Second {
-			fmt.Fprintf(out, "%d/%d finished\n", done, total)
-			last = time.Now()
-		}
-		if open == 0 {
-			return nil
-		}
-		if done != lastDone {
-			progress, lastDone = time.Now(), done
-		} else if time.Since(progress) > time.Minute {
-			return fmt.Errorf("no delivery finished for a minute; %d still open (is the mail server answering?)", open)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tk.C:
-		}
+// printCounts prints the deliveries per campaign, journey step and stage,
+// one column per outcome: sent, held out, skipped by the frequency cap,
+// skipped for another reason (listed below the table), failed.
+func printCounts(ctx context.Context, st *store.Store, set *campaign.Set, out io.Writer) error {
+	type key struct {
+		campaign string
+		step     int
+		stage    string
 	}
-}
-
-// printCounts prints deliveries per campaign and stage, one column per
-// status.
-func printCounts(out io.Writer, counts []store.DeliveryCount) {
-	type key struct{ campaign, stage string }
-	rows := map[key]map[string]int{}
-	for _, c := range counts {
-		k := key{c.Campaign, c.Stage}
-		if rows[k] == nil {
-			rows[k] = map[string]int{}
+	type row struct{ sent, heldOut, capped, skipped, failed int }
+	rows := map[key]*row{}
+	err := st.Deliveries(ctx, func(d *store.DeliveryRow) error {
+		k := key{d.Campaign, 0, d.Stage}
+		if c := set.Campaign(d.Campaign); c != nil && c.IsJourney() {
+			k.step = d.Step
 		}
-		rows[k][c.Status] += c.N
+		r := rows[k]
+		if r == nil {
+			r = &row{}
+			rows[k] = r
+		}
+		switch {
+		case d.Status == store.StatusSent:
+			r.sent++
+		case d.Status == store.StatusHeldOut:
+			r.heldOut++
+		case d.Status == store.StatusSkipped && d.Reason == freqcap.Reason:
+			r.capped++
+		case d.Status == store.StatusSkipped:
+			r.skipped++
+		case d.Status == store.StatusFailed:
+			r.failed++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	keys := make([]key, 0, len(rows))
 	for k := range rows {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].campaign != keys[j].campaign {
-			return keys[i].campaign < keys[j].campaign
+		a, b := keys[i], keys[j]
+		if a.campaign != b.campaign {
+			return a.campaign < b.campaign
 		}
-		return keys[i].stage < keys[j].stage
+		if a.step != b.step {
+			return a.step < b.step
+		}
+		return a.stage < b.stage
 	})
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CAMPAIGN\tSTAGE\tSENT\tSKIPPED\tFAILED\t")
-	var sent, skipped, failed int
+	fmt.Fprintln(tw, "CAMPAIGN\tSTEP\tSTAGE\tSENT\tHELD_OUT\tCAPPED\tSKIPPED\tFAILED\t")
+	var total row
 	for _, k := range keys {
 		r := rows[k]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", k.campaign, k.stage, r["sent"], r["skipped"], r["failed"])
-		sent, skipped, failed = sent+r["sent"], skipped+r["skipped"], failed+r["failed"]
+		step := ""
+		if k.step > 0 {
+			step = strconv.Itoa(k.step)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", k.campaign, step, k.stage, r.sent, r.heldOut, r.capped, r.skipped, r.failed)
+		total.sent += r.sent
+		total.heldOut += r.heldOut
+		total.capped += r.capped
+		total.skipped += r.skipped
+		total.failed += r.failed
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t\n", sent, skipped, failed)
-	tw.Flush()
+	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t%d\t%d\t\n", total.sent, total.heldOut, total.capped, total.skipped, total.failed)
+	return tw.Flush()
 }
 
 // indent prefixes each write with spaces, for output nested under a step.

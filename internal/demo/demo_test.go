@@ -3,12 +3,15 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"nurture/internal/demo"
+	"nurture/internal/store"
 	"nurture/internal/testenv"
 )
 
@@ -44,7 +47,7 @@ func TestRun(t *testing.T) {
 	ctx := context.Background()
 	// Run creates and migrates its database; a name with "demo" in it.
 	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
-	now := time.Date(2026, 6, 1, 9, 0, 42, 0, time.UTC)
+	now := time.Date(2026, 6, 1, 9, 0, 42, 0, time.UTC) // a Monday
 	cfg := demo.DefaultConfig()
 	cfg.DatabaseURL = dbURL
 	cfg.RedisURL = testenv.RedisURL(t)
@@ -58,75 +61,161 @@ func TestRun(t *testing.T) {
 		t.Fatalf("Run: %v\n%s%s", err, &stdout, &stderr)
 	}
 	out := stdout.String()
-	head := "==> audience: generating 200 customers (seed 42) as of 2026-06-01T09:00:00Z\n" +
-		"==> tick: planning every campaign at 2026-06-01T09:00:00Z\n" +
-		"    at-risk-nudge      candidates=25 matched=25 planned=25 enqueued=25\n" +
-		"    loyalty-reward     candidates=200 matched=25 planned=25 enqueued=25\n" +
-		"    onboarding         candidates=200 matched=25 planned=25 enqueued=25\n" +
-		"    referral-ask       candidates=200 matched=25 planned=25 enqueued=25\n" +
-		"    thank-you          candidates=200 matched=25 planned=25 enqueued=25\n" +
-		"    winback            candidates=25 matched=15 planned=15 enqueued=15\n" +
-		"==> meanwhile: what happens between planning and sending\n" +
-		"    c0000007 clicks an unsubscribe link\n" +
-		"    customer0000184@example.com (c0000184) bounces and is suppressed\n" +
-		"==> workers: sending 140 emails (32 at a time)\n"
-	// Between the two: progress lines, as many as the sending takes seconds.
-	tail := "\n" +
-		"        CAMPAIGN     STAGE  SENT  SKIPPED  FAILED\n" +
-		"   at-risk-nudge   at_risk    24        1       0\n" +
-		"  loyalty-reward     loyal    25        0       0\n" +
-		"      onboarding       new    25        0       0\n" +
-		"    referral-ask  advocate    25        0       0\n" +
-		"       thank-you    active    25        0       0\n" +
-		"         winback    lapsed    14        1       0\n" +
-		"           TOTAL             138        2       0\n" +
-		"\n" +
-		"Not sent, and why:\n" +
-		"  at-risk-nudge  c0000007  skipped  unsubscribed\n" +
-		"  winback        c0000184  skipped  suppressed\n" +
-		"\n" +
-		"Left out by a rule:\n" +
-		"  thank-you: 75 active or loyal or advocate customers left out by where: days_since_purchase != nil && days_since_purchase <= 2\n" +
-		"  winback: 10 lapsed customers left out by where: attributes.plan != \"enterprise\"\n" +
-		"\n" +
-		"The emails are .eml files in " + cfg.OutboxDir + " (open one in any mail client).\n" +
-		"Done in 0s.\n" +
-		"\n" +
-		"Next, three things to try:\n" +
-		"  1. Read the at-risk-nudge email to c0000015, as their mail client will show it:\n" +
-		"       cat " + filepath.Join(cfg.OutboxDir, "at-risk-nudge", "c0000015-*.eml") + "\n" +
-		"  2. Change a campaign: edit ../../campaigns/winback.yaml (drop its where), then see who it would reach:\n" +
-		"       go run ./cmd/nurture plan --at 2026-06-01T09:00:00Z --campaign winback --database-url '" + cfg.DatabaseURL + "' --campaigns ../../campaigns --templates ../../templates\n" +
-		"  3. Walk through examples/, a small audience in every stage (README, \"Tutorial\"):\n" +
-		"       go run ./cmd/nurture migrate\n" +
-		"       go run ./cmd/nurture import customers examples/customers.jsonl\n" +
-		"       go run ./cmd/nurture import events examples/events.jsonl\n"
+	want, err := os.ReadFile("testdata/run.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scratch database and the outbox have names of their own.
+	w := strings.ReplaceAll(string(want), "DATABASE_URL", dbURL)
+	w = strings.ReplaceAll(w, "OUTBOX", cfg.OutboxDir)
 	_, afterDB, _ := strings.Cut(out, "\n==> audience:")
-	afterDB = "==> audience:" + afterDB
-	progress, ok := strings.CutPrefix(afterDB, head)
-	if ok {
-		progress, ok = strings.CutSuffix(progress, tail)
+	if got := "==> audience:" + afterDB; got != w {
+		t.Errorf("output, after the database line:\n%s\nwant (testdata/run.txt):\n%s", got, w)
 	}
-	if !ok {
-		t.Fatalf("output:\n%s\nwant, after the database line:\n%s    N/140 finished\n%s", out, head, tail)
-	}
-	for line := range strings.Lines(progress) {
-		if !strings.HasSuffix(line, "/140 finished\n") || !strings.HasPrefix(line, "    ") {
-			t.Errorf("progress line %q", line)
-		}
-	}
-	if !strings.HasSuffix(progress, "    140/140 finished\n") {
-		t.Errorf("progress does not end with 140/140:\n%s", progress)
-	}
+
 	// The hint's pattern names the one email it promises.
-	if m, err := filepath.Glob(filepath.Join(cfg.OutboxDir, "at-risk-nudge", "c0000015-*.eml")); err != nil || len(m) != 1 {
+	if m, err := filepath.Glob(filepath.Join(cfg.OutboxDir, "at-risk-nudge", "c0000031-*.eml")); err != nil || len(m) != 1 {
 		t.Errorf("the hint's pattern matches %q (%v), want one file", m, err)
 	}
+
+	st, err := store.Open(ctx, dbURL, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type key struct {
+		campaign string
+		step     int
+		status   string
+	}
+	got := map[key]int{}
+	sent := map[string]int{} // per campaign
+	err = st.Deliveries(ctx, func(d *store.DeliveryRow) error {
+		got[key{d.Campaign, d.Step, d.Status}]++
+		if d.Status == store.StatusSent {
+			sent[d.Campaign]++
+		}
+		if d.Status == store.StatusHeldOut && d.Variant != "holdout" {
+			t.Errorf("held-out delivery %s of %s has variant %q", d.ID, d.Campaign, d.Variant)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range got {
+		switch k.status {
+		case store.StatusSent, store.StatusSkipped, store.StatusFailed, store.StatusHeldOut:
+		default:
+			t.Errorf("%d deliveries of %s step %d left %s", n, k.campaign, k.step, k.status)
+		}
+	}
+	// The journey: 24 new customers enter; c0000001 buys on day 2 and
+	// exits before step 2; step 3 is due on day 6 (120h), where its
+	// where leaves out the enterprise accounts.
+	for _, c := range []struct {
+		k    key
+		want int
+	}{
+		{key{"welcome-series", 1, store.StatusSent}, 24},
+		{key{"welcome-series", 2, store.StatusSent}, 23},
+		{key{"welcome-series", 3, store.StatusSent}, 18},
+		{key{"welcome-series", 3, store.StatusSkipped}, 5},
+		{key{"winback", 1, store.StatusHeldOut}, 1},
+	} {
+		if got[c.k] != c.want {
+			t.Errorf("%s step %d %s: %d deliveries, want %d", c.k.campaign, c.k.step, c.k.status, got[c.k], c.want)
+		}
+	}
+	// Every trigger fired: the carts of the simulated days, purchases of
+	// the week before, customers the large orders made loyal.
+	for _, c := range []string{"cart-reminder", "review-request", "loyalty-club"} {
+		if sent[c] == 0 {
+			t.Errorf("no %s email was sent", c)
+		}
+	}
+	js, err := st.Journeys(ctx, "welcome-series", "c0000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 1 || js[0].Status != store.JourneyExited || js[0].Reason != "exit_when" || js[0].Step != 1 {
+		t.Errorf("c0000001's welcome-series journeys: %+v, want one exited by exit_when after step 1", js)
+	}
+
 	files, err := filepath.Glob(filepath.Join(cfg.OutboxDir, "*", "*.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 138 {
-		t.Errorf("%d .eml files in the outbox, want 138", len(files))
+	total := 0
+	for _, n := range sent {
+		total += n
+	}
+	if len(files) != total || total != 232 {
+		t.Errorf("%d .eml files in the outbox, %d deliveries sent, want 232 of both", len(files), total)
+	}
+}
+
+func TestRunDays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
+	cfg := demo.DefaultConfig()
+	cfg.DatabaseURL = dbURL
+	cfg.RedisURL = testenv.RedisURL(t)
+	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
+	cfg.Customers = 80
+	cfg.Days = 2
+	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
+	// A Friday at 17:30: the review requests wait for Monday 09:00 in
+	// their customers' zones, after the last simulated day.
+	cfg.Now = func() time.Time { return time.Date(2026, 6, 5, 17, 30, 0, 0, time.UTC) }
+
+	var stdout, stderr bytes.Buffer
+	if err := demo.Run(ctx, cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("Run: %v\n%s%s", err, &stdout, &stderr)
+	}
+	out := stdout.String()
+	var days []string
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(line, "==> day ") {
+			days = append(days, line)
+		}
+	}
+	want := []string{"==> day 1 of 2: 2026-06-05T17:30:00Z\n", "==> day 2 of 2: 2026-06-06T17:30:00Z\n"}
+	if !slices.Equal(days, want) {
+		t.Errorf("day lines %q, want %q\n%s", days, want, out)
+	}
+	if !strings.Contains(out, "    sending: the last email waits for its window until 2026-06-08T") {
+		t.Errorf("no line on the emails sent after the last day:\n%s", out)
+	}
+	st, err := store.Open(ctx, dbURL, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	open, reviews, monday := 0, 0, 0
+	err = st.Deliveries(ctx, func(d *store.DeliveryRow) error {
+		switch d.Status {
+		case store.StatusSent, store.StatusSkipped, store.StatusFailed, store.StatusHeldOut:
+		default:
+			open++
+		}
+		if d.Campaign == "review-request" && d.Status == store.StatusSent {
+			reviews++
+			// Monday 09:00 in Sydney, the first of the zones to open.
+			if !d.SendAt.Before(time.Date(2026, 6, 7, 23, 0, 0, 0, time.UTC)) {
+				monday++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open != 0 {
+		t.Errorf("%d deliveries left open", open)
+	}
+	if reviews == 0 || monday == 0 {
+		t.Errorf("%d review requests sent, %d of them on Monday, want some of both:\n%s", reviews, monday, out)
 	}
 }
