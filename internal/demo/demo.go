@@ -47,8 +47,8 @@ const (
 // Config is where the demo runs and how big its audience is. Start from
 // DefaultConfig; Run fills the other zero fields with their defaults.
 type Config struct {
-	// DatabaseURL is the demo's database, emptied on every run; its name
-	// must contain "demo". Created and migrated when missing.
+	// DatabaseURL is the demo's database, dropped, created and migrated
+	// on every run; its name must contain "demo".
 	// Default DefaultDatabaseURL.
 	DatabaseURL string
 	// RedisURL is the demo's Redis database, emptied on every run; DB 0
@@ -158,7 +158,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	step("campaigns: %d loaded from %s, templates from %s", len(c.Campaigns().Campaigns), cfg.CampaignsDir, cfg.TemplatesDir)
 
-	step("database: migrating %s", scratch.Redact(cfg.DatabaseURL))
+	// A new database on every run: the stage history, journeys and
+	// triggers of an earlier run would change what this one plans.
+	step("database: re-creating and migrating %s", scratch.Redact(cfg.DatabaseURL))
+	admin, name, err := scratch.AdminURL(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if err := store.DropDatabase(ctx, admin, name); err != nil {
+		return err
+	}
 	if _, err := store.Migrate(ctx, cfg.DatabaseURL, cfg.Log); err != nil {
 		return err
 	}
@@ -168,9 +177,6 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer sc.Close()
 	st := sc.Store
-	if err := sc.Reset(ctx); err != nil {
-		return err
-	}
 	o, err := queue.RedisOptions(cfg.RedisURL)
 	if err != nil {
 		return err

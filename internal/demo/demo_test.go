@@ -155,6 +155,7 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunDays replays two days from a Friday evening, twice.
 func TestRunDays(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -175,6 +176,15 @@ func TestRunDays(t *testing.T) {
 		t.Fatalf("Run: %v\n%s%s", err, &stdout, &stderr)
 	}
 	out := stdout.String()
+	// A second run starts afresh: the stage history, journeys and
+	// deliveries of the first change nothing.
+	stdout.Reset()
+	if err := demo.Run(ctx, cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("second Run: %v\n%s%s", err, &stdout, &stderr)
+	}
+	if again := stdout.String(); again != out {
+		t.Errorf("second run:\n%s\nfirst run:\n%s", again, out)
+	}
 	var days []string
 	for line := range strings.Lines(out) {
 		if strings.HasPrefix(line, "==> day ") {

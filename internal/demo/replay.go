@@ -193,15 +193,21 @@ func takeTally(ctx context.Context, st *store.Store) (tally, error) {
 	return t, nil
 }
 
-// printExits lists the journeys that exited, with the reason.
+// printExits lists the journeys that exited, with the reason (the first
+// maxNotSent, then how many more).
 func printExits(ctx context.Context, st *store.Store, out io.Writer) error {
 	js, err := st.Journeys(ctx, "", "")
 	if err != nil {
 		return err
 	}
 	var exited []store.JourneyRow
+	more := 0
 	for _, j := range js {
-		if j.Status == store.JourneyExited {
+		switch {
+		case j.Status != store.JourneyExited:
+		case len(exited) == maxNotSent:
+			more++
+		default:
 			exited = append(exited, j)
 		}
 	}
@@ -214,6 +220,9 @@ func printExits(ctx context.Context, st *store.Store, out io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\tafter step %d\t%s\n", j.Campaign, j.CustomerID, j.Step, j.Reason)
 	}
 	tw.Flush()
+	if more > 0 {
+		fmt.Fprintf(out, "  and %d more\n", more)
+	}
 	fmt.Fprintln(out)
 	return nil
 }

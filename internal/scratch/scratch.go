@@ -48,3 +48,19 @@ func Redact(s string) string {
 	}
 	return u.Redacted()
 }
+
+// AdminURL returns the URL of the postgres database on the server of
+// databaseURL, from which its database can be dropped and created, and
+// the name of that database.
+func AdminURL(databaseURL string) (admin, name string, err error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "", "", fmt.Errorf("--database-url: %w", err)
+	}
+	name = strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return "", "", fmt.Errorf("--database-url %s: names no database", Redact(databaseURL))
+	}
+	u.Path = "/postgres"
+	return u.String(), name, nil
+}

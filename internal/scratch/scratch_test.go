@@ -29,3 +29,22 @@ func TestGuard(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminURL(t *testing.T) {
+	for _, tt := range []struct {
+		url, admin, name, err string
+	}{
+		{"postgres://ann:secret@db:5433/nurture_demo?sslmode=disable", "postgres://ann:secret@db:5433/postgres?sslmode=disable", "nurture_demo", ""},
+		{"postgres://localhost/my_demo", "postgres://localhost/postgres", "my_demo", ""},
+		{"postgres://ann:secret@localhost", "", "", "--database-url postgres://ann:xxxxx@localhost: names no database"},
+	} {
+		admin, name, err := scratch.AdminURL(tt.url)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if admin != tt.admin || name != tt.name || got != tt.err {
+			t.Errorf("AdminURL(%q) = %q, %q, %q; want %q, %q, %q", tt.url, admin, name, got, tt.admin, tt.name, tt.err)
+		}
+	}
+}
