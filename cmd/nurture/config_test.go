@@ -66,6 +66,12 @@ func TestMalformedSettings(t *testing.T) {
 			code: 2,
 		},
 		{
+			name: "no day to replay in the demo",
+			args: []string{"demo", "--days", "0"},
+			want: "nurture demo: --days 0: must be at least 1\n",
+			code: 2,
+		},
+		{
 			name: "database URL with a bad port hides the password",
 			env:  map[string]string{"DATABASE_URL": "postgres://ann:secret@db:54x/nurture"},
 			args: []string{"migrate"},

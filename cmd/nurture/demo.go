@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"nurture/internal/demo"
 )
@@ -19,10 +20,13 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	fs.Lookup("database-url").DefValue = demo.DefaultDatabaseURL
 	fs.Lookup("redis-url").DefValue = demo.DefaultRedisURL
 	// The demo's own, never DATABASE_URL or REDIS_URL: say so in -h.
-	fs.Lookup("database-url").Usage = "PostgreSQL URL of the demo's own database, which it empties (not read from DATABASE_URL)"
+	fs.Lookup("database-url").Usage = "PostgreSQL URL of the demo's own database, which it drops and re-creates (not read from DATABASE_URL)"
 	fs.Lookup("redis-url").Usage = "Redis URL of the demo's own database, which it empties (not read from REDIS_URL)"
 	if err := a.parse(fs, args); err != nil {
 		return err
+	}
+	if cfg.Days < 1 {
+		return exitError{code: 2, msg: fmt.Sprintf("nurture demo: --days %d: must be at least 1", cfg.Days)}
 	}
 	// The demo empties its database and drains its queues: it never uses
 	// DATABASE_URL or REDIS_URL, only the flags (or its own defaults), so

@@ -178,14 +178,17 @@ drains.`,
 		},
 		{
 			name: "demo",
-			args: "[--customers N]",
-			description: `Empties a database and a Redis database of its own (not DATABASE_URL
-or REDIS_URL), loads a generated sample audience, runs one tick of every
-campaign, sends the emails to the file outbox and prints what was sent,
-what was not and why.`,
-			example: "nurture demo --customers 400",
+			args: "[--customers N] [--days N]",
+			description: `Re-creates a database and empties a Redis database of its own (not
+DATABASE_URL or REDIS_URL), loads a generated sample audience and replays
+a few simulated days: each day some carts and orders are imported, what
+run-once does runs (stage sweep, campaigns, triggers, journey steps) and
+the day's emails are sent to the file outbox on a simulated clock, inside
+their send windows. It prints what was sent, held out, capped, what was
+not sent and why.`,
+			example: "nurture demo --customers 400 --days 3",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"customers", "seed", "outbox", "smtp-url"},
+			flags:   []string{"customers", "days", "seed", "outbox", "smtp-url"},
 		},
 		{
 			name: "bench",

@@ -67,7 +67,7 @@ Commands:
                                   unsubscribed themselves; TEXT says who asked
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
-  demo                            load a sample audience, run a tick, send it
+  demo                            load a sample audience, replay a few days, send
   bench                           measure planning, enqueueing and sending
   healthcheck [--http-addr ADDR]  exit 0 when the HTTP role's /healthz answers 200
 
