@@ -397,7 +397,7 @@ func TestRemovedContentIsSkipped(t *testing.T) {
 		name, reason, lastError string
 		reload                  func(p *pipeline)
 	}{
-		{"template", "template removed", `template "nudge" is no longer loaded`, func(p *pipeline) {
+		{"template", "template removed", `template "nudge" not found`, func(p *pipeline) {
 			// The campaign stays, and the worker's templates lose nudge's.
 			dir := t.TempDir()
 			for _, f := range []string{"welcome.subject.tmpl", "welcome.html.tmpl", "welcome.txt.tmpl"} {
