@@ -46,6 +46,8 @@ type pipeline struct {
 	// them after planning, as a reload does.
 	campaigns *campaign.Set
 	templates *mail.Templates
+	// rules, when set, make the worker check exit_when before sending.
+	rules *audience.Rules
 	smtp      *smtptest.Server
 	metrics   *metrics.Metrics
 	links     *unsubscribe.Links // nil: no unsubscribe links
@@ -121,7 +123,7 @@ func (p *pipeline) startWorker() {
 		from = *p.from
 	}
 	w := worker.New(worker.Config{From: from, Unsubscribe: p.links, Now: now},
-		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates}, p.metrics, p.log)
+		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates, Rules: p.rules}, p.metrics, p.log)
 	runWorker(p.t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
