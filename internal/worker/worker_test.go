@@ -47,11 +47,11 @@ type pipeline struct {
 	campaigns *campaign.Set
 	templates *mail.Templates
 	// rules, when set, make the worker check exit_when before sending.
-	rules *audience.Rules
-	smtp      *smtptest.Server
-	metrics   *metrics.Metrics
-	links     *unsubscribe.Links // nil: no unsubscribe links
-	log       *slog.Logger
+	rules   *audience.Rules
+	smtp    *smtptest.Server
+	metrics *metrics.Metrics
+	links   *unsubscribe.Links // nil: no unsubscribe links
+	log     *slog.Logger
 	// now is the worker's clock; nil: the fixture's instant.
 	now func() time.Time
 	// from is the worker's MAIL_FROM; nil: "Shop <hello@example.com>".
