@@ -139,11 +139,7 @@ func (a *app) preview(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.loadContent()
-	if err != nil {
-		return err
-	}
-	st, err := a.openStore(ctx)
+	c, st, err := a.contentAndStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -188,11 +184,7 @@ func (a *app) sendTest(ctx context.Context, args []string) error {
 	if addr, err := netmail.ParseAddress(*to); err != nil || addr.Address != *to {
 		return exitError{code: 2, msg: fmt.Sprintf("nurture send-test: --to %q is not a bare email address such as qa@example.com", *to)}
 	}
-	c, err := a.loadContent()
-	if err != nil {
-		return err
-	}
-	st, err := a.openStore(ctx)
+	c, st, err := a.contentAndStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -281,7 +281,7 @@ func roleList(roles map[string]bool) string {
 }
 
 func workerContent(c *content.Content) *worker.Content {
-	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
+	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates, Rules: c.Rules}
 }
 
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and

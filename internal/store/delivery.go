@@ -500,13 +500,21 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err
 	if len(ids) == 0 {
 		return stale, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qRecord), ids, statuses, reasons, errs, msgIDs, replies, attempts)
+	return s.applyByID(ctx, fmt.Sprintf("record %d delivery outcomes", len(ids)), qRecord, ids, stale,
+		ids, statuses, reasons, errs, msgIDs, replies, attempts)
+}
+
+// applyByID runs query, an update of the deliveries ids that returns the
+// ids it changed (lower case), and returns stale with the ids it did not
+// change appended.
+func (s *Store) applyByID(ctx context.Context, what, query string, ids, stale []string, args ...any) ([]string, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	done := make(map[string]bool, len(applied))
 	for _, id := range applied {
@@ -552,24 +560,7 @@ func (s *Store) Defer(ctx context.Context, ds []Deferral) (stale []string, err e
 	if len(ids) == 0 {
 		return stale, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qDeferDeliveries), ids, sendAts, attempts)
-	if err != nil {
-		return nil, fmt.Errorf("defer %d deliveries: %w", len(ids), err)
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("defer %d deliveries: %w", len(ids), err)
-	}
-	done := make(map[string]bool, len(applied))
-	for _, id := range applied {
-		done[id] = true
-	}
-	for _, id := range ids {
-		if !done[strings.ToLower(id)] {
-			stale = append(stale, id)
-		}
-	}
-	return stale, nil
+	return s.applyByID(ctx, fmt.Sprintf("defer %d deliveries", len(ids)), qDeferDeliveries, ids, stale, ids, sendAts, attempts)
 }
 
 // clean makes text from SMTP servers and errors storable: PostgreSQL text

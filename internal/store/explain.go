@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,4 +46,34 @@ func (s *Store) History(ctx context.Context, id string, at time.Time) (CustomerH
 		return h, fmt.Errorf("history of customer %q: %w", id, err)
 	}
 	return h, nil
+}
+
+// Event returns the event whose id (dedup_key) is id, as expressions see
+// it, or an error wrapping ErrNotFound.
+func (s *Store) Event(ctx context.Context, id string) (*audience.Event, error) {
+	var (
+		ev     = &audience.Event{ID: id}
+		at     time.Time
+		amount pgtype.Float8
+		props  []byte
+	)
+	err := s.pool.QueryRow(ctx, s.q.get(qEvent), id).Scan(&ev.Type, &at, &amount, &props)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("event %q: %w", id, err)
+	}
+	ev.OccurredAt = at.UTC()
+	if amount.Valid {
+		a := amount.Float64
+		ev.Amount = &a
+	}
+	if ev.Properties, err = decodeAttributes(props, false); err != nil {
+		return nil, fmt.Errorf("event %q: %w", id, err)
+	}
+	if ev.Properties == nil {
+		ev.Properties = map[string]any{}
+	}
+	return ev, nil
 }

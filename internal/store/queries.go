@@ -68,6 +68,7 @@ const (
 	qExitRemovedJourneys  = "exit-removed-journeys"
 	qJourneys             = "journeys"
 	qExplainHistory       = "explain-history"
+	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
 )
@@ -85,7 +86,7 @@ var queryNames = []string{
 	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
 	qStageHistory,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
-	qExplainHistory,
+	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
 }
 

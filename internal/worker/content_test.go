@@ -150,8 +150,8 @@ func TestMissingTemplateIsSkipped(t *testing.T) {
 	p.plant(store.NewDelivery{Campaign: "welcome", CustomerID: "c1", Stage: "new", Template: "welcome-old"})
 	p.startWorker()
 	d := p.waitFinished()["welcome/c1"]
-	if d.Status != store.StatusSkipped || d.Reason != `template "welcome-old" not found` || d.SkippedAt == nil {
-		t.Errorf("welcome/c1: %s %q, want skipped %q", d.Status, d.Reason, `template "welcome-old" not found`)
+	if d.Status != store.StatusSkipped || d.Reason != "template removed" || d.LastError != `template "welcome-old" not found` || d.SkippedAt == nil {
+		t.Errorf("welcome/c1: %s %q %q, want skipped %q %q", d.Status, d.Reason, d.LastError, "template removed", `template "welcome-old" not found`)
 	}
 	if p.smtp.Count() != 0 {
 		t.Errorf("SMTP server got %d messages, want 0", p.smtp.Count())

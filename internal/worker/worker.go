@@ -17,6 +17,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"nurture/internal/audience"
 	"nurture/internal/campaign"
 	"nurture/internal/compose"
 	nmail "nurture/internal/mail"
@@ -76,6 +77,10 @@ func (c Config) withDefaults() Config {
 type Content struct {
 	Campaigns *campaign.Set
 	Templates *nmail.Templates
+	// Rules are the campaigns' compiled expressions; with them, a
+	// campaign's exit_when is checked again just before each send. Nil:
+	// not checked.
+	Rules *audience.Rules
 }
 
 // Worker handles TaskSend tasks.
@@ -337,6 +342,46 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	}
 }
 
+// exits reports whether the campaign's exit_when holds for the claimed
+// delivery's customer at now (with its triggering event, when it has one):
+// a journey step or triggered email that is no longer wanted is not sent.
+// The journey itself ends at its next evaluation, which checks exit_when
+// again. An expression that fails at run time lets the email go, as it
+// would have been planned, and is logged.
+func (w *Worker) exits(ctx context.Context, rules *audience.Rules, c *store.Claim, now time.Time) (bool, error) {
+	if rules == nil {
+		return false, nil
+	}
+	t := rules.Target(c.Campaign)
+	if t == nil || t.Campaign.ExitWhen == "" {
+		return false, nil
+	}
+	f := audience.FactsAt(&c.Customer, now)
+	stage, err := rules.Stage(&f)
+	if err != nil {
+		w.log.Warn("stage expression failed before send; exit_when not checked", "delivery", c.ID, "err", err)
+		return false, nil
+	}
+	f.Stage = stage
+	if c.EventID != "" {
+		ev, err := w.store.Event(ctx, c.EventID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The event is gone; exit_when is read without it.
+		case err != nil:
+			return false, err
+		default:
+			f.Event = ev
+		}
+	}
+	exit, err := t.ExitWhen(&f)
+	if err != nil {
+		w.log.Warn("exit_when failed before send; sending as planned", "delivery", c.ID, "err", err)
+		return false, nil
+	}
+	return exit, nil
+}
+
 // Reload replaces the campaigns and templates used for emails not yet rendered.
 func (w *Worker) Reload(c *Content) { w.content.Store(c) }
 
@@ -522,6 +567,11 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.
 		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}, time.Time{}
 	}
 	now := w.cfg.Now()
+	if exit, err := w.exits(ctx, content.Rules, c, now); err != nil {
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error()}, time.Time{}
+	} else if exit {
+		return store.Outcome{Status: store.StatusSkipped, Reason: "exit_when"}, time.Time{}
+	}
 	if at := w.sendTime(content.Campaigns, camp, c, now); at.After(now) {
 		return store.Outcome{}, at
 	}

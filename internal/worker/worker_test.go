@@ -46,10 +46,12 @@ type pipeline struct {
 	// them after planning, as a reload does.
 	campaigns *campaign.Set
 	templates *mail.Templates
-	smtp      *smtptest.Server
-	metrics   *metrics.Metrics
-	links     *unsubscribe.Links // nil: no unsubscribe links
-	log       *slog.Logger
+	// rules, when set, make the worker check exit_when before sending.
+	rules   *audience.Rules
+	smtp    *smtptest.Server
+	metrics *metrics.Metrics
+	links   *unsubscribe.Links // nil: no unsubscribe links
+	log     *slog.Logger
 	// now is the worker's clock; nil: the fixture's instant.
 	now func() time.Time
 	// from is the worker's MAIL_FROM; nil: "Shop <hello@example.com>".
@@ -121,7 +123,7 @@ func (p *pipeline) startWorker() {
 		from = *p.from
 	}
 	w := worker.New(worker.Config{From: from, Unsubscribe: p.links, Now: now},
-		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates}, p.metrics, p.log)
+		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates, Rules: p.rules}, p.metrics, p.log)
 	runWorker(p.t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
 		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
@@ -397,7 +399,7 @@ func TestRemovedContentIsSkipped(t *testing.T) {
 		name, reason, lastError string
 		reload                  func(p *pipeline)
 	}{
-		{"template", "template removed", `template "nudge" is no longer loaded`, func(p *pipeline) {
+		{"template", "template removed", `template "nudge" not found`, func(p *pipeline) {
 			// The campaign stays, and the worker's templates lose nudge's.
 			dir := t.TempDir()
 			for _, f := range []string{"welcome.subject.tmpl", "welcome.html.tmpl", "welcome.txt.tmpl"} {

@@ -21,3 +21,9 @@ SELECT campaign, true AS journey,
 FROM journeys
 WHERE customer_id = $1
 GROUP BY campaign;
+
+-- name: event
+-- One event by its id (dedup_key), as expressions see it.
+SELECT type, occurred_at, amount::float8 AS amount, properties
+FROM events
+WHERE dedup_key = $1;
