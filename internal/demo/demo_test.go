@@ -229,3 +229,28 @@ func TestRunDays(t *testing.T) {
 		t.Errorf("%d review requests sent, %d of them on Monday, want some of both:\n%s", reviews, monday, out)
 	}
 }
+
+// TestRunOneCustomer: an audience too small for every kind of activity
+// still replays its days to the end.
+func TestRunOneCustomer(t *testing.T) {
+	t.Parallel()
+	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
+	cfg := demo.DefaultConfig()
+	cfg.DatabaseURL = dbURL
+	cfg.RedisURL = testenv.RedisURL(t)
+	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
+	cfg.Customers = 1
+	cfg.Days = 2
+	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
+	cfg.Now = func() time.Time { return time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC) }
+	var stdout, stderr bytes.Buffer
+	if err := demo.Run(context.Background(), cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("Run: %v\n%s%s", err, &stdout, &stderr)
+	}
+	// The one customer is new: no one to place the large order that makes
+	// a customer loyal.
+	out := stdout.String()
+	if n := strings.Count(out, "    activity: 1 cart abandoned, 1 order\n"); n != 2 {
+		t.Errorf("%d activity lines without a large order, want 2:\n%s", n, out)
+	}
+}

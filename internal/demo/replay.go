@@ -272,18 +272,22 @@ func dayActivity(seed uint64, d, n int, at time.Time, buyer journeyCustomer) act
 	}
 	// A large first or early order: a prospect, active or at-risk customer
 	// (never more than 300 spent before) passes 500 and becomes loyal at
-	// the next stage sweep.
-	var i int
-	for {
-		i = rng.IntN(n)
-		if p := sample.Profile(i % 8); p == sample.Prospect || p == sample.Active || p == sample.AtRisk {
+	// the next stage sweep. Three profiles in eight fit, so 64 draws all
+	// but always find one; a tiny audience may have none.
+	big := ""
+	for range 64 {
+		i := rng.IntN(n)
+		if p := sample.ProfileOf(i); p == sample.Prospect || p == sample.Active || p == sample.AtRisk {
+			big = customerID(i)
 			break
 		}
 	}
-	a.events = append(a.events, demoEvent{
-		ID: fmt.Sprintf("demo-d%d-big", d), CustomerID: customerID(i), Type: "purchase",
-		OccurredAt: at.Add(-minutes(10, 600)), Amount: money(520, 600),
-	})
+	if big != "" {
+		a.events = append(a.events, demoEvent{
+			ID: fmt.Sprintf("demo-d%d-big", d), CustomerID: big, Type: "purchase",
+			OccurredAt: at.Add(-minutes(10, 600)), Amount: money(520, 600),
+		})
+	}
 	if buyer.customer != "" {
 		a.events = append(a.events, demoEvent{
 			ID: fmt.Sprintf("demo-d%d-first-order", d), CustomerID: buyer.customer, Type: "purchase",
@@ -293,8 +297,11 @@ func dayActivity(seed uint64, d, n int, at time.Time, buyer journeyCustomer) act
 	for i := range a.events {
 		a.events[i].OccurredAt = a.events[i].OccurredAt.Truncate(time.Minute)
 	}
-	a.story = append(a.story, fmt.Sprintf("%s abandoned, %s, and a large order from %s",
-		count(some, "cart"), count(max(1, n/200), "order"), customerID(i)))
+	story := fmt.Sprintf("%s abandoned, %s", count(some, "cart"), count(max(1, n/200), "order"))
+	if big != "" {
+		story += ", and a large order from " + big
+	}
+	a.story = append(a.story, story)
 	if buyer.customer != "" {
 		a.story = append(a.story, fmt.Sprintf("%s, in the %s journey, places a first order", buyer.customer, buyer.campaign))
 	}

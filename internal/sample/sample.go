@@ -34,6 +34,9 @@ var profileNames = [...]string{"new", "prospect", "active", "recent_buyer", "loy
 
 func (p Profile) String() string { return profileNames[p] }
 
+// ProfileOf is the profile of the i-th customer (0-based) Write generates.
+func ProfileOf(i int) Profile { return Profile(i % int(numProfiles)) }
+
 type customer struct {
 	ID         string         `json:"id"`
 	Email      string         `json:"email"`
@@ -68,7 +71,7 @@ func Write(customers, events io.Writer, n int, seed uint64, at time.Time) error 
 	at = at.UTC().Truncate(time.Second)
 	day := 24 * time.Hour
 	for i := range n {
-		p := Profile(i % int(numProfiles))
+		p := ProfileOf(i)
 		id := fmt.Sprintf("c%07d", i+1)
 		c := customer{
 			ID:         id,
