@@ -2,10 +2,12 @@
 -- does.
 
 -- name: scratch-reset
-TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries;
+TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
+         journeys, customer_stages, stage_changes, stage_sweeps;
 
 -- name: scratch-clear-deliveries
-TRUNCATE deliveries;
+-- Deliveries and the journeys they belong to.
+TRUNCATE deliveries, journeys;
 
 -- name: scratch-vacuum
 -- After a bulk import, so that timings do not depend on when autovacuum
