@@ -129,11 +129,7 @@ func (a *app) stage(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.loadContent()
-	if err != nil {
-		return err
-	}
-	st, err := a.openStore(ctx)
+	c, st, err := a.contentAndStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -372,6 +372,20 @@ func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, a.databaseURL, store.Config{})
 }
 
+// contentAndStore loads campaigns and templates, then opens the store;
+// the caller closes the store.
+func (a *app) contentAndStore(ctx context.Context) (*content.Content, *store.Store, error) {
+	c, err := a.loadContent()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 // openRedis connects to Redis within a few seconds.
 func (a *app) openRedis(ctx context.Context) (*redis.Client, error) {
 	o, err := queue.RedisOptions(a.redisURL)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		t.Skip("waits for Asynq to recover the dead worker's tasks (about a minute)")
 	}
 	env := fixtureEnv(t)
-	env["CAMPAIGNS_DIR"], env["TEMPLATES_DIR"] = "../../campaigns", "../../templates"
+	env["CAMPAIGNS_DIR"], env["TEMPLATES_DIR"] = sendNowCampaigns(t), "../../templates"
 	at := time.Now().UTC().Truncate(time.Second)
 
 	dir := t.TempDir()
@@ -124,4 +126,33 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		t.Errorf("%d distinct messages received, want %d", len(received), total)
 	}
 	t.Logf("%d deliveries, %d received twice (of %d in flight at the kill)", total, dups, len(inFlight))
+}
+
+// sendNowCampaigns copies the shipped lifecycle and the six scheduled
+// single-email campaigns into a directory of their own, without
+// settings.yaml (its send window would hold emails until working hours)
+// and without winback's experiment (held-out entries are never sent): a
+// tick at any instant plans emails that go out at once.
+func sendNowCampaigns(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"lifecycle", "at-risk-nudge", "loyalty-reward", "onboarding", "referral-ask", "thank-you", "winback"} {
+		src, err := os.ReadFile(filepath.Join("../../campaigns", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(src)
+		if name == "winback" {
+			i := strings.Index(text, "\n# holdout:")
+			if i < 0 {
+				t.Fatal("campaigns/winback.yaml: no holdout comment to cut the experiment at")
+			}
+			text = text[:i+1]
+		}
+		text = strings.Replace(text, "enabled: false", "enabled: true", 1)
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

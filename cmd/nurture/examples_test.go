@@ -68,33 +68,35 @@ func TestExamples(t *testing.T) {
 	wantPlan := "" +
 		"CAMPAIGN           CUSTOMER                 EMAIL                            STAGE      TEMPLATE\n" +
 		"at-risk-nudge      c16                      priya.c16@example.com            at_risk    at-risk\n" +
-		"at-risk-nudge      c17                      quinn.c17@example.com            at_risk    at-risk\n" +
+		"at-risk-nudge      c17                      quinn.c17@example.com            at_risk    at-risk          send_at=2026-11-24T14:00:00Z\n" +
 		"at-risk-nudge      c19                      sami.c19@example.com             at_risk    at-risk\n" +
-		"at-risk-nudge      c20                      tomas.c20@example.com            at_risk    at-risk\n" +
-		"loyalty-reward     c25                      yara.c25@example.com             loyal      loyalty-reward\n" +
+		"at-risk-nudge      c20                      tomas.c20@example.com            at_risk    at-risk          send_at=2026-11-24T11:00:00Z\n" +
+		"cart-reminder      c05                      emeka.c05@example.com            new        cart-reminder    event=c05-cart_abandoned-1\n" +
+		"loyalty-reward     c25                      yara.c25@example.com             loyal      loyalty-reward   send_at=2026-11-24T13:00:00Z\n" +
 		"loyalty-reward     c26                      zeynep.c26@example.com           loyal      loyalty-reward\n" +
 		"loyalty-reward     c27                      aiko.c27@example.com             loyal      loyalty-reward\n" +
 		"loyalty-reward     c28                      bilal.c28@example.com            loyal      loyalty-reward\n" +
 		"loyalty-reward     c35                      ingrid.c35@example.com           loyal      loyalty-reward\n" +
-		"onboarding         c01                      ann.c01@example.com              new        onboarding\n" +
-		"onboarding         c02                      bo.c02@example.com               new        onboarding\n" +
-		"onboarding         c03                      chloe.c03@example.com            new        onboarding\n" +
-		"onboarding         c04                      dev.c04@example.com              new        onboarding\n" +
-		"onboarding         c05                      emeka.c05@example.com            new        onboarding\n" +
-		"onboarding         c34                      hugo.c34@example.com             new        onboarding\n" +
 		"referral-ask       c21                      uma.c21@example.com              advocate   referral\n" +
 		"referral-ask       c22                      viktor.c22@example.com           advocate   referral\n" +
 		"referral-ask       c23                      wen.c23@example.com              advocate   referral\n" +
 		"referral-ask       c24                      xavier.c24@example.com           advocate   referral\n" +
+		"review-request     c32                      farid.c32@example.com            active     review-request   event=c32-purchase-2\n" +
 		"thank-you          c22                      viktor.c22@example.com           advocate   thank-you\n" +
 		"thank-you          c26                      zeynep.c26@example.com           loyal      thank-you\n" +
 		"thank-you          c29                      carmen.c29@example.com           active     thank-you\n" +
 		"thank-you          c36                      jonas.c36@example.com            active     thank-you\n" +
-		"winback            c11                      kofi.c11@example.com             lapsed     winback\n" +
-		"winback            c12                      lena.c12@example.com             lapsed     winback\n" +
-		"winback            c15                      oskar.c15@example.com            lapsed     winback\n" +
+		"welcome-series     c01                      ann.c01@example.com              new        welcome-1\n" +
+		"welcome-series     c02                      bo.c02@example.com               new        welcome-1\n" +
+		"welcome-series     c03                      chloe.c03@example.com            new        welcome-1\n" +
+		"welcome-series     c04                      dev.c04@example.com              new        welcome-1\n" +
+		"welcome-series     c05                      emeka.c05@example.com            new        welcome-1\n" +
+		"welcome-series     c34                      hugo.c34@example.com             new        welcome-1        send_at=2026-11-24T21:00:00Z\n" +
+		"winback            c11                      kofi.c11@example.com             lapsed     winback          variant=a\n" +
+		"winback            c12                      lena.c12@example.com             lapsed     winback          variant=a\n" +
+		"winback            c15                      oskar.c15@example.com            lapsed     winback-b        variant=b\n" +
 		"\n" +
-		"26 email(s) would be planned at 2026-11-24T09:00:00Z (dry run: nothing written)\n"
+		"28 email(s) would be planned at 2026-11-24T09:00:00Z (dry run: nothing written)\n"
 	if stdout != wantPlan {
 		t.Errorf("plan --at %s:\n%s\nwant:\n%s", tutorialAt, stdout, wantPlan)
 	}

@@ -29,10 +29,14 @@ func TestExplain(t *testing.T) {
 		"\n" +
 		"CAMPAIGN           PLANNED  WHY\n" +
 		"at-risk-nudge      no       inactive_days: inactive for 70 days; the campaign wants 30..59\n" +
+		"cart-reminder      no       not due: no entry by event cart_abandoned is due in (2026-11-23T09:00:00Z, 2026-11-24T09:00:00Z]\n" +
+		"loyalty-club       no       not due: no entry by entering stage loyal is due in (2026-11-21T09:00:00Z, 2026-11-24T09:00:00Z]\n" +
 		"loyalty-reward     no       stage: stage is at_risk; the campaign targets loyal\n" +
-		"onboarding         no       stage: stage is at_risk; the campaign targets new\n" +
+		"onboarding         no       disabled: the campaign is disabled\n" +
 		"referral-ask       no       stage: stage is at_risk; the campaign targets advocate\n" +
+		"review-request     no       not due: no entry by event purchase is due in (2026-11-22T09:00:00Z, 2026-11-24T09:00:00Z]\n" +
 		"thank-you          no       stage: stage is at_risk; the campaign targets active, loyal, advocate\n" +
+		"welcome-series     no       stage: stage is at_risk; the campaign targets new\n" +
 		"winback            no       stage: stage is at_risk; the campaign targets lapsed\n"
 	if code != 0 || stdout != want {
 		t.Errorf("explain c18: status %d\n%s\nwant:\n%s\nstderr: %s", code, stdout, want, stderr)

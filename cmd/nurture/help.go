@@ -122,6 +122,29 @@ nothing.`,
 			flags:   []string{"at", "json"},
 		},
 		{
+			name: "preview",
+			args: "CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]",
+			description: `Renders one customer's email of a campaign, as a worker would build it,
+to stdout: text prints the subject and the text part, html the HTML
+part, eml the whole message with its headers. Facts and stage are those
+at TIME (default now). --step picks a journey's step, --variant an
+experiment variant. Writes nothing.`,
+			example: "nurture preview winback --customer c11 --at 2026-11-24T09:00:00Z",
+			needs:   needDB | needContent,
+			flags:   []string{"customer", "at", "step", "variant", "format", "from", "unsubscribe-url"},
+		},
+		{
+			name: "send-test",
+			args: "CAMPAIGN --customer ID --to ADDRESS [--step N] [--variant V]",
+			description: `Sends one copy of a customer's email of a campaign to ADDRESS only, over
+SMTP_URL (or into the outbox) and from the sender a worker would use,
+with "[TEST] " before the subject and no unsubscribe link. It is
+recorded nowhere: no delivery row, and a Message-ID of its own.`,
+			example: "nurture send-test winback --customer c11 --to qa@example.com",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox"},
+		},
+		{
 			name: "suppress",
 			args: "[add] [--reason TEXT] [--source TEXT] EMAIL... | remove EMAIL... | list [--json]",
 			description: `Keeps the suppression list: addresses no email is planned or sent to,

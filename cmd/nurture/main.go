@@ -57,6 +57,10 @@ Commands:
                                   delivery rows: status, reason, attempts
   explain CUSTOMER --at TIME [--json]
                                   why a customer would or would not get each campaign
+  preview CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]
+                                  print a customer's email as a worker would send it
+  send-test CAMPAIGN --customer ID --to ADDRESS [--step N] [--variant V]
+                                  send one copy marked [TEST] to ADDRESS, recorded nowhere
   suppress [add] [--reason TEXT] EMAIL... | remove EMAIL... | list
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
@@ -104,6 +108,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.suppress(ctx, rest)
 	case "subscribe":
 		return a.subscribe(ctx, rest)
+	case "preview":
+		return a.preview(ctx, rest)
+	case "send-test":
+		return a.sendTest(ctx, rest)
 	case "serve":
 		return a.serve(ctx, rest)
 	case "demo":

@@ -31,16 +31,16 @@ import (
 
 // serveConfig is what serve reads beyond the common flags.
 type serveConfig struct {
-	roles       map[string]bool
-	http        httpserver.Config
-	smtp        mail.Config
+	roles map[string]bool
+	http  httpserver.Config
+	smtp  mail.Config
+	// from is MAIL_FROM; empty: settings.yaml's from, else the default.
 	from        string
 	concurrency int
 	// sched holds the scheduler's trigger poll and stage sweep periods.
 	sched scheduler.Config
-	// unsubscribeURL and the UNSUBSCRIBE_SECRET make unsubscribe links.
-	unsubscribeURL string
-	unsubscribe    *unsubscribe.Links
+	// unsubscribe makes unsubscribe links (PUBLIC_URL and SECRET).
+	unsubscribe *unsubscribe.Links
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -51,9 +51,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes .eml files to --outbox (SMTP_URL)")
 	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
-	fs.StringVar(&cfg.from, "from", a.env("MAIL_FROM", "nurture <nurture@localhost>"), "sender of campaigns that name none (MAIL_FROM)")
-	fs.StringVar(&cfg.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
-	ttl := a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
+	mf := a.registerMailFlags(fs, true)
 	cfg.sched.TriggerPoll = a.envDuration("TRIGGER_POLL", 5*time.Second)
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
@@ -71,13 +69,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if cfg.unsubscribeURL != "" {
-		links, err := unsubscribe.New(unsubscribe.Config{BaseURL: cfg.unsubscribeURL,
-			Secret: a.env("SECRET", a.getenv("UNSUBSCRIBE_SECRET")), TTL: ttl})
-		if err != nil {
-			return fmt.Errorf("--unsubscribe-url: %w (set SECRET)", err)
-		}
-		cfg.unsubscribe = links
+	cfg.from = mf.from
+	if cfg.unsubscribe, err = mf.links(nil); err != nil {
+		return err
 	}
 	// Take SIGHUP from the start: its default action would end the process.
 	hup := make(chan os.Signal, 1)
@@ -287,7 +281,7 @@ func roleList(roles map[string]bool) string {
 }
 
 func workerContent(c *content.Content) *worker.Content {
-	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates}
+	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates, Rules: c.Rules}
 }
 
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and

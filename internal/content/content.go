@@ -105,7 +105,7 @@ func checkTemplates(errs *campaign.Errors, c *campaign.Campaign, tmpls *mail.Tem
 			continue
 		}
 		for _, d := range samples(c) {
-			if _, err := mail.RenderSubject(v.Subject, d); err != nil {
+			if _, err := mail.RenderSubject("", v.Subject, d); err != nil {
 				*errs = append(*errs, subjectError(fmt.Sprintf("variants[%d].subject", i+1), v.SubjectPos, err))
 				break
 			}

@@ -2,34 +2,42 @@ package mail
 
 import (
 	"bytes"
-	"errors"
+	"io"
 	"strings"
 	texttemplate "text/template"
+	"time"
 )
 
-// RenderSubject executes src, a subject line written as a template (a
-// campaign variant's subject), with d, as a NAME.subject.tmpl file would
-// be. Errors are TemplateError values with an empty File, their Line and
-// Col counted within src.
-func RenderSubject(src string, d *Data) (string, error) {
-	const name = "subject"
-	t, err := texttemplate.New(name).Option("missingkey=error").Funcs(textFuncs).Parse(src)
+// RenderSubject executes src, a subject written as a template (such as an
+// experiment variant's subject override), with d, as a NAME.subject.tmpl
+// file would be. Errors are TemplateError values naming where, a label
+// such as `campaigns/winback.yaml: variants "b" subject`.
+func RenderSubject(where, src string, d *Data) (string, error) {
+	t, err := texttemplate.New("subject").Option("missingkey=error").Funcs(textFuncs).Parse(src)
 	if err != nil {
-		return "", templateError("", name, err)
+		return "", templateError(where, "subject", err)
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&limitWriter{buf: &buf, left: MaxRenderedSize}, d); err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return "", TemplateError{Msg: ErrTooLarge.Error()}
-		}
-		return "", templateError("", name, err)
+		return "", renderError(where, err)
 	}
 	s := strings.TrimSpace(buf.String())
 	switch {
 	case s == "":
-		return "", TemplateError{Msg: "subject is empty"}
+		return "", TemplateError{File: where, Msg: "subject is empty"}
 	case strings.ContainsAny(s, "\r\n"):
-		return "", TemplateError{Msg: "subject must be a single line"}
+		return "", TemplateError{File: where, Msg: "subject must be a single line"}
 	}
 	return s, nil
+}
+
+// WriteMessage writes m as the complete RFC 5322 message a transport
+// would send, dated now: what the file outbox stores, for previews.
+func WriteMessage(w io.Writer, m *Message, now time.Time) error {
+	msg, _, err := m.build(now)
+	if err != nil {
+		return err
+	}
+	_, err = msg.WriteTo(w)
+	return err
 }

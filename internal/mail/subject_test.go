@@ -8,7 +8,7 @@ import (
 )
 
 func TestRenderSubject(t *testing.T) {
-	got, err := mail.RenderSubject(`{{.FirstName}}, {{attr . "plan" "free"}} is waiting`, mail.SampleData())
+	got, err := mail.RenderSubject("", `{{.FirstName}}, {{attr . "plan" "free"}} is waiting`, mail.SampleData())
 	if err != nil || got != "Ann, pro is waiting" {
 		t.Errorf("RenderSubject = %q, %v; want %q", got, err, "Ann, pro is waiting")
 	}
@@ -23,7 +23,7 @@ func TestRenderSubject(t *testing.T) {
 		{"{{\"a\\nb\"}}", "subject must be a single line", 0, 0},
 	}
 	for _, tt := range tests {
-		_, err := mail.RenderSubject(tt.src, mail.SampleData())
+		_, err := mail.RenderSubject("", tt.src, mail.SampleData())
 		var te mail.TemplateError
 		if !errors.As(err, &te) {
 			t.Errorf("%q: %v (%T), want a TemplateError", tt.src, err, err)

@@ -31,6 +31,7 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	loadedAt   prometheus.Gauge
 	loadedOK   prometheus.Gauge
+	deferred   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -103,8 +104,12 @@ func New() *Metrics {
 		Name: "nurture_stage_changes_total",
 		Help: "Stage changes recorded by stage sweeps: baseline (a first recorded stage) or entry (what stage triggers plan).",
 	}, []string{"kind"})
+	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_deferred_total",
+		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
+	}, []string{"campaign"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,6 +118,13 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Deferred counts one delivery put back until its send window opens.
+func (m *Metrics) Deferred(campaign string) {
+	if m != nil {
+		m.deferred.WithLabelValues(campaign).Inc()
 	}
 }
 

@@ -84,9 +84,30 @@ func (p *Planner) Explain(ctx context.Context, rules *audience.Rules, id string,
 			return nil, err
 		}
 	}
+	// Stage triggers see the entries a sweep at the instant would record,
+	// as plan does.
+	var simulated []store.StageEntry
+	if watched := watchedStages(rules.Targets()); len(watched) > 0 {
+		all, err := p.simulateSweep(ctx, rules, at, watched)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range all {
+			if e.CustomerID == id {
+				simulated = append(simulated, e)
+			}
+		}
+	}
 	verdicts := map[string]Verdict{}
 	for _, t := range ByPriority(rules.Targets()) {
-		v := p.verdict(rules, t, &cu, &facts, hist, at)
+		var v Verdict
+		if t.Campaign.Trigger != nil && t.Campaign.Enabled {
+			if v, err = p.triggerVerdict(ctx, rules, t, &cu, at, simulated); err != nil {
+				return nil, err
+			}
+		} else {
+			v = p.verdict(rules, t, &cu, &facts, hist, at)
+		}
 		if v.Planned && v.Status == store.StatusPlanned && cp.On() {
 			if !ledger.Decide(cp, id, *v.SendAt) {
 				v = Verdict{Campaign: v.Campaign, Rule: RuleCapped,
@@ -105,12 +126,6 @@ func (p *Planner) Explain(ctx context.Context, rules *audience.Rules, id string,
 func (p *Planner) verdict(rules *audience.Rules, t *audience.Target, cu *audience.Customer, f *audience.Facts, hist store.CustomerHistory, at time.Time) Verdict {
 	c := t.Campaign
 	v := Verdict{Campaign: c.Name}
-	if c.Trigger != nil {
-		v.Rule, v.Detail = RuleNotDue, "triggered by "+triggerName(c.Trigger)+"; explain evaluates scheduled campaigns"
-		if c.Enabled {
-			return v
-		}
-	}
 	h := hist.Emails[c.Name]
 	if c.IsJourney() {
 		h = hist.Journeys[c.Name]
@@ -161,6 +176,81 @@ func (p *Planner) verdict(rules *audience.Rules, t *audience.Target, cu *audienc
 		v.Planned, v.Rule, v.Detail = false, RuleWhere, "the step's where is false"
 	}
 	return v
+}
+
+// triggerVerdict is the answer of the triggered campaign t: planned for
+// the first of the customer's due entries that passes every rule,
+// otherwise the rule that kept out the last one, or "not due" when none is
+// due.
+func (p *Planner) triggerVerdict(ctx context.Context, rules *audience.Rules, t *audience.Target, cu *audience.Customer, at time.Time, simulated []store.StageEntry) (Verdict, error) {
+	c := t.Campaign
+	v := Verdict{Campaign: c.Name, Rule: RuleNotDue,
+		Detail: fmt.Sprintf("no entry by %s is due in (%s, %s]", triggerName(c.Trigger), at.Add(-within(c.Trigger)).Format(time.RFC3339), at.Format(time.RFC3339))}
+	decided := false
+	err := p.store.DueEntries(ctx, dueFilter(c, at, simulated), func(e *store.DueEntry) error {
+		if decided || e.Customer.ID != cu.ID {
+			return nil
+		}
+		f := audience.FactsAt(&e.Customer, at)
+		stage, err := rules.Stage(&f)
+		if err != nil {
+			v = Verdict{Campaign: c.Name, Rule: RuleError, Detail: err.Error()}
+			return nil
+		}
+		f.Stage = stage
+		rule, err := t.Why(&e.Customer, &f, e.History, at)
+		f.Event = e.Event
+		if err == nil && rule == "" && e.Event != nil {
+			var ok bool
+			if ok, err = t.TriggerWhere(&f); !ok && err == nil {
+				rule = RuleWhere
+			}
+		}
+		if err == nil && rule == "" {
+			var exit bool
+			if exit, err = t.ExitWhen(&f); exit {
+				rule = RuleExitWhen
+			}
+		}
+		switch {
+		case err != nil:
+			v = Verdict{Campaign: c.Name, Rule: RuleError, Detail: err.Error()}
+		case rule != "":
+			v = Verdict{Campaign: c.Name, Rule: rule, Detail: detail(rule, c, &e.Customer, &f, e.History) + entryName(e)}
+		default:
+			decided = true
+			v = Verdict{Campaign: c.Name, Planned: true, Status: store.StatusPlanned, Step: 1, Detail: "entry" + entryName(e)}
+			var rows []Planned
+			collect := func(pl *Planned) error { rows = append(rows, *pl); return nil }
+			var st Stats
+			if c.IsJourney() {
+				_ = p.enterJourney(rules, t, &e.Customer, &f, e.Due, e.EventID, &st, collect, nil)
+			} else {
+				pl := Planned{Campaign: c.Name, CustomerID: cu.ID, Template: c.Email.Template, SendAt: at, Step: 1, Status: store.StatusPlanned}
+				if win := rules.Set().EffectiveWindow(c); win != nil {
+					pl.SendAt = win.SendAt(at, p.zones.Load(cu.Timezone))
+				}
+				p.assign(&pl, c, experimentOf(c))
+				rows = append(rows, pl)
+			}
+			if len(rows) > 0 {
+				r := rows[0]
+				v.Status, v.Step, v.Template, v.Variant = r.Status, r.Step, r.Template, r.Variant
+				sendAt := r.SendAt
+				v.SendAt = &sendAt
+			}
+		}
+		return nil
+	})
+	return v, err
+}
+
+// entryName says which entry a trigger verdict is about.
+func entryName(e *store.DueEntry) string {
+	if e.EventID != "" {
+		return " (event " + e.EventID + ")"
+	}
+	return " (stage entry at " + e.Due.Format(time.RFC3339) + ")"
 }
 
 // RuleWhere is audience.RuleWhere, for a step's where too.

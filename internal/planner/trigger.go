@@ -22,6 +22,15 @@ func within(tr *campaign.Trigger) time.Duration {
 	return campaign.DefaultWithin
 }
 
+// dueFilter selects the due entries of the triggered campaign c at now.
+func dueFilter(c *campaign.Campaign, now time.Time, simulated []store.StageEntry) store.DueFilter {
+	tr := c.Trigger
+	return store.DueFilter{
+		Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage, Journey: c.IsJourney(),
+		Now: now, Delay: tr.Delay, Within: within(tr), Simulated: simulated,
+	}
+}
+
 // dueEntries calls fn with every entry of the triggered campaign t that is
 // due at now (due <= now < due + within), has no delivery yet, and passes
 // the audience rules, trigger.where and exit_when at now. simulated are
@@ -35,11 +44,7 @@ func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audi
 		return st, nil
 	}
 	now = now.UTC()
-	tr := c.Trigger
-	f := store.DueFilter{
-		Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage, Journey: c.IsJourney(),
-		Now: now, Delay: tr.Delay, Within: within(tr), Simulated: simulated,
-	}
+	f := dueFilter(c, now, simulated)
 	var (
 		customer  string     // the customer of the entries seen last
 		sends     int        // entries given to fn for them in this evaluation

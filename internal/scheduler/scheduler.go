@@ -118,6 +118,10 @@ type Scheduler struct {
 	mu         sync.Mutex
 	reloadedAt time.Time
 	leader     atomic.Bool
+	// fireMu serialises the ticks of cron jobs, and fired holds, per fire
+	// time, the campaigns already ticked at it (see fire).
+	fireMu sync.Mutex
+	fired  map[time.Time]map[string]bool
 
 	cancel context.CancelFunc // set by Start
 	done   chan struct{}
@@ -361,8 +365,51 @@ func (s *Scheduler) job(ctx context.Context, name, spec string, sched cron.Sched
 		// latest one not after now, which is stable to the second.
 		at := latestFire(sched, s.now(), last)
 		last = at
-		s.tick(ctx, rules, name, at)
+		s.fire(ctx, rules, name, at)
 	})
+}
+
+// fire ticks, at the fire time at, every enabled scheduled campaign that
+// fires then, name among them, in descending priority and then name
+// order, so that under the global frequency cap the higher priority takes
+// a customer's last slot whichever cron job went off first. The other
+// jobs of the same instant then find their campaign ticked and return.
+func (s *Scheduler) fire(ctx context.Context, rules *audience.Rules, name string, at time.Time) {
+	s.fireMu.Lock()
+	defer s.fireMu.Unlock()
+	done := s.firedAt(at)
+	if done[name] {
+		return
+	}
+	for _, t := range planner.ByPriority(rules.Targets()) {
+		c := t.Campaign
+		due := c.Name == name ||
+			c.Enabled && c.Cron != nil && c.Trigger == nil && c.Cron.Next(at.Add(-time.Second)).Equal(at)
+		if !due || done[c.Name] {
+			continue
+		}
+		done[c.Name] = true
+		s.tick(ctx, rules, c.Name, at)
+	}
+}
+
+// firedAt returns the campaigns ticked at the fire time at, forgetting
+// fire times more than a day older. The caller holds fireMu.
+func (s *Scheduler) firedAt(at time.Time) map[string]bool {
+	if s.fired == nil {
+		s.fired = map[time.Time]map[string]bool{}
+	}
+	for t := range s.fired {
+		if t.Before(at.Add(-24 * time.Hour)) {
+			delete(s.fired, t)
+		}
+	}
+	done := s.fired[at]
+	if done == nil {
+		done = map[string]bool{}
+		s.fired[at] = done
+	}
+	return done
 }
 
 // latestFire returns the latest fire time of sched not after now and after
@@ -408,8 +455,13 @@ func (s *Scheduler) tick(ctx context.Context, rules *audience.Rules, name string
 func (s *Scheduler) catchUp(ctx context.Context, since time.Time, only []string) {
 	rules := s.rules.Load()
 	now := s.now().UTC()
-	for _, t := range rules.Targets() {
-		if !scheduled(t) || ctx.Err() != nil {
+	type fire struct {
+		name string
+		at   time.Time
+	}
+	var fires []fire // in priority order, then sorted by time below
+	for _, t := range planner.ByPriority(rules.Targets()) {
+		if !scheduled(t) {
 			continue
 		}
 		if only != nil && !slices.Contains(only, t.Campaign.Name) {
@@ -419,11 +471,23 @@ func (s *Scheduler) catchUp(ctx context.Context, since time.Time, only []string)
 		for f := t.Campaign.Cron.Next(since); !f.After(now); f = t.Campaign.Cron.Next(f) {
 			missed = f
 		}
-		if missed.IsZero() {
-			continue
+		if !missed.IsZero() {
+			fires = append(fires, fire{t.Campaign.Name, missed})
 		}
-		s.log.Info("catching up the latest fire time", "campaign", t.Campaign.Name, "occurrence", missed.Format(time.RFC3339))
-		s.tick(ctx, rules, t.Campaign.Name, missed)
+	}
+	// Fire times in order; at one instant, campaigns in priority order.
+	slices.SortStableFunc(fires, func(a, b fire) int { return a.at.Compare(b.at) })
+	for _, f := range fires {
+		if ctx.Err() != nil {
+			return
+		}
+		s.fireMu.Lock()
+		if done := s.firedAt(f.at); !done[f.name] {
+			done[f.name] = true
+			s.log.Info("catching up the latest fire time", "campaign", f.name, "occurrence", f.at.Format(time.RFC3339))
+			s.tick(ctx, rules, f.name, f.at)
+		}
+		s.fireMu.Unlock()
 	}
 }
 

@@ -338,3 +338,56 @@ func lossesSeen(t *testing.T, m *metrics.Metrics) int {
 type tlog struct{ t *testing.T }
 
 func (l tlog) Write(b []byte) (int, error) { l.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+
+// TestSameInstantPlansInPriorityOrder: two campaigns fire at the same
+// instant for the same customers under a cap of one email a week. The
+// higher priority takes every slot, whichever cron job goes off first;
+// by name, the other would come first.
+func TestSameInstantPlansInPriorityOrder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lc, err := os.ReadFile(filepath.Join(testenv.Fixture("campaigns"), "lifecycle.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("lifecycle.yaml", string(lc))
+	write("settings.yaml", "frequency_cap: {max: 1, per: 168h}\n")
+	write("alpha.yaml", "name: alpha\nschedule: \"@every 1s\"\nemail:\n  template: welcome\n")
+	write("zulu.yaml", "name: zulu\nschedule: \"@every 1s\"\npriority: 10\nemail:\n  template: nudge\n")
+	c, err := content.Load(dir, testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.c = c
+	s := e.scheduler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	byCampaign := func() map[string]int {
+		out := map[string]int{}
+		err := e.st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+			out[d.Campaign+" "+d.Status+" "+d.Reason]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	waitUntil(t, "both campaigns planned", func() bool {
+		m := byCampaign()
+		return m["alpha skipped frequency cap"] > 0 && m["zulu queued "] == m["alpha skipped frequency cap"]
+	})
+	cancel()
+	<-done
+	m := byCampaign()
+	if len(m) != 2 {
+		t.Errorf("deliveries by campaign and status: %v; want zulu queued and alpha capped only", m)
+	}
+}

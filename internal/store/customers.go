@@ -320,6 +320,36 @@ func (s *Store) Customers(ctx context.Context, fn func(*audience.Customer) error
 	if err != nil {
 		return fmt.Errorf("customers: %w", err)
 	}
+	return scanCustomers(rows, fn)
+}
+
+// Customer returns the customer id as it is now, with Suppressed set, or
+// an error wrapping ErrNotFound.
+func (s *Store) Customer(ctx context.Context, id string) (audience.Customer, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qCustomer), id)
+	if err != nil {
+		return audience.Customer{}, fmt.Errorf("customer %q: %w", id, err)
+	}
+	var (
+		out   audience.Customer
+		found bool
+	)
+	err = scanCustomers(rows, func(c *audience.Customer) error {
+		out, found = *c, true
+		return nil
+	})
+	if err != nil {
+		return audience.Customer{}, err
+	}
+	if !found {
+		return audience.Customer{}, fmt.Errorf("customer %q: %w", id, ErrNotFound)
+	}
+	return out, nil
+}
+
+// scanCustomers calls fn for each row of a query with the columns of the
+// customers query, reusing one Customer, and closes rows.
+func scanCustomers(rows pgx.Rows, fn func(*audience.Customer) error) error {
 	defer rows.Close()
 	var (
 		c                       audience.Customer

@@ -500,13 +500,21 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err
 	if len(ids) == 0 {
 		return stale, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qRecord), ids, statuses, reasons, errs, msgIDs, replies, attempts)
+	return s.applyByID(ctx, fmt.Sprintf("record %d delivery outcomes", len(ids)), qRecord, ids, stale,
+		ids, statuses, reasons, errs, msgIDs, replies, attempts)
+}
+
+// applyByID runs query, an update of the deliveries ids that returns the
+// ids it changed (lower case), and returns stale with the ids it did not
+// change appended.
+func (s *Store) applyByID(ctx context.Context, what, query string, ids, stale []string, args ...any) ([]string, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("record %d delivery outcomes: %w", len(ids), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	done := make(map[string]bool, len(applied))
 	for _, id := range applied {
@@ -518,6 +526,41 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err
 		}
 	}
 	return stale, nil
+}
+
+// Deferral moves a claimed delivery back to queued until SendAt: a worker
+// picked it up before its send time or outside its send window.
+type Deferral struct {
+	ID string
+	// Attempt is the Claim's Attempts: only the current claim may defer.
+	Attempt int
+	SendAt  time.Time
+}
+
+// Defer applies deferrals in one round trip: each delivery still being
+// sent by the claim that defers it goes back to queued with its new
+// send_at, and the attempt that claim counted is given back, as nothing
+// was tried. It returns the ids it did not change (finished, taken over
+// by a later claim, or unknown).
+func (s *Store) Defer(ctx context.Context, ds []Deferral) (stale []string, err error) {
+	ds = slices.Clone(ds)
+	slices.SortFunc(ds, func(a, b Deferral) int { return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID)) })
+	var (
+		ids      = make([]string, 0, len(ds))
+		sendAts  = make([]time.Time, 0, len(ds))
+		attempts = make([]int32, 0, len(ds))
+	)
+	for _, d := range ds {
+		if !isUUID(d.ID) {
+			stale = append(stale, d.ID)
+			continue
+		}
+		ids, sendAts, attempts = append(ids, d.ID), append(sendAts, d.SendAt), append(attempts, int32(d.Attempt))
+	}
+	if len(ids) == 0 {
+		return stale, nil
+	}
+	return s.applyByID(ctx, fmt.Sprintf("defer %d deliveries", len(ids)), qDeferDeliveries, ids, stale, ids, sendAts, attempts)
 }
 
 // clean makes text from SMTP servers and errors storable: PostgreSQL text

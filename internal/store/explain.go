@@ -20,33 +20,6 @@ type CustomerHistory struct {
 	Journeys map[string]audience.History
 }
 
-// Customer returns the customer id as it is now, with Subscribed false
-// when they or their address opted out and Suppressed set, or an error
-// wrapping ErrNotFound.
-func (s *Store) Customer(ctx context.Context, id string) (audience.Customer, error) {
-	var (
-		c                     audience.Customer
-		orders                int32
-		attrs                 []byte
-		firstPur, lastPur     pgtype.Timestamptz
-		createdAt, lastActive time.Time
-	)
-	err := s.pool.QueryRow(ctx, s.q.get(qExplainCustomer), id).Scan(&c.ID, &c.Email, &c.FirstName, &c.Timezone,
-		&c.Subscribed, &c.Suppressed, &createdAt, &attrs, &orders, &c.TotalSpent, &firstPur, &lastPur, &lastActive)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, fmt.Errorf("customer %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return c, fmt.Errorf("customer %q: %w", id, err)
-	}
-	c.OrdersCount, c.CreatedAt, c.LastActiveAt = int(orders), createdAt.UTC(), lastActive.UTC()
-	c.FirstPurchaseAt, c.LastPurchaseAt = timePtr(firstPur), timePtr(lastPur)
-	if c.Attributes, err = decodeAttributes(attrs, false); err != nil {
-		return c, fmt.Errorf("customer %q: %w", id, err)
-	}
-	return c, nil
-}
-
 // History returns customer id's history of every campaign as of at.
 func (s *Store) History(ctx context.Context, id string, at time.Time) (CustomerHistory, error) {
 	h := CustomerHistory{Emails: map[string]audience.History{}, Journeys: map[string]audience.History{}}
@@ -73,4 +46,34 @@ func (s *Store) History(ctx context.Context, id string, at time.Time) (CustomerH
 		return h, fmt.Errorf("history of customer %q: %w", id, err)
 	}
 	return h, nil
+}
+
+// Event returns the event whose id (dedup_key) is id, as expressions see
+// it, or an error wrapping ErrNotFound.
+func (s *Store) Event(ctx context.Context, id string) (*audience.Event, error) {
+	var (
+		ev     = &audience.Event{ID: id}
+		at     time.Time
+		amount pgtype.Float8
+		props  []byte
+	)
+	err := s.pool.QueryRow(ctx, s.q.get(qEvent), id).Scan(&ev.Type, &at, &amount, &props)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("event %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("event %q: %w", id, err)
+	}
+	ev.OccurredAt = at.UTC()
+	if amount.Valid {
+		a := amount.Float64
+		ev.Amount = &a
+	}
+	if ev.Properties, err = decodeAttributes(props, false); err != nil {
+		return nil, fmt.Errorf("event %q: %w", id, err)
+	}
+	if ev.Properties == nil {
+		ev.Properties = map[string]any{}
+	}
+	return ev, nil
 }

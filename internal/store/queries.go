@@ -67,8 +67,10 @@ const (
 	qActiveJourneys       = "active-journeys"
 	qExitRemovedJourneys  = "exit-removed-journeys"
 	qJourneys             = "journeys"
-	qExplainCustomer      = "explain-customer"
 	qExplainHistory       = "explain-history"
+	qEvent                = "event"
+	qDeferDeliveries      = "defer-deliveries"
+	qCustomer             = "customer"
 )
 
 var queryNames = []string{
@@ -85,7 +87,8 @@ var queryNames = []string{
 	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
 	qStageHistory,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
-	qExplainCustomer, qExplainHistory,
+	qExplainHistory, qEvent,
+	qDeferDeliveries, qCustomer,
 }
 
 // queries maps a query name to its SQL.

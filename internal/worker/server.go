@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -102,12 +101,14 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, log *slog.Logger) *S
 			Concurrency: concurrency,
 			Queues:      queues,
 			// Asynq passes the number of retries so far: 0 before the first.
-			RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
-				return Backoff(cfg.RetryBase, cfg.RetryMax, n+1)
+			// A deferred delivery runs again when its send window opens.
+			RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+				return retryDelay(cfg.RetryBase, cfg.RetryMax, n+1, err)
 			},
-			// A database outage is not the delivery's fault: retry without
-			// using up the task's retries, so no outage can exhaust them.
-			IsFailure:                func(err error) bool { return !errors.Is(err, ErrInfrastructure) },
+			// A database outage is not the delivery's fault, and a deferral
+			// is no attempt: retry without using up the task's retries, so
+			// no outage and no wait for a window can exhaust them.
+			IsFailure:                isFailure,
 			ShutdownTimeout:          cfg.ShutdownTimeout,
 			TaskCheckInterval:        cfg.PollInterval,
 			DelayedTaskCheckInterval: min(cfg.RetryBase, 5*time.Second),

@@ -1,6 +1,7 @@
 // Package worker sends deliveries: it is the Asynq handler that claims a
-// delivery row, re-checks consent, renders the campaign's template, sends it
-// over a pooled SMTP transport and records the outcome.
+// delivery row, re-checks consent and the send window, renders the
+// delivery's template, sends it over a pooled SMTP transport and records
+// the outcome.
 package worker
 
 import (
@@ -9,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,21 +19,24 @@ import (
 
 	"nurture/internal/audience"
 	"nurture/internal/campaign"
+	"nurture/internal/compose"
 	nmail "nurture/internal/mail"
 	"nurture/internal/metrics"
 	"nurture/internal/queue"
 	"nurture/internal/ratelog"
 	"nurture/internal/store"
 	"nurture/internal/unsubscribe"
+	"nurture/internal/window"
 )
 
 // Config configures a Worker. Zero values take the documented defaults.
 type Config struct {
-	// From is the sender of campaigns that name none. Default
-	// "nurture <nurture@localhost>".
+	// From is the sender of campaigns that name none (MAIL_FROM). Empty:
+	// the from of the campaigns' settings.yaml, else
+	// "nurture <nurture@localhost>" (compose.DefaultFrom).
 	From string
 	// MessageIDDomain is the right-hand side of Message-IDs. Default: the
-	// domain of From.
+	// domain of the sender of campaigns that name none.
 	MessageIDDomain string
 	// Batch is the most deliveries claimed or recorded in one database
 	// round trip. Default 500.
@@ -43,7 +45,8 @@ type Config struct {
 	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
 	Unsubscribe *unsubscribe.Links
 	// Now is the clock emails are rendered with (inactive_days and the
-	// other facts) and trouble is timed by. Default time.Now.
+	// other facts), send times and windows are checked against, and
+	// trouble is timed by. Default time.Now.
 	Now func() time.Time
 	// DrainInterval is how often outcomes kept in Redis during a database
 	// outage are moved into PostgreSQL. Default 2s.
@@ -55,17 +58,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.From == "" {
-		c.From = "nurture <nurture@localhost>"
-	}
-	if c.MessageIDDomain == "" {
-		c.MessageIDDomain = "localhost"
-		if a, err := mail.ParseAddress(c.From); err == nil {
-			if at := strings.LastIndexByte(a.Address, '@'); at >= 0 {
-				c.MessageIDDomain = a.Address[at+1:]
-			}
-		}
-	}
 	if c.Batch <= 0 {
 		c.Batch = 500
 	}
@@ -85,6 +77,10 @@ func (c Config) withDefaults() Config {
 type Content struct {
 	Campaigns *campaign.Set
 	Templates *nmail.Templates
+	// Rules are the campaigns' compiled expressions; with them, a
+	// campaign's exit_when is checked again just before each send. Nil:
+	// not checked.
+	Rules *audience.Rules
 }
 
 // Worker handles TaskSend tasks.
@@ -96,12 +92,15 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	content atomic.Pointer[Content]
+	compose *compose.Composer
+	zones   window.Zones
 	trouble *trouble
 	// infra logs PostgreSQL and Redis trouble, rate-limited by kind.
 	infra *ratelog.Limiter
 
 	claims  *batcher[string, claim]
 	records *batcher[store.Outcome, bool]
+	defers  *batcher[store.Deferral, bool]
 	// inflight counts running handlers: Asynq's Shutdown returns without
 	// waiting for handlers it gave up on, and their outcomes must still be
 	// recorded before the batchers stop.
@@ -157,7 +156,8 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
-		infra: ratelog.New(log, cfg.TroubleInterval, cfg.Now)}
+		infra:   ratelog.New(log, cfg.TroubleInterval, cfg.Now),
+		compose: compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe})}
 	w.content.Store(content)
 	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler
@@ -188,6 +188,19 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		m.InfraError("postgres", "record")
 		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
+	})
+	w.defers = newBatcher(2, cfg.Batch, recordTimeout, func(ctx context.Context, ds []store.Deferral) ([]bool, error) {
+		stale, err := st.Defer(ctx, ds)
+		if err != nil {
+			m.InfraError("postgres", "defer")
+			w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
+			return nil, err
+		}
+		applied := make([]bool, len(ds))
+		for i := range applied {
+			applied[i] = !slices.Contains(stale, ds[i].ID)
+		}
+		return applied, nil
 	})
 	return w
 }
@@ -329,6 +342,46 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	}
 }
 
+// exits reports whether the campaign's exit_when holds for the claimed
+// delivery's customer at now (with its triggering event, when it has one):
+// a journey step or triggered email that is no longer wanted is not sent.
+// The journey itself ends at its next evaluation, which checks exit_when
+// again. An expression that fails at run time lets the email go, as it
+// would have been planned, and is logged.
+func (w *Worker) exits(ctx context.Context, rules *audience.Rules, c *store.Claim, now time.Time) (bool, error) {
+	if rules == nil {
+		return false, nil
+	}
+	t := rules.Target(c.Campaign)
+	if t == nil || t.Campaign.ExitWhen == "" {
+		return false, nil
+	}
+	f := audience.FactsAt(&c.Customer, now)
+	stage, err := rules.Stage(&f)
+	if err != nil {
+		w.log.Warn("stage expression failed before send; exit_when not checked", "delivery", c.ID, "err", err)
+		return false, nil
+	}
+	f.Stage = stage
+	if c.EventID != "" {
+		ev, err := w.store.Event(ctx, c.EventID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The event is gone; exit_when is read without it.
+		case err != nil:
+			return false, err
+		default:
+			f.Event = ev
+		}
+	}
+	exit, err := t.ExitWhen(&f)
+	if err != nil {
+		w.log.Warn("exit_when failed before send; sending as planned", "delivery", c.ID, "err", err)
+		return false, nil
+	}
+	return exit, nil
+}
+
 // Reload replaces the campaigns and templates used for emails not yet rendered.
 func (w *Worker) Reload(c *Content) { w.content.Store(c) }
 
@@ -352,6 +405,7 @@ func (w *Worker) Close() {
 	}
 	w.claims.close()
 	w.records.close()
+	w.defers.close()
 }
 
 // ProcessTask implements asynq.Handler.
@@ -382,7 +436,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		out = *c.kept
 		w.log.Info("recording the outcome an earlier attempt kept during a database outage", "delivery_id", id, "status", out.Status)
 	} else {
-		out = w.send(ctx, &c.Claim)
+		var until time.Time
+		if out, until = w.send(ctx, &c.Claim); !until.IsZero() {
+			return w.deferDelivery(ctx, &c.Claim, until)
+		}
 	}
 	out.ID = id
 	out.Attempt = c.Attempts
@@ -490,86 +547,70 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt}, nil
 }
 
-// send decides the outcome of one claimed delivery.
-func (w *Worker) send(ctx context.Context, c *store.Claim) store.Outcome {
+// send decides the outcome of one claimed delivery, or, when it must
+// not go out yet, returns the time to defer it to instead.
+func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.Time) {
 	switch {
 	case !c.CustomerFound:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}, time.Time{}
 	case !c.Customer.Subscribed:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "unsubscribed"}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "unsubscribed"}, time.Time{}
 	case c.Customer.Suppressed:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}, time.Time{}
 	}
 	content := w.content.Load()
 	camp := content.Campaigns.Campaign(c.Campaign)
 	switch {
 	case camp == nil:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign removed"}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign removed"}, time.Time{}
 	case !camp.Enabled:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}
-	}
-	from := w.cfg.From
-	if camp.Email.From != "" {
-		from = camp.Email.From
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}, time.Time{}
 	}
 	now := w.cfg.Now()
-	facts := audience.FactsAt(&c.Customer, now)
-	facts.Stage = c.Stage
-	data := &nmail.Data{Facts: facts, Campaign: c.Campaign, Now: now}
-	headers := map[string]string{
-		"X-Nurture-Campaign": c.Campaign,
-		"X-Nurture-Delivery": c.ID,
+	if exit, err := w.exits(ctx, content.Rules, c, now); err != nil {
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error()}, time.Time{}
+	} else if exit {
+		return store.Outcome{Status: store.StatusSkipped, Reason: "exit_when"}, time.Time{}
 	}
-	if w.cfg.Unsubscribe != nil {
-		data.UnsubscribeURL = w.cfg.Unsubscribe.URL(c.Customer.ID, c.Campaign)
-		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
-		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	if at := w.sendTime(content.Campaigns, camp, c, now); at.After(now) {
+		return store.Outcome{}, at
 	}
-	if !content.Templates.Has(c.Template) {
-		// A reload removed it (the campaign, or this journey step, now
-		// names another): the delivery cannot be rendered as planned.
-		return store.Outcome{Status: store.StatusSkipped, Reason: "template removed",
-			Error: fmt.Sprintf("template %q is no longer loaded", c.Template)}
+	msg, err := w.compose.Message(compose.Input{
+		DeliveryID: c.ID, Campaign: camp, Settings: &content.Campaigns.Settings,
+		Templates: content.Templates, Template: c.Template, Variant: c.Variant,
+		Customer: &c.Customer, Stage: c.Stage, Now: now,
+	})
+	switch {
+	case errors.Is(err, compose.ErrTemplateNotFound):
+		// A reload removed it after planning (the campaign, or this
+		// journey step, now names another): the error says which.
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template removed", Error: err.Error()}, time.Time{}
+	case err != nil:
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}, time.Time{}
 	}
-	r, err := content.Templates.Render(c.Template, data)
-	if err != nil {
-		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}
-	}
-	msgID := nmail.MessageID(c.ID, w.cfg.MessageIDDomain)
-	msg := &nmail.Message{
-		ID:         c.ID,
-		Campaign:   c.Campaign,
-		CustomerID: c.Customer.ID,
-		MessageID:  msgID,
-		From:       from,
-		To:         c.Customer.Email,
-		Subject:    r.Subject,
-		HTML:       r.HTML,
-		Text:       r.Text,
-		Headers:    headers,
-	}
+	msgID := msg.MessageID
 	start := time.Now()
 	reply, err := w.sender.Send(ctx, msg)
 	w.metrics.SendLatency(time.Since(start))
 	if err == nil {
 		w.trouble.ok()
-		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}
+		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}, time.Time{}
 	}
 	w.trouble.failed(err)
 	if nmail.IsPermanent(err) {
-		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}
+		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}, time.Time{}
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	if ctx.Err() != nil {
 		// Cut short by a shutdown or the task's timeout, not the server's
 		// fault: Asynq runs the task again without counting an attempt.
-		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}
 	}
 	if retried >= maxRetry {
-		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}
+		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}, time.Time{}
 	}
-	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}
+	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}
 }
 
 // Health reports SMTP trouble: an error while the latest sends failed on

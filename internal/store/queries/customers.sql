@@ -136,3 +136,14 @@ SELECT (SELECT count(*) FROM customers),
        (SELECT count(*) FROM events),
        (SELECT count(*) FROM suppressions),
        (SELECT count(*) FROM deliveries);
+
+-- name: customer
+-- One customer, with the same columns as customers, as a claim sees them:
+-- subscribed unless they or their address opted out.
+SELECT c.id, c.email, c.first_name, c.timezone,
+       c.subscribed AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
+       c.created_at, c.attributes,
+       c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
+FROM customers c
+WHERE c.id = $1;

@@ -176,3 +176,14 @@ SELECT pg_try_advisory_lock($1);
 
 -- name: release-leader
 SELECT pg_advisory_unlock($1);
+
+-- name: defer-deliveries
+-- A worker picked these up before their send time or outside their send
+-- window: back to queued with the new send time. A deferral is not a send
+-- attempt, so the claim's attempt is given back. Only the claim that is
+-- current may defer (the same guard as record).
+UPDATE deliveries d
+SET status = 'queued', send_at = o.send_at, attempts = d.attempts - 1, queued_at = now(), updated_at = now()
+FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[]) AS o (id, send_at, attempt)
+WHERE d.id = o.id AND d.status = 'sending' AND d.attempts = o.attempt
+RETURNING d.id::text;

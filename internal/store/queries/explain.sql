@@ -1,16 +1,5 @@
 -- What `nurture explain` reads about one customer.
 
--- name: explain-customer
--- The customer as a claim sees them: subscribed unless they or their
--- address opted out, and whether the address is suppressed.
-SELECT c.id, c.email, c.first_name, c.timezone,
-       c.subscribed AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
-       c.created_at, c.attributes, c.orders_count, c.total_spent::float8 AS total_spent,
-       c.first_purchase_at, c.last_purchase_at, c.last_active_at
-FROM customers c
-WHERE c.id = $1;
-
 -- name: explain-history
 -- The customer's history of each campaign as of $2, as the candidate scans
 -- count it: entries of single emails from deliveries, of journeys from
@@ -32,3 +21,9 @@ SELECT campaign, true AS journey,
 FROM journeys
 WHERE customer_id = $1
 GROUP BY campaign;
+
+-- name: event
+-- One event by its id (dedup_key), as expressions see it.
+SELECT type, occurred_at, amount::float8 AS amount, properties
+FROM events
+WHERE dedup_key = $1;

@@ -1,0 +1,96 @@
+package compose_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"nurture/internal/audience"
+	"nurture/internal/campaign"
+	"nurture/internal/compose"
+	"nurture/internal/mail"
+	"nurture/internal/testenv"
+)
+
+func TestSenderPrecedence(t *testing.T) {
+	withFrom := &campaign.Campaign{Name: "c", Email: campaign.Email{Template: "welcome", From: "Campaign <c@camp.example>"}}
+	without := &campaign.Campaign{Name: "c", Email: campaign.Email{Template: "welcome"}}
+	variant := &campaign.Variant{Name: "b", From: "Variant <v@var.example>"}
+	plain := &campaign.Variant{Name: "a"}
+	settings := &campaign.Settings{From: "Settings <s@set.example>"}
+	for _, tc := range []struct {
+		name     string
+		mailFrom string
+		camp     *campaign.Campaign
+		v        *campaign.Variant
+		settings *campaign.Settings
+		want     string
+	}{
+		{"variant beats all", "Env <e@env.example>", withFrom, variant, settings, "Variant <v@var.example>"},
+		{"campaign beats MAIL_FROM and settings", "Env <e@env.example>", withFrom, plain, settings, "Campaign <c@camp.example>"},
+		{"MAIL_FROM beats settings", "Env <e@env.example>", without, nil, settings, "Env <e@env.example>"},
+		{"settings without MAIL_FROM", "", without, plain, settings, "Settings <s@set.example>"},
+		{"default", "", without, nil, &campaign.Settings{}, compose.DefaultFrom},
+		{"default without settings", "", without, nil, nil, compose.DefaultFrom},
+	} {
+		c := compose.New(compose.Config{From: tc.mailFrom})
+		if got := c.From(tc.camp, tc.v, tc.settings); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMessage(t *testing.T) {
+	tmpls, err := mail.LoadTemplates(testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	cu := &audience.Customer{ID: "c1", Email: "ann@example.com", FirstName: "Ann", CreatedAt: now.Add(-48 * time.Hour), LastActiveAt: now}
+	camp := &campaign.Campaign{Name: "welcome", Email: campaign.Email{Template: "welcome"},
+		Variants: []campaign.Variant{{Name: "b", Subject: "Psst {{.FirstName}}"}}}
+	c := compose.New(compose.Config{})
+	settings := &campaign.Settings{From: "Shop <hi@shop.example>"}
+
+	m, err := c.Message(compose.Input{DeliveryID: "d1", Campaign: camp, Settings: settings, Templates: tmpls, Template: "welcome",
+		Variant: "b", Customer: cu, Stage: "new", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Psst Ann" || m.From != "Shop <hi@shop.example>" || m.MessageID != "<d1@shop.example>" || m.To != "ann@example.com" ||
+		m.Text != "Hi Ann, welcome to the shop.\n" || m.Headers["X-Nurture-Delivery"] != "d1" || m.Headers["X-Nurture-Campaign"] != "welcome" {
+		t.Errorf("message: %+v", m)
+	}
+
+	_, err = c.Message(compose.Input{DeliveryID: "d1", Campaign: camp, Templates: tmpls, Template: "gone", Customer: cu, Now: now})
+	if !errors.Is(err, compose.ErrTemplateNotFound) || err.Error() != `template "gone" not found` {
+		t.Errorf("missing template: %v", err)
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	journey := &campaign.Campaign{Name: "onboarding", Steps: []campaign.Step{{Template: "welcome-1"}, {Template: "welcome-2"}}}
+	single := &campaign.Campaign{Name: "winback", Email: campaign.Email{Template: "winback"},
+		Variants: []campaign.Variant{{Name: "a"}, {Name: "b", Template: "winback-b"}}}
+	for _, tc := range []struct {
+		camp         *campaign.Campaign
+		step         int
+		variant      string
+		want, errMsg string
+	}{
+		{journey, 0, "", "welcome-1", ""},
+		{journey, 2, "", "welcome-2", ""},
+		{journey, 3, "", "", `step 3: campaign "onboarding" has steps 1 to 2`},
+		{journey, -1, "", "", `step -1: campaign "onboarding" has steps 1 to 2`},
+		{single, 0, "", "winback", ""},
+		{single, 1, "", "winback", ""},
+		{single, 0, "a", "winback", ""},
+		{single, 0, "b", "winback-b", ""},
+		{single, 0, "holdout", "", `variant "holdout": campaign "winback" has no such variant; its variants are a, b`},
+	} {
+		got, err := compose.Template(tc.camp, tc.step, tc.variant)
+		if got != tc.want || (err == nil) != (tc.errMsg == "") || (err != nil && err.Error() != tc.errMsg) {
+			t.Errorf("%s step %d variant %q: %q, %v; want %q, %q", tc.camp.Name, tc.step, tc.variant, got, err, tc.want, tc.errMsg)
+		}
+	}
+}
