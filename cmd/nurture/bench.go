@@ -15,14 +15,19 @@ func (a *app) bench(ctx context.Context, args []string) error {
 	}
 	cfg := bench.DefaultConfig()
 	fs := a.flags("bench")
-	fs.StringVar(&cfg.Only, "only", cfg.Only, "parts to run: a planning, b enqueueing, c end-to-end sending, d peak RSS of a tick")
-	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "customers in the generated audience (parts a, c, d)")
+	fs.StringVar(&cfg.Only, "only", cfg.Only, "parts to run: a planning, b enqueueing, c end-to-end sending, d peak RSS of a tick, e planning with the toolkit, f stage sweeps, g event import, h trigger lag")
+	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "customers in the generated audience (parts a, c, d, e, f)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to enqueue (part b)")
 	fs.IntVar(&cfg.Sends, "sends", cfg.Sends, "deliveries to plan and send (part c)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "worker concurrency, and concurrency of the raw sends (part c)")
 	fs.IntVar(&cfg.SMTPConns, "smtp-conns", cfg.SMTPConns, "SMTP connections (part c)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of part a; each campaign's fastest round counts")
+	fs.IntVar(&cfg.Events, "events", cfg.Events, "events to import (part g)")
+	fs.IntVar(&cfg.EventFile, "event-file", cfg.EventFile, "events per imported file (part g)")
+	fs.IntVar(&cfg.TriggerRate, "trigger-rate", cfg.TriggerRate, "events per second imported while measuring the trigger lag (part h)")
+	fs.DurationVar(&cfg.TriggerTime, "trigger-time", cfg.TriggerTime, "how long part h imports events")
+	fs.DurationVar(&cfg.TriggerPoll, "trigger-poll", cfg.TriggerPoll, "period of the trigger poll (parts g, h)")
 	fs.BoolVar(&cfg.Reimport, "reimport", false, "import the audience again even when the database holds it")
 	fs.StringVar(&cfg.Profile, "profile", "", "write a CPU profile of each part to this directory")
 	fs.Lookup("database-url").DefValue = bench.DefaultDatabaseURL
@@ -51,6 +56,7 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 	fs := a.flags("bench " + bench.ChildCommand)
 	baseline := fs.Bool("baseline", false, "connect and load the campaigns, but do not tick")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the tick to this file")
+	sweep := fs.Bool("sweep", false, "record the stage sweep instead of ticking")
 	ta, err := a.tickFlags(ctx, fs, args)
 	if err != nil {
 		return err
@@ -63,6 +69,6 @@ func (a *app) benchChild(ctx context.Context, args []string) error {
 	defer closeQueue()
 	return bench.RunChild(ctx, bench.ChildConfig{
 		Planner: planner.New(ta.store, a.log), Rules: ta.content.Rules, Targets: ta.targets, At: ta.at,
-		Queue: q, Baseline: *baseline, CPUProfile: *cpuprofile,
+		Queue: q, Baseline: *baseline, Sweep: *sweep, CPUProfile: *cpuprofile,
 	}, a.stdout, a.stderr)
 }

@@ -192,13 +192,16 @@ not sent and why.`,
 		},
 		{
 			name: "bench",
-			args: "[--only a,b,c,d] [--customers N] [--tasks N] [--sends N]",
-			description: `Measures planning (a), enqueueing (b), end-to-end sending (c) and the
-peak memory of a tick (d) on a generated audience, in a database and a
-Redis database of its own (BENCH_DATABASE_URL, BENCH_REDIS_URL).`,
+			args: "[--only a,b,c,d,e,f,g,h] [--customers N] [--tasks N] [--sends N] [--events N]",
+			description: `Measures planning (a), enqueueing (b), end-to-end sending (c), the
+peak memory of a tick (d), planning with the toolkit (e), stage sweeps
+(f), event import with triggers polled (g) and the trigger lag (h) on a
+generated audience, in a database and a Redis database of its own
+(BENCH_DATABASE_URL, BENCH_REDIS_URL).`,
 			example: "nurture bench --only a,b --customers 100000",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"only", "customers", "seed", "tasks", "sends", "workers", "smtp-conns", "rounds", "reimport", "profile"},
+			flags: []string{"only", "customers", "seed", "tasks", "sends", "workers", "smtp-conns", "rounds",
+				"events", "event-file", "trigger-rate", "trigger-time", "trigger-poll", "reimport", "profile"},
 		},
 		{
 			name: "healthcheck",
@@ -211,12 +214,12 @@ in images without curl.`,
 		},
 		{
 			name: "bench " + bench.ChildCommand,
-			args: "--at TIME [--baseline] [--cpuprofile FILE]",
-			description: `The child process of bench's part d, which measures the peak memory of
-one tick: bench runs it, people need not.`,
+			args: "--at TIME [--baseline] [--sweep] [--cpuprofile FILE]",
+			description: `The child process of bench's parts d and f, which measures the peak
+memory of one tick or stage sweep: bench runs it, people need not.`,
 			example: "nurture bench --only d",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"at", "campaign", "baseline", "cpuprofile"},
+			flags:   []string{"at", "campaign", "baseline", "sweep", "cpuprofile"},
 		},
 	}
 }

@@ -32,14 +32,15 @@ const (
 )
 
 // AllParts are the parts of the benchmark, in the order they run.
-const AllParts = "a,b,c,d"
+const AllParts = "a,b,c,d,e,f,g,h"
 
 // Config is what the benchmark measures, how big, and where. Start from
 // DefaultConfig: Run refuses sizes below 1.
 type Config struct {
 	// Only lists the parts to run, comma-separated: a planning,
-	// b enqueueing, c end-to-end sending, d peak RSS of a tick.
-	// Default AllParts.
+	// b enqueueing, c end-to-end sending, d peak RSS of a tick, e planning
+	// with the toolkit, f stage sweeps, g event import with triggers
+	// polled, h trigger lag. Default AllParts.
 	Only string
 	// Customers is the size of the generated audience (parts a, c, d).
 	// Default 1,000,000.
@@ -62,6 +63,18 @@ type Config struct {
 	// Rounds is how many rounds of part a run; each campaign's fastest
 	// counts. Default 2.
 	Rounds int
+	// Events is how many events part g imports. Default 200,000.
+	Events int
+	// EventFile is how many events each file of part g holds. Default
+	// 10,000.
+	EventFile int
+	// TriggerRate is the events per second part h imports. Default 1,000.
+	TriggerRate int
+	// TriggerTime is how long part h imports events. Default 60s.
+	TriggerTime time.Duration
+	// TriggerPoll is the period of the trigger poll of parts g and h.
+	// Default 5s, the scheduler's default.
+	TriggerPoll time.Duration
 	// Reimport imports the audience again even when the database holds
 	// it. Default false.
 	Reimport bool
@@ -105,6 +118,11 @@ func DefaultConfig() Config {
 		Workers:      128,
 		SMTPConns:    8,
 		Rounds:       2,
+		Events:       200_000,
+		EventFile:    10_000,
+		TriggerRate:  1_000,
+		TriggerTime:  time.Minute,
+		TriggerPoll:  5 * time.Second,
 		DatabaseURL:  DefaultDatabaseURL,
 		RedisURL:     DefaultRedisURL,
 		CampaignsDir: "campaigns",
@@ -165,50 +183,65 @@ type bench struct {
 	rdb      *redis.Client
 	dir      string           // temporary directory of the campaign sets
 	plan     *content.Content // the ten planning campaigns, in dir/plan
+	shipped  *content.Content // the shipped campaigns and settings (parts e, g)
+	trigger  *content.Content // the one campaign of part h, in dir/trigger
 	send     *content.Content // the one campaign of part c, in dir/send
 	machine  machineInfo
 	imported *importStats // nil when the audience was already there
 	results  []result
-	details  []string // Markdown sections printed after the table
+
+	// What parts e to h measured, for the tests.
+	toolkitStats *toolkitStats
+	sweepStats   *sweepStats
+	ingestStats  *ingestStats
+	lagStats     *lagStats
+	details      []string // Markdown sections printed after the table
 }
 
 // Run runs the parts of the benchmark cfg selects, printing progress on
 // stderr and the results on stdout as Markdown, ready to paste into
 // BENCHMARKS.md. Only one benchmark runs at a time on a machine.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	_, err := run(ctx, cfg, stdout, stderr)
+	return err
+}
+
+// run is Run, returning the finished run for the tests to look into.
+func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*bench, error) {
 	parts, err := parseParts(cfg.Only)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg, err = cfg.withDefaults(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := cfg.check(parts); err != nil {
-		return err
+		return nil, err
 	}
 	unlock, err := lockMachine()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
 	b := &bench{cfg: cfg, parts: parts, log: cfg.Log, stderr: stderr}
 	defer b.close()
 	if err := b.setUp(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	run := map[string]func(context.Context) error{
+	steps := map[string]func(context.Context) error{
 		"a": b.planning, "b": b.enqueueing, "c": b.sending, "d": b.peakRSS,
+		"e": b.toolkit, "f": b.sweeping, "g": b.ingesting, "h": b.triggerLag,
 	}
 	for p := range strings.SplitSeq(AllParts, ",") {
 		if !parts[p] {
 			continue
 		}
-		if err := b.profiled(p, func() error { return run[p](ctx) }); err != nil {
-			return fmt.Errorf("bench part %s: %w", p, err)
+		if err := b.profiled(p, func() error { return steps[p](ctx) }); err != nil {
+			return nil, fmt.Errorf("bench part %s: %w", p, err)
 		}
 	}
 	b.report(stdout)
-	return nil
+	return b, nil
 }
 
 // parseParts parses Config.Only (the --only flag).
@@ -220,7 +253,7 @@ func parseParts(s string) (map[string]bool, error) {
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		if !slices.Contains(strings.Split(AllParts, ","), p) {
-			return nil, fmt.Errorf("--only %q: want a comma-separated list of a, b, c and d", s)
+			return nil, fmt.Errorf("--only %q: want a comma-separated list of a, b, c, d, e, f, g and h", s)
 		}
 		parts[p] = true
 	}
@@ -229,8 +262,11 @@ func parseParts(s string) (map[string]bool, error) {
 
 func (c Config) check(parts map[string]bool) error {
 	switch {
-	case c.Customers < 1 || c.Tasks < 1 || c.Sends < 1 || c.Workers < 1 || c.SMTPConns < 1 || c.Rounds < 1:
-		return errors.New("--customers, --tasks, --sends, --workers, --smtp-conns and --rounds must be at least 1")
+	case c.Customers < 1 || c.Tasks < 1 || c.Sends < 1 || c.Workers < 1 || c.SMTPConns < 1 || c.Rounds < 1 ||
+		c.Events < 1 || c.EventFile < 1 || c.TriggerRate < 1:
+		return errors.New("--customers, --tasks, --sends, --workers, --smtp-conns, --rounds, --events, --event-file and --trigger-rate must be at least 1")
+	case c.TriggerTime < 100*time.Millisecond || c.TriggerPoll <= 0:
+		return errors.New("--trigger-time must be at least 100ms and --trigger-poll positive")
 	case parts["c"] && c.Sends > c.Customers:
 		return fmt.Errorf("--sends %d: at most --customers (%d), one delivery per customer", c.Sends, c.Customers)
 	case c.Customers > 9_999_999:
@@ -240,7 +276,9 @@ func (c Config) check(parts map[string]bool) error {
 }
 
 // needsAudience reports whether a part that reads the audience runs.
-func (b *bench) needsAudience() bool { return b.parts["a"] || b.parts["c"] || b.parts["d"] }
+func (b *bench) needsAudience() bool {
+	return b.parts["a"] || b.parts["c"] || b.parts["d"] || b.parts["e"] || b.parts["f"] || b.parts["g"] || b.parts["h"]
+}
 
 // setUp connects to PostgreSQL and Redis, describes the machine, writes the
 // campaign sets and makes sure the database holds the audience.
@@ -270,6 +308,12 @@ func (b *bench) setUp(ctx context.Context) error {
 		return err
 	}
 	if err := b.loadCampaigns(); err != nil {
+		return err
+	}
+	if b.shipped, err = b.loadSet(b.cfg.CampaignsDir); err != nil {
+		return err
+	}
+	if err := b.loadTriggerSet(); err != nil {
 		return err
 	}
 	if b.needsAudience() {

@@ -60,8 +60,9 @@ func (b *bench) flagsString() string {
 			parts = append(parts, p)
 		}
 	}
-	return fmt.Sprintf("--only %s --customers %d --seed %d --tasks %d --sends %d --workers %d --smtp-conns %d --rounds %d",
-		strings.Join(parts, ","), c.Customers, c.Seed, c.Tasks, c.Sends, c.Workers, c.SMTPConns, c.Rounds)
+	return fmt.Sprintf("--only %s --customers %d --seed %d --tasks %d --sends %d --workers %d --smtp-conns %d --rounds %d --events %d --event-file %d --trigger-rate %d --trigger-time %s --trigger-poll %s",
+		strings.Join(parts, ","), c.Customers, c.Seed, c.Tasks, c.Sends, c.Workers, c.SMTPConns, c.Rounds,
+		c.Events, c.EventFile, c.TriggerRate, c.TriggerTime, c.TriggerPoll)
 }
 
 // met says whether a target holds.

@@ -30,6 +30,17 @@ type childResult struct {
 	Planned     int     `json:"planned"`
 	Enqueued    int     `json:"enqueued"`
 	TickSeconds float64 `json:"tick_seconds"`
+	// Sweep is what a stage sweep (--sweep) recorded.
+	Sweep *sweepCounts `json:"sweep,omitempty"`
+}
+
+// sweepCounts is what the child's stage sweep saw and recorded.
+type sweepCounts struct {
+	Customers int `json:"customers"`
+	Baselines int `json:"baselines"`
+	Changes   int `json:"changes"`
+	Entries   int `json:"entries"`
+	Failed    int `json:"failed"`
 }
 
 // peakRSS is part d: the peak RSS of a process that ticks every planning
@@ -70,17 +81,25 @@ func (b *bench) peakRSS(ctx context.Context) error {
 
 // runChild runs the tick child, or its baseline, and returns its report.
 func (b *bench) runChild(ctx context.Context, baseline bool) (childResult, error) {
+	var extra []string
+	if baseline {
+		extra = append(extra, "--baseline")
+	} else if b.cfg.Profile != "" {
+		extra = append(extra, "--cpuprofile", filepath.Join(b.cfg.Profile, "part-d-tick.pprof"))
+	}
+	return b.child(ctx, filepath.Join(b.dir, "plan"), extra...)
+}
+
+// child runs the child process over the campaigns of dir, with extra
+// flags, and returns its report.
+func (b *bench) child(ctx context.Context, dir string, extra ...string) (childResult, error) {
 	var res childResult
 	exe := b.cfg.Executable
 	args := []string{"bench", ChildCommand,
 		"--database-url", b.cfg.DatabaseURL, "--redis-url", b.cfg.RedisURL,
-		"--campaigns", filepath.Join(b.dir, "plan"), "--templates", b.cfg.TemplatesDir,
+		"--campaigns", dir, "--templates", b.cfg.TemplatesDir,
 		"--at", b.cfg.At.Format(time.RFC3339), "--log-level", b.cfg.LogLevel}
-	if baseline {
-		args = append(args, "--baseline")
-	} else if b.cfg.Profile != "" {
-		args = append(args, "--cpuprofile", filepath.Join(b.cfg.Profile, "part-d-tick.pprof"))
-	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = indent{b.stderr}
 	out, err := cmd.Output()
@@ -108,17 +127,34 @@ type ChildConfig struct {
 	// Baseline skips the tick: the process only connects and loads the
 	// campaigns (--baseline). Default false.
 	Baseline bool
+	// Sweep runs the stage sweep at At instead of the tick (--sweep), for
+	// part f. Default false.
+	Sweep bool
 	// CPUProfile is a file for a CPU profile of the tick (--cpuprofile).
 	// Default "": no profile.
 	CPUProfile string
 }
 
-// RunChild is the child process of part d: unless cfg.Baseline, it ticks
-// every campaign, writing a line per campaign to stderr; then it prints
-// its peak RSS and what the tick did as JSON on stdout, for the parent.
+// RunChild is the child process of parts d and f: unless cfg.Baseline, it
+// ticks every campaign, writing a line per campaign to stderr, or with
+// cfg.Sweep records the stage sweep; then it prints its peak RSS and what
+// it did as JSON on stdout, for the parent.
 func RunChild(ctx context.Context, cfg ChildConfig, stdout, stderr io.Writer) error {
 	var res childResult
-	if !cfg.Baseline {
+	switch {
+	case cfg.Baseline:
+	case cfg.Sweep:
+		start := time.Now()
+		sw, err := cfg.Planner.Sweep(ctx, cfg.Rules, cfg.At)
+		res.TickSeconds = time.Since(start).Seconds()
+		if err != nil {
+			return err
+		}
+		if sw.Refused {
+			return fmt.Errorf("stage sweep at %s refused: history runs to %s", cfg.At.Format(time.RFC3339), sw.Latest.Format(time.RFC3339))
+		}
+		res.Sweep = &sweepCounts{Customers: sw.Customers, Baselines: sw.Baselines, Changes: sw.Changes, Entries: sw.Entries, Failed: sw.Failed}
+	default:
 		stop, err := startProfile(cfg.CPUProfile)
 		if err != nil {
 			return err

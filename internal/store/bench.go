@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -18,10 +19,55 @@ const qServerVersion = "server-version"
 // computing facts or evaluating expressions.
 func (s *Store) ScanCandidates(ctx context.Context, f CandidateFilter) (int, error) {
 	after, upTo := f.bounds()
-	rows, err := s.pool.Query(ctx, s.q.get(qCandidates), f.Campaign, f.At, after, upTo)
+	query := qCandidates
+	if f.Journey {
+		query = qCandidatesJourney
+	}
+	rows, err := s.pool.Query(ctx, s.q.get(query), f.Campaign, f.At, after, upTo)
 	if err != nil {
 		return 0, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
 	}
+	n, err := scanAll(rows)
+	if err != nil {
+		return n, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
+	}
+	return n, nil
+}
+
+// ScanDueEntries runs the query DueEntries runs for f and scans every
+// column into a variable, doing nothing else, and returns the number of
+// rows: the floor of planning a triggered campaign.
+func (s *Store) ScanDueEntries(ctx context.Context, f DueFilter) (int, error) {
+	rows, err := s.dueRows(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	n, err := scanAll(rows)
+	if err != nil {
+		return n, fmt.Errorf("scan due entries of campaign %q: %w", f.Campaign, err)
+	}
+	return n, nil
+}
+
+// ScanSweep runs the query a stage sweep reads customers with and scans
+// every column into a variable, doing nothing else, and returns the number
+// of rows: the floor of a sweep, which also evaluates stages and writes
+// the changes.
+func (s *Store) ScanSweep(ctx context.Context) (int, error) {
+	rows, err := s.pool.Query(ctx, s.q.get(qSweepCustomers))
+	if err != nil {
+		return 0, fmt.Errorf("scan sweep customers: %w", err)
+	}
+	n, err := scanAll(rows)
+	if err != nil {
+		return n, fmt.Errorf("scan sweep customers: %w", err)
+	}
+	return n, nil
+}
+
+// scanAll scans every row of rows into throwaway variables, closes rows
+// and returns how many there were.
+func scanAll(rows pgx.Rows) (int, error) {
 	defer rows.Close()
 	var dest []any
 	n := 0
@@ -30,14 +76,11 @@ func (s *Store) ScanCandidates(ctx context.Context, f CandidateFilter) (int, err
 			dest = scanDest(rows.FieldDescriptions())
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return n, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
+			return n, err
 		}
 		n++
 	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("scan candidates of campaign %q: %w", f.Campaign, err)
-	}
-	return n, nil
+	return n, rows.Err()
 }
 
 // scanDest returns a variable of the natural Go type for each column, so
@@ -47,7 +90,7 @@ func scanDest(fields []pgconn.FieldDescription) []any {
 	for i, fd := range fields {
 		switch fd.DataTypeOID {
 		case pgtype.TextOID, pgtype.VarcharOID:
-			dest[i] = new(string)
+			dest[i] = new(pgtype.Text) // nullable: a sweep's current_stage is null at first
 		case pgtype.JSONBOID, pgtype.JSONOID:
 			dest[i] = new([]byte)
 		case pgtype.TimestamptzOID:

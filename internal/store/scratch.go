@@ -23,6 +23,11 @@ const (
 	qScratchReset           = "scratch-reset"
 	qScratchClearDeliveries = "scratch-clear-deliveries"
 	qScratchVacuum          = "scratch-vacuum"
+	qScratchClearStages     = "scratch-clear-stages"
+	qScratchShiftOrders     = "scratch-shift-orders"
+	qScratchDeleteCustomers = "scratch-delete-customers"
+	qScratchCopyTable       = "scratch-copy-table"
+	qScratchCopyDrop        = "scratch-copy-drop"
 )
 
 // Scratch is a Store on a disposable database, with the helpers that empty
@@ -69,7 +74,7 @@ func (s *Scratch) Reset(ctx context.Context) error {
 	return nil
 }
 
-// ClearDeliveries deletes every delivery, so that a benchmark can plan the
+// ClearDeliveries deletes every delivery and journey, so that a benchmark can plan the
 // same audience again from a clean history.
 func (s *Scratch) ClearDeliveries(ctx context.Context) error {
 	if _, err := s.pool.Exec(ctx, s.q.get(qScratchClearDeliveries)); err != nil {
@@ -84,4 +89,62 @@ func (s *Scratch) Vacuum(ctx context.Context) error {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	return nil
+}
+
+// ClearStages deletes the stage history: every recorded stage, change and
+// sweep, so that the next sweep is a first one.
+func (s *Scratch) ClearStages(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, s.q.get(qScratchClearStages)); err != nil {
+		return fmt.Errorf("clear stages: %w", err)
+	}
+	return nil
+}
+
+// ShiftOrders adds delta to the orders_count of every customer whose id
+// is LIKE pattern, and returns how many there were: a change of facts that
+// moves stages and that the opposite delta undoes exactly.
+func (s *Scratch) ShiftOrders(ctx context.Context, pattern string, delta int) (int, error) {
+	tag, err := s.pool.Exec(ctx, s.q.get(qScratchShiftOrders), pattern, delta)
+	if err != nil {
+		return 0, fmt.Errorf("shift orders of customers %q: %w", pattern, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// DeleteCustomers deletes every customer whose id is LIKE pattern with
+// their events, deliveries, journeys and stage history, and returns how
+// many customers there were.
+func (s *Scratch) DeleteCustomers(ctx context.Context, pattern string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, s.q.get(qScratchDeleteCustomers), pattern).Scan(&n); err != nil {
+		return 0, fmt.Errorf("delete customers %q: %w", pattern, err)
+	}
+	return n, nil
+}
+
+// CopyEvents copies recs, as they are, into a table of their own with the
+// columns of the events table and no index, which it drops after: the
+// floor of importing them. It returns how many rows were copied.
+func (s *Scratch) CopyEvents(ctx context.Context, recs []EventRecord) (int, error) {
+	defer s.pool.Exec(context.WithoutCancel(ctx), s.q.get(qScratchCopyDrop))
+	if _, err := s.pool.Exec(ctx, s.q.get(qScratchCopyDrop)); err != nil {
+		return 0, fmt.Errorf("copy events: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, s.q.get(qScratchCopyTable)); err != nil {
+		return 0, fmt.Errorf("copy events: %w", err)
+	}
+	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"bench_event_copy"},
+		[]string{"dedup_key", "customer_id", "type", "occurred_at", "amount", "properties"},
+		pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+			r := &recs[i]
+			var amount any
+			if r.Amount != nil {
+				amount = *r.Amount
+			}
+			return []any{r.ID, r.CustomerID, r.Type, r.OccurredAt, amount, jsonObject(r.Properties)}, nil
+		}))
+	if err != nil {
+		return 0, fmt.Errorf("copy events: %w", err)
+	}
+	return int(n), nil
 }

@@ -99,14 +99,8 @@ type DueEntry struct {
 	Event *audience.Event
 }
 
-// DueEntries calls fn for each due entry of f's campaign that has no
-// delivery of the campaign yet: for an event trigger, events of the type
-// without an entry of this campaign; for a stage trigger, recorded (and
-// simulated) entries into the stage without a delivery at their due time.
-// Entries of customers that do not exist (yet) are left out. They come in
-// customer id order, then start time. The DueEntry is reused: fn may keep
-// a copy of the value, not the pointer.
-func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) error) error {
+// dueRows runs the query of f's due entries (see DueEntries).
+func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 	// due in (Now - Within, Now]  <=>  start in (Now - Within - Delay, Now - Delay]
 	lo, hi := f.Now.Add(-f.Within-f.Delay), f.Now.Add(-f.Delay)
 	var (
@@ -127,10 +121,26 @@ func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) 
 		rows, err = s.pool.Query(ctx, s.q.get(qDueStageEntries), f.Campaign, f.Stage, lo, hi, f.Now,
 			f.Delay.Microseconds(), ids, times, f.Journey)
 	default:
-		return fmt.Errorf("due entries of campaign %q: want exactly one of an event type and a stage", f.Campaign)
+		return nil, fmt.Errorf("due entries of campaign %q: want exactly one of an event type and a stage", f.Campaign)
 	}
 	if err != nil {
-		return fmt.Errorf("due entries of campaign %q: %w", f.Campaign, err)
+		return nil, fmt.Errorf("due entries of campaign %q: %w", f.Campaign, err)
+	}
+	return rows, nil
+}
+
+// DueEntries calls fn for each due entry of f's campaign that has no
+// delivery of the campaign yet: for an event trigger, events of the type
+// without an entry of this campaign; for a stage trigger, recorded (and
+// simulated) entries into the stage without a delivery at their due time.
+// Entries of customers that do not exist (yet) are left out. They come in
+// customer id order, then start time. The DueEntry is reused: fn may keep
+// a copy of the value, not the pointer.
+func (s *Store) DueEntries(ctx context.Context, f DueFilter, fn func(*DueEntry) error) error {
+	// due in (Now - Within, Now]  <=>  start in (Now - Within - Delay, Now - Delay]
+	rows, err := s.dueRows(ctx, f)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	var (
