@@ -4,8 +4,8 @@
 -- $1 campaign, $2 event type, $3 exclusive lower and $4 inclusive upper
 -- bound of occurred_at (the due window moved back by the delay), $5 the
 -- evaluation instant, $6 whether the campaign is a journey. Events of this
--- type in the window that have no entry of this campaign yet (the
--- anti-joins use deliveries_event_entry and journeys_event_entry), with
+-- type in the window that have no entry of this campaign yet (looked up in
+-- deliveries_event_entry and journeys_event_entry), with
 -- their customer as now; events of unknown customers wait for them.
 -- History is as for candidates: entries (step 1) in every status but
 -- failed and skipped, or for a journey its entries.
@@ -20,6 +20,20 @@ SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::f
        CASE WHEN $6::boolean THEN hj.last_occurrence ELSE h.last_occurrence END AS last_occurrence,
        coalesce(hj.active, false) AS active
 FROM events e
+-- One index lookup per due event for an entry it made already. Written as
+-- NOT EXISTS, the planner, trusting statistics that have not seen the
+-- newest events (it expects one due event), read every entry of the
+-- campaign once per due event; a LIMIT keeps the lookup parameterized.
+LEFT JOIN LATERAL (
+    SELECT 1 AS found FROM deliveries d
+    WHERE d.campaign = $1 AND d.event_id = e.dedup_key AND d.event_id <> '' AND d.step = 1
+    LIMIT 1
+) done_d ON true
+LEFT JOIN LATERAL (
+    SELECT 1 AS found FROM journeys j
+    WHERE j.campaign = $1 AND j.event_id = e.dedup_key AND j.event_id <> ''
+    LIMIT 1
+) done_j ON true
 JOIN customers c ON c.id = e.customer_id
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE d.status NOT IN ('failed', 'skipped')) AS sends,
@@ -36,13 +50,7 @@ LEFT JOIN LATERAL (
     WHERE $6::boolean AND j.campaign = $1 AND j.customer_id = c.id
 ) hj ON true
 WHERE e.type = $2 AND e.occurred_at > $3 AND e.occurred_at <= $4
-  AND NOT EXISTS (
-      SELECT 1 FROM deliveries d
-      WHERE d.campaign = $1 AND d.event_id = e.dedup_key AND d.event_id <> '' AND d.step = 1
-  )
-  AND NOT EXISTS (
-      SELECT 1 FROM journeys j WHERE j.campaign = $1 AND j.event_id = e.dedup_key AND j.event_id <> ''
-  )
+  AND done_d.found IS NULL AND done_j.found IS NULL
 ORDER BY c.id, e.occurred_at, e.dedup_key;
 
 -- name: due-stage-entries
