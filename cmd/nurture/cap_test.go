@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"nurture/internal/sample"
 	"nurture/internal/store"
 )
 
@@ -34,15 +33,7 @@ func TestCapAcrossProcesses(t *testing.T) {
 	}
 	env["CAMPAIGNS_DIR"], env["TEMPLATES_DIR"] = dir, "../../templates"
 	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
-	if err := sample.WriteFiles(cpath, epath, 2000, 3, at); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"customers", cpath}, {"events", epath}} {
-		if _, stderr, code := cli(t, env, "import", args[0], args[1]); code != 0 {
-			t.Fatal(stderr)
-		}
-	}
+	importSample(t, env, 2000, 3, at)
 	procs := []*proc{
 		startProc(t, env, "run-once", "--at", at.Format(time.RFC3339), "--campaign", "alpha"),
 		startProc(t, env, "run-once", "--at", at.Format(time.RFC3339), "--campaign", "beta"),

@@ -25,16 +25,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	env["CAMPAIGNS_DIR"], env["TEMPLATES_DIR"] = sendNowCampaigns(t), "../../templates"
 	at := time.Now().UTC().Truncate(time.Second)
 
-	dir := t.TempDir()
-	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
-	if err := sample.WriteFiles(cpath, epath, 600, 7, at); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"customers", cpath}, {"events", epath}} {
-		if _, stderr, code := cli(t, env, "import", args[0], args[1]); code != 0 {
-			t.Fatal(stderr)
-		}
-	}
+	importSample(t, env, 600, 7, at)
 	if _, stderr, code := cli(t, env, "run-once", "--at", at.Format(time.RFC3339)); code != 0 {
 		t.Fatal(stderr)
 	}
@@ -155,4 +146,20 @@ func sendNowCampaigns(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// importSample imports a generated audience of n customers (and their
+// events) as of at, with seed.
+func importSample(t *testing.T, env map[string]string, n int, seed uint64, at time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
+	if err := sample.WriteFiles(cpath, epath, n, seed, at); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"customers", cpath}, {"events", epath}} {
+		if _, stderr, code := cli(t, env, "import", args[0], args[1]); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"nurture/internal/sample"
 	"nurture/internal/smtptest"
 	"nurture/internal/store"
 )
@@ -43,15 +42,7 @@ func TestJourneyAcrossKilledWorker(t *testing.T) {
 	// Entries three hours ago, step 2 due two hours ago: every send time
 	// is past, so the worker (on the wall clock) sends at once.
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
-	cpath, epath := filepath.Join(dir, "customers.jsonl"), filepath.Join(dir, "events.jsonl")
-	if err := sample.WriteFiles(cpath, epath, 300, 7, start); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"customers", cpath}, {"events", epath}} {
-		if _, stderr, code := cli(t, env, "import", args[0], args[1]); code != 0 {
-			t.Fatal(stderr)
-		}
-	}
+	importSample(t, env, 300, 7, start)
 	if _, stderr, code := cli(t, env, "run-once", "--at", start.Format(time.RFC3339)); code != 0 {
 		t.Fatal(stderr)
 	}
