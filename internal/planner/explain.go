@@ -150,23 +150,11 @@ func (p *Planner) verdict(rules *audience.Rules, t *audience.Target, cu *audienc
 		return v
 	}
 	// In the audience: what would be recorded.
-	var rows []Planned
-	collect := func(pl *Planned) error { rows = append(rows, *pl); return nil }
-	var st Stats
-	if c.IsJourney() {
-		_ = p.enterJourney(rules, t, cu, f, at, "", &st, collect, nil)
-		if len(rows) == 0 {
-			v.Planned = true
-			v.Detail = fmt.Sprintf("enters the journey; step 1 is due at %s", at.Add(c.Steps[0].After).Format(time.RFC3339))
-			return v
-		}
-	} else {
-		pl := Planned{Campaign: c.Name, CustomerID: cu.ID, Template: c.Email.Template, SendAt: at, Step: 1, Status: store.StatusPlanned}
-		if win := rules.Set().EffectiveWindow(c); win != nil {
-			pl.SendAt = win.SendAt(at, p.zones.Load(cu.Timezone))
-		}
-		p.assign(&pl, c, experimentOf(c))
-		rows = append(rows, pl)
+	rows := p.entryRows(rules, t, cu, f, at, "", at)
+	if len(rows) == 0 {
+		v.Planned = true
+		v.Detail = fmt.Sprintf("enters the journey; step 1 is due at %s", at.Add(c.Steps[0].After).Format(time.RFC3339))
+		return v
 	}
 	r := rows[0]
 	v.Planned, v.Status, v.Step, v.Template, v.Variant = true, r.Status, r.Step, r.Template, r.Variant
@@ -176,6 +164,28 @@ func (p *Planner) verdict(rules *audience.Rules, t *audience.Target, cu *audienc
 		v.Planned, v.Rule, v.Detail = false, RuleWhere, "the step's where is false"
 	}
 	return v
+}
+
+// entryRows are the rows an entry of cu (facts f) into t's campaign,
+// started at start, would record at now: its journey's due steps, or its
+// one email moved into the send window and put in its experiment group.
+func (p *Planner) entryRows(rules *audience.Rules, t *audience.Target, cu *audience.Customer, f *audience.Facts, start time.Time, eventID string, now time.Time) []Planned {
+	c := t.Campaign
+	if c.IsJourney() {
+		var (
+			rows []Planned
+			st   Stats
+		)
+		collect := func(pl *Planned) error { rows = append(rows, *pl); return nil }
+		_ = p.enterJourney(rules, t, cu, f, start, eventID, &st, collect, nil)
+		return rows
+	}
+	pl := Planned{Campaign: c.Name, CustomerID: cu.ID, Template: c.Email.Template, SendAt: now, Step: 1, Status: store.StatusPlanned}
+	if win := rules.Set().EffectiveWindow(c); win != nil {
+		pl.SendAt = win.SendAt(now, p.zones.Load(cu.Timezone))
+	}
+	p.assign(&pl, c, experimentOf(c))
+	return []Planned{pl}
 }
 
 // triggerVerdict is the answer of the triggered campaign t: planned for
@@ -220,19 +230,7 @@ func (p *Planner) triggerVerdict(ctx context.Context, rules *audience.Rules, t *
 		default:
 			decided = true
 			v = Verdict{Campaign: c.Name, Planned: true, Status: store.StatusPlanned, Step: 1, Detail: "entry" + entryName(e)}
-			var rows []Planned
-			collect := func(pl *Planned) error { rows = append(rows, *pl); return nil }
-			var st Stats
-			if c.IsJourney() {
-				_ = p.enterJourney(rules, t, &e.Customer, &f, e.Due, e.EventID, &st, collect, nil)
-			} else {
-				pl := Planned{Campaign: c.Name, CustomerID: cu.ID, Template: c.Email.Template, SendAt: at, Step: 1, Status: store.StatusPlanned}
-				if win := rules.Set().EffectiveWindow(c); win != nil {
-					pl.SendAt = win.SendAt(at, p.zones.Load(cu.Timezone))
-				}
-				p.assign(&pl, c, experimentOf(c))
-				rows = append(rows, pl)
-			}
+			rows := p.entryRows(rules, t, &e.Customer, &f, e.Due, e.EventID, at)
 			if len(rows) > 0 {
 				r := rows[0]
 				v.Status, v.Step, v.Template, v.Variant = r.Status, r.Step, r.Template, r.Variant
