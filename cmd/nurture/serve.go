@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
+	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/reload"
 	"nurture/internal/scheduler"
@@ -177,7 +179,10 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		sched *scheduler.Scheduler
 		wk    *worker.Service
+		// current is the content running now, for the API's customer view.
+		current atomic.Pointer[content.Content]
 	)
+	current.Store(c)
 	if cfg.roles["scheduler"] {
 		sched = scheduler.New(cfg.sched, st, q, c.Rules, m, log.With("role", "scheduler"))
 		if err := sched.Start(ctx); err != nil {
@@ -218,7 +223,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				return wk.Worker().Health()
 			}})
 		}
-		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, log.With("role", "http"))
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, log.With("role", "http"))
 		if err != nil {
 			return err
 		}
@@ -229,6 +234,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	// reload both, all or nothing.
 	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
 		func(ctx context.Context, next *content.Content) error {
+			current.Store(next)
 			if sched != nil {
 				sched.Reload(next.Rules)
 			}
@@ -286,8 +292,13 @@ func workerContent(c *content.Content) *worker.Content {
 
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and
 // the dashboard.
-func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, log *slog.Logger) (*httpserver.Server, error) {
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, log)}
+func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics,
+	current *atomic.Pointer[content.Content], log *slog.Logger) (*httpserver.Server, error) {
+	pl := planner.New(st, log)
+	explain := func(ctx context.Context, id string, at time.Time) (any, error) {
+		return pl.Explain(ctx, current.Load().Rules, id, at)
+	}
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}

@@ -32,6 +32,7 @@ type Metrics struct {
 	loadedAt   prometheus.Gauge
 	loadedOK   prometheus.Gauge
 	deferred   *prometheus.CounterVec
+	ingested   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -108,8 +109,12 @@ func New() *Metrics {
 		Name: "nurture_deferred_total",
 		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
 	}, []string{"campaign"})
+	m.ingested = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_api_items_total",
+		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
+	}, []string{"kind", "result"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -118,6 +123,13 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Ingested counts n items of the ingest API of one kind with one result.
+func (m *Metrics) Ingested(kind, result string, n int) {
+	if m != nil && n > 0 {
+		m.ingested.WithLabelValues(kind, result).Add(float64(n))
 	}
 }
 
