@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"nurture/internal/importer"
 	"nurture/internal/metrics"
 	"nurture/internal/store"
 )
@@ -42,7 +43,7 @@ func Handler(st *store.Store, cfg Config, log *slog.Logger) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &api{st: st, log: log, now: cfg.Now, explain: cfg.Explain, m: cfg.Metrics}
+	a := &api{st: st, log: log, now: cfg.Now, explain: cfg.Explain, m: cfg.Metrics, group: importer.NewGroup(st)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/customers", a.ingest("customers", a.postCustomers))
 	mux.HandleFunc("POST /api/v1/events", a.ingest("events", a.postEvents))
@@ -64,6 +65,8 @@ type api struct {
 	now     func() time.Time
 	explain func(ctx context.Context, id string, at time.Time) (any, error)
 	m       *metrics.Metrics
+	// group writes concurrent ingest batches in shared transactions.
+	group *importer.Group
 }
 
 // suppression is a suppression as the API shows and takes it.

@@ -50,11 +50,11 @@ func (a *api) ingest(kind string, write func(r *http.Request, items [][]byte, op
 }
 
 func (a *api) postCustomers(r *http.Request, items [][]byte, opts importer.BatchOptions) (importer.BatchResult, error) {
-	return importer.CustomerBatch(r.Context(), a.st, items, opts)
+	return a.group.CustomerBatch(r.Context(), items, opts)
 }
 
 func (a *api) postEvents(r *http.Request, items [][]byte, opts importer.BatchOptions) (importer.BatchResult, error) {
-	return importer.EventBatch(r.Context(), a.st, items, opts)
+	return a.group.EventBatch(r.Context(), items, opts)
 }
 
 // counted counts a batch's items in the metrics.

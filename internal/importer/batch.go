@@ -40,24 +40,46 @@ type BatchOptions struct {
 // Customers validates lines, and upserts the valid customers in one
 // transaction.
 func CustomerBatch(ctx context.Context, st *store.Store, items [][]byte, opts BatchOptions) (BatchResult, error) {
-	return batch(ctx, st, items, opts, newCustomerParser().parse, (*store.Import).Customers)
+	return batch(ctx, items, opts, newCustomerParser().parse, alone(st, (*store.Import).Customers))
 }
 
 // EventBatch validates items exactly as Events validates lines and
 // inserts the valid events in one transaction, updating facts as an
 // import does; events imported before are duplicates.
 func EventBatch(ctx context.Context, st *store.Store, items [][]byte, opts BatchOptions) (BatchResult, error) {
+	return batch(ctx, items, opts, eventParserAt(opts).parse, alone(st, (*store.Import).Events))
+}
+
+// eventParserAt is the event parser for the clock of opts.
+func eventParserAt(opts BatchOptions) eventParser {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	p := eventParser{latest: now().Add(MaxFuture)}
-	return batch(ctx, st, items, opts, p.parse, (*store.Import).Events)
+	return eventParser{latest: now().Add(MaxFuture)}
 }
 
-func batch[T any](ctx context.Context, st *store.Store, items [][]byte, opts BatchOptions,
+// alone writes records in an import transaction of their own.
+func alone[T any](st *store.Store, write func(*store.Import, context.Context, []T) (int, error)) func(context.Context, []T) (int, error) {
+	return func(ctx context.Context, recs []T) (int, error) {
+		im, err := st.BeginImport(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer im.Rollback(context.WithoutCancel(ctx))
+		n, err := write(im, ctx, recs)
+		if err != nil {
+			return 0, err
+		}
+		return n, im.Commit(ctx)
+	}
+}
+
+// batch validates items with parse and writes the valid records with
+// write, unless some are invalid and opts is not partial.
+func batch[T any](ctx context.Context, items [][]byte, opts BatchOptions,
 	parse func(line []byte) (T, []reason),
-	write func(*store.Import, context.Context, []T) (int, error),
+	write func(context.Context, []T) (int, error),
 ) (BatchResult, error) {
 	var res BatchResult
 	recs := make([]T, 0, len(items))
@@ -79,16 +101,8 @@ func batch[T any](ctx context.Context, st *store.Store, items [][]byte, opts Bat
 	if len(recs) == 0 || (len(res.Problems) > 0 && !opts.Partial) {
 		return res, nil
 	}
-	im, err := st.BeginImport(ctx)
+	n, err := write(ctx, recs)
 	if err != nil {
-		return res, err
-	}
-	defer im.Rollback(context.WithoutCancel(ctx))
-	n, err := write(im, ctx, recs)
-	if err != nil {
-		return res, err
-	}
-	if err := im.Commit(ctx); err != nil {
 		return res, err
 	}
 	res.Accepted, res.Duplicates = n, len(recs)-n
