@@ -122,6 +122,21 @@ nothing.`,
 			flags:   []string{"at", "json"},
 		},
 		{
+			name: "report",
+			args: "[--campaign NAME] [--since T] [--until T] [--json]",
+			description: `Reports, per campaign and then per variant (the holdout included) and
+per journey step, what was planned, sent, failed, skipped (by reason),
+held out and unfinished, the unsubscribes, and the purchases attributed
+to the emails (last touch within the campaign's conversion_window):
+conversions, revenue, conversion rate and, for a campaign with a
+holdout, the uplift over the holdout with its 95% confidence interval.
+--since and --until select deliveries by send time. Purchases imported
+since the last attribution are attributed first.`,
+			example: "nurture report --campaign winback --json",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"campaign", "since", "until", "json"},
+		},
+		{
 			name: "preview",
 			args: "CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]",
 			description: `Renders one customer's email of a campaign, as a worker would build it,

@@ -57,6 +57,8 @@ Commands:
                                   delivery rows: status, reason, attempts
   explain CUSTOMER --at TIME [--json]
                                   why a customer would or would not get each campaign
+  report [--campaign NAME] [--since T] [--until T] [--json]
+                                  what each campaign sent and earned, uplift over the holdout
   preview CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]
                                   print a customer's email as a worker would send it
   send-test CAMPAIGN --customer ID --to ADDRESS [--step N] [--variant V]
@@ -104,6 +106,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.deliveries(ctx, rest)
 	case "explain":
 		return a.explain(ctx, rest)
+	case "report":
+		return a.report(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
 	case "subscribe":

@@ -14,6 +14,7 @@
 package campaign
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -124,6 +125,10 @@ type Campaign struct {
 	// SendWindow is the campaign's own window; nil means the settings'
 	// default applies (see EffectiveWindow).
 	SendWindow *SendWindow
+	// ConversionWindow is how long after a send (or a held-out entry's
+	// send time) a purchase is attributed to the campaign; zero means the
+	// settings' default applies (see ConversionWindows).
+	ConversionWindow time.Duration
 	// Steps is a journey; exactly one of Email and Steps is set (Email's
 	// Template is empty for a journey).
 	Steps []Step
@@ -315,6 +320,25 @@ func (s *Set) EffectiveWindow(c *Campaign) *SendWindow {
 		return nil
 	}
 	return w
+}
+
+// DefaultConversionWindow is the attribution window of campaigns when
+// neither they nor the settings set one.
+const DefaultConversionWindow = 120 * time.Hour
+
+// ConversionWindows returns each campaign's attribution window, and the
+// default for campaigns not in the set (the settings', else
+// DefaultConversionWindow).
+func (s *Set) ConversionWindows() (by map[string]time.Duration, def time.Duration) {
+	def = s.Settings.ConversionWindow
+	if def == 0 {
+		def = DefaultConversionWindow
+	}
+	by = make(map[string]time.Duration, len(s.Campaigns))
+	for _, c := range s.Campaigns {
+		by[c.Name] = cmp.Or(c.ConversionWindow, def)
+	}
+	return by, def
 }
 
 // Audience selects who a campaign targets.

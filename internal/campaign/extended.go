@@ -21,7 +21,7 @@ import (
 // Keys returns them for tests that hold the JSON Schema to the decoder.
 var (
 	campaignKeys = []string{"name", "description", "enabled", "schedule", "trigger", "priority", "send_window",
-		"audience", "frequency", "email", "steps", "exit_when", "variants", "holdout", "queue"}
+		"audience", "frequency", "email", "steps", "exit_when", "variants", "holdout", "conversion_window", "queue"}
 	audienceKeys       = []string{"stages", "inactive_days", "where"}
 	inactiveKeys       = []string{"min", "max"}
 	frequencyKeys      = []string{"cooldown", "max_sends", "max_entries"}

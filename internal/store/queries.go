@@ -72,6 +72,10 @@ const (
 	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
+	qAttributionLock      = "attribution-lock"
+	qAttributionProgress  = "attribution-progress"
+	qAttribute            = "attribute"
+	qReport               = "report"
 )
 
 var queryNames = []string{
@@ -90,6 +94,7 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
+	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 }
 
 // queries maps a query name to its SQL.
