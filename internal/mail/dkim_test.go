@@ -390,3 +390,54 @@ func TestDKIMTXTRecord(t *testing.T) {
 		t.Errorf("Bits = %d", dk.Bits())
 	}
 }
+
+// benchMessage is a campaign email of the usual size: 4.7 KB of HTML and
+// a short text part.
+func benchMessage(b *testing.B) *mail.Message {
+	m := message("bench", "ann@example.org")
+	line := `<tr><td style="padding:8px"><a href="https://shop.example.com/p/42">Item</a> — 19.90 €</td></tr>` + "\n"
+	m.HTML = "<html><body><table>\n" + strings.Repeat(line, 4700/len(line)) + "</table></body></html>\n"
+	if n := len(m.HTML); n < 4600 || n > 4800 {
+		b.Fatalf("HTML of %d bytes", n)
+	}
+	return m
+}
+
+// BenchmarkDKIM measures what signing adds to each message: build/ builds
+// and writes it as a transport does, smtp/ sends it to an in-process SMTP
+// server over one connection.
+func BenchmarkDKIM(b *testing.B) {
+	dk := loadDKIM(b)
+	m := benchMessage(b)
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, mode := range []struct {
+		name string
+		dk   *mail.DKIM
+	}{{"unsigned", nil}, {"signed", dk}} {
+		b.Run("build/"+mode.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				var w bytes.Buffer
+				if err := mail.WriteSigned(&w, m, now, mode.dk); err != nil {
+					b.Fatal(err)
+				}
+				size = w.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/msg")
+		})
+	}
+	for _, mode := range []struct {
+		name string
+		dk   *mail.DKIM
+	}{{"unsigned", nil}, {"signed", dk}} {
+		b.Run("smtp/"+mode.name, func(b *testing.B) {
+			srv := smtptest.Start(b, smtptest.Discard())
+			s := newSender(b, mail.Config{URL: srv.URL(), Conns: 1, DKIM: mode.dk})
+			for b.Loop() {
+				if _, err := s.Send(context.Background(), m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
