@@ -173,6 +173,10 @@ func signedHeaders(m *Message) []string {
 // sign adds a DKIM-Signature field to msg, signing it as it is now written;
 // the transport writes the same bytes again (go-mail keeps the multipart
 // boundary it chose), plus the signature field. Its errors are permanent.
+//
+// go-mail's own signer (Msg.SetDKIM) is not used: it folds the field inside
+// tag values, so a long h= list gains a space that relaxed verifiers count
+// and the signature fails.
 func (d *DKIM) sign(msg *gomail.Msg, domain string, headers []string) error {
 	var raw bytes.Buffer
 	if _, err := msg.WriteTo(&raw); err != nil {
