@@ -157,7 +157,7 @@ with "[TEST] " before the subject and no unsubscribe link. It is
 recorded nowhere: no delivery row, and a Message-ID of its own.`,
 			example: "nurture send-test winback --customer c11 --to qa@example.com",
 			needs:   needDB | needContent | needLog,
-			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox"},
+			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "suppress",
@@ -189,7 +189,7 @@ templates directories, and SIGHUP, reload them, all or nothing; SIGTERM
 drains.`,
 			example: "nurture serve --role worker",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency"},
+			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "demo",
@@ -203,7 +203,7 @@ their send windows. It prints what was sent, held out, capped, what was
 not sent and why.`,
 			example: "nurture demo --customers 400 --days 3",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"customers", "days", "seed", "outbox", "smtp-url"},
+			flags:   []string{"customers", "days", "seed", "outbox", "smtp-url", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "bench",

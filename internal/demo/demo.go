@@ -74,6 +74,8 @@ type Config struct {
 	OutboxDir string
 	// SMTPConns is how many SMTP connections the workers share. Default 4.
 	SMTPConns int
+	// DKIM signs the emails. Default nil: unsigned.
+	DKIM *mail.DKIM
 	// Log receives the log of the scheduler and workers. Default:
 	// discarded.
 	Log *slog.Logger
@@ -202,7 +204,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns}
+	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns, DKIM: cfg.DKIM}
 	if mcfg.URL == "" {
 		if err := os.RemoveAll(cfg.OutboxDir); err != nil {
 			return err
