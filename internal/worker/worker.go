@@ -530,11 +530,14 @@ type keptOutcome struct {
 	MessageID string `json:"message_id,omitempty"`
 	Reply     string `json:"reply,omitempty"`
 	Attempt   int    `json:"attempt"`
+	// SentAt is absent in outcomes kept before it existed: they are dated
+	// when recorded.
+	SentAt time.Time `json:"sent_at,omitzero"`
 }
 
 func encodeOutcome(o store.Outcome) []byte {
 	v, _ := json.Marshal(keptOutcome{Campaign: o.Campaign, Status: o.Status, Reason: o.Reason, Error: o.Error,
-		MessageID: o.MessageID, Reply: o.Reply, Attempt: o.Attempt})
+		MessageID: o.MessageID, Reply: o.Reply, Attempt: o.Attempt, SentAt: o.SentAt})
 	return v
 }
 
@@ -544,7 +547,7 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 		return store.Outcome{}, fmt.Errorf("kept outcome: %w", err)
 	}
 	return store.Outcome{Campaign: k.Campaign, Status: k.Status, Reason: k.Reason, Error: k.Error,
-		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt}, nil
+		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt, SentAt: k.SentAt}, nil
 }
 
 // send decides the outcome of one claimed delivery, or, when it must
@@ -594,7 +597,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.
 	w.metrics.SendLatency(time.Since(start))
 	if err == nil {
 		w.trouble.ok()
-		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}, time.Time{}
+		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply, SentAt: w.cfg.Now().UTC()}, time.Time{}
 	}
 	w.trouble.failed(err)
 	if nmail.IsPermanent(err) {

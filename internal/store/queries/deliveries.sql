@@ -133,12 +133,12 @@ SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::d
     message_id = coalesce(nullif(o.message_id, ''), d.message_id),
     smtp_reply = coalesce(nullif(o.reply, ''), d.smtp_reply),
     queued_at  = CASE WHEN o.status = 'retry' THEN now() ELSE d.queued_at END,
-    sent_at    = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+    sent_at    = CASE WHEN o.status = 'sent' THEN coalesce(o.sent_at, now()) ELSE d.sent_at END,
     failed_at  = CASE WHEN o.status = 'failed' THEN now() ELSE d.failed_at END,
     skipped_at = CASE WHEN o.status = 'skipped' THEN now() ELSE d.skipped_at END,
     updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[])
-     AS o (id, status, reason, error, message_id, reply, attempt)
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[])
+     AS o (id, status, reason, error, message_id, reply, attempt, sent_at)
 WHERE d.id = o.id AND d.status = 'sending' AND (o.attempt = 0 OR d.attempts = o.attempt)
 RETURNING d.id::text;
 
