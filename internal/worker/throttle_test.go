@@ -325,3 +325,25 @@ func TestThrottleRedisDown(t *testing.T) {
 		t.Errorf("no warning logged: %s", logs.String())
 	}
 }
+
+// TestDomainBackoffAfter452 checks that a 452 to RCPT (too many
+// recipients, insufficient storage) slows the domain down as a 421 does,
+// and that other temporary replies do not.
+func TestDomainBackoffAfter452(t *testing.T) {
+	tt := newThrottled(t, "", []string{"a@outlook.com", "b@outlook.com", "c@outlook.com"})
+	tt.smtp.FailNextRcpt(1, 452, "4.5.3", "too many recipients")
+	tt.smtp.FailNext(1, 451, "4.3.0", "local error in processing")
+	m := tt.startWorker(throttle.Config{BackoffBase: 200 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	tt.waitSent(3)
+	tt.sentOnce(3)
+	for metric, want := range map[string]int{
+		`nurture_domain_backoffs_total{event="started"}`:    1,
+		`nurture_domain_backoffs_total{event="extended"}`:   0,
+		`nurture_domain_backoffs_total{event="recovered"}`:  1,
+		`nurture_send_errors_total{kind="temporary_reply"}`: 2,
+	} {
+		if got := counter(t, m, metric); got != want {
+			t.Errorf("%s = %d, want %d", metric, got, want)
+		}
+	}
+}
