@@ -7,7 +7,8 @@
 // and one Lua script per email reads and advances the global and the domain
 // key together, so that processes never race. The script reserves a slot:
 // it answers how long the caller must wait before sending, and the caller
-// sends after that wait without asking again. Slots are evenly spaced (one
+// sends after that wait without booking again (after a wait it only checks
+// that no backoff of the domain began meanwhile). Slots are evenly spaced (one
 // email per interval, no burst), so over any period P at most P/interval+1
 // emails go out, whatever the number of processes.
 //
@@ -114,6 +115,13 @@ func (l *Limiter) now() string {
 
 func micros(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
 
+// intervalMicros rounds an interval up to the microsecond, so that
+// rounding never lets a rate through faster than it is written (1/3 s is
+// 333334µs).
+func intervalMicros(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Microsecond-1)/time.Microsecond), 10)
+}
+
 // Slot is the answer of Reserve.
 type Slot struct {
 	// Wait is how long the email must wait before it goes; 0: at once.
@@ -131,7 +139,7 @@ type Slot struct {
 // lim, also waiting out the domain's backoff.
 func (l *Limiter) Reserve(ctx context.Context, domain string, lim Limits) (Slot, error) {
 	keys := []string{l.globalKey(), l.domainKey(domain), l.backoffKey(domain)}
-	v, err := l.reserve.Run(ctx, l.rdb, keys, l.now(), micros(lim.Global), micros(lim.Domain), micros(l.cfg.MaxWait)).Int64Slice()
+	v, err := l.reserve.Run(ctx, l.rdb, keys, l.now(), intervalMicros(lim.Global), intervalMicros(lim.Domain), micros(l.cfg.MaxWait)).Int64Slice()
 	if err != nil {
 		return Slot{}, fmt.Errorf("throttle reserve for %s: %w", domain, err)
 	}

@@ -87,6 +87,15 @@ func TestReserveSpacesSlots(t *testing.T) {
 	equalDurations(t, "after a pause", reserveWaits(t, l, "gmail.com", gmail, 2), []time.Duration{0, 100 * ms})
 }
 
+func TestReserveRoundsIntervalsUp(t *testing.T) {
+	c := fakeClock()
+	l, _ := newLimiter(t, throttle.Config{Now: c.now, MaxWait: time.Minute})
+	// 3/s: never faster than written, so 333334µs apart, not 333333µs.
+	third := time.Second / 3
+	equalDurations(t, "3/s", reserveWaits(t, l, "gmail.com", throttle.Limits{Domain: third}, 4),
+		[]time.Duration{0, 333334 * time.Microsecond, 666668 * time.Microsecond, 1000002 * time.Microsecond})
+}
+
 func TestReserveGlobalAndDomain(t *testing.T) {
 	c := fakeClock()
 	l, _ := newLimiter(t, throttle.Config{Now: c.now, MaxWait: time.Minute})
