@@ -299,6 +299,41 @@ type Settings struct {
 	SendWindow *SendWindow
 	// ConversionWindow is the default attribution window; zero: not set.
 	ConversionWindow time.Duration
+	// RateLimits caps how fast emails go out; nil: no cap.
+	RateLimits *RateLimits
+}
+
+// RateLimits caps how fast every worker process together hands emails to
+// the SMTP server.
+type RateLimits struct {
+	Pos Pos
+	// Global caps every email; nil: no cap.
+	Global *Rate
+	// Domains caps the emails to each recipient domain, keyed by the
+	// domain in lower case and matched exactly (gmail.com does not cover
+	// googlemail.com nor a subdomain). Empty: no cap per domain.
+	Domains map[string]Rate
+}
+
+// Rate is at most N emails per Per, evenly spaced: one every Interval.
+type Rate struct {
+	Pos Pos
+	N   int
+	Per time.Duration
+}
+
+// Interval is the least time between two emails at this rate.
+func (r Rate) Interval() time.Duration {
+	if r.N <= 0 {
+		return 0
+	}
+	return r.Per / time.Duration(r.N)
+}
+
+// String spells the rate as settings.yaml does: 20/s, 600/m, 1000/h.
+func (r Rate) String() string {
+	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
+	return fmt.Sprintf("%d/%s", r.N, unit)
 }
 
 // Cap is a global frequency cap: at most Max emails to one customer within

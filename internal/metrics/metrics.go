@@ -33,6 +33,9 @@ type Metrics struct {
 	loadedOK   prometheus.Gauge
 	deferred   *prometheus.CounterVec
 	ingested   *prometheus.CounterVec
+	waits      *prometheus.CounterVec
+	waitTime   prometheus.Histogram
+	backoffs   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -113,8 +116,21 @@ func New() *Metrics {
 		Name: "nurture_api_items_total",
 		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
 	}, []string{"kind", "result"})
+	m.waits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_throttle_waits_total",
+		Help: "Emails held back by the send-rate throttles (rate_limits) or a domain backoff: waited (the worker waited, then sent) or deferred (the wait was too long; put back in the queue).",
+	}, []string{"outcome"})
+	m.waitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_throttle_wait_seconds",
+		Help:    "Time one email waited for its send slot, for emails that waited.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+	})
+	m.backoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_domain_backoffs_total",
+		Help: "SMTP 421 or 452 replies that slowed a recipient domain down: started (a new backoff episode), extended (a longer backoff in an episode), recovered (an episode ended by an accepted email).",
+	}, []string{"event"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested, m.waits, m.waitTime, m.backoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -137,6 +153,36 @@ func (m *Metrics) Ingested(kind, result string, n int) {
 func (m *Metrics) Deferred(campaign string) {
 	if m != nil {
 		m.deferred.WithLabelValues(campaign).Inc()
+	}
+}
+
+// ThrottleWaited counts one email that waited d for its send slot.
+func (m *Metrics) ThrottleWaited(d time.Duration) {
+	if m != nil {
+		m.waits.WithLabelValues("waited").Inc()
+		m.waitTime.Observe(d.Seconds())
+	}
+}
+
+// ThrottleDeferred counts one email put back because its send slot was
+// too far away.
+func (m *Metrics) ThrottleDeferred() {
+	if m != nil {
+		m.waits.WithLabelValues("deferred").Inc()
+	}
+}
+
+// Values of DomainBackoff's event.
+const (
+	BackoffStarted   = "started"
+	BackoffExtended  = "extended"
+	BackoffRecovered = "recovered"
+)
+
+// DomainBackoff counts one event of a domain backoff.
+func (m *Metrics) DomainBackoff(event string) {
+	if m != nil {
+		m.backoffs.WithLabelValues(event).Inc()
 	}
 }
 

@@ -132,6 +132,29 @@ type Settings struct {
 	FrequencyCap     *FrequencyCap `json:"frequency_cap,omitempty" jsonschema_description:"At most max emails per customer within any interval of length per, across campaigns."`
 	SendWindow       *Window       `json:"send_window,omitempty" jsonschema_description:"Default send window of campaigns that set none (absent: any time)."`
 	ConversionWindow Duration      `json:"conversion_window,omitempty" jsonschema_description:"Default attribution window."`
+	RateLimits       *RateLimits   `json:"rate_limits,omitempty" jsonschema_description:"How fast all worker processes together may hand emails to the SMTP server."`
+}
+
+// RateLimits are the send-rate throttles.
+type RateLimits struct {
+	Global  *Rate           `json:"global,omitempty" jsonschema_description:"Cap on every email together, e.g. 200/s."`
+	Domains map[string]Rate `json:"domains,omitempty" jsonschema_description:"Cap per recipient domain (matched exactly, in lower case), e.g. gmail.com: 20/s."`
+}
+
+// JSONSchemaExtend says which keys are domains.
+func (RateLimits) JSONSchemaExtend(s *jsonschema.Schema) {
+	if d, ok := s.Properties.Get("domains"); ok {
+		d.PropertyNames = &jsonschema.Schema{Pattern: `^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`}
+	}
+}
+
+// Rate is N emails per second, minute or hour.
+type Rate struct{}
+
+// JSONSchema is N/s, N/m or N/h.
+func (Rate) JSONSchema() *jsonschema.Schema {
+	return &jsonschema.Schema{Type: "string", Pattern: `^\s*[1-9][0-9]{0,6}/[smh]\s*$`,
+		Description: "A rate: 20/s, 600/m or 1000/h."}
 }
 
 // FrequencyCap is the global cap.
