@@ -71,6 +71,14 @@ const (
 	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
+	qEraseCustomer        = "erase-customer"
+	qEraseDeliveries      = "erase-deliveries"
+	qEraseJourneys        = "erase-journeys"
+	qEraseEvents          = "erase-events"
+	qEraseConsent         = "erase-consent"
+	qEraseStages          = "erase-stages"
+	qEraseLog             = "erase-log"
+	qEraseScrub           = "erase-scrub"
 )
 
 var queryNames = []string{
@@ -89,6 +97,7 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
+	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
 }
 
 // queries maps a query name to its SQL.

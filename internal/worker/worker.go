@@ -551,6 +551,9 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 // not go out yet, returns the time to defer it to instead.
 func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.Time) {
 	switch {
+	case !c.CustomerFound && store.IsErasedID(c.Customer.ID):
+		// Erased while this delivery waited for a retry or its send time.
+		return store.Outcome{Status: store.StatusSkipped, Reason: "erased"}, time.Time{}
 	case !c.CustomerFound:
 		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}, time.Time{}
 	case !c.Customer.Subscribed:

@@ -3,7 +3,7 @@
 
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
-         journeys, customer_stages, stage_changes, stage_sweeps;
+         journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures;
 
 -- name: scratch-clear-deliveries
 -- Deliveries and the journeys they belong to.
