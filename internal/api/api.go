@@ -29,6 +29,7 @@ type Store interface {
 	Unsuppress(ctx context.Context, email string) (bool, error)
 	Suppressions(ctx context.Context) ([]store.Suppression, error)
 	Resubscribe(ctx context.Context, customerID, source string) (bool, error)
+	Erase(ctx context.Context, customerID string, source store.ErasureSource) (store.Erasure, error)
 }
 
 // Handler returns the API's routes, to be served under Prefix.
@@ -40,6 +41,7 @@ func Handler(st Store, log *slog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /api/v1/suppressions/{email}", a.removeSuppression)
 	mux.HandleFunc("DELETE /api/v1/suppressions", a.removeSuppression) // ?email=
 	mux.HandleFunc("POST /api/v1/customers/{id}/subscribe", a.subscribe)
+	mux.HandleFunc("DELETE /api/v1/customers/{id}", a.eraseCustomer)
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API call: %s %s", r.Method, r.URL.Path))
 	})
