@@ -327,6 +327,20 @@ func TestErasedAddressIsSuppressed(t *testing.T) {
 	if err != nil || !c.Suppressed {
 		t.Errorf("Customer(zq-again) = %+v, %v; want suppressed", c, err)
 	}
+	// Triggered campaigns see the new record's events with the customer
+	// suppressed; the erased person's own events start nothing.
+	importEvents(t, st,
+		store.EventRecord{CustomerID: "zq-again", Type: "cart_abandoned", OccurredAt: ts("2026-06-02T08:00:00Z")},
+		store.EventRecord{CustomerID: "bob", Type: "cart_abandoned", OccurredAt: ts("2026-06-02T08:00:00Z")})
+	due := map[string]bool{}
+	err = st.DueEntries(ctx, store.DueFilter{Campaign: "cart", Event: "cart_abandoned", Now: at, Within: 24 * time.Hour},
+		func(e *store.DueEntry) error {
+			due[e.Customer.ID] = e.Customer.Suppressed
+			return nil
+		})
+	if err != nil || !reflect.DeepEqual(due, map[string]bool{"zq-again": true, "bob": false}) {
+		t.Errorf("due entries (customer: suppressed) = %v, %v", due, err)
+	}
 }
 
 // TestEraseWaitsForASend: a delivery a worker claimed before the erasure
