@@ -180,6 +180,18 @@ records in the consent history who asked. Imports never do this.`,
 			flags:   []string{"source"},
 		},
 		{
+			name: "forget",
+			args: "ID...",
+			description: `Erases each person: the customer row, their stage history and the
+properties of their events. Their deliveries, events, journeys and
+consent history stay for the campaigns' counts, under an opaque token
+instead of the id. Their address stays suppressed as a SHA-256 hash, so
+a later import of it is never emailed. Unsent deliveries are skipped;
+the command waits for emails being sent. Exits 1 if an id is unknown.`,
+			example: "nurture forget c1 c2",
+			needs:   needDB,
+		},
+		{
 			name: "serve",
 			args: "[--role scheduler,worker,http]",
 			description: `Runs the long-lived roles: the scheduler (cron per campaign, one

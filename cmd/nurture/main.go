@@ -67,6 +67,8 @@ Commands:
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
                                   unsubscribed themselves; TEXT says who asked
+  forget ID...                    erase people: their data goes, their address
+                                  stays suppressed as a hash
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, replay a few days, send
@@ -112,6 +114,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.suppress(ctx, rest)
 	case "subscribe":
 		return a.subscribe(ctx, rest)
+	case "forget":
+		return a.forget(ctx, rest)
 	case "preview":
 		return a.preview(ctx, rest)
 	case "send-test":

@@ -76,6 +76,14 @@ const (
 	qAttributionProgress  = "attribution-progress"
 	qAttribute            = "attribute"
 	qReport               = "report"
+	qEraseCustomer        = "erase-customer"
+	qEraseDeliveries      = "erase-deliveries"
+	qEraseJourneys        = "erase-journeys"
+	qEraseEvents          = "erase-events"
+	qEraseConsent         = "erase-consent"
+	qEraseStages          = "erase-stages"
+	qEraseLog             = "erase-log"
+	qEraseScrub           = "erase-scrub"
 )
 
 var queryNames = []string{
@@ -95,6 +103,7 @@ var queryNames = []string{
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
+	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
 }
 
 // queries maps a query name to its SQL.

@@ -579,6 +579,9 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 // Redis error that kept the throttles from being checked; nothing was sent.
 func (w *Worker) send(ctx context.Context, c *store.Claim) (out store.Outcome, until time.Time, infra error) {
 	switch {
+	case !c.CustomerFound && store.IsErasedID(c.Customer.ID):
+		// Erased while this delivery waited for a retry or its send time.
+		return store.Outcome{Status: store.StatusSkipped, Reason: "erased"}, time.Time{}, nil
 	case !c.CustomerFound:
 		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}, time.Time{}, nil
 	case !c.Customer.Subscribed:

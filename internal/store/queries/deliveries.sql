@@ -114,7 +114,8 @@ SELECT i.ord::integer AS ord,
        c.first_purchase_at AS first_purchase_at,
        c.last_purchase_at AS last_purchase_at,
        c.last_active_at AS last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
 FROM input i
 LEFT JOIN claimed cl ON cl.id = i.id
 LEFT JOIN deliveries d ON d.id = i.id AND cl.id IS NULL

@@ -3,7 +3,7 @@
 
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
-         journeys, customer_stages, stage_changes, stage_sweeps, conversions;
+         journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions;
 UPDATE attribution_progress SET last_seq = 0;
 
 -- name: scratch-clear-deliveries
