@@ -14,7 +14,8 @@ SELECT last_seq FROM attribution_progress FOR UPDATE;
 -- conversion window of each campaign (seconds), $5 the window of every
 -- other campaign. A purchase goes to the customer's most recent delivery
 -- that was sent, or held out, at most a window before it (last touch);
--- a tie on time goes to the lowest id. Returns the number of events read
+-- a tie on time goes to the one due later, then to the campaign first
+-- in name order, then to the later step (then the lowest id). Returns the number of events read
 -- and of conversions recorded.
 WITH batch AS (
     SELECT seq, customer_id, type, occurred_at, amount
@@ -39,7 +40,7 @@ WITH batch AS (
                 AND b.occurred_at <= d.sent_at + coalesce(w.win, make_interval(secs => $5)))
             OR (d.status = 'held_out'
                 AND b.occurred_at <= d.send_at + coalesce(w.win, make_interval(secs => $5))))
-        ORDER BY CASE WHEN d.status = 'sent' THEN d.sent_at ELSE d.send_at END DESC, d.id
+        ORDER BY CASE WHEN d.status = 'sent' THEN d.sent_at ELSE d.send_at END DESC, d.send_at DESC, d.campaign, d.step DESC, d.id
         LIMIT 1
     ) d
     WHERE b.type = 'purchase'
