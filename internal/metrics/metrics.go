@@ -33,6 +33,8 @@ type Metrics struct {
 	loadedOK   prometheus.Gauge
 	deferred   *prometheus.CounterVec
 	ingested   *prometheus.CounterVec
+	converted  *prometheus.CounterVec
+	revenue    *prometheus.CounterVec
 	waits      *prometheus.CounterVec
 	waitTime   prometheus.Histogram
 	backoffs   *prometheus.CounterVec
@@ -129,6 +131,15 @@ func New() *Metrics {
 		Name: "nurture_domain_backoffs_total",
 		Help: "SMTP 421 or 452 replies that slowed a recipient domain down: started (a new backoff episode), extended (a longer backoff in an episode), recovered (an episode ended by an accepted email).",
 	}, []string{"event"})
+	m.converted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_conversions_total",
+		Help: "Purchases attributed to a campaign's emails (last touch within its conversion window), by campaign, counted by the scheduler leader that attributed them.",
+	}, []string{"campaign"})
+	m.revenue = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_revenue_total",
+		Help: "Amounts of the purchases attributed to a campaign's emails, by campaign.",
+	}, []string{"campaign"})
+	m.reg.MustRegister(m.converted, m.revenue)
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
 		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested, m.waits, m.waitTime, m.backoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -139,6 +150,14 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Converted counts n purchases attributed to campaign, worth revenue.
+func (m *Metrics) Converted(campaign string, n int, revenue float64) {
+	if m != nil && n > 0 {
+		m.converted.WithLabelValues(campaign).Add(float64(n))
+		m.revenue.WithLabelValues(campaign).Add(revenue)
 	}
 }
 

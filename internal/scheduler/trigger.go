@@ -103,6 +103,9 @@ func (s *Scheduler) Attribute(ctx context.Context) {
 		}
 		return
 	}
+	for campaign, c := range res.ByCampaign {
+		s.metrics.Converted(campaign, c.Conversions, c.Revenue)
+	}
 	if res.Conversions > 0 {
 		s.log.Info("purchases attributed", "events", res.Events, "conversions", res.Conversions)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Windows are the conversion windows of attribution: By campaign name,
@@ -17,6 +19,14 @@ type Windows struct {
 type AttributionResult struct {
 	Events      int // events read
 	Conversions int // purchases attributed
+	// ByCampaign are the conversions and their revenue per campaign.
+	ByCampaign map[string]CampaignConversions
+}
+
+// CampaignConversions are the purchases attributed to one campaign.
+type CampaignConversions struct {
+	Conversions int
+	Revenue     float64
 }
 
 // attributeBatch is how many events one attribution transaction reads.
@@ -37,42 +47,68 @@ func (s *Store) Attribute(ctx context.Context, w Windows) (AttributionResult, er
 		secs = append(secs, d.Seconds())
 	}
 	for {
-		read, n, err := s.attributeOnce(ctx, names, secs, w.Default.Seconds())
+		read, err := s.attributeOnce(ctx, names, secs, w.Default.Seconds(), &res)
 		if err != nil {
 			return res, fmt.Errorf("attribute purchases: %w", err)
 		}
-		res.Events += read
-		res.Conversions += n
 		if read < attributeBatch {
 			return res, nil
 		}
 	}
 }
 
-func (s *Store) attributeOnce(ctx context.Context, names []string, secs []float64, def float64) (read, n int, err error) {
+// attributeOnce attributes one batch of events in a transaction, adding
+// what it did to res once committed, and returns how many events it read.
+func (s *Store) attributeOnce(ctx context.Context, names []string, secs []float64, def float64, res *AttributionResult) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, s.q.get(qAttributionLock)); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	var from int64
 	if err := tx.QueryRow(ctx, s.q.get(qAttributionProgress)).Scan(&from); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	var events, count int64
-	if err := tx.QueryRow(ctx, s.q.get(qAttribute), from, attributeBatch, names, secs, def).Scan(&events, &count); err != nil {
-		return 0, 0, err
+	rows, err := tx.Query(ctx, s.q.get(qAttribute), from, attributeBatch, names, secs, def)
+	if err != nil {
+		return 0, err
 	}
-	if events == 0 {
-		return 0, 0, nil
+	var (
+		events   int
+		campaign string
+		n        int64
+		revenue  float64
+		by       = map[string]CampaignConversions{}
+	)
+	_, err = pgx.ForEachRow(rows, []any{&campaign, &n, &revenue}, func() error {
+		if campaign == "" {
+			events = int(n)
+		} else {
+			by[campaign] = CampaignConversions{Conversions: int(n), Revenue: revenue}
+		}
+		return nil
+	})
+	if err != nil || events == 0 {
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	return int(events), int(count), nil
+	res.Events += events
+	for c, v := range by {
+		if res.ByCampaign == nil {
+			res.ByCampaign = map[string]CampaignConversions{}
+		}
+		t := res.ByCampaign[c]
+		t.Conversions += v.Conversions
+		t.Revenue += v.Revenue
+		res.ByCampaign[c] = t
+		res.Conversions += v.Conversions
+	}
+	return events, nil
 }
 
 // ReportRow counts the deliveries of one campaign, variant, step, status

@@ -56,8 +56,8 @@ func TestAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (store.AttributionResult{Events: 8, Conversions: 5}) {
-		t.Errorf("Attribute = %+v, want 8 events read, 5 conversions", res)
+	if res.Events != 8 || res.Conversions != 5 || fmt.Sprint(res.ByCampaign) != "map[cart:{2 50} winback:{3 110}]" {
+		t.Errorf("Attribute = %+v, want 8 events read, 5 conversions: cart 2 (50.00), winback 3 (110.00)", res)
 	}
 	got := conversions(t, st, ids)
 	want := "p1→winback/c1 10.00, p2→cart/c1 20.00, p3→cart/c1 30.00, p4→winback/c1 40.00, p6→winback/c2 60.00"
@@ -66,11 +66,11 @@ func TestAttribution(t *testing.T) {
 	}
 
 	// A second call reads nothing again; a new purchase alone is read.
-	if res, err := st.Attribute(ctx, w); err != nil || res != (store.AttributionResult{}) {
+	if res, err := st.Attribute(ctx, w); err != nil || res.Events != 0 || res.ByCampaign != nil {
 		t.Errorf("second Attribute = %+v, %v", res, err)
 	}
 	importEvents(t, st, purchase("p8", "c1", t0.Add(25*time.Hour), 5))
-	if res, err := st.Attribute(ctx, w); err != nil || res != (store.AttributionResult{Events: 1, Conversions: 1}) {
+	if res, err := st.Attribute(ctx, w); err != nil || res.Events != 1 || res.Conversions != 1 {
 		t.Errorf("third Attribute = %+v, %v", res, err)
 	}
 

@@ -15,8 +15,9 @@ SELECT last_seq FROM attribution_progress FOR UPDATE;
 -- other campaign. A purchase goes to the customer's most recent delivery
 -- that was sent, or held out, at most a window before it (last touch);
 -- a tie on time goes to the one due later, then to the campaign first
--- in name order, then to the later step (then the lowest id). Returns the number of events read
--- and of conversions recorded.
+-- in name order, then to the later step (then the lowest id). The first
+-- row returned has the number of events read and no campaign; one row per
+-- campaign follows with its conversions recorded and their revenue.
 WITH batch AS (
     SELECT seq, customer_id, type, occurred_at, amount
     FROM events
@@ -45,12 +46,14 @@ WITH batch AS (
     ) d
     WHERE b.type = 'purchase'
     ON CONFLICT (event_seq) DO NOTHING
-    RETURNING 1
+    RETURNING campaign, amount
 ), progress AS (
     UPDATE attribution_progress SET last_seq = (SELECT max(seq) FROM batch)
     WHERE EXISTS (SELECT 1 FROM batch)
 )
-SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM attributed);
+SELECT '' AS campaign, (SELECT count(*) FROM batch) AS n, 0::float8 AS revenue
+UNION ALL
+(SELECT campaign, count(*), sum(amount)::float8 FROM attributed GROUP BY campaign ORDER BY campaign);
 
 -- name: report
 -- One row per campaign, variant and step of the deliveries whose send_at
