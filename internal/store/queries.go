@@ -92,7 +92,7 @@ var queryNames = []string{
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
 	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
-	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyDrop,
+	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyTableIndexed, qScratchCopyDrop,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,

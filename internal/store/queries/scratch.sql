@@ -44,5 +44,11 @@ CREATE TABLE bench_event_copy (
     properties  jsonb
 );
 
+-- name: scratch-copy-table-indexed
+-- What the events table's keys and indexes cost an import: a table like
+-- events, with all its indexes, written by COPY alone (no facts, no
+-- duplicate check beyond the unique index).
+CREATE TABLE bench_event_copy (LIKE events INCLUDING ALL);
+
 -- name: scratch-copy-drop
 DROP TABLE IF EXISTS bench_event_copy;
