@@ -60,6 +60,9 @@ func loadSettings(path string) (Settings, Errors) {
 			}
 		}
 	}
+	if f, ok := top["tracking"]; ok && f.value != nil {
+		st.Tracking = d.tracking(f.value)
+	}
 	return st, d.errs
 }
 
