@@ -76,8 +76,8 @@ func (a *app) report(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "%-16s %-9s %-4s %7s %7s %6s %7s %8s %6s %6s %9s %6s %10s  %s\n", "CAMPAIGN", "VARIANT", "STEP",
-		"PLANNED", "SENT", "FAILED", "SKIPPED", "HELD_OUT", "UNFIN", "CONV", "CONV_RATE", "UNSUB", "REVENUE", "UPLIFT (95% CI)")
+	fmt.Fprintf(w, "%-16s %-9s %-4s %7s %7s %6s %7s %8s %6s %6s %7s %6s %9s %6s %10s  %s\n", "CAMPAIGN", "VARIANT", "STEP",
+		"PLANNED", "SENT", "FAILED", "SKIPPED", "HELD_OUT", "UNFIN", "OPENED", "CLICKED", "CONV", "CONV_RATE", "UNSUB", "REVENUE", "UPLIFT (95% CI)")
 	for _, l := range lines {
 		variant, step := "", ""
 		if l.Variant != nil {
@@ -94,8 +94,8 @@ func (a *app) report(ctx context.Context, args []string) error {
 		if l.Uplift != nil {
 			uplift = fmt.Sprintf("%+.1f pts [%+.1f, %+.1f]", 100*l.Uplift.Value, 100*l.Uplift.Low, 100*l.Uplift.High)
 		}
-		fmt.Fprintf(w, "%-16s %-9s %-4s %7d %7d %6d %7d %8d %6d %6d %8.1f%% %6d %10.2f  %s\n", l.Campaign, variant, step,
-			l.Planned, l.Sent, l.Failed, skipped, l.HeldOut, l.Unfinished, l.Converted, 100*l.ConversionRate, l.Unsubscribed, l.Revenue, uplift)
+		fmt.Fprintf(w, "%-16s %-9s %-4s %7d %7d %6d %7d %8d %6d %6d %7d %6d %8.1f%% %6d %10.2f  %s\n", l.Campaign, variant, step,
+			l.Planned, l.Sent, l.Failed, skipped, l.HeldOut, l.Unfinished, l.Opened, l.Clicked, l.Converted, 100*l.ConversionRate, l.Unsubscribed, l.Revenue, uplift)
 	}
 	if len(lines) == 0 {
 		fmt.Fprintln(w, "(no campaigns)")

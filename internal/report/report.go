@@ -142,6 +142,8 @@ func total(campaign string, rs []store.ReportRow) Line {
 	for _, r := range rs {
 		l.Planned += r.Deliveries
 		l.Unsubscribed += r.Unsubscribed
+		l.Opened += r.Opened
+		l.Clicked += r.Clicked
 		switch r.Status {
 		case store.StatusSent:
 			l.Sent += r.Deliveries

@@ -76,6 +76,9 @@ const (
 	qAttributionProgress  = "attribution-progress"
 	qAttribute            = "attribute"
 	qReport               = "report"
+	qRecordHits           = "record-hits"
+	qDeliveryTracking     = "delivery-tracking"
+	qDeliveryClicks       = "delivery-clicks"
 )
 
 var queryNames = []string{
@@ -95,6 +98,7 @@ var queryNames = []string{
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
+	qRecordHits, qDeliveryTracking, qDeliveryClicks,
 }
 
 // queries maps a query name to its SQL.
