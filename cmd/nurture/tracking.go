@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"nurture/internal/campaign"
+	"nurture/internal/tracking"
+)
+
+// tracking returns the tracking links configured (PUBLIC_URL and SECRET),
+// or nil when no public URL is set. Call after parse.
+func (m *mailFlags) tracking() (*tracking.Links, error) {
+	if m.unsubscribeURL == "" {
+		return nil, nil
+	}
+	links, err := tracking.New(tracking.Config{BaseURL: m.unsubscribeURL, Secret: m.a.env("SECRET", m.a.getenv("UNSUBSCRIBE_SECRET"))})
+	if err != nil {
+		return nil, fmt.Errorf("--unsubscribe-url: %w (set SECRET)", err)
+	}
+	return links, nil
+}
+
+// untracked lists, as file:line:col: message, the campaigns of set that
+// ask for tracking when none is configured: their emails go out without
+// the pixel and the click redirects.
+func untracked(set *campaign.Set) []string {
+	var out []string
+	for _, c := range set.Tracked() {
+		pos := campaign.Pos{File: c.File, Line: c.NamePos.Line, Col: c.NamePos.Col}
+		if c.Tracking != nil {
+			pos = c.Tracking.Pos
+		} else if set.Settings.Tracking != nil {
+			pos = set.Settings.Tracking.Pos
+		}
+		t := campaign.EffectiveTracking(c, &set.Settings)
+		var what []string
+		if t.Opens {
+			what = append(what, "opens")
+		}
+		if t.Clicks {
+			what = append(what, "clicks")
+		}
+		out = append(out, fmt.Sprintf("%s: campaign %q tracks %s, but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
+			pos, c.Name, strings.Join(what, " and ")))
+	}
+	return out
+}
