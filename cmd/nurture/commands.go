@@ -57,7 +57,7 @@ func (a *app) lint(_ context.Context, args []string) error {
 	}
 	if a.env("PUBLIC_URL", a.getenv("UNSUBSCRIBE_URL")) == "" {
 		for _, w := range untracked(c.Campaigns()) {
-			fmt.Fprintln(a.stderr, "warning: "+w)
+			fmt.Fprintln(a.stderr, "warning: "+w.String())
 		}
 	}
 	fmt.Fprintf(a.stdout, "ok: %d stages, %d campaigns, %d templates\n",

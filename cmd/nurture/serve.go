@@ -324,8 +324,9 @@ func workerContent(c *content.Content) *worker.Content {
 // warnUntracked logs the campaigns of c that ask for tracking, which is
 // not configured: their emails go out untracked rather than not at all.
 func warnUntracked(log *slog.Logger, c *content.Content) {
-	for _, w := range untracked(c.Campaigns()) {
-		log.Warn(w)
+	for _, u := range untracked(c.Campaigns()) {
+		log.Warn("campaign asks for tracking but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
+			"campaign", u.campaign, "tracks", u.what, "at", u.pos.String())
 	}
 }
 

@@ -21,11 +21,23 @@ func (m *mailFlags) tracking() (*tracking.Links, error) {
 	return links, nil
 }
 
-// untracked lists, as file:line:col: message, the campaigns of set that
-// ask for tracking when none is configured: their emails go out without
-// the pixel and the click redirects.
-func untracked(set *campaign.Set) []string {
-	var out []string
+// untrackedCampaign is a campaign that asks for tracking when none is
+// configured: its emails go out without the pixel and the click
+// redirects.
+type untrackedCampaign struct {
+	pos      campaign.Pos // where the file asks for tracking
+	campaign string
+	what     string // "opens", "clicks" or "opens and clicks"
+}
+
+func (u untrackedCampaign) String() string {
+	return fmt.Sprintf("%s: campaign %q tracks %s, but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
+		u.pos, u.campaign, u.what)
+}
+
+// untracked lists the enabled campaigns of set that ask for tracking.
+func untracked(set *campaign.Set) []untrackedCampaign {
+	var out []untrackedCampaign
 	for _, c := range set.Tracked() {
 		pos := campaign.Pos{File: c.File, Line: c.NamePos.Line, Col: c.NamePos.Col}
 		if c.Tracking != nil {
@@ -41,8 +53,7 @@ func untracked(set *campaign.Set) []string {
 		if t.Clicks {
 			what = append(what, "clicks")
 		}
-		out = append(out, fmt.Sprintf("%s: campaign %q tracks %s, but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
-			pos, c.Name, strings.Join(what, " and ")))
+		out = append(out, untrackedCampaign{pos: pos, campaign: c.Name, what: strings.Join(what, " and ")})
 	}
 	return out
 }

@@ -183,3 +183,39 @@ func TestTracking(t *testing.T) {
 		}
 	}
 }
+
+// TestUntrackedWarning: a campaign asking for tracking without PUBLIC_URL
+// passes lint with a warning that says where, and serve sends it
+// untracked, saying so in its log.
+func TestUntrackedWarning(t *testing.T) {
+	env := fixtureEnv(t)
+	campaigns := copyDir(t, env["CAMPAIGNS_DIR"])
+	env["CAMPAIGNS_DIR"] = campaigns
+	if err := os.WriteFile(filepath.Join(campaigns, "settings.yaml"), []byte("tracking:\n  clicks: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	welcome := filepath.Join(campaigns, "welcome.yaml")
+	b, err := os.ReadFile(welcome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(welcome, append(b, "tracking: {opens: true}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, env, "lint")
+	want := "warning: " + filepath.Join(campaigns, "settings.yaml") + `:2:3: campaign "nudge" tracks clicks, but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET` + "\n" +
+		"warning: " + welcome + `:10:11: campaign "welcome" tracks opens and clicks, but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET` + "\n"
+	if code != 0 || stderr != want || !strings.HasPrefix(out, "ok: ") {
+		t.Errorf("lint: %d\n%s\nwant\n%s", code, stderr, want)
+	}
+	env["PUBLIC_URL"], env["SECRET"] = "https://mail.example.com", "a-secret-of-at-least-16-characters"
+	if _, stderr, code := cli(t, env, "lint"); code != 0 || stderr != "" {
+		t.Errorf("lint with PUBLIC_URL: %d %s", code, stderr)
+	}
+	delete(env, "PUBLIC_URL")
+	if _, stderr, code := cli(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	p := startProc(t, env, "serve", "--role", "worker")
+	p.waitLog(30*time.Second, "level=WARN", "but PUBLIC_URL is not set", "campaign=welcome", `tracks="opens and clicks"`, "at="+welcome+":10:11")
+}
