@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"nurture/internal/campaign"
 	"nurture/internal/tracking"
@@ -45,15 +44,7 @@ func untracked(set *campaign.Set) []untrackedCampaign {
 		} else if set.Settings.Tracking != nil {
 			pos = set.Settings.Tracking.Pos
 		}
-		t := campaign.EffectiveTracking(c, &set.Settings)
-		var what []string
-		if t.Opens {
-			what = append(what, "opens")
-		}
-		if t.Clicks {
-			what = append(what, "clicks")
-		}
-		out = append(out, untrackedCampaign{pos: pos, campaign: c.Name, what: strings.Join(what, " and ")})
+		out = append(out, untrackedCampaign{pos: pos, campaign: c.Name, what: campaign.EffectiveTracking(c, &set.Settings).String()})
 	}
 	return out
 }

@@ -51,6 +51,12 @@ func TestTracking(t *testing.T) {
 	if _, stderr, code := cli(t, env, "run-once", "--at", testenv.FixtureAt); code != 0 {
 		t.Fatalf("run-once: %s", stderr)
 	}
+	// A preview shows the links as written, and says so.
+	out, stderr, code := cli(t, env, "preview", "welcome", "--customer", "c1", "--format", "html")
+	if code != 0 || strings.Contains(out, "/t/") || !strings.Contains(out, `<a href="https://shop.example.com/new?utm_source=welcome&amp;utm_medium=email">`) ||
+		stderr != "note: campaign \"welcome\" tracks opens and clicks; this email's links are shown as written and nothing it does is recorded\n" {
+		t.Errorf("preview: %d %s\n%s", code, stderr, out)
+	}
 	sink := smtptest.Start(t)
 	env["SMTP_URL"] = sink.URL()
 	p := startProc(t, env, "serve", "--role", "worker,http")

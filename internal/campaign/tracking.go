@@ -17,6 +17,20 @@ type Track struct {
 	Opens, Clicks bool
 }
 
+// String names what is tracked: "opens", "clicks", "opens and clicks" or
+// "nothing".
+func (t Track) String() string {
+	switch {
+	case t.Opens && t.Clicks:
+		return "opens and clicks"
+	case t.Opens:
+		return "opens"
+	case t.Clicks:
+		return "clicks"
+	}
+	return "nothing"
+}
+
 // Any reports whether anything is tracked.
 func (t Track) Any() bool { return t.Opens || t.Clicks }
 
