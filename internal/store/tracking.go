@@ -10,6 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// MachineWindow is how soon after its send a hit is taken for a
+// machine's (a mail server or security gateway fetching every image and
+// link of a message as it arrives): it is recorded apart and not counted.
+const MachineWindow = 2 * time.Second
+
 // Hit is one request to an open pixel or a click redirect.
 type Hit struct {
 	Delivery uuid.UUID
@@ -37,7 +42,7 @@ type HitCount struct {
 // the first and last time of human opens and clicks, machine-made ones
 // apart, and per link clicked the same. A hit is machine-made when its
 // Scanner is set, or when it comes before the delivery is recorded as
-// sent or less than 2 seconds after.
+// sent or less than MachineWindow after.
 func (s *Store) RecordHits(ctx context.Context, hits []Hit) ([]HitCount, error) {
 	if len(hits) == 0 {
 		return nil, nil
@@ -54,7 +59,7 @@ func (s *Store) RecordHits(ctx context.Context, hits []Hit) ([]HitCount, error) 
 			kinds[i] = "click"
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qRecordHits), ids, kinds, urls, ats, scanners)
+	rows, err := s.pool.Query(ctx, s.q.get(qRecordHits), ids, kinds, urls, ats, scanners, MachineWindow.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("record %d tracking hits: %w", len(hits), err)
 	}

@@ -11,11 +11,6 @@ import (
 	"nurture/internal/store"
 )
 
-// MachineWindow is how soon after its send a hit is taken for a machine's
-// (a mail server or security gateway fetching every image and link of a
-// message as it arrives): it is recorded apart and not counted.
-const MachineWindow = 2 * time.Second
-
 // scanners are user agents of link scanners and mail security gateways,
 // and of HTTP libraries no person reads mail with, matched as lower-case
 // substrings. Image proxies that fetch on a person's behalf when the

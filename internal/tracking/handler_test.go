@@ -2,6 +2,7 @@ package tracking_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,7 +30,7 @@ func sentDelivery(t testing.TB, st *store.Store, n int) ([]uuid.UUID, time.Time)
 	occ := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 	var nds []store.NewDelivery
 	for i := range n {
-		nds = append(nds, store.NewDelivery{Campaign: "winback", CustomerID: "c" + string(rune('a'+i%26)) + uuid.NewString(),
+		nds = append(nds, store.NewDelivery{Campaign: "winback", CustomerID: fmt.Sprintf("c%d", i),
 			Occurrence: occ, Stage: "lapsed", Template: "winback", Queue: "default"})
 	}
 	refs, err := st.InsertDeliveries(ctx, nds)

@@ -3,15 +3,16 @@
 -- name: record-hits
 -- $1 to $5 are the hits, one array element each: delivery id, kind (open
 -- or click), the URL of a click ('' for an open), when, and whether the
--- user agent is a known link scanner. A hit is machine-made when its user
--- agent is, when the delivery is not yet recorded as sent, or when it
--- comes less than 2 seconds after the send. Rows are written in delivery
+-- user agent is a known link scanner; $6 the machine window in seconds.
+-- A hit is machine-made when its user agent is a scanner's, when the
+-- delivery is not yet recorded as sent, or when it comes less than the
+-- window (2 s) after the send. Rows are written in delivery
 -- order so that two processes never wait on each other in a cycle.
 -- Returns the hits by campaign ('' for a delivery that no longer
 -- exists: not recorded), kind and machine.
 WITH hits AS (
     SELECT h.delivery_id, h.kind, h.url, h.at, d.campaign,
-           (h.scanner OR d.sent_at IS NULL OR h.at < d.sent_at + interval '2 seconds') AS machine
+           (h.scanner OR d.sent_at IS NULL OR h.at < d.sent_at + make_interval(secs => $6)) AS machine
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[]) AS h (delivery_id, kind, url, at, scanner)
     LEFT JOIN deliveries d ON d.id = h.delivery_id
 ), per_delivery AS (
