@@ -2,9 +2,11 @@ package tracking_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -21,6 +23,14 @@ import (
 // every core, over 1000 deliveries; the clock stops once every hit is
 // written. hits/s counts hits recorded, not those dropped.
 func BenchmarkHits(b *testing.B) {
+	b.Run("handler", func(b *testing.B) { benchmarkHits(b, false) })
+	b.Run("http", func(b *testing.B) { benchmarkHits(b, true) })
+}
+
+// benchmarkHits calls the handlers directly, or over HTTP on the loopback
+// interface with kept-alive connections (the client's work shares the
+// cores with the server's).
+func benchmarkHits(b *testing.B, overHTTP bool) {
 	ctx := context.Background()
 	st := testenv.Store(b)
 	ids, sent := sentDelivery(b, st, 1000)
@@ -38,12 +48,38 @@ func BenchmarkHits(b *testing.B) {
 	}
 	defer rec.Stop(ctx)
 	h := mux(tracking.Handlers(l, rec, now, m, log))
+	hit := func(p string) int { return call(h, "GET", p, browser).code }
+	if overHTTP {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{
+			Transport:     &http.Transport{MaxIdleConnsPerHost: 64},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		defer client.CloseIdleConnections()
+		hit = func(p string) int {
+			req, err := http.NewRequest("GET", srv.URL+p, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("User-Agent", browser)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return 0
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		b.SetParallelism(8)
+	}
 	before := recorded(b, st, ids)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if r := call(h, "GET", paths[rand.IntN(len(paths))], browser); r.code != http.StatusFound {
-				b.Errorf("status %d", r.code)
+			if code := hit(paths[rand.IntN(len(paths))]); code != http.StatusFound {
+				b.Errorf("status %d", code)
 				return
 			}
 		}
