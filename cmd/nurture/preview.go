@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nurture/internal/audience"
+	"nurture/internal/campaign"
 	"nurture/internal/compose"
 	"nurture/internal/content"
 	"nurture/internal/mail"
@@ -106,6 +107,9 @@ func (a *app) buildEmail(ctx context.Context, c *content.Content, st *store.Stor
 		fmt.Fprintf(a.stderr, "note: customer %q is unsubscribed; a worker would skip this email\n", cu.ID)
 	case cu.Suppressed:
 		fmt.Fprintf(a.stderr, "note: customer %q's address is suppressed; a worker would skip this email\n", cu.ID)
+	}
+	if t := campaign.EffectiveTracking(camp, &set.Settings); t.Any() {
+		fmt.Fprintf(a.stderr, "note: campaign %q tracks %s; this email's links are shown as written and nothing it does is recorded\n", camp.Name, t)
 	}
 	msg, err := cp.Message(compose.Input{DeliveryID: id, Campaign: camp, Settings: &set.Settings, Templates: c.Templates,
 		Template: tmpl, Variant: s.variant, Customer: &cu, Stage: stage, Now: s.at, NoUnsubscribe: test})

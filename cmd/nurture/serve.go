@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,6 +28,7 @@ import (
 	"nurture/internal/reload"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
+	"nurture/internal/tracking"
 	"nurture/internal/unsubscribe"
 	"nurture/internal/worker"
 )
@@ -43,6 +45,9 @@ type serveConfig struct {
 	sched scheduler.Config
 	// unsubscribe makes unsubscribe links (PUBLIC_URL and SECRET).
 	unsubscribe *unsubscribe.Links
+	// tracking makes and checks open and click links (PUBLIC_URL and
+	// SECRET); nil when PUBLIC_URL is not set.
+	tracking *tracking.Links
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -77,6 +82,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.unsubscribe, err = mf.links(nil); err != nil {
+		return err
+	}
+	if cfg.tracking, err = mf.tracking(); err != nil {
 		return err
 	}
 	// Take SIGHUP from the start: its default action would end the process.
@@ -211,7 +219,10 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 			wlog.Info("emails are DKIM-signed; publish the key at SELECTOR._domainkey.FROM_DOMAIN",
 				"selector", dk.Selector(), "key_bits", dk.Bits())
 		}
-		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe},
+		if cfg.tracking == nil {
+			warnUntracked(wlog, c)
+		}
+		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe, Tracking: cfg.tracking},
 			worker.ServerConfig{Concurrency: cfg.concurrency}, st, rdb, sender, workerContent(c), m, wlog)
 		if err := wk.Start(ctx); err != nil {
 			return err
@@ -231,7 +242,24 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				return wk.Worker().Health()
 			}})
 		}
-		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, log.With("role", "http"))
+		hlog := log.With("role", "http")
+		var rec *tracking.Recorder
+		if cfg.tracking != nil {
+			rec = tracking.NewRecorder(tracking.RecorderConfig{}, st, m, hlog)
+			if err := rec.Start(ctx); err != nil {
+				return err
+			}
+			// After the server (deferred later, so stopped first): the
+			// hits of its last requests are written before the store closes.
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := rec.Stop(sctx); err != nil {
+					hlog.Warn("tracking hits not written at shutdown", "err", err)
+				}
+			}()
+		}
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, rec, hlog)
 		if err != nil {
 			return err
 		}
@@ -243,6 +271,9 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
 		func(ctx context.Context, next *content.Content) error {
 			current.Store(next)
+			if wk != nil && cfg.tracking == nil {
+				warnUntracked(log, next)
+			}
 			if sched != nil {
 				sched.Reload(next.Rules)
 			}
@@ -298,10 +329,19 @@ func workerContent(c *content.Content) *worker.Content {
 	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates, Rules: c.Rules}
 }
 
-// startHTTP starts the HTTP role: health, metrics, unsubscribe links and
-// the dashboard.
+// warnUntracked logs the campaigns of c that ask for tracking, which is
+// not configured: their emails go out untracked rather than not at all.
+func warnUntracked(log *slog.Logger, c *content.Content) {
+	for _, u := range untracked(c.Campaigns()) {
+		log.Warn("campaign asks for tracking but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
+			"campaign", u.campaign, "tracks", u.what, "at", u.pos.String())
+	}
+}
+
+// startHTTP starts the HTTP role: health, metrics, unsubscribe links,
+// tracking and the dashboard.
 func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics,
-	current *atomic.Pointer[content.Content], log *slog.Logger) (*httpserver.Server, error) {
+	current *atomic.Pointer[content.Content], rec *tracking.Recorder, log *slog.Logger) (*httpserver.Server, error) {
 	pl := planner.New(st, log)
 	explain := func(ctx context.Context, id string, at time.Time) (any, error) {
 		return pl.Explain(ctx, current.Load().Rules, id, at)
@@ -310,8 +350,12 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}
+	deps.Public = map[string]http.Handler{}
 	if cfg.unsubscribe != nil {
-		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribeHandler(st, cfg.unsubscribe, log)}
+		deps.Public[unsubscribe.Path] = unsubscribeHandler(st, cfg.unsubscribe, log)
+	}
+	if cfg.tracking != nil && rec != nil {
+		maps.Copy(deps.Public, tracking.Handlers(cfg.tracking, rec, nil, m, log))
 	}
 	srv, err := httpserver.New(cfg.http, deps, log)
 	if err != nil {

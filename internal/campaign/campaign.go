@@ -141,6 +141,9 @@ type Campaign struct {
 	// never sent), in 1/10000: 10% is 1000.
 	HoldoutBasisPoints int
 	HoldoutPos         Pos
+	// Tracking is the campaign's own open and click tracking; nil: the
+	// settings' default (see EffectiveTracking).
+	Tracking *Tracking
 
 	exitWhenFolded bool // see exprAt
 }
@@ -299,6 +302,8 @@ type Settings struct {
 	SendWindow *SendWindow
 	// ConversionWindow is the default attribution window; zero: not set.
 	ConversionWindow time.Duration
+	// Tracking is the default open and click tracking; nil: none.
+	Tracking *Tracking
 	// RateLimits caps how fast emails go out; nil: no cap.
 	RateLimits *RateLimits
 }

@@ -370,6 +370,13 @@ func TestLoadExtended(t *testing.T) {
 		{"plain.Variants", plain.Variants == nil, true},
 		{"plain.HoldoutBasisPoints", plain.HoldoutBasisPoints, 0},
 		{"plain.ExitWhen", plain.ExitWhen, ""},
+		{"plain tracking", campaign.EffectiveTracking(plain, &st), campaign.Track{Opens: true, Clicks: true}},
+		{"cart tracking", campaign.EffectiveTracking(cart, &st), campaign.Track{Opens: true}},
+		{"welcome tracking", campaign.EffectiveTracking(welcome, &st), campaign.Track{}},
+		{"welcome tracking, no settings", campaign.EffectiveTracking(welcome, nil), campaign.Track{}},
+		{"plain tracking, no settings", campaign.EffectiveTracking(plain, nil), campaign.Track{Clicks: true}},
+		{"welcome.Tracking.Pos", welcome.Tracking.Pos, pos("welcome.yaml", 17, 3)},
+		{"tracked", len(set.Tracked()), 2},
 		{"plain window", set.EffectiveWindow(plain) == st.SendWindow, true},
 
 		{"Settings.File", st.File, filepath.Join(dir, "settings.yaml")},

@@ -67,6 +67,9 @@ func loadSettings(path string) (Settings, Errors) {
 	if f, ok := top["rate_limits"]; ok && f.value != nil {
 		st.RateLimits = d.rateLimits(f.value)
 	}
+	if f, ok := top["tracking"]; ok && f.value != nil {
+		st.Tracking = d.tracking(f.value)
+	}
 	return st, d.errs
 }
 

@@ -180,13 +180,18 @@ func TestEraseLeavesNothingPersonal(t *testing.T) {
 	now := ts("2026-05-01T00:00:00Z")
 	st := clockStore(t, &now)
 	ids := seedPerson(t, st, &now)
+	// A link clicked in the sent email names the person.
+	if _, err := st.Pool().Exec(ctx, `WITH t AS (INSERT INTO delivery_tracking (delivery_id, clicks) VALUES ($1, 1))
+		INSERT INTO delivery_clicks (delivery_id, url, clicks) VALUES ($1, $2, 1)`, ids["sent"], "https://shop.example.com/cart?who="+zqID); err != nil {
+		t.Fatal(err)
+	}
 
 	personal := []string{zqID, zqEmail, zqName, zqAttr, zqEventID, zqTicket}
 	before := dumpTables(t, st)
 	// The seed must put the strings where the erasure has to find them,
 	// or this test could not fail.
 	for _, table := range []string{"customers", "events", "deliveries", "journeys", "consent_changes", "suppressions",
-		"opted_out_addresses", "customer_stages", "stage_changes"} {
+		"opted_out_addresses", "customer_stages", "stage_changes", "delivery_clicks"} {
 		if len(findPersonal(map[string][]string{table: before[table]}, personal...)) == 0 {
 			t.Errorf("before the erasure, table %s holds nothing of the person", table)
 		}

@@ -84,6 +84,10 @@ const (
 	qEraseStages          = "erase-stages"
 	qEraseLog             = "erase-log"
 	qEraseScrub           = "erase-scrub"
+	qEraseClicks          = "erase-clicks"
+	qRecordHits           = "record-hits"
+	qDeliveryTracking     = "delivery-tracking"
+	qDeliveryClicks       = "delivery-clicks"
 )
 
 var queryNames = []string{
@@ -103,7 +107,8 @@ var queryNames = []string{
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
-	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
+	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub, qEraseClicks,
+	qRecordHits, qDeliveryTracking, qDeliveryClicks,
 }
 
 // queries maps a query name to its SQL.

@@ -123,6 +123,9 @@ type ReportRow struct {
 	// purchase, whose amounts add up to Revenue.
 	Unsubscribed, Converted int
 	Revenue                 float64
+	// Opened and Clicked count deliveries with a human open (or click)
+	// and a human click; machine-made hits are left out.
+	Opened, Clicked int
 }
 
 // ReportFilter selects deliveries by campaign ("" for all) and send_at in
@@ -142,11 +145,12 @@ func (s *Store) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error)
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		var n, unsub, conv int64
-		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &conv, &r.Revenue); err != nil {
+		var n, unsub, conv, opened, clicked int64
+		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &conv, &r.Revenue, &opened, &clicked); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 		r.Deliveries, r.Unsubscribed, r.Converted = int(n), int(unsub), int(conv)
+		r.Opened, r.Clicked = int(opened), int(clicked)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

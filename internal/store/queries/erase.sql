@@ -87,6 +87,14 @@ WITH current AS (
 )
 DELETE FROM stage_changes WHERE customer_id = $1;
 
+-- name: erase-clicks
+-- $1 the token the person's deliveries now point to. The links they
+-- clicked go: a link may carry who clicked it. The counts and times of
+-- opens and clicks per delivery (delivery_tracking) stay.
+DELETE FROM delivery_clicks k
+USING deliveries d
+WHERE d.customer_id = $1 AND k.delivery_id = d.id;
+
 -- name: erase-log
 INSERT INTO erasures (erased_at, source, customer, deliveries, events, journeys, consent_changes, stage_changes)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
