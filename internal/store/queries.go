@@ -71,6 +71,14 @@ const (
 	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
+	qBounceLock           = "bounce-lock"
+	qBounceInsert         = "bounce-insert"
+	qBounceMarkDelivery   = "bounce-mark-delivery"
+	qBounceSoftCount      = "bounce-soft-count"
+	qBounceSuppress       = "bounce-suppress"
+	qBounceCustomers      = "bounce-customers"
+	qBounces              = "bounces"
+	qDeliveryBounces      = "delivery-bounces"
 )
 
 var queryNames = []string{
@@ -89,6 +97,8 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
+	qBounceLock, qBounceInsert, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
+	qBounces, qDeliveryBounces,
 }
 
 // queries maps a query name to its SQL.

@@ -3,11 +3,11 @@
 
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
-         journeys, customer_stages, stage_changes, stage_sweeps;
+         journeys, customer_stages, stage_changes, stage_sweeps, bounces;
 
 -- name: scratch-clear-deliveries
--- Deliveries and the journeys they belong to.
-TRUNCATE deliveries, journeys;
+-- Deliveries, the journeys they belong to and the bounces about them.
+TRUNCATE deliveries, journeys, bounces;
 
 -- name: scratch-vacuum
 -- After a bulk import, so that timings do not depend on when autovacuum
