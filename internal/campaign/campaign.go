@@ -294,6 +294,31 @@ type Settings struct {
 	SendWindow *SendWindow
 	// ConversionWindow is the default attribution window; zero: not set.
 	ConversionWindow time.Duration
+	// SoftBounceLimit is when soft bounces suppress an address; nil: not
+	// set (see SoftBounces for the default).
+	SoftBounceLimit *SoftBounceLimit
+}
+
+// SoftBounceLimit suppresses an address after Count soft bounces within
+// any interval of length Per.
+type SoftBounceLimit struct {
+	Pos   Pos
+	Count int
+	Per   time.Duration
+}
+
+// Default soft bounce limit, when settings.yaml sets none.
+const (
+	DefaultSoftBounceCount = 3
+	DefaultSoftBouncePer   = 720 * time.Hour
+)
+
+// SoftBounces returns the soft bounce limit: the settings', or 3 per 720h.
+func (s *Settings) SoftBounces() (count int, per time.Duration) {
+	if s == nil || s.SoftBounceLimit == nil {
+		return DefaultSoftBounceCount, DefaultSoftBouncePer
+	}
+	return s.SoftBounceLimit.Count, s.SoftBounceLimit.Per
 }
 
 // Cap is a global frequency cap: at most Max emails to one customer within

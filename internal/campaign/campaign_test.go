@@ -377,6 +377,7 @@ func TestLoadExtended(t *testing.T) {
 		{"Settings.FrequencyCap", *st.FrequencyCap, campaign.Cap{Pos: pos("settings.yaml", 3, 16), Max: 3, Per: 168 * time.Hour}},
 		{"Settings.SendWindow", fmt.Sprintf("%s-%s %v %s %v", st.SendWindow.Window.Start, st.SendWindow.Window.End, st.SendWindow.Window.Days, st.SendWindow.Timezone, st.SendWindow.Location == nil), "08:00-21:00 [] customer true"},
 		{"Settings.ConversionWindow", st.ConversionWindow, 120 * time.Hour},
+		{"Settings.SoftBounceLimit", *st.SoftBounceLimit, campaign.SoftBounceLimit{Pos: pos("settings.yaml", 8, 20), Count: 5, Per: 14 * 24 * time.Hour}},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -391,6 +392,9 @@ func TestLoadExtended(t *testing.T) {
 	}
 	if s := full.Settings; s.From != "" || s.FrequencyCap != nil || s.SendWindow != nil || s.ConversionWindow != 0 {
 		t.Errorf("settings without settings.yaml: %+v, want zero", s)
+	}
+	if n, per := full.Settings.SoftBounces(); n != 3 || per != 720*time.Hour {
+		t.Errorf("SoftBounces without settings.yaml = %d per %v, want 3 per 720h", n, per)
 	}
 	if w := full.EffectiveWindow(full.Campaign("full")); w != nil {
 		t.Errorf("EffectiveWindow without any window = %+v, want nil", w)

@@ -131,6 +131,13 @@ type Settings struct {
 	FrequencyCap     *FrequencyCap `json:"frequency_cap,omitempty" jsonschema_description:"At most max emails per customer within any interval of length per, across campaigns."`
 	SendWindow       *Window       `json:"send_window,omitempty" jsonschema_description:"Default send window of campaigns that set none (absent: any time)."`
 	ConversionWindow Duration      `json:"conversion_window,omitempty" jsonschema_description:"Default attribution window."`
+	SoftBounceLimit  *SoftBounces  `json:"soft_bounce_limit,omitempty" jsonschema_description:"Soft bounces that suppress an address: count within any interval of length per (absent: 3 per 720h)."`
+}
+
+// SoftBounces is the soft bounce limit.
+type SoftBounces struct {
+	Count int      `json:"count" jsonschema:"required,minimum=1"`
+	Per   Duration `json:"per" jsonschema:"required"`
 }
 
 // FrequencyCap is the global cap.
