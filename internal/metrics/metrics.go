@@ -32,6 +32,8 @@ type Metrics struct {
 	loadedAt   prometheus.Gauge
 	loadedOK   prometheus.Gauge
 	deferred   *prometheus.CounterVec
+	bounces    *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -108,6 +110,15 @@ func New() *Metrics {
 		Name: "nurture_deferred_total",
 		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
 	}, []string{"campaign"})
+	m.bounces = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounces_total",
+		Help: "Bounces and complaints recorded, by kind (hard, soft, complaint) and source (webhook, ses, dsn); a notice delivered again is not counted twice.",
+	}, []string{"kind", "source"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounce_notifications_rejected_total",
+		Help: "Bounce and complaint notifications refused or not understood, by source (webhook, ses, dsn) and reason (unauthorized, invalid, signature, unparseable, failed).",
+	}, []string{"source", "reason"})
+	m.reg.MustRegister(m.bounces, m.rejected)
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
 		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -118,6 +129,20 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Bounce counts one bounce or complaint recorded.
+func (m *Metrics) Bounce(kind, source string) {
+	if m != nil {
+		m.bounces.WithLabelValues(kind, source).Inc()
+	}
+}
+
+// BounceRejected counts one notification refused or not understood.
+func (m *Metrics) BounceRejected(source, reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(source, reason).Inc()
 	}
 }
 
