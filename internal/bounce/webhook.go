@@ -278,7 +278,9 @@ func equal(got, want string) bool {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // addresses and Message-IDs hold < and >
+	enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
