@@ -195,8 +195,8 @@ func TestSNSSubscriptionConfirmation(t *testing.T) {
 	url := f.serve(t, sns.config())
 	m := map[string]any{
 		"Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b", "Token": "2336412f37fb687f5d51e6e241d09c805",
-		"TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-feedback",
-		"Message":  "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ses-feedback.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+		"TopicArn":     "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+		"Message":      "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ses-feedback.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		"SubscribeURL": sns.srv.URL + "/confirm?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:ses-feedback&Token=2336412f37fb687f5d51e6e241d09c805",
 		"Timestamp":    "2026-07-04T12:00:00.000Z",
 	}
