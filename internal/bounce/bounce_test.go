@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"nurture/internal/bounce"
+	"nurture/internal/httpserver"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
 	"nurture/internal/unsubscribe"
@@ -480,5 +483,38 @@ func TestSoftBounceLimit(t *testing.T) {
 	soft("2026-07-04T12:00:00Z")
 	if got, want := f.suppressions(t), map[string]string{"carol@example.org": "bounce/webhook"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after three: suppressions %v, want %v", got, want)
+	}
+}
+
+func TestWebhookBodyLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rdb := redis.NewClient(testenv.Redis(t))
+	t.Cleanup(func() { rdb.Close() })
+	log := slog.New(slog.DiscardHandler)
+	s, err := httpserver.New(httpserver.Config{Addr: "127.0.0.1:0", MaxBody: 1024},
+		httpserver.Deps{Store: f.st, Redis: rdb, Metrics: http.NotFoundHandler(),
+			Webhook: bounce.Handler(f.rec, bounce.HandlerConfig{Tokens: []string{token}}, log)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+	url := "http://" + s.Addr() + httpserver.WebhookPath
+	big := `{"type":"hard","email":"ann@example.net","reason":"` + strings.Repeat("x", 1024) + `"}`
+	if code, got := post(t, url, "Bearer "+token, nil, big); code != 413 || got != `{"error":"the body is over the limit of 1024 bytes"}`+"\n" {
+		t.Errorf("over the limit: %d %s", code, got)
+	}
+	if code, got := post(t, url, "Bearer "+token, nil, `{"type":"hard","email":"ann@example.net"}`); code != 200 || got != `{"accepted":1,"duplicates":0}`+"\n" {
+		t.Errorf("through the server: %d %s", code, got)
+	}
+	if code, got := post(t, url, "", nil, `{"type":"hard","email":"ann@example.net"}`); code != 401 {
+		t.Errorf("without a token through the server: %d %s", code, got)
 	}
 }
