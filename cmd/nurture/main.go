@@ -65,6 +65,8 @@ Commands:
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
                                   unsubscribed themselves; TEXT says who asked
+  bounces import FILE...         record bounces and mailto unsubscribe requests
+                                  from .eml or mbox files
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, replay a few days, send
@@ -108,6 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.suppress(ctx, rest)
 	case "subscribe":
 		return a.subscribe(ctx, rest)
+	case "bounces":
+		return a.bounces(ctx, rest)
 	case "preview":
 		return a.preview(ctx, rest)
 	case "send-test":

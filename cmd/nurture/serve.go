@@ -11,12 +11,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/api"
+	"nurture/internal/bounce"
+	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
@@ -41,6 +44,8 @@ type serveConfig struct {
 	sched scheduler.Config
 	// unsubscribe makes unsubscribe links (PUBLIC_URL and SECRET).
 	unsubscribe *unsubscribe.Links
+	// webhook configures the bounce webhook (WEBHOOK_TOKENS, SNS_VERIFY).
+	webhook bounce.HandlerConfig
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -56,6 +61,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
+	a.webhookConfig(&cfg.webhook)
 	err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -91,16 +97,7 @@ func (a *app) httpConfig(c *httpserver.Config) {
 	c.AdminUser = a.env("ADMIN_USER", "admin")
 	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
 	c.MetricsToken = a.getenv("METRICS_TOKEN")
-	for _, t := range strings.Split(a.getenv("API_TOKENS"), ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		if len(t) < 16 {
-			a.badEnv("API_TOKENS", "...", errors.New("each token needs at least 16 characters"))
-			continue
-		}
-		c.APITokens = append(c.APITokens, t)
-	}
+	c.APITokens = a.envTokens("API_TOKENS")
 	if v := a.getenv("MONITORING_READONLY"); v != "" {
 		ro, err := strconv.ParseBool(v)
 		if err != nil {
@@ -114,6 +111,37 @@ func (a *app) httpConfig(c *httpserver.Config) {
 			a.badEnv("API_MAX_BODY", v, err)
 		}
 		c.MaxBody = n
+	}
+}
+
+// envTokens reads a comma-separated list of bearer tokens, each of at
+// least 16 characters; a malformed list is recorded for parse to report,
+// without the tokens.
+func (a *app) envTokens(name string) []string {
+	var out []string
+	for _, t := range strings.Split(a.getenv(name), ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			a.badEnv(name, "...", errors.New("each token needs at least 16 characters"))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// webhookConfig reads the bounce webhook's settings from the environment,
+// strictly, like httpConfig.
+func (a *app) webhookConfig(c *bounce.HandlerConfig) {
+	c.Tokens = a.envTokens("WEBHOOK_TOKENS")
+	if v := a.getenv("SNS_VERIFY"); v != "" {
+		verify, err := strconv.ParseBool(v)
+		if err != nil {
+			a.badEnv("SNS_VERIFY", v, errors.New("want true or false"))
+		}
+		c.SNSVerify = verify
 	}
 }
 
@@ -177,7 +205,11 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		sched *scheduler.Scheduler
 		wk    *worker.Service
+		// settings are those of the content running now, for the soft
+		// bounce limit of the webhook.
+		settings atomic.Pointer[campaign.Settings]
 	)
+	settings.Store(&c.Campaigns().Settings)
 	if cfg.roles["scheduler"] {
 		sched = scheduler.New(cfg.sched, st, q, c.Rules, m, log.With("role", "scheduler"))
 		if err := sched.Start(ctx); err != nil {
@@ -218,7 +250,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				return wk.Worker().Health()
 			}})
 		}
-		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, log.With("role", "http"))
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, settings.Load, log.With("role", "http"))
 		if err != nil {
 			return err
 		}
@@ -229,6 +261,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	// reload both, all or nothing.
 	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
 		func(ctx context.Context, next *content.Content) error {
+			settings.Store(&next.Campaigns().Settings)
 			if sched != nil {
 				sched.Reload(next.Rules)
 			}
@@ -286,8 +319,11 @@ func workerContent(c *content.Content) *worker.Content {
 
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and
 // the dashboard.
-func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics, log *slog.Logger) (*httpserver.Server, error) {
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, log)}
+func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics,
+	settings func() *campaign.Settings, log *slog.Logger) (*httpserver.Server, error) {
+	rec := bounce.NewRecorder(st, func() store.SoftBounceLimit { return softBounceLimit(settings()) }, m, log)
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, log),
+		Webhook: bounce.Handler(rec, cfg.webhook, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}
@@ -302,8 +338,16 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		return nil, errors.Join(err, srv.Stop(ctx))
 	}
 	log.Info("http listening", "addr", srv.Addr(), "dashboard", httpserver.MonitoringPath, "read_only", cfg.http.MonitoringReadOnly,
-		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "")
+		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "",
+		"webhook_tokens", len(cfg.webhook.Tokens), "sns_verify", cfg.webhook.SNSVerify)
 	return srv, nil
+}
+
+// softBounceLimit is the settings' soft bounce limit, as the store takes
+// it.
+func softBounceLimit(s *campaign.Settings) store.SoftBounceLimit {
+	n, per := s.SoftBounces()
+	return store.SoftBounceLimit{Count: n, Per: per}
 }
 
 // unsubscribeHandler serves unsubscribe links: a confirm page, and the
