@@ -18,6 +18,7 @@ import (
 
 	"nurture/internal/bounce"
 	"nurture/internal/httpserver"
+	"nurture/internal/metrics"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
 	"nurture/internal/unsubscribe"
@@ -49,6 +50,7 @@ type fixture struct {
 	// deliveries are the delivery ids by fixture number (1 to 7).
 	deliveries map[int]string
 	rec        *bounce.Recorder
+	metrics    *metrics.Metrics
 }
 
 var people = []struct {
@@ -101,7 +103,8 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.deliveries[n] = id
 	}
-	f.rec = bounce.NewRecorder(f.st, func() store.SoftBounceLimit { return store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour} }, nil,
+	f.metrics = metrics.New()
+	f.rec = bounce.NewRecorder(f.st, func() store.SoftBounceLimit { return store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour} }, f.metrics,
 		slog.New(slog.DiscardHandler))
 	return f
 }
@@ -164,6 +167,20 @@ func (f *fixture) marks(t *testing.T) map[int]string {
 			parts = append(parts, "complaint@"+d.ComplainedAt.Format(time.RFC3339))
 		}
 		out[byID[d.DeliveryID]] = strings.Join(parts, " ")
+	}
+	return out
+}
+
+// counters returns the bounce metrics' samples, as "name{labels} value".
+func (f *fixture) counters(t *testing.T) []string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	f.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var out []string
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "nurture_bounce") {
+			out = append(out, line)
+		}
 	}
 	return out
 }
@@ -396,6 +413,14 @@ func TestWebhookAuth(t *testing.T) {
 	closed := f.serve(t, bounce.HandlerConfig{})
 	if code, got := post(t, closed, "Bearer "+token, nil, body); code != 401 || got != `{"error":"the webhook is closed: set WEBHOOK_TOKENS to open it"}`+"\n" {
 		t.Errorf("closed: %d %s", code, got)
+	}
+	want := []string{
+		`nurture_bounce_notifications_rejected_total{reason="unauthorized",source="webhook"} 5`,
+		`nurture_bounces_total{kind="hard",source="webhook"} 1`,
+		`nurture_bounces_total{kind="soft",source="webhook"} 1`,
+	}
+	if got := f.counters(t); !reflect.DeepEqual(got, want) {
+		t.Errorf("metrics\n got %q\nwant %q", got, want)
 	}
 }
 
