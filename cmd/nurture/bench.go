@@ -15,7 +15,7 @@ func (a *app) bench(ctx context.Context, args []string) error {
 	}
 	cfg := bench.DefaultConfig()
 	fs := a.flags("bench")
-	fs.StringVar(&cfg.Only, "only", cfg.Only, "parts to run: a planning, b enqueueing, c end-to-end sending, d peak RSS of a tick, e planning with the toolkit, f stage sweeps, g event import, h trigger lag")
+	fs.StringVar(&cfg.Only, "only", cfg.Only, "parts to run: a planning, b enqueueing, c end-to-end sending, d peak RSS of a tick, e planning with the toolkit, f stage sweeps, g event import, h trigger lag, i ingest API")
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "customers in the generated audience (parts a, c, d, e, f)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to enqueue (part b)")
@@ -26,6 +26,9 @@ func (a *app) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "events to import (part g)")
 	fs.IntVar(&cfg.EventFile, "event-file", cfg.EventFile, "events per imported file (part g)")
 	fs.IntVar(&cfg.TriggerRate, "trigger-rate", cfg.TriggerRate, "events per second imported while measuring the trigger lag (part h)")
+	fs.IntVar(&cfg.APIEvents, "api-events", cfg.APIEvents, "events to post to the ingest API, and to import for its baseline (part i)")
+	fs.IntVar(&cfg.APIBatch, "api-batch", cfg.APIBatch, "events per API request (part i)")
+	fs.IntVar(&cfg.APIClients, "api-clients", cfg.APIClients, "clients posting at once (part i)")
 	fs.DurationVar(&cfg.TriggerTime, "trigger-time", cfg.TriggerTime, "how long part h imports events")
 	fs.DurationVar(&cfg.TriggerPoll, "trigger-poll", cfg.TriggerPoll, "period of the trigger poll (parts g, h)")
 	fs.BoolVar(&cfg.Reimport, "reimport", false, "import the audience again even when the database holds it")

@@ -6,30 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
+	"nurture/internal/planner"
 	"nurture/internal/store"
 )
 
 // deliveryStatuses are the statuses --status accepts.
 var deliveryStatuses = []string{store.StatusPlanned, store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusFailed, store.StatusSkipped, store.StatusHeldOut}
-
-// deliveryLine is one line of `deliveries --json` (DESIGN.md, "CLI,
-// extended").
-type deliveryLine struct {
-	ID         string `json:"id"`
-	Campaign   string `json:"campaign"`
-	CustomerID string `json:"customer_id"`
-	Occurrence string `json:"occurrence"`
-	Step       int    `json:"step"`
-	Variant    string `json:"variant,omitempty"`
-	SendAt     string `json:"send_at"`
-	Status     string `json:"status"`
-	Reason     string `json:"reason"`
-	Attempts   int    `json:"attempts"`
-	MessageID  string `json:"message_id"`
-	EventID    string `json:"event_id,omitempty"`
-}
 
 func (a *app) deliveries(ctx context.Context, args []string) error {
 	fs := a.flags("deliveries")
@@ -61,14 +44,11 @@ func (a *app) deliveries(ctx context.Context, args []string) error {
 	n := 0
 	err = st.DeliveriesWhere(ctx, store.DeliveryFilter{Campaign: *campaign, CustomerID: *customer, Status: *status}, func(d *store.DeliveryRow) error {
 		n++
-		occ := d.Occurrence.UTC().Format(time.RFC3339)
-		sendAt := d.SendAt.UTC().Format(time.RFC3339)
+		v := planner.ViewDelivery(d)
 		if *asJSON {
-			return enc.Encode(deliveryLine{ID: d.ID, Campaign: d.Campaign, CustomerID: d.CustomerID, Occurrence: occ, Step: d.Step,
-				Variant: d.Variant, SendAt: sendAt, Status: d.Status, Reason: d.Reason, Attempts: d.Attempts, MessageID: d.MessageID,
-				EventID: d.EventID})
+			return enc.Encode(v)
 		}
-		_, err := fmt.Fprintf(w, "%-16s %-14s %-20s %-4d %-8s %-8d %s\n", d.Campaign, d.CustomerID, sendAt, d.Step, d.Status, d.Attempts, d.Reason)
+		_, err := fmt.Fprintf(w, "%-16s %-14s %-20s %-4d %-8s %-8d %s\n", d.Campaign, d.CustomerID, v.SendAt, d.Step, d.Status, d.Attempts, d.Reason)
 		return err
 	})
 	if err != nil {

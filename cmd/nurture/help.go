@@ -206,16 +206,17 @@ not sent and why.`,
 		},
 		{
 			name: "bench",
-			args: "[--only a,b,c,d,e,f,g,h] [--customers N] [--tasks N] [--sends N] [--events N]",
+			args: "[--only a,b,c,d,e,f,g,h,i] [--customers N] [--tasks N] [--sends N] [--events N]",
 			description: `Measures planning (a), enqueueing (b), end-to-end sending (c), the
 peak memory of a tick (d), planning with the toolkit (e), stage sweeps
-(f), event import with triggers polled (g) and the trigger lag (h) on a
+(f), event import with triggers polled (g), the trigger lag (h) and
+the ingest API against the importer (i) on a
 generated audience, in a database and a Redis database of its own
 (BENCH_DATABASE_URL, BENCH_REDIS_URL).`,
 			example: "nurture bench --only a,b --customers 100000",
 			needs:   needDB | needRedis | needContent | needLog,
 			flags: []string{"only", "customers", "seed", "tasks", "sends", "workers", "smtp-conns", "rounds",
-				"events", "event-file", "trigger-rate", "trigger-time", "trigger-poll", "reimport", "profile"},
+				"events", "event-file", "trigger-rate", "trigger-time", "trigger-poll", "api-events", "api-batch", "api-clients", "reimport", "profile"},
 		},
 		{
 			name: "healthcheck",

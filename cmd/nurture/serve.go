@@ -24,6 +24,7 @@ import (
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
+	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/reload"
 	"nurture/internal/scheduler"
@@ -205,11 +206,11 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		sched *scheduler.Scheduler
 		wk    *worker.Service
-		// settings are those of the content running now, for the soft
-		// bounce limit of the webhook.
-		settings atomic.Pointer[campaign.Settings]
+		// current is the content running now, for the API's customer view
+		// and the webhook's soft bounce limit.
+		current atomic.Pointer[content.Content]
 	)
-	settings.Store(&c.Campaigns().Settings)
+	current.Store(c)
 	if cfg.roles["scheduler"] {
 		sched = scheduler.New(cfg.sched, st, q, c.Rules, m, log.With("role", "scheduler"))
 		if err := sched.Start(ctx); err != nil {
@@ -250,7 +251,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				return wk.Worker().Health()
 			}})
 		}
-		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, settings.Load, log.With("role", "http"))
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, log.With("role", "http"))
 		if err != nil {
 			return err
 		}
@@ -261,7 +262,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	// reload both, all or nothing.
 	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
 		func(ctx context.Context, next *content.Content) error {
-			settings.Store(&next.Campaigns().Settings)
+			current.Store(next)
 			if sched != nil {
 				sched.Reload(next.Rules)
 			}
@@ -320,9 +321,13 @@ func workerContent(c *content.Content) *worker.Content {
 // startHTTP starts the HTTP role: health, metrics, unsubscribe links and
 // the dashboard.
 func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics,
-	settings func() *campaign.Settings, log *slog.Logger) (*httpserver.Server, error) {
-	rec := bounce.NewRecorder(st, func() store.SoftBounceLimit { return softBounceLimit(settings()) }, m, log)
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, log),
+	current *atomic.Pointer[content.Content], log *slog.Logger) (*httpserver.Server, error) {
+	pl := planner.New(st, log)
+	explain := func(ctx context.Context, id string, at time.Time) (any, error) {
+		return pl.Explain(ctx, current.Load().Rules, id, at)
+	}
+	rec := bounce.NewRecorder(st, func() store.SoftBounceLimit { return softBounceLimit(&current.Load().Campaigns().Settings) }, m, log)
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log),
 		Webhook: bounce.Handler(rec, cfg.webhook, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader

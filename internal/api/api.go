@@ -17,24 +17,37 @@ import (
 	"strings"
 	"time"
 
+	"nurture/internal/importer"
+	"nurture/internal/metrics"
 	"nurture/internal/store"
 )
 
 // Prefix is where the API is served.
 const Prefix = "/api/v1/"
 
-// Store is what the API reads and writes.
-type Store interface {
-	SuppressAll(ctx context.Context, sps []store.Suppression) error
-	Unsuppress(ctx context.Context, email string) (bool, error)
-	Suppressions(ctx context.Context) ([]store.Suppression, error)
-	Resubscribe(ctx context.Context, customerID, source string) (bool, error)
+// Config is what the API needs besides the store.
+type Config struct {
+	// Explain is the explain view of a customer at an instant, served by
+	// GET /api/v1/customers/{id}; it returns store.ErrNotFound for an
+	// unknown customer. Nil answers 404.
+	Explain func(ctx context.Context, id string, at time.Time) (any, error)
+	// Now is the clock (default time.Now): event times are checked
+	// against it and customers explained at it.
+	Now func() time.Time
+	// Metrics counts ingested items; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Handler returns the API's routes, to be served under Prefix.
-func Handler(st Store, log *slog.Logger) http.Handler {
-	a := &api{st: st, log: log}
+func Handler(st *store.Store, cfg Config, log *slog.Logger) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &api{st: st, log: log, now: cfg.Now, explain: cfg.Explain, m: cfg.Metrics, group: importer.NewGroup(st)}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/customers", a.ingest("customers", a.postCustomers))
+	mux.HandleFunc("POST /api/v1/events", a.ingest("events", a.postEvents))
+	mux.HandleFunc("GET /api/v1/customers/{id}", a.getCustomer)
 	mux.HandleFunc("GET /api/v1/suppressions", a.listSuppressions)
 	mux.HandleFunc("POST /api/v1/suppressions", a.addSuppressions)
 	mux.HandleFunc("DELETE /api/v1/suppressions/{email}", a.removeSuppression)
@@ -47,8 +60,13 @@ func Handler(st Store, log *slog.Logger) http.Handler {
 }
 
 type api struct {
-	st  Store
-	log *slog.Logger
+	st      *store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	explain func(ctx context.Context, id string, at time.Time) (any, error)
+	m       *metrics.Metrics
+	// group writes concurrent ingest batches in shared transactions.
+	group *importer.Group
 }
 
 // suppression is a suppression as the API shows and takes it.

@@ -25,12 +25,18 @@ const token = "0123456789abcdef-api-token"
 // its base URL and the store.
 func serve(t *testing.T) (string, *store.Store) {
 	t.Helper()
+	return serveWith(t, api.Config{})
+}
+
+// serveWith is serve with the API configured by cfg.
+func serveWith(t *testing.T, cfg api.Config) (string, *store.Store) {
+	t.Helper()
 	st := testenv.Store(t)
 	rdb := redis.NewClient(testenv.Redis(t))
 	t.Cleanup(func() { rdb.Close() })
 	log := slog.New(slog.DiscardHandler)
 	s, err := httpserver.New(httpserver.Config{Addr: "127.0.0.1:0", APITokens: []string{"another-token-of-16+", token}, MaxBody: 1024},
-		httpserver.Deps{Store: st, Redis: rdb, Metrics: http.NotFoundHandler(), API: api.Handler(st, log)}, log)
+		httpserver.Deps{Store: st, Redis: rdb, Metrics: http.NotFoundHandler(), API: api.Handler(st, cfg, log)}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

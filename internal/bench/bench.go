@@ -32,7 +32,7 @@ const (
 )
 
 // AllParts are the parts of the benchmark, in the order they run.
-const AllParts = "a,b,c,d,e,f,g,h"
+const AllParts = "a,b,c,d,e,f,g,h,i"
 
 // Config is what the benchmark measures, how big, and where. Start from
 // DefaultConfig: Run refuses sizes below 1.
@@ -40,7 +40,7 @@ type Config struct {
 	// Only lists the parts to run, comma-separated: a planning,
 	// b enqueueing, c end-to-end sending, d peak RSS of a tick, e planning
 	// with the toolkit, f stage sweeps, g event import with triggers
-	// polled, h trigger lag. Default AllParts.
+	// polled, h trigger lag, i ingest API. Default AllParts.
 	Only string
 	// Customers is the size of the generated audience (parts a, c, d).
 	// Default 1,000,000.
@@ -68,6 +68,14 @@ type Config struct {
 	// EventFile is how many events each file of part g holds. Default
 	// 10,000.
 	EventFile int
+	// APIEvents is how many events part i posts to the API, and imports
+	// for its baseline. Default 100,000.
+	APIEvents int
+	// APIBatch is how many events each request of part i carries.
+	// Default 500.
+	APIBatch int
+	// APIClients is how many clients post at once in part i. Default 4.
+	APIClients int
 	// TriggerRate is the events per second part h imports. Default 1,000.
 	TriggerRate int
 	// TriggerTime is how long part h imports events. Default 60s.
@@ -121,6 +129,9 @@ func DefaultConfig() Config {
 		Events:       200_000,
 		EventFile:    10_000,
 		TriggerRate:  1_000,
+		APIEvents:    100_000,
+		APIBatch:     500,
+		APIClients:   4,
 		TriggerTime:  time.Minute,
 		TriggerPoll:  5 * time.Second,
 		DatabaseURL:  DefaultDatabaseURL,
@@ -230,7 +241,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*bench, err
 	}
 	steps := map[string]func(context.Context) error{
 		"a": b.planning, "b": b.enqueueing, "c": b.sending, "d": b.peakRSS,
-		"e": b.toolkit, "f": b.sweeping, "g": b.ingesting, "h": b.triggerLag,
+		"e": b.toolkit, "f": b.sweeping, "g": b.ingesting, "h": b.triggerLag, "i": b.apiIngest,
 	}
 	for p := range strings.SplitSeq(AllParts, ",") {
 		if !parts[p] {
@@ -253,7 +264,7 @@ func parseParts(s string) (map[string]bool, error) {
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		if !slices.Contains(strings.Split(AllParts, ","), p) {
-			return nil, fmt.Errorf("--only %q: want a comma-separated list of a, b, c, d, e, f, g and h", s)
+			return nil, fmt.Errorf("--only %q: want a comma-separated list of a, b, c, d, e, f, g, h and i", s)
 		}
 		parts[p] = true
 	}
@@ -263,8 +274,8 @@ func parseParts(s string) (map[string]bool, error) {
 func (c Config) check(parts map[string]bool) error {
 	switch {
 	case c.Customers < 1 || c.Tasks < 1 || c.Sends < 1 || c.Workers < 1 || c.SMTPConns < 1 || c.Rounds < 1 ||
-		c.Events < 1 || c.EventFile < 1 || c.TriggerRate < 1:
-		return errors.New("--customers, --tasks, --sends, --workers, --smtp-conns, --rounds, --events, --event-file and --trigger-rate must be at least 1")
+		c.Events < 1 || c.EventFile < 1 || c.TriggerRate < 1 || c.APIEvents < 1 || c.APIBatch < 1 || c.APIClients < 1:
+		return errors.New("--customers, --tasks, --sends, --workers, --smtp-conns, --rounds, --events, --event-file, --trigger-rate, --api-events, --api-batch and --api-clients must be at least 1")
 	case c.TriggerTime < 100*time.Millisecond || c.TriggerPoll <= 0:
 		return errors.New("--trigger-time must be at least 100ms and --trigger-poll positive")
 	case parts["c"] && c.Sends > c.Customers:
@@ -277,7 +288,7 @@ func (c Config) check(parts map[string]bool) error {
 
 // needsAudience reports whether a part that reads the audience runs.
 func (b *bench) needsAudience() bool {
-	return b.parts["a"] || b.parts["c"] || b.parts["d"] || b.parts["e"] || b.parts["f"] || b.parts["g"] || b.parts["h"]
+	return b.parts["a"] || b.parts["c"] || b.parts["d"] || b.parts["e"] || b.parts["f"] || b.parts["g"] || b.parts["h"] || b.parts["i"]
 }
 
 // setUp connects to PostgreSQL and Redis, describes the machine, writes the

@@ -29,7 +29,7 @@ type Options struct {
 	// BatchSize is how many lines are written at a time. Default 5000.
 	BatchSize int
 	// Progress, when set, is called after each batch written with the
-	// number of lines read so far.
+	// number of lines read so far, from a goroutine of the import's own.
 	Progress func(lines int)
 	// Now is the clock, read once per import, that event times are
 	// checked against (default time.Now).
@@ -99,9 +99,12 @@ func Events(ctx context.Context, st *store.Store, r io.Reader, name string, opts
 	return run(ctx, st, r, name, opts, p.parse, (*store.Import).Events)
 }
 
-// run reads lines, parses them and writes good records in batches.
+// run reads lines, parses them and writes good records in batches. The
+// batches are written by a goroutine of their own while the next one is
+// parsed, so that parsing and PostgreSQL work side by side; one batch
+// waits at most.
 func run[T any](ctx context.Context, st *store.Store, r io.Reader, name string, opts Options,
-	parse func(line []byte) (T, []string),
+	parse func(line []byte) (T, []reason),
 	write func(*store.Import, context.Context, []T) (int, error),
 ) (Result, error) {
 	if opts.BatchSize <= 0 {
@@ -114,82 +117,156 @@ func run[T any](ctx context.Context, st *store.Store, r io.Reader, name string, 
 	}
 	defer im.Rollback(context.WithoutCancel(ctx))
 
-	batch := make([]T, 0, opts.BatchSize)
-	flush := func() error {
-		if len(batch) > 0 {
-			n, err := write(im, ctx, batch)
+	w := startWriter(ctx, im, name, opts, write)
+	batch := w.batch()
+	err = func() error {
+		lr := newLineReader(r)
+		for {
+			line, tooLong, err := lr.next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			if err != nil {
-				return fmt.Errorf("import %s: line %d: %w", name, res.Lines, err)
+				return fmt.Errorf("read %s: %w", name, err)
 			}
-			res.Imported += n
-			res.Unchanged += len(batch) - n
-			batch = batch[:0]
-		}
-		if opts.Progress != nil {
-			opts.Progress(res.Lines)
-		}
-		return nil
-	}
-
-	lr := newLineReader(r)
-	for {
-		line, tooLong, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, fmt.Errorf("read %s: %w", name, err)
-		}
-		res.Lines++
-		if res.Lines == 1 {
-			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
-		}
-		var reasons []string
-		var rec T
-		switch {
-		case tooLong:
-			reasons = []string{fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
-		case len(bytes.TrimSpace(line)) == 0:
-			continue
-		default:
-			rec, reasons = parse(line)
-		}
-		if len(reasons) > 0 {
-			res.Bad++
-			for _, reason := range reasons {
-				if len(res.Problems) < MaxProblems {
-					res.Problems = append(res.Problems, Problem{File: name, Line: res.Lines, Reason: reason})
+			res.Lines++
+			if res.Lines == 1 {
+				line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+			}
+			var reasons []reason
+			var rec T
+			switch {
+			case tooLong:
+				reasons = []reason{{"", fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}}
+			case len(bytes.TrimSpace(line)) == 0:
+				continue
+			default:
+				rec, reasons = parse(line)
+			}
+			if len(reasons) > 0 {
+				res.Bad++
+				for _, reason := range reasons {
+					if len(res.Problems) < MaxProblems {
+						res.Problems = append(res.Problems, Problem{File: name, Line: res.Lines, Reason: reason.text})
+					}
 				}
+				continue
 			}
-			continue
-		}
-		if opts.Strict && res.Bad > 0 {
-			continue // nothing will be written; keep reading to report every bad line
-		}
-		batch = append(batch, rec)
-		if len(batch) >= opts.BatchSize {
-			if err := ctx.Err(); err != nil {
-				return res, fmt.Errorf("import %s: %w", name, err)
+			if opts.Strict && res.Bad > 0 {
+				continue // nothing will be written; keep reading to report every bad line
 			}
-			if err := flush(); err != nil {
-				return res, err
+			batch = append(batch, rec)
+			if len(batch) >= opts.BatchSize {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("import %s: %w", name, err)
+				}
+				if !w.send(batch, res.Lines) {
+					return nil // the writer failed: wait says why
+				}
+				batch = w.batch()
 			}
 		}
+	}()
+	if err == nil && !(opts.Strict && res.Bad > 0) {
+		w.send(batch, res.Lines)
+	}
+	imported, unchanged, werr := w.wait()
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return res, err
 	}
 	if opts.Strict && res.Bad > 0 {
 		if err := im.Rollback(ctx); err != nil {
 			return res, fmt.Errorf("import %s: %w", name, err)
 		}
-		res.Imported, res.Unchanged = 0, 0
 		return res, nil
-	}
-	if err := flush(); err != nil {
-		return res, err
 	}
 	if err := im.Commit(ctx); err != nil {
 		return res, fmt.Errorf("import %s: %w", name, err)
 	}
+	res.Imported, res.Unchanged = imported, unchanged
 	return res, nil
+}
+
+// writer writes batches of one import in a goroutine of its own.
+type writer[T any] struct {
+	batches chan pending[T]
+	free    chan []T
+	stop    chan struct{} // closed when the writer fails
+	done    chan struct{}
+	size    int
+
+	// set by the goroutine, read after done
+	imported, unchanged int
+	err                 error
+}
+
+// pending is a batch and the number of lines read when it was full.
+type pending[T any] struct {
+	recs  []T
+	lines int
+}
+
+func startWriter[T any](ctx context.Context, im *store.Import, name string, opts Options,
+	write func(*store.Import, context.Context, []T) (int, error),
+) *writer[T] {
+	w := &writer[T]{batches: make(chan pending[T], 1), free: make(chan []T, 2), stop: make(chan struct{}),
+		done: make(chan struct{}), size: opts.BatchSize}
+	go func() {
+		defer close(w.done)
+		for b := range w.batches {
+			if w.err != nil {
+				continue
+			}
+			if len(b.recs) > 0 {
+				n, err := write(im, ctx, b.recs)
+				if err != nil {
+					w.err = fmt.Errorf("import %s: line %d: %w", name, b.lines, err)
+					close(w.stop)
+					continue
+				}
+				w.imported += n
+				w.unchanged += len(b.recs) - n
+			}
+			if opts.Progress != nil {
+				opts.Progress(b.lines)
+			}
+			select {
+			case w.free <- b.recs[:0]:
+			default:
+			}
+		}
+	}()
+	return w
+}
+
+// batch returns an empty batch, reusing a written one when it can.
+func (w *writer[T]) batch() []T {
+	select {
+	case b := <-w.free:
+		return b
+	default:
+		return make([]T, 0, w.size)
+	}
+}
+
+// send hands recs over to be written; false means the writer failed.
+func (w *writer[T]) send(recs []T, lines int) bool {
+	select {
+	case w.batches <- pending[T]{recs, lines}:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+// wait ends the writer and says what it wrote.
+func (w *writer[T]) wait() (imported, unchanged int, err error) {
+	close(w.batches)
+	<-w.done
+	return w.imported, w.unchanged, w.err
 }
 
 // lineReader reads lines of at most MaxLineBytes, reporting longer ones

@@ -23,7 +23,22 @@ const maxAmount = 1e14
 type object struct {
 	fields  map[string]json.RawMessage
 	unknown []string // sorted
-	reasons []string
+	reasons []reason
+}
+
+// reason is one problem of a line: the field it is about ("" for the
+// line as a whole) and the text reported, which names the field itself.
+type reason struct {
+	field, text string
+}
+
+// message is the text without its leading "field: ", for reports that
+// show the field apart.
+func (r reason) message() string {
+	if m, ok := strings.CutPrefix(r.text, r.field+": "); ok && r.field != "" {
+		return m
+	}
+	return r.text
 }
 
 // decodeObject decodes line as a JSON object. A field whose value is null
@@ -32,24 +47,25 @@ func decodeObject(line []byte, known []string) (*object, bool) {
 	line = bytes.TrimSpace(line)
 	o := &object{}
 	if !utf8.Valid(line) {
-		o.reasons = append(o.reasons, "not valid UTF-8")
+		o.reasons = append(o.reasons, reason{"", "not valid UTF-8"})
 		return o, false
 	}
 	if len(line) == 0 || line[0] != '{' {
-		o.reasons = append(o.reasons, "not a JSON object")
+		o.reasons = append(o.reasons, reason{"", "not a JSON object"})
 		return o, false
 	}
 	if err := json.Unmarshal(line, &o.fields); err != nil {
-		o.reasons = append(o.reasons, "invalid JSON: "+jsonError(err))
+		o.reasons = append(o.reasons, reason{"", "invalid JSON: " + jsonError(err)})
 		return o, false
 	}
 	// Unmarshal keeps the last of repeated keys; which one the sender
 	// meant is anyone's guess.
 	if path, key, ok := duplicateKey(line); ok {
+		text := fmt.Sprintf("duplicate key %q", key)
 		if path != "" {
-			path += ": "
+			text = path + ": " + text
 		}
-		o.reasons = append(o.reasons, fmt.Sprintf("%sduplicate key %q", path, key))
+		o.reasons = append(o.reasons, reason{path, text})
 		return o, false
 	}
 	for k, v := range o.fields {
@@ -224,15 +240,15 @@ func jsonError(err error) string {
 
 // done returns every problem: those of known fields, in the order they
 // were checked, then unknown fields.
-func (o *object) done() []string {
+func (o *object) done() []reason {
 	for _, k := range o.unknown {
-		o.problem("unknown field %q", k)
+		o.problem(k, "unknown field %q", k)
 	}
 	return o.reasons
 }
 
-func (o *object) problem(format string, args ...any) {
-	o.reasons = append(o.reasons, fmt.Sprintf(format, args...))
+func (o *object) problem(field, format string, args ...any) {
+	o.reasons = append(o.reasons, reason{field, fmt.Sprintf(format, args...)})
 }
 
 // str reads an optional string field.
@@ -243,11 +259,11 @@ func (o *object) str(name string) (string, bool) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		o.problem("%s: must be a string", name)
+		o.problem(name, "%s: must be a string", name)
 		return "", false
 	}
 	if strings.ContainsRune(s, 0) {
-		o.problem("%s: must not contain NUL characters", name)
+		o.problem(name, "%s: must not contain NUL characters", name)
 		return "", false
 	}
 	return s, true
@@ -256,12 +272,12 @@ func (o *object) str(name string) (string, bool) {
 // required reads a string field that must be present and not blank.
 func (o *object) required(name string) string {
 	if _, ok := o.fields[name]; !ok {
-		o.problem("missing %q", name)
+		o.problem(name, "missing %q", name)
 		return ""
 	}
 	s, ok := o.str(name)
 	if ok && strings.TrimSpace(s) == "" {
-		o.problem("%s: must not be empty", name)
+		o.problem(name, "%s: must not be empty", name)
 	}
 	return s
 }
@@ -270,7 +286,7 @@ func (o *object) required(name string) string {
 func (o *object) time(name string, required bool) time.Time {
 	if _, ok := o.fields[name]; !ok {
 		if required {
-			o.problem("missing %q", name)
+			o.problem(name, "missing %q", name)
 		}
 		return time.Time{}
 	}
@@ -280,7 +296,7 @@ func (o *object) time(name string, required bool) time.Time {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		o.problem("%s: %q is not an RFC 3339 time", name, s)
+		o.problem(name, "%s: %q is not an RFC 3339 time", name, s)
 		return time.Time{}
 	}
 	return t
@@ -303,16 +319,16 @@ func (o *object) jsonObject(name string) []byte {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' || d.Decode(&m) != nil {
-		o.problem("%s: must be a JSON object", name)
+		o.problem(name, "%s: must be a JSON object", name)
 		return nil
 	}
 	if reason := checkJSON(m); reason != "" {
-		o.problem("%s: %s", name, reason)
+		o.problem(name, "%s: %s", name, reason)
 		return nil
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		o.problem("%s: %v", name, err)
+		o.problem(name, "%s: %v", name, err)
 		return nil
 	}
 	return b
@@ -362,7 +378,7 @@ func newCustomerParser() *customerParser {
 	return &customerParser{zones: map[string]bool{"UTC": true}}
 }
 
-func (p *customerParser) parse(line []byte) (store.CustomerRecord, []string) {
+func (p *customerParser) parse(line []byte) (store.CustomerRecord, []reason) {
 	o, ok := decodeObject(line, customerFields)
 	if !ok {
 		return store.CustomerRecord{}, o.reasons
@@ -373,14 +389,14 @@ func (p *customerParser) parse(line []byte) (store.CustomerRecord, []string) {
 	c.FirstName, _ = o.str("first_name")
 	if tz, ok := o.str("timezone"); ok && tz != "" {
 		if !p.knownZone(tz) {
-			o.problem("timezone: unknown time zone %q", tz)
+			o.problem("timezone", "timezone: unknown time zone %q", tz)
 		}
 		c.Timezone = tz
 	}
 	c.Subscribed = true
 	if raw, ok := o.fields["subscribed"]; ok {
 		if err := json.Unmarshal(raw, &c.Subscribed); err != nil {
-			o.problem("subscribed: must be true or false")
+			o.problem("subscribed", "subscribed: must be true or false")
 		}
 	}
 	c.CreatedAt = o.time("created_at", false)
@@ -402,7 +418,7 @@ func (p *customerParser) knownZone(name string) bool {
 // email reads a required email field that must be a bare address.
 func (o *object) email(name string) string {
 	if _, ok := o.fields[name]; !ok {
-		o.problem("missing %q", name)
+		o.problem(name, "missing %q", name)
 		return ""
 	}
 	s, ok := o.str(name)
@@ -412,9 +428,9 @@ func (o *object) email(name string) string {
 	addr, err := mail.ParseAddress(s)
 	switch {
 	case err != nil:
-		o.problem("%s: %q is not a valid address", name, s)
+		o.problem(name, "%s: %q is not a valid address", name, s)
 	case addr.Address != s:
-		o.problem("%s: %q is not a bare address (want %q)", name, s, addr.Address)
+		o.problem(name, "%s: %q is not a bare address (want %q)", name, s, addr.Address)
 	}
 	return s
 }
@@ -428,7 +444,7 @@ type eventParser struct {
 	latest time.Time // occurred_at after this is a bad line
 }
 
-func (p eventParser) parse(line []byte) (store.EventRecord, []string) {
+func (p eventParser) parse(line []byte) (store.EventRecord, []reason) {
 	o, ok := decodeObject(line, eventFields)
 	if !ok {
 		return store.EventRecord{}, o.reasons
@@ -436,7 +452,7 @@ func (p eventParser) parse(line []byte) (store.EventRecord, []string) {
 	var e store.EventRecord
 	if id, ok := o.str("id"); ok {
 		if strings.TrimSpace(id) == "" {
-			o.problem("id: must not be empty")
+			o.problem("id", "id: must not be empty")
 		}
 		e.ID = id
 	}
@@ -444,15 +460,15 @@ func (p eventParser) parse(line []byte) (store.EventRecord, []string) {
 	e.Type = o.required("type")
 	e.OccurredAt = o.time("occurred_at", true)
 	if e.OccurredAt.After(p.latest) {
-		o.problem("occurred_at: %q is more than %g hours in the future (the import's clock says %s)",
+		o.problem("occurred_at", "occurred_at: %q is more than %g hours in the future (the import's clock says %s)",
 			e.OccurredAt.Format(time.RFC3339), MaxFuture.Hours(), p.latest.Add(-MaxFuture).UTC().Format(time.RFC3339))
 	}
 	if raw, ok := o.fields["amount"]; ok {
 		var a float64
 		if err := json.Unmarshal(raw, &a); err != nil {
-			o.problem("amount: must be a number")
+			o.problem("amount", "amount: must be a number")
 		} else if math.Abs(a) >= maxAmount {
-			o.problem("amount: %s is out of range", raw)
+			o.problem("amount", "amount: %s is out of range", raw)
 		} else {
 			e.Amount = &a
 		}

@@ -34,6 +34,7 @@ type Metrics struct {
 	deferred   *prometheus.CounterVec
 	bounces    *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
+	ingested   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -119,8 +120,12 @@ func New() *Metrics {
 		Help: "Bounce and complaint notifications refused or not understood, by source (webhook, ses, dsn) and reason (unauthorized, invalid, signature, unparseable, failed).",
 	}, []string{"source", "reason"})
 	m.reg.MustRegister(m.bounces, m.rejected)
+	m.ingested = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_api_items_total",
+		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
+	}, []string{"kind", "result"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +148,13 @@ func (m *Metrics) Bounce(kind, source string) {
 func (m *Metrics) BounceRejected(source, reason string) {
 	if m != nil {
 		m.rejected.WithLabelValues(source, reason).Inc()
+	}
+}
+
+// Ingested counts n items of the ingest API of one kind with one result.
+func (m *Metrics) Ingested(kind, result string, n int) {
+	if m != nil && n > 0 {
+		m.ingested.WithLabelValues(kind, result).Add(float64(n))
 	}
 }
 

@@ -19,7 +19,11 @@ type Explanation struct {
 	At         time.Time      `json:"at"`
 	Facts      map[string]any `json:"facts"`
 	Stage      string         `json:"stage"`
-	Campaigns  []Verdict      `json:"campaigns"`
+	// StageHistory is every stage change the sweeps recorded, oldest
+	// first; Deliveries every delivery row of the customer.
+	StageHistory []StageChange `json:"stage_history"`
+	Deliveries   []Delivery    `json:"deliveries"`
+	Campaigns    []Verdict     `json:"campaigns"`
 }
 
 // Verdict is one campaign's answer for the customer.
@@ -74,7 +78,21 @@ func (p *Planner) Explain(ctx context.Context, rules *audience.Rules, id string,
 		return nil, fmt.Errorf("customer %q: %w", id, err)
 	}
 	facts.Stage = stage
-	ex := &Explanation{CustomerID: id, At: at, Facts: factsMap(&cu, &facts), Stage: stage}
+	ex := &Explanation{CustomerID: id, At: at, Facts: factsMap(&cu, &facts), Stage: stage,
+		StageHistory: []StageChange{}, Deliveries: []Delivery{}}
+	changes, err := p.store.StageHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		ex.StageHistory = append(ex.StageHistory, StageChange{From: c.From, To: c.To, ObservedAt: c.ObservedAt.UTC(), Entry: c.Entry})
+	}
+	if err := p.store.DeliveriesWhere(ctx, store.DeliveryFilter{CustomerID: id}, func(d *store.DeliveryRow) error {
+		ex.Deliveries = append(ex.Deliveries, ViewDelivery(d))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 
 	cp := capOf(rules)
 	var ledger freqcap.Ledger
@@ -88,14 +106,8 @@ func (p *Planner) Explain(ctx context.Context, rules *audience.Rules, id string,
 	// as plan does.
 	var simulated []store.StageEntry
 	if watched := watchedStages(rules.Targets()); len(watched) > 0 {
-		all, err := p.simulateSweep(ctx, rules, at, watched)
-		if err != nil {
+		if simulated, err = p.simulateSweep(ctx, rules, at, watched, id); err != nil {
 			return nil, err
-		}
-		for _, e := range all {
-			if e.CustomerID == id {
-				simulated = append(simulated, e)
-			}
 		}
 	}
 	verdicts := map[string]Verdict{}

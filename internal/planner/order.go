@@ -36,7 +36,7 @@ func (p *Planner) DryRun(ctx context.Context, rules *audience.Rules, targets []*
 	var simulated []store.StageEntry
 	if watched := watchedStages(targets); watched != nil {
 		var err error
-		if simulated, err = p.simulateSweep(ctx, rules, at, watched); err != nil {
+		if simulated, err = p.simulateSweep(ctx, rules, at, watched, ""); err != nil {
 			return nil, err
 		}
 	}

@@ -22,11 +22,13 @@ func (p *Planner) Sweep(ctx context.Context, rules *audience.Rules, at time.Time
 }
 
 // simulateSweep is Sweep writing nothing, for dry runs: it returns the
-// entries into watched stages that Sweep would record.
-func (p *Planner) simulateSweep(ctx context.Context, rules *audience.Rules, at time.Time, watched map[string]bool) ([]store.StageEntry, error) {
+// entries into watched stages that Sweep would record, for every customer
+// or, when customer is not "", for that one alone.
+func (p *Planner) simulateSweep(ctx context.Context, rules *audience.Rules, at time.Time, watched map[string]bool, customer string) ([]store.StageEntry, error) {
 	var entries []store.StageEntry
 	res, err := p.store.SweepStages(ctx, at, p.stageOf(rules, at), store.SweepOptions{
-		DryRun: true,
+		DryRun:   true,
+		Customer: customer,
 		Entry: func(e store.StageEntry) {
 			if watched[e.Stage] {
 				entries = append(entries, e)

@@ -57,6 +57,7 @@ const (
 	qSweepLock            = "sweep-lock"
 	qSweepTimes           = "sweep-times"
 	qSweepCustomers       = "sweep-customers"
+	qSweepCustomer        = "sweep-customer"
 	qSweepTable           = "sweep-table"
 	qSweepApply           = "sweep-apply"
 	qSweepRecord          = "sweep-record"
@@ -92,7 +93,7 @@ var queryNames = []string{
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,
-	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepTable, qSweepApply, qSweepRecord,
+	qDueEvents, qDueStageEntries, qSweepLock, qSweepTimes, qSweepCustomers, qSweepCustomer, qSweepTable, qSweepApply, qSweepRecord,
 	qStageHistory,
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,

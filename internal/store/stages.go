@@ -53,6 +53,8 @@ type SweepOptions struct {
 	// would record.
 	DryRun bool
 	Entry  func(StageEntry)
+	// Customer limits a dry run to the customer with this id.
+	Customer string
 }
 
 // SweepStages records each customer's stage at the instant at, as stageOf
@@ -67,7 +69,7 @@ type SweepOptions struct {
 func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*audience.Customer) (string, error), opts SweepOptions) (SweepResult, error) {
 	at = at.UTC()
 	if opts.DryRun {
-		return s.sweepDry(ctx, at, stageOf, opts.Entry)
+		return s.sweepDry(ctx, at, stageOf, opts)
 	}
 	res := SweepResult{At: at}
 	tx, err := s.pool.Begin(ctx)
@@ -97,7 +99,7 @@ func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*aud
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(src.ch)
-		err := s.sweepRead(rctx, at, timePtr(previous), stageOf, &res, func(c sweepChange) error {
+		err := s.sweepRead(rctx, at, timePtr(previous), "", stageOf, &res, func(c sweepChange) error {
 			select {
 			case src.ch <- c:
 				return nil
@@ -130,7 +132,7 @@ func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*aud
 }
 
 // sweepDry is SweepStages writing nothing.
-func (s *Store) sweepDry(ctx context.Context, at time.Time, stageOf func(*audience.Customer) (string, error), entry func(StageEntry)) (SweepResult, error) {
+func (s *Store) sweepDry(ctx context.Context, at time.Time, stageOf func(*audience.Customer) (string, error), opts SweepOptions) (SweepResult, error) {
 	res := SweepResult{At: at}
 	var latest, previous pgtype.Timestamptz
 	if err := s.pool.QueryRow(ctx, s.q.get(qSweepTimes), at).Scan(&latest, &previous); err != nil {
@@ -140,9 +142,9 @@ func (s *Store) sweepDry(ctx context.Context, at time.Time, stageOf func(*audien
 		res.Refused, res.Latest = true, latest.Time.UTC()
 		return res, nil
 	}
-	err := s.sweepRead(ctx, at, timePtr(previous), stageOf, &res, func(c sweepChange) error {
-		if c.entry && entry != nil {
-			entry(StageEntry{CustomerID: c.customerID, Stage: c.to, ObservedAt: at})
+	err := s.sweepRead(ctx, at, timePtr(previous), opts.Customer, stageOf, &res, func(c sweepChange) error {
+		if c.entry && opts.Entry != nil {
+			opts.Entry(StageEntry{CustomerID: c.customerID, Stage: c.to, ObservedAt: at})
 		}
 		return nil
 	})
@@ -159,10 +161,15 @@ type sweepChange struct {
 	entry      bool
 }
 
-// sweepRead evaluates every customer's stage and calls emit for each that
-// differs from the stored one, counting into res.
-func (s *Store) sweepRead(ctx context.Context, at time.Time, previous *time.Time, stageOf func(*audience.Customer) (string, error), res *SweepResult, emit func(sweepChange) error) error {
-	rows, err := s.pool.Query(ctx, s.q.get(qSweepCustomers))
+// sweepRead evaluates every customer's stage (or only the one whose id is
+// customer, when it is not "") and calls emit for each that differs from
+// the stored one, counting into res.
+func (s *Store) sweepRead(ctx context.Context, at time.Time, previous *time.Time, customer string, stageOf func(*audience.Customer) (string, error), res *SweepResult, emit func(sweepChange) error) error {
+	query, args := s.q.get(qSweepCustomers), []any(nil)
+	if customer != "" {
+		query, args = s.q.get(qSweepCustomer), []any{customer}
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}

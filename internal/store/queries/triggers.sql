@@ -127,6 +127,17 @@ FROM customers c
 LEFT JOIN customer_stages cs ON cs.customer_id = c.id
 ORDER BY c.id;
 
+-- name: sweep-customer
+-- One customer as sweep-customers reads them, for a simulated sweep of
+-- one person (explain).
+SELECT c.id, c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes,
+       c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
+       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
+       cs.stage AS current_stage
+FROM customers c
+LEFT JOIN customer_stages cs ON cs.customer_id = c.id
+WHERE c.id = $1;
+
 -- name: sweep-table
 CREATE TEMPORARY TABLE sweep_changes (
     customer_id text COLLATE "C" NOT NULL,
