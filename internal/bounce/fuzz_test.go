@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,6 +71,19 @@ func TestSplitMessages(t *testing.T) {
 	}
 	if got, want := string(msgs[1].Data), "Subject: two\n\nbody"; got != want || msgs[1].Line != 8 || msgs[1].Index != 2 {
 		t.Errorf("second message (line %d):\n%q\nwant\n%q", msgs[1].Line, got, want)
+	}
+	// A line longer than the reader's buffer, and a message over the limit.
+	long := "Subject: x\n\n" + strings.Repeat("y", 10000) + "\n"
+	if got := splitMessages([]byte("From a\n" + long)); len(got) != 1 || string(got[0].Data) != strings.TrimSuffix(long, "\n") {
+		t.Errorf("a long line was not kept whole")
+	}
+	var sizes []bool
+	eachMessage(strings.NewReader("From a\n"+long+"\nFrom b\nSubject: z\n"), 1000, func(m rawMessage) error {
+		sizes = append(sizes, m.TooLarge)
+		return nil
+	})
+	if !reflect.DeepEqual(sizes, []bool{true, false}) {
+		t.Errorf("over the limit: %v, want [true false]", sizes)
 	}
 	one := splitMessages([]byte("Subject: x\n\nFrom y\n"))
 	if len(one) != 1 || string(one[0].Data) != "Subject: x\n\nFrom y\n" {

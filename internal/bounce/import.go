@@ -71,14 +71,11 @@ func (p Problem) String() string {
 }
 
 // ImportFile reads the messages of one file (name is for messages) into
-// sum. A message it cannot use is a Problem, and the others go on; an
-// error (reading the file, the store) stops the import.
+// sum, one at a time. A message it cannot use is a Problem, and the others
+// go on; an error (reading the file, the store) stops the import, keeping
+// what was recorded before it.
 func (im *Importer) ImportFile(ctx context.Context, name string, r io.Reader, sum *Summary) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	for _, m := range splitMessages(data) {
+	err := eachMessage(r, maxMessageBytes, func(m rawMessage) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -89,26 +86,30 @@ func (im *Importer) ImportFile(ctx context.Context, name string, r io.Reader, su
 			im.rec.metrics.BounceRejected(SourceDSN, "unparseable")
 			im.log.Warn("message not processed", "file", name, "message", m.Index, "line", m.Line, "why", why)
 		}
+		if m.TooLarge {
+			problem(fmt.Sprintf("over the limit of %d MiB", maxMessageBytes>>20))
+			return nil
+		}
 		p, err := parseMessage(m.Data, im.cfg.Now().UTC())
 		if err != nil {
 			problem(err.Error())
-			continue
+			return nil
 		}
 		if p.token != "" {
 			why, err := im.unsubscribe(ctx, p.token, sum)
 			if err != nil {
-				return fmt.Errorf("%s: message %d: %w", name, m.Index, err)
+				return fmt.Errorf("message %d: %w", m.Index, err)
 			}
 			if why != "" {
 				problem(why)
 			}
-			continue
+			return nil
 		}
 		sum.Ignored += p.ignored
 		for _, n := range p.notices {
 			res, err := im.rec.Record(ctx, SourceDSN, n)
 			if err != nil {
-				return fmt.Errorf("%s: message %d: %w", name, m.Index, err)
+				return fmt.Errorf("message %d: %w", m.Index, err)
 			}
 			switch {
 			case res.Duplicate:
@@ -119,6 +120,10 @@ func (im *Importer) ImportFile(ctx context.Context, name string, r io.Reader, su
 				sum.Soft++
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
