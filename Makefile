@@ -11,7 +11,7 @@ help: ## list targets
 build: ## build bin/nurture
 	$(GO) build -o bin/nurture ./cmd/nurture
 
-services: ## make sure PostgreSQL and Redis run locally: install or start them if needed (scripts/services.sh)
+services: ## make sure PostgreSQL and Redis run locally: install or start them if needed, and the tests' DKIM verifier (scripts/services.sh)
 	bash scripts/services.sh
 
 test: services ## run every test against the local PostgreSQL, Redis and an in-process SMTP server

@@ -18,6 +18,9 @@
 # Then, if the current user cannot log in to PostgreSQL, it creates a
 # superuser role and a database of that name, and lets the role in from
 # 127.0.0.1 and ::1 with trust authentication (pg_hba.conf).
+# Last, the tests' DKIM verifier, dkimpy: nothing when a python3 imports it,
+# else python3-dkim is installed with apt-get (root or sudo), else a warning
+# says what to install (the demo runs without it).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +32,8 @@ case "${1:-}" in
 esac
 # Where Debian keeps its PostgreSQL clusters; tests point it elsewhere.
 pg_etc=${SERVICES_PG_ETC:-/etc/postgresql}
+# The interpreters the DKIM tests try, in order; tests replace them.
+pythons=${SERVICES_PYTHONS:-/usr/bin/python3 python3}
 
 say() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: %s\n' "$@" >&2; exit 1; }
@@ -195,5 +200,27 @@ ensure_redis() {
   fi
 }
 
+# dkimpy, the independent DKIM verifier of internal/mail's tests
+
+dkimpy_present() {
+  local py
+  for py in $pythons; do
+    "$py" -c 'import dkim' >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+
+ensure_dkimpy() {
+  dkimpy_present && return 0
+  if have apt-get && can_root; then
+    say "dkimpy, the DKIM verifier of the tests, is not installed: installing python3-dkim with apt-get"
+    apt_install python3-dkim
+  else
+    say "dkimpy, the DKIM verifier of the tests, is not installed, and installing it takes apt-get with root or sudo."
+    say "The DKIM tests fail without it: install python3-dkim (Debian, Ubuntu) or pip install dkimpy."
+  fi
+}
+
 ensure_postgres
 ensure_redis
+ensure_dkimpy

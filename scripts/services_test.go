@@ -24,6 +24,8 @@ type machine struct {
 	pg     string // "running", "stopped" or "missing"
 	redis  string // "running", "stopped" or "missing"
 	noRole bool   // PostgreSQL does not let the user in yet
+	// noDkimpy: no python3 imports dkim (the tests' DKIM verifier).
+	noDkimpy bool
 }
 
 // stub is every stub command; it acts on the state directory and records
@@ -55,7 +57,9 @@ apt-get)
   case " $* " in
   *" postgresql "*) install pg_ctlcluster pg_isready psql createuser createdb; MKDIR -p "$state/etc/16" ;;
   *" redis-server "*) install redis-server redis-cli ;;
+  *" python3-dkim "*) install python3 ;;
   esac ;;
+python3) [ "$*" = "-c import dkim" ] ;;
 pg_isready) [ -f "$state/pg_running" ] ;;
 pg_ctlcluster) record pg_ctlcluster "$@"; TOUCH "$state/pg_running" ;;
 psql)
@@ -121,6 +125,7 @@ func setUp(t *testing.T, m machine) (dir string) {
 	add(m.docker, "docker")
 	add(m.pg != "missing", "pg_ctlcluster", "pg_isready", "psql", "createuser", "createdb")
 	add(m.redis != "missing", "redis-server", "redis-cli")
+	add(!m.noDkimpy, "python3")
 	for _, c := range cmds {
 		link(t, filepath.Join(dir, "stub"), filepath.Join(dir, "bin", c))
 	}
@@ -146,7 +151,8 @@ func setUp(t *testing.T, m machine) (dir string) {
 func runScript(t *testing.T, dir string, env []string, args ...string) (stderr string, code int, calls []string) {
 	t.Helper()
 	cmd := exec.Command(lookPath(t, "bash"), append([]string{"services.sh"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + filepath.Join(dir, "bin"), "SERVICES_PG_ETC=" + filepath.Join(dir, "etc")}, env...)
+	cmd.Env = append([]string{"PATH=" + filepath.Join(dir, "bin"), "SERVICES_PG_ETC=" + filepath.Join(dir, "etc"),
+		"SERVICES_PYTHONS=python3"}, env...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, err := cmd.Output()
@@ -310,6 +316,41 @@ func TestServices(t *testing.T) {
 			env:  []string{"TEST_DATABASE_URL=postgres://db.example:5432/postgres", "REDIS_URL=redis://cache.example:6379/0"},
 			wantStderr: "services: PostgreSQL: TEST_DATABASE_URL or DATABASE_URL is set, leaving it to you\n" +
 				"services: Redis: TEST_REDIS_URL or REDIS_URL is set, leaving it to you\n",
+		},
+		{
+			name:      "dkimpy missing: installed with apt-get",
+			m:         machine{root: true, apt: true, pg: "running", redis: "running", noDkimpy: true},
+			wantCalls: []string{"apt-get update -qq", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dkim"},
+			wantStderr: pgRunning + redisUp +
+				"services: dkimpy, the DKIM verifier of the tests, is not installed: installing python3-dkim with apt-get\n" +
+				"services: + apt-get update -qq\n" +
+				"services: + env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dkim\n",
+		},
+		{
+			name: "dkimpy and Redis missing, not root: one apt-get update, through sudo",
+			m:    machine{sudo: true, apt: true, pg: "running", redis: "missing", noDkimpy: true},
+			wantCalls: []string{
+				"sudo apt-get update -qq",
+				"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server",
+				"sudo " + redisDirs,
+				"sudo " + redisStart,
+				"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dkim",
+			},
+			wantStderr: pgRunning +
+				"services: Redis is not installed: installing it with apt-get\n" +
+				"services: + sudo apt-get update -qq\n" +
+				"services: + sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server\n" +
+				"services: + sudo " + redisDirs + "\n" +
+				"services: + sudo redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save  --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log\n" +
+				"services: dkimpy, the DKIM verifier of the tests, is not installed: installing python3-dkim with apt-get\n" +
+				"services: + sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dkim\n",
+		},
+		{
+			name: "dkimpy missing, no apt-get: a warning, not a failure",
+			m:    machine{root: true, pg: "running", redis: "running", noDkimpy: true},
+			wantStderr: pgRunning + redisUp +
+				"services: dkimpy, the DKIM verifier of the tests, is not installed, and installing it takes apt-get with root or sudo.\n" +
+				"services: The DKIM tests fail without it: install python3-dkim (Debian, Ubuntu) or pip install dkimpy.\n",
 		},
 		{
 			name: "dry run: decides, changes nothing",

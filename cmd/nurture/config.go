@@ -172,6 +172,17 @@ func checkSetting(name, v string) error {
 		}
 	case "UNSUBSCRIBE_MAILTO":
 		return unsubscribe.CheckMailto(v)
+	case "DKIM_KEY_FILE":
+		if v == "" {
+			return nil
+		}
+		_, err := mail.LoadDKIMKey(v)
+		return err
+	case "DKIM_SELECTOR":
+		if v == "" {
+			return nil
+		}
+		return mail.CheckDKIMSelector(v)
 	case "WORKER_CONCURRENCY":
 		return checkRange(v, 1, maxConcurrency)
 	case "SMTP_CONNS":
@@ -191,6 +202,37 @@ func checkRange(v string, lo, hi int) error {
 		return fmt.Errorf("must be at most %d", hi)
 	}
 	return nil
+}
+
+// dkimFlags are the DKIM settings of the commands that send email.
+type dkimFlags struct {
+	keyFile, selector string
+}
+
+// registerDKIMFlags registers --dkim-key-file and --dkim-selector on fs.
+// Call before parse, which checks each value: the key file must hold a
+// usable RSA key, the selector must be DNS labels.
+func (a *app) registerDKIMFlags(fs *flag.FlagSet) *dkimFlags {
+	d := &dkimFlags{}
+	fs.StringVar(&d.keyFile, "dkim-key-file", a.env("DKIM_KEY_FILE", ""), "PEM file of the RSA private key (1024 bits or more) that DKIM-signs every email; needs --dkim-selector (DKIM_KEY_FILE)")
+	fs.StringVar(&d.selector, "dkim-selector", a.env("DKIM_SELECTOR", ""), "DKIM selector: receivers look the public key up at SELECTOR._domainkey.FROM_DOMAIN (DKIM_SELECTOR)")
+	return d
+}
+
+// signer returns the DKIM signer configured, or nil when neither setting
+// is. One without the other ends the command with status 2, as a
+// malformed setting does.
+func (d *dkimFlags) signer() (*mail.DKIM, error) {
+	const both = "set both to sign emails with DKIM, or neither"
+	switch {
+	case d.keyFile == "" && d.selector == "":
+		return nil, nil
+	case d.selector == "":
+		return nil, exitError{code: 2, msg: "nurture: DKIM_KEY_FILE (--dkim-key-file) is set but DKIM_SELECTOR (--dkim-selector) is not; " + both}
+	case d.keyFile == "":
+		return nil, exitError{code: 2, msg: "nurture: DKIM_SELECTOR (--dkim-selector) is set but DKIM_KEY_FILE (--dkim-key-file) is not; " + both}
+	}
+	return mail.LoadDKIM(d.keyFile, d.selector)
 }
 
 // parseRoles parses the comma-separated roles of serve.

@@ -1,6 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -264,6 +272,94 @@ func TestMalformedSettings(t *testing.T) {
 			}
 			if stdout != tt.stdout {
 				t.Errorf("stdout: %q, want %q", stdout, tt.stdout)
+			}
+		})
+	}
+}
+
+// TestDKIMSettings checks that DKIM_KEY_FILE and DKIM_SELECTOR are parsed
+// strictly: a bad key or selector, or one setting without the other, stops
+// the command with status 2 and a message naming the variable, before it
+// connects to anything.
+func TestDKIMSettings(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "dkim.pem")
+	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
+	ecFile := filepath.Join(dir, "ec.pem")
+	if err := os.WriteFile(ecFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	short := "../../internal/mail/testdata/dkim/rsa-512.pem"
+
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{
+			name: "missing key file",
+			env:  map[string]string{"DKIM_KEY_FILE": missing, "DKIM_SELECTOR": "mail2026"},
+			args: []string{"serve"},
+			want: "nurture: DKIM_KEY_FILE=\"" + missing + "\": cannot read it: no such file or directory\n",
+		},
+		{
+			name: "not an RSA key",
+			env:  map[string]string{"DKIM_KEY_FILE": ecFile, "DKIM_SELECTOR": "mail2026"},
+			args: []string{"send-test"},
+			want: "nurture: DKIM_KEY_FILE=\"" + ecFile + "\": an ECDSA key, not an RSA key; DKIM has no ECDSA algorithm\n",
+		},
+		{
+			name: "key too short",
+			env:  map[string]string{"DKIM_KEY_FILE": short, "DKIM_SELECTOR": "mail2026"},
+			args: []string{"demo"},
+			want: "nurture: DKIM_KEY_FILE=\"" + short + "\": RSA key of 512 bits is too short; DKIM needs at least 1024 (2048 recommended)\n",
+		},
+		{
+			name: "key file flag",
+			args: []string{"serve", "--dkim-key-file", "/", "--dkim-selector", "mail2026"},
+			want: "nurture: --dkim-key-file \"/\": cannot read it: is a directory\n",
+		},
+		{
+			name: "selector",
+			env:  map[string]string{"DKIM_KEY_FILE": good, "DKIM_SELECTOR": "mail_2026"},
+			args: []string{"serve"},
+			want: "nurture: DKIM_SELECTOR=\"mail_2026\": not a DKIM selector; want DNS labels of letters, digits and hyphens, such as mail2026\n",
+		},
+		{
+			name: "key without selector",
+			env:  map[string]string{"DKIM_KEY_FILE": good},
+			args: []string{"serve"},
+			want: "nurture: DKIM_KEY_FILE (--dkim-key-file) is set but DKIM_SELECTOR (--dkim-selector) is not; set both to sign emails with DKIM, or neither\n",
+		},
+		{
+			name: "selector without key",
+			env:  map[string]string{"DKIM_SELECTOR": "mail2026"},
+			args: []string{"send-test", "welcome", "--customer", "c1", "--to", "qa@example.com"},
+			want: "nurture: DKIM_SELECTOR (--dkim-selector) is set but DKIM_KEY_FILE (--dkim-key-file) is not; set both to sign emails with DKIM, or neither\n",
+		},
+		{
+			name: "with the other malformed settings",
+			env:  map[string]string{"DKIM_KEY_FILE": missing, "DKIM_SELECTOR": "-x", "SMTP_CONNS": "0"},
+			args: []string{"serve"},
+			want: "nurture: SMTP_CONNS=\"0\": must be at least 1\n" +
+				"nurture: DKIM_KEY_FILE=\"" + missing + "\": cannot read it: no such file or directory\n" +
+				"nurture: DKIM_SELECTOR=\"-x\": not a DKIM selector; want DNS labels of letters, digits and hyphens, such as mail2026\n",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := cli(t, tt.env, tt.args...)
+			if code != 2 || stderr != tt.want || stdout != "" {
+				t.Errorf("status %d, stdout %q, stderr:\n%s\nwant status 2 and:\n%s", code, stdout, stderr, tt.want)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.OutboxDir, "outbox", a.env("OUTBOX_DIR", cfg.OutboxDir), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", a.env("SMTP_URL", ""), "send to this SMTP server instead of the outbox (SMTP_URL)")
 	cfg.SMTPConns = a.envInt("SMTP_CONNS", cfg.SMTPConns) // read before parse, which reports a malformed value
+	dkim := a.registerDKIMFlags(fs)
 	fs.Lookup("database-url").DefValue = demo.DefaultDatabaseURL
 	fs.Lookup("redis-url").DefValue = demo.DefaultRedisURL
 	// The demo's own, never DATABASE_URL or REDIS_URL: say so in -h.
@@ -27,6 +28,10 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	}
 	if cfg.Days < 1 {
 		return exitError{code: 2, msg: fmt.Sprintf("nurture demo: --days %d: must be at least 1", cfg.Days)}
+	}
+	var err error
+	if cfg.DKIM, err = dkim.signer(); err != nil {
+		return err
 	}
 	// The demo empties its database and drains its queues: it never uses
 	// DATABASE_URL or REDIS_URL, only the flags (or its own defaults), so

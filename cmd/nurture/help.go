@@ -122,6 +122,21 @@ nothing.`,
 			flags:   []string{"at", "json"},
 		},
 		{
+			name: "report",
+			args: "[--campaign NAME] [--since T] [--until T] [--json]",
+			description: `Reports, per campaign and then per variant (the holdout included) and
+per journey step, what was planned, sent, failed, skipped (by reason),
+held out and unfinished, the unsubscribes, and the purchases attributed
+to the emails (last touch within the campaign's conversion_window):
+conversions, revenue, conversion rate and, for a campaign with a
+holdout, the uplift over the holdout with its 95% confidence interval.
+--since and --until select deliveries by send time. Purchases imported
+since the last attribution are attributed first.`,
+			example: "nurture report --campaign winback --json",
+			needs:   needDB | needContent | needLog,
+			flags:   []string{"campaign", "since", "until", "json"},
+		},
+		{
 			name: "preview",
 			args: "CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]",
 			description: `Renders one customer's email of a campaign, as a worker would build it,
@@ -142,7 +157,7 @@ with "[TEST] " before the subject and no unsubscribe link. It is
 recorded nowhere: no delivery row, and a Message-ID of its own.`,
 			example: "nurture send-test winback --customer c11 --to qa@example.com",
 			needs:   needDB | needContent | needLog,
-			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox"},
+			flags:   []string{"customer", "to", "step", "variant", "from", "smtp-url", "outbox", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "suppress",
@@ -179,6 +194,18 @@ any.`,
 			needs:   needDB | needContent | needLog,
 		},
 		{
+			name: "forget",
+			args: "ID...",
+			description: `Erases each person: the customer row, their stage history and the
+properties of their events. Their deliveries, events, journeys and
+consent history stay for the campaigns' counts, under an opaque token
+instead of the id. Their address stays suppressed as a SHA-256 hash, so
+a later import of it is never emailed. Unsent deliveries are skipped;
+the command waits for emails being sent. Exits 1 if an id is unknown.`,
+			example: "nurture forget c1 c2",
+			needs:   needDB,
+		},
+		{
 			name: "serve",
 			args: "[--role scheduler,worker,http]",
 			description: `Runs the long-lived roles: the scheduler (cron per campaign, one
@@ -188,7 +215,7 @@ templates directories, and SIGHUP, reload them, all or nothing; SIGTERM
 drains.`,
 			example: "nurture serve --role worker",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency"},
+			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "demo",
@@ -202,7 +229,7 @@ their send windows. It prints what was sent, held out, capped, what was
 not sent and why.`,
 			example: "nurture demo --customers 400 --days 3",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"customers", "days", "seed", "outbox", "smtp-url"},
+			flags:   []string{"customers", "days", "seed", "outbox", "smtp-url", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "bench",

@@ -57,6 +57,8 @@ Commands:
                                   delivery rows: status, reason, attempts
   explain CUSTOMER --at TIME [--json]
                                   why a customer would or would not get each campaign
+  report [--campaign NAME] [--since T] [--until T] [--json]
+                                  what each campaign sent and earned, uplift over the holdout
   preview CAMPAIGN --customer ID [--at TIME] [--step N] [--variant V] [--format text|html|eml]
                                   print a customer's email as a worker would send it
   send-test CAMPAIGN --customer ID --to ADDRESS [--step N] [--variant V]
@@ -65,8 +67,10 @@ Commands:
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
                                   unsubscribed themselves; TEXT says who asked
-  bounces import FILE...         record bounces and mailto unsubscribe requests
+  bounces import FILE...          record bounces and mailto unsubscribe requests
                                   from .eml or mbox files
+  forget ID...                    erase people: their data goes, their address
+                                  stays suppressed as a hash
   serve [--role scheduler,worker,http]
                                   run the scheduler, workers and HTTP endpoints
   demo                            load a sample audience, replay a few days, send
@@ -106,12 +110,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.deliveries(ctx, rest)
 	case "explain":
 		return a.explain(ctx, rest)
+	case "report":
+		return a.report(ctx, rest)
 	case "suppress":
 		return a.suppress(ctx, rest)
 	case "subscribe":
 		return a.subscribe(ctx, rest)
 	case "bounces":
 		return a.bounces(ctx, rest)
+	case "forget":
+		return a.forget(ctx, rest)
 	case "preview":
 		return a.preview(ctx, rest)
 	case "send-test":

@@ -181,7 +181,12 @@ func (a *app) sendTest(ctx context.Context, args []string) error {
 	var smtp mail.Config
 	fs.StringVar(&smtp.URL, "smtp-url", a.env("SMTP_URL", ""), "SMTP server, e.g. smtp://user:pass@host:587?tls=starttls; empty writes an .eml file to --outbox (SMTP_URL)")
 	fs.StringVar(&smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
+	dkim := a.registerDKIMFlags(fs)
 	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if smtp.DKIM, err = dkim.signer(); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *customer == "" || *to == "" {

@@ -58,6 +58,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.smtp.Conns, "smtp-conns", a.envInt("SMTP_CONNS", 8), "SMTP connections per worker process (SMTP_CONNS)")
 	fs.StringVar(&cfg.smtp.OutboxDir, "outbox", a.env("OUTBOX_DIR", "outbox"), "directory for .eml files when no SMTP_URL is set (OUTBOX_DIR)")
 	mf := a.registerMailFlags(fs, true)
+	dkim := a.registerDKIMFlags(fs)
 	cfg.sched.TriggerPoll = a.envDuration("TRIGGER_POLL", 5*time.Second)
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
@@ -77,6 +78,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		}
 	}
 	cfg.from = mf.from
+	if cfg.smtp.DKIM, err = dkim.signer(); err != nil {
+		return err
+	}
 	if cfg.unsubscribe, err = mf.links(nil); err != nil {
 		return err
 	}
@@ -231,6 +235,10 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 			return err
 		}
 		defer sender.Close()
+		if dk := cfg.smtp.DKIM; dk != nil {
+			wlog.Info("emails are DKIM-signed; publish the key at SELECTOR._domainkey.FROM_DOMAIN",
+				"selector", dk.Selector(), "key_bits", dk.Bits())
+		}
 		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe},
 			worker.ServerConfig{Concurrency: cfg.concurrency}, st, rdb, sender, workerContent(c), m, wlog)
 		if err := wk.Start(ctx); err != nil {

@@ -53,6 +53,7 @@ func Handler(st *store.Store, cfg Config, log *slog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /api/v1/suppressions/{email}", a.removeSuppression)
 	mux.HandleFunc("DELETE /api/v1/suppressions", a.removeSuppression) // ?email=
 	mux.HandleFunc("POST /api/v1/customers/{id}/subscribe", a.subscribe)
+	mux.HandleFunc("DELETE /api/v1/customers/{id}", a.eraseCustomer)
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API call: %s %s", r.Method, r.URL.Path))
 	})

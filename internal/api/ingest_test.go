@@ -235,4 +235,11 @@ func TestGetCustomer(t *testing.T) {
 	if code, body := call(t, "GET", base+"/api/v1/customers/nobody", "Bearer "+token, ""); code != 404 || body != `{"error":"no customer with id \"nobody\""}`+"\n" {
 		t.Errorf("GET nobody: %d %s", code, body)
 	}
+	// Once erased, the person is gone from the view too.
+	if code, body := call(t, "DELETE", base+"/api/v1/customers/c1", "Bearer "+token, ""); code != 200 {
+		t.Fatalf("DELETE c1: %d %s", code, body)
+	}
+	if code, body := call(t, "GET", base+"/api/v1/customers/c1", "Bearer "+token, ""); code != 404 || body != `{"error":"no customer with id \"c1\""}`+"\n" {
+		t.Errorf("GET c1 after DELETE: %d %s", code, body)
+	}
 }

@@ -74,6 +74,13 @@ func eventBatch(kind, typ string, from, n int, occurredAt func(i int) time.Time)
 	return recs, buf.Bytes(), nil
 }
 
+// feed spreads n events over span from start in the order they happened,
+// as a shop's live feed sends them: each event is later than the one
+// before, so every batch moves its customers' last_event_at.
+func feed(start time.Time, span time.Duration, n int) func(i int) time.Time {
+	return func(i int) time.Time { return start.Add(time.Duration(i) * span / time.Duration(n)) }
+}
+
 // ingestStats is what part g measured, for the report and the tests.
 type ingestStats struct {
 	events, imported  int
@@ -103,10 +110,8 @@ func (b *bench) ingesting(ctx context.Context) error {
 	}
 	defer b.deleteEventCustomers(context.WithoutCancel(ctx))
 	n, per := b.cfg.Events, b.cfg.EventFile
-	span := 22 * time.Hour
-	recs, _, err := eventBatch("g", "cart_abandoned", 0, n, func(i int) time.Time {
-		return b.cfg.At.Add(-time.Hour - time.Duration(i)*span/time.Duration(n))
-	})
+	when := feed(b.cfg.At.Add(-23*time.Hour), 22*time.Hour, n)
+	recs, _, err := eventBatch("g", "cart_abandoned", 0, n, when)
 	if err != nil {
 		return err
 	}
@@ -122,9 +127,7 @@ func (b *bench) ingesting(ctx context.Context) error {
 	// them over ready.
 	var files [][]byte
 	for from := 0; from < n; from += per {
-		_, lines, err := eventBatch("g", "cart_abandoned", from, min(per, n-from), func(i int) time.Time {
-			return b.cfg.At.Add(-time.Hour - time.Duration(i)*span/time.Duration(n))
-		})
+		_, lines, err := eventBatch("g", "cart_abandoned", from, min(per, n-from), when)
 		if err != nil {
 			return err
 		}

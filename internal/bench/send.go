@@ -37,6 +37,9 @@ func (b *bench) sending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := b.dkimSends(ctx, mcfg, sink, rate(b.cfg.Sends, raw)); err != nil {
+		return err
+	}
 	e2e, err := b.workerSends(ctx, mcfg, sink)
 	if err != nil {
 		return err

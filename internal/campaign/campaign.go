@@ -14,6 +14,7 @@
 package campaign
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -124,6 +125,10 @@ type Campaign struct {
 	// SendWindow is the campaign's own window; nil means the settings'
 	// default applies (see EffectiveWindow).
 	SendWindow *SendWindow
+	// ConversionWindow is how long after a send (or a held-out entry's
+	// send time) a purchase is attributed to the campaign; zero means the
+	// settings' default applies (see ConversionWindows).
+	ConversionWindow time.Duration
 	// Steps is a journey; exactly one of Email and Steps is set (Email's
 	// Template is empty for a journey).
 	Steps []Step
@@ -294,9 +299,44 @@ type Settings struct {
 	SendWindow *SendWindow
 	// ConversionWindow is the default attribution window; zero: not set.
 	ConversionWindow time.Duration
+	// RateLimits caps how fast emails go out; nil: no cap.
+	RateLimits *RateLimits
 	// SoftBounceLimit is when soft bounces suppress an address; nil: not
 	// set (see SoftBounces for the default).
 	SoftBounceLimit *SoftBounceLimit
+}
+
+// RateLimits caps how fast every worker process together hands emails to
+// the SMTP server.
+type RateLimits struct {
+	Pos Pos
+	// Global caps every email; nil: no cap.
+	Global *Rate
+	// Domains caps the emails to each recipient domain, keyed by the
+	// domain in lower case and matched exactly (gmail.com does not cover
+	// googlemail.com nor a subdomain). Empty: no cap per domain.
+	Domains map[string]Rate
+}
+
+// Rate is at most N emails per Per, evenly spaced: one every Interval.
+type Rate struct {
+	Pos Pos
+	N   int
+	Per time.Duration
+}
+
+// Interval is the least time between two emails at this rate.
+func (r Rate) Interval() time.Duration {
+	if r.N <= 0 {
+		return 0
+	}
+	return r.Per / time.Duration(r.N)
+}
+
+// String spells the rate as settings.yaml does: 20/s, 600/m, 1000/h.
+func (r Rate) String() string {
+	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
+	return fmt.Sprintf("%d/%s", r.N, unit)
 }
 
 // SoftBounceLimit suppresses an address after Count soft bounces within
@@ -340,6 +380,25 @@ func (s *Set) EffectiveWindow(c *Campaign) *SendWindow {
 		return nil
 	}
 	return w
+}
+
+// DefaultConversionWindow is the attribution window of campaigns when
+// neither they nor the settings set one.
+const DefaultConversionWindow = 120 * time.Hour
+
+// ConversionWindows returns each campaign's attribution window, and the
+// default for campaigns not in the set (the settings', else
+// DefaultConversionWindow).
+func (s *Set) ConversionWindows() (by map[string]time.Duration, def time.Duration) {
+	def = s.Settings.ConversionWindow
+	if def == 0 {
+		def = DefaultConversionWindow
+	}
+	by = make(map[string]time.Duration, len(s.Campaigns))
+	for _, c := range s.Campaigns {
+		by[c.Name] = cmp.Or(c.ConversionWindow, def)
+	}
+	return by, def
 }
 
 // Audience selects who a campaign targets.

@@ -377,7 +377,15 @@ func TestLoadExtended(t *testing.T) {
 		{"Settings.FrequencyCap", *st.FrequencyCap, campaign.Cap{Pos: pos("settings.yaml", 3, 16), Max: 3, Per: 168 * time.Hour}},
 		{"Settings.SendWindow", fmt.Sprintf("%s-%s %v %s %v", st.SendWindow.Window.Start, st.SendWindow.Window.End, st.SendWindow.Window.Days, st.SendWindow.Timezone, st.SendWindow.Location == nil), "08:00-21:00 [] customer true"},
 		{"Settings.ConversionWindow", st.ConversionWindow, 120 * time.Hour},
-		{"Settings.SoftBounceLimit", *st.SoftBounceLimit, campaign.SoftBounceLimit{Pos: pos("settings.yaml", 8, 20), Count: 5, Per: 14 * 24 * time.Hour}},
+		{"Settings.RateLimits.Pos", st.RateLimits.Pos, pos("settings.yaml", 9, 3)},
+		{"Settings.RateLimits.Global", *st.RateLimits.Global, campaign.Rate{Pos: pos("settings.yaml", 9, 11), N: 200, Per: time.Second}},
+		{"Settings.RateLimits.Global.Interval", st.RateLimits.Global.Interval(), 5 * time.Millisecond},
+		{"Settings.RateLimits.Domains", len(st.RateLimits.Domains), 3},
+		{"gmail.com (lower-cased)", st.RateLimits.Domains["gmail.com"], campaign.Rate{Pos: pos("settings.yaml", 11, 16), N: 20, Per: time.Second}},
+		{"outlook.com", st.RateLimits.Domains["outlook.com"].String(), "600/m"},
+		{"outlook.com interval", st.RateLimits.Domains["outlook.com"].Interval(), 100 * time.Millisecond},
+		{"yahoo.co.jp", st.RateLimits.Domains["yahoo.co.jp"], campaign.Rate{Pos: pos("settings.yaml", 13, 18), N: 1000, Per: time.Hour}},
+		{"Settings.SoftBounceLimit", *st.SoftBounceLimit, campaign.SoftBounceLimit{Pos: pos("settings.yaml", 14, 20), Count: 5, Per: 14 * 24 * time.Hour}},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -390,7 +398,7 @@ func TestLoadExtended(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := full.Settings; s.From != "" || s.FrequencyCap != nil || s.SendWindow != nil || s.ConversionWindow != 0 {
+	if s := full.Settings; s.From != "" || s.FrequencyCap != nil || s.SendWindow != nil || s.ConversionWindow != 0 || s.RateLimits != nil {
 		t.Errorf("settings without settings.yaml: %+v, want zero", s)
 	}
 	if n, per := full.Settings.SoftBounces(); n != 3 || per != 720*time.Hour {

@@ -329,6 +329,15 @@ func loadCampaign(path string) (Campaign, Errors) {
 	if f, ok := present("send_window"); ok {
 		c.SendWindow = d.sendWindow(f.value, "send_window", true)
 	}
+	if f, ok := present("conversion_window"); ok {
+		if w, ok := d.duration(f.value, "conversion_window"); ok {
+			if w == 0 {
+				d.errorf(d.pos(f.value), "conversion_window: must be more than 0")
+			} else {
+				c.ConversionWindow = w
+			}
+		}
+	}
 	if f, ok := present("audience"); ok {
 		c.Audience = d.audience(f.value)
 	}

@@ -28,6 +28,7 @@ import (
 	"nurture/internal/mail"
 	"nurture/internal/planner"
 	"nurture/internal/queue"
+	"nurture/internal/report"
 	"nurture/internal/sample"
 	"nurture/internal/scratch"
 	"nurture/internal/store"
@@ -74,6 +75,8 @@ type Config struct {
 	OutboxDir string
 	// SMTPConns is how many SMTP connections the workers share. Default 4.
 	SMTPConns int
+	// DKIM signs the emails. Default nil: unsigned.
+	DKIM *mail.DKIM
 	// Log receives the log of the scheduler and workers. Default:
 	// discarded.
 	Log *slog.Logger
@@ -202,7 +205,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns}
+	mcfg := mail.Config{URL: cfg.SMTPURL, OutboxDir: cfg.OutboxDir, Conns: cfg.SMTPConns, DKIM: cfg.DKIM}
 	if mcfg.URL == "" {
 		if err := os.RemoveAll(cfg.OutboxDir); err != nil {
 			return err
@@ -242,6 +245,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	printLeftOut(out, left)
 	fmt.Fprintln(out)
+	if err := printReport(ctx, st, c.Campaigns(), out); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
 	if mcfg.URL == "" {
 		abs, _ := filepath.Abs(cfg.OutboxDir)
 		fmt.Fprintf(out, "The emails are .eml files in %s (open one in any mail client).\n", abs)
@@ -250,6 +257,21 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(out, "Done in %s.\n\n", cfg.Now().Sub(start).Round(100*time.Millisecond))
 	printNext(out, cfg, at, first, left)
+	return nil
+}
+
+// printReport attributes the replay's purchases to the emails before
+// them and prints what `nurture report` would.
+func printReport(ctx context.Context, st *store.Store, set *campaign.Set, out io.Writer) error {
+	if _, err := st.Attribute(ctx, report.Windows(set)); err != nil {
+		return err
+	}
+	rows, err := st.Report(ctx, store.ReportFilter{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "What the campaigns earned (nurture report): the replay's orders, attributed to the last email before them:")
+	report.WriteText(indent{out}, report.Build(rows, report.Campaigns(set)))
 	return nil
 }
 
@@ -556,6 +578,9 @@ func printCounts(ctx context.Context, st *store.Store, set *campaign.Set, out io
 type indent struct{ w io.Writer }
 
 func (i indent) Write(p []byte) (int, error) {
+	if string(p) == "\n" {
+		return i.w.Write(p) // no trailing spaces on a blank line
+	}
 	if _, err := i.w.Write(append([]byte("    "), p...)); err != nil {
 		return 0, err
 	}

@@ -14,4 +14,8 @@
 // is recognisable as the same email. Errors are *SendError, classified as
 // temporary (4xx, network, timeouts) or permanent (5xx, bad addresses); see
 // IsPermanent.
+//
+// DKIM: with Config.DKIM set (LoadDKIM), both transports sign every
+// message (RSA-SHA256, relaxed/relaxed, d= the From domain) with
+// github.com/emersion/go-msgauth/dkim over the bytes go-mail writes.
 package mail

@@ -43,11 +43,12 @@ func MessageID(deliveryID, domain string) string {
 var reservedHeaders = map[string]bool{
 	"Message-Id": true, "Date": true, "From": true, "To": true, "Cc": true, "Bcc": true,
 	"Subject": true, "Mime-Version": true, "Content-Type": true, "Content-Transfer-Encoding": true,
+	"Dkim-Signature": true,
 }
 
-// build turns m into a go-mail message. Its errors are permanent: the same
-// message will never build.
-func (m *Message) build(now time.Time) (msg *gomail.Msg, rcpt string, err error) {
+// build turns m into a go-mail message, signed with dk unless it is nil.
+// Its errors are permanent: the same message will never build.
+func (m *Message) build(now time.Time, dk *DKIM) (msg *gomail.Msg, rcpt string, err error) {
 	from, err := netmail.ParseAddress(m.From)
 	if err != nil {
 		return nil, "", permanent(fmt.Errorf("%w: from %q: %v", ErrInvalidAddress, m.From, err))
@@ -95,6 +96,12 @@ func (m *Message) build(now time.Time) (msg *gomail.Msg, rcpt string, err error)
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	} else {
 		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+	}
+	if dk != nil {
+		_, domain, _ := strings.Cut(from.Address, "@")
+		if err := dk.sign(msg, domain, signedHeaders(m)); err != nil {
+			return nil, "", permanent(fmt.Errorf("message %s: %w", msgID, err))
+		}
 	}
 	return msg, to.Address, nil
 }

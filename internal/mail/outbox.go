@@ -16,15 +16,17 @@ import (
 // not at all (temporary file, fsync, rename), and resending a delivery
 // replaces its file.
 type outbox struct {
-	dir string
-	log *slog.Logger
+	dir  string
+	dkim *DKIM
+	now  func() time.Time
+	log  *slog.Logger
 }
 
-func newOutbox(_ context.Context, dir string, log *slog.Logger) (*outbox, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func newOutbox(_ context.Context, cfg Config, log *slog.Logger) (*outbox, error) {
+	if err := os.MkdirAll(cfg.OutboxDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create outbox: %w", err)
 	}
-	return &outbox{dir: dir, log: log}, nil
+	return &outbox{dir: cfg.OutboxDir, dkim: cfg.DKIM, now: cfg.Now, log: log}, nil
 }
 
 // Send writes m. Its reply is "stored PATH" (see outboxPath). Message.ID
@@ -37,7 +39,7 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 	if !validFileID(m.ID) {
 		return "", permanent(fmt.Errorf("outbox: delivery id %q cannot be a file name", m.ID))
 	}
-	msg, _, err := m.build(time.Now())
+	msg, _, err := m.build(o.now(), o.dkim)
 	if err != nil {
 		return "", err
 	}

@@ -54,6 +54,12 @@ type Config struct {
 	// replaced, spreading load when the server is a balanced pool (default
 	// 1000).
 	MaxPerConn int
+	// DKIM signs every message, over SMTP and in the file outbox
+	// (DKIM_KEY_FILE, DKIM_SELECTOR); nil (the default): messages go
+	// unsigned.
+	DKIM *DKIM
+	// Now dates each message (its Date field); default time.Now.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPerConn <= 0 {
 		c.MaxPerConn = 1000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -91,7 +100,7 @@ func NewSender(ctx context.Context, cfg Config, log *slog.Logger) (Sender, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.URL == "" {
-		return newOutbox(ctx, cfg.OutboxDir, log)
+		return newOutbox(ctx, cfg, log)
 	}
 	srv, err := parseURL(cfg.URL)
 	if err != nil {

@@ -247,7 +247,7 @@ func (p *pool) acquire(ctx context.Context) (*conn, error) {
 }
 
 func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
-	msg, rcpt, err := m.build(time.Now())
+	msg, rcpt, err := m.build(p.cfg.Now(), p.cfg.DKIM)
 	if err != nil {
 		return "", err
 	}

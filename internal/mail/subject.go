@@ -32,9 +32,10 @@ func RenderSubject(where, src string, d *Data) (string, error) {
 }
 
 // WriteMessage writes m as the complete RFC 5322 message a transport
-// would send, dated now: what the file outbox stores, for previews.
+// would send, dated now: what the file outbox stores, for previews. It is
+// not DKIM-signed.
 func WriteMessage(w io.Writer, m *Message, now time.Time) error {
-	msg, _, err := m.build(now)
+	msg, _, err := m.build(now, nil)
 	if err != nil {
 		return err
 	}

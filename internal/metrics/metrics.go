@@ -35,6 +35,11 @@ type Metrics struct {
 	bounces    *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
 	ingested   *prometheus.CounterVec
+	converted  *prometheus.CounterVec
+	revenue    *prometheus.CounterVec
+	waits      *prometheus.CounterVec
+	waitTime   prometheus.Histogram
+	backoffs   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -124,8 +129,30 @@ func New() *Metrics {
 		Name: "nurture_api_items_total",
 		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
 	}, []string{"kind", "result"})
+	m.waits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_throttle_waits_total",
+		Help: "Emails held back by the send-rate throttles (rate_limits) or a domain backoff: waited (the worker waited, then sent) or deferred (the wait was too long; put back in the queue).",
+	}, []string{"outcome"})
+	m.waitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nurture_throttle_wait_seconds",
+		Help:    "Time one email waited for its send slot, for emails that waited.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+	})
+	m.backoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_domain_backoffs_total",
+		Help: "SMTP 421 or 452 replies that slowed a recipient domain down: started (a new backoff episode), extended (a longer backoff in an episode), recovered (an episode ended by an accepted email).",
+	}, []string{"event"})
+	m.converted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_conversions_total",
+		Help: "Purchases attributed to a campaign's emails (last touch within its conversion window), by campaign, counted by the scheduler leader that attributed them.",
+	}, []string{"campaign"})
+	m.revenue = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_revenue_total",
+		Help: "Amounts of the purchases attributed to a campaign's emails, by campaign.",
+	}, []string{"campaign"})
+	m.reg.MustRegister(m.converted, m.revenue)
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
-		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested,
+		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested, m.waits, m.waitTime, m.backoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -151,6 +178,14 @@ func (m *Metrics) BounceRejected(source, reason string) {
 	}
 }
 
+// Converted counts n purchases attributed to campaign, worth revenue.
+func (m *Metrics) Converted(campaign string, n int, revenue float64) {
+	if m != nil && n > 0 {
+		m.converted.WithLabelValues(campaign).Add(float64(n))
+		m.revenue.WithLabelValues(campaign).Add(revenue)
+	}
+}
+
 // Ingested counts n items of the ingest API of one kind with one result.
 func (m *Metrics) Ingested(kind, result string, n int) {
 	if m != nil && n > 0 {
@@ -162,6 +197,36 @@ func (m *Metrics) Ingested(kind, result string, n int) {
 func (m *Metrics) Deferred(campaign string) {
 	if m != nil {
 		m.deferred.WithLabelValues(campaign).Inc()
+	}
+}
+
+// ThrottleWaited counts one email that waited d for its send slot.
+func (m *Metrics) ThrottleWaited(d time.Duration) {
+	if m != nil {
+		m.waits.WithLabelValues("waited").Inc()
+		m.waitTime.Observe(d.Seconds())
+	}
+}
+
+// ThrottleDeferred counts one email put back because its send slot was
+// too far away.
+func (m *Metrics) ThrottleDeferred() {
+	if m != nil {
+		m.waits.WithLabelValues("deferred").Inc()
+	}
+}
+
+// Values of DomainBackoff's event.
+const (
+	BackoffStarted   = "started"
+	BackoffExtended  = "extended"
+	BackoffRecovered = "recovered"
+)
+
+// DomainBackoff counts one event of a domain backoff.
+func (m *Metrics) DomainBackoff(event string) {
+	if m != nil {
+		m.backoffs.WithLabelValues(event).Inc()
 	}
 }
 

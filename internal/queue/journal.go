@@ -24,6 +24,10 @@ type Journal struct {
 // NewJournal returns the journal kept in rdb, which it does not close.
 func NewJournal(rdb redis.UniversalClient) *Journal { return &Journal{rdb: rdb} }
 
+// Client is the Redis client the journal is kept with; the worker's
+// send-rate throttles share it.
+func (j *Journal) Client() redis.UniversalClient { return j.rdb }
+
 // Put keeps value for delivery id, replacing any earlier value.
 func (j *Journal) Put(ctx context.Context, id string, value []byte) error {
 	if err := j.rdb.HSet(ctx, journalKey, id, value).Err(); err != nil {

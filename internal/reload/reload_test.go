@@ -3,6 +3,7 @@ package reload_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -103,7 +104,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	}
 	want := []string{
 		"reload refused: " + filepath.Join(campaigns, "broken.yaml") + ":2:11: schedule: invalid cron expression: expected exactly 5 fields, found 2: [every day] cause=SIGHUP",
-		"reload refused: " + filepath.Join(campaigns, "nudge.yaml") + ":11:1: unknown key \"colour\"; the keys here are name, description, enabled, schedule, trigger, priority, send_window, audience, frequency, email, steps, exit_when, variants, holdout, queue cause=SIGHUP",
+		"reload refused: " + filepath.Join(campaigns, "nudge.yaml") + ":11:1: unknown key \"colour\"; the keys here are name, description, enabled, schedule, trigger, priority, send_window, audience, frequency, email, steps, exit_when, variants, holdout, conversion_window, queue cause=SIGHUP",
 		"reload refused; the previous campaigns and templates keep running cause=SIGHUP",
 	}
 	if strings.Join(refused, "\n") != strings.Join(want, "\n") {
@@ -185,5 +186,54 @@ func TestDiffIgnoresLayout(t *testing.T) {
 	}
 	if d := reload.Diff(old, next); strings.Join(d.Changed, ",") != "welcome" || !d.Lifecycle {
 		t.Errorf("Diff = %+v, want welcome and the lifecycle changed", d)
+	}
+}
+
+// TestReloadRateLimits checks that rate_limits come and go with the
+// settings: a new rate is a settings change, its layout is not, and a bad
+// rate is refused with where it is written while the last good one runs.
+func TestReloadRateLimits(t *testing.T) {
+	campaigns, templates := copyFixture(t)
+	settings := filepath.Join(campaigns, "settings.yaml")
+	write(t, settings, "rate_limits: {global: 200/s, domains: {gmail.com: 20/s}}\n")
+	first, err := content.Load(campaigns, templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []*content.Content
+	r := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: campaigns, TemplatesDir: templates}, first,
+		func(_ context.Context, c *content.Content) error { applied = append(applied, c); return nil }, metrics.New(), newLogs().logger())
+	ctx := context.Background()
+
+	// The same limits, laid out otherwise: no change.
+	write(t, settings, "rate_limits:\n  domains:\n    GMAIL.com: 20/s\n  global: 200/s\n")
+	next, err := content.Load(campaigns, templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := reload.Diff(first, next); d.Settings {
+		t.Errorf("Diff = %+v, want no settings change", d)
+	}
+
+	write(t, settings, "rate_limits: {global: 200/s, domains: {gmail.com: 10/s, outlook.com: 600/m}}\n")
+	if err := r.Reload(ctx, "SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 1 {
+		t.Fatalf("%d sets applied, want 1", len(applied))
+	}
+	rl := applied[0].Campaigns().Settings.RateLimits
+	if got := fmt.Sprint(rl.Global, rl.Domains["gmail.com"], rl.Domains["outlook.com"]); got != "200/s 10/s 600/m" {
+		t.Errorf("rate limits after reload: %s, want 200/s 10/s 600/m", got)
+	}
+
+	write(t, settings, "rate_limits: {domains: {gmail.com: 10/d}}\n")
+	err = r.Reload(ctx, "SIGHUP")
+	want := settings + `:1:36: rate_limits.domains.gmail.com: "10/d" is not a rate; write N/s, N/m or N/h (e.g. 20/s)`
+	if !errors.Is(err, reload.ErrInvalid) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Reload of a bad rate: %v, want ErrInvalid with %s", err, want)
+	}
+	if len(applied) != 1 || r.Current() != applied[0] {
+		t.Errorf("a bad rate was applied (%d sets applied)", len(applied))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"nurture/internal/planner"
+	"nurture/internal/store"
 )
 
 // triggerLoop plans the due entries of triggered campaigns, then the due
@@ -18,6 +19,7 @@ func (s *Scheduler) triggerLoop(ctx context.Context) {
 	for {
 		s.PollTriggers(ctx)
 		s.PollSteps(ctx)
+		s.Attribute(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -85,6 +87,27 @@ func (s *Scheduler) PollSteps(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("planning due journey steps failed; unenqueued deliveries are left to the reconciler",
 			"at", now.Format(time.RFC3339), "err", err)
+	}
+}
+
+// Attribute attributes the purchases imported since the last poll to the
+// deliveries that earned them (store.Attribute), with the conversion
+// windows of the campaigns running now.
+func (s *Scheduler) Attribute(ctx context.Context) {
+	by, def := s.rules.Load().Set().ConversionWindows()
+	res, err := s.store.Attribute(ctx, store.Windows{By: by, Default: def})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.metrics.InfraError("postgres", "attribute")
+			s.log.Error("attributing purchases failed; the next poll catches up", "err", err)
+		}
+		return
+	}
+	for campaign, c := range res.ByCampaign {
+		s.metrics.Converted(campaign, c.Conversions, c.Revenue)
+	}
+	if res.Conversions > 0 {
+		s.log.Info("purchases attributed", "events", res.Events, "conversions", res.Conversions)
 	}
 }
 

@@ -154,3 +154,61 @@ func TestPollStartsTriggeredJourneyThenItsStep(t *testing.T) {
 		t.Errorf("deliveries %+v, want c2's step 1 for cart-1, queued", got)
 	}
 }
+
+// TestPollAttributesPurchases: a purchase after a sent email is
+// attributed by the leader's poll, once, and counted in the metrics.
+func TestPollAttributesPurchases(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	set, err := campaign.Load(testenv.Fixture("campaigns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	welcome := set.Campaign("welcome")
+	welcome.Schedule, welcome.Cron = "", nil
+	welcome.Audience = campaign.Audience{}
+	welcome.Trigger = &campaign.Trigger{Event: "cart_abandoned"}
+	welcome.ConversionWindow = 2 * time.Hour
+	set.Campaign("nudge").Enabled = false
+	rules, err := audience.Compile(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := func(line string) {
+		t.Helper()
+		res, err := importer.Events(ctx, e.st, strings.NewReader(line+"\n"), "events", importer.Options{Strict: true, Now: func() time.Time { return at }})
+		if err != nil || res.Bad > 0 {
+			t.Fatalf("import: %v %v", err, res.Problems)
+		}
+	}
+	imp(`{"id":"cart-1","customer_id":"c2","type":"cart_abandoned","occurred_at":"2026-11-24T08:00:00Z"}`)
+	m := metrics.New()
+	s := scheduler.New(scheduler.Config{CatchUp: -1, Now: func() time.Time { return at }}, e.st, e.q, rules, m, e.log)
+	if n := s.PollTriggers(ctx); n != 1 {
+		t.Fatalf("poll planned %d entries, want 1", n)
+	}
+	var id string
+	if err := e.st.Deliveries(ctx, func(d *store.DeliveryRow) error { id = d.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Claim(ctx, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	if stale, err := e.st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusSent, SentAt: at}}); err != nil || len(stale) != 0 {
+		t.Fatalf("record: %v %v", stale, err)
+	}
+	// Within the campaign's 2h window, and one past it.
+	imp(`{"id":"o1","customer_id":"c2","type":"purchase","occurred_at":"2026-11-24T10:00:00Z","amount":12.5}`)
+	imp(`{"id":"o2","customer_id":"c2","type":"purchase","occurred_at":"2026-11-24T11:00:01Z","amount":99}`)
+	s.Attribute(ctx)
+	s.Attribute(ctx) // reads nothing again
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{`nurture_conversions_total{campaign="welcome"} 1`, `nurture_revenue_total{campaign="welcome"} 12.5`} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -10,21 +10,22 @@ import (
 
 // Campaign is a campaigns/*.yaml file.
 type Campaign struct {
-	Name        string         `json:"name" jsonschema:"required,pattern=^[a-z0-9-]+$" jsonschema_description:"The campaign's unique name: a-z, 0-9 and -."`
-	Description string         `json:"description,omitempty" jsonschema_description:"What the campaign is for."`
-	Enabled     *bool          `json:"enabled,omitempty" jsonschema:"default=true" jsonschema_description:"false keeps the campaign without sending it."`
-	Schedule    string         `json:"schedule,omitempty" jsonschema:"minLength=1" jsonschema_description:"When the campaign runs: 5-field cron or a descriptor (@daily, @every 1h), in UTC. Exactly one of schedule and trigger."`
-	Trigger     *Trigger       `json:"trigger,omitempty" jsonschema_description:"Start the campaign on an event or a stage entry. Exactly one of schedule and trigger."`
-	Priority    int            `json:"priority,omitempty" jsonschema:"default=0" jsonschema_description:"Higher goes first when the global frequency cap lets only some emails through."`
-	SendWindow  CampaignWindow `json:"send_window,omitempty" jsonschema_description:"When emails may go out; any ignores the default of settings.yaml."`
-	Audience    *Audience      `json:"audience,omitempty" jsonschema_description:"Who the campaign targets."`
-	Frequency   *Frequency     `json:"frequency,omitempty" jsonschema_description:"How often one customer may receive the campaign."`
-	Email       *Email         `json:"email,omitempty" jsonschema_description:"The one email the campaign sends. Exactly one of email and steps."`
-	Steps       []Step         `json:"steps,omitempty" jsonschema:"minItems=1" jsonschema_description:"A journey: emails sent in order after the start. Exactly one of email and steps."`
-	ExitWhen    string         `json:"exit_when,omitempty" jsonschema:"minLength=1" jsonschema_description:"Expression that ends the journey (or a triggered email) when true."`
-	Variants    []Variant      `json:"variants,omitempty" jsonschema:"minItems=1" jsonschema_description:"Split a single-email campaign's entries by weight."`
-	Holdout     Share          `json:"holdout,omitempty" jsonschema_description:"Share of entries held out: recorded, never sent."`
-	Queue       string         `json:"queue,omitempty" jsonschema:"pattern=^[a-z0-9_-]+$,default=default" jsonschema_description:"The Asynq queue."`
+	Name             string         `json:"name" jsonschema:"required,pattern=^[a-z0-9-]+$" jsonschema_description:"The campaign's unique name: a-z, 0-9 and -."`
+	Description      string         `json:"description,omitempty" jsonschema_description:"What the campaign is for."`
+	Enabled          *bool          `json:"enabled,omitempty" jsonschema:"default=true" jsonschema_description:"false keeps the campaign without sending it."`
+	Schedule         string         `json:"schedule,omitempty" jsonschema:"minLength=1" jsonschema_description:"When the campaign runs: 5-field cron or a descriptor (@daily, @every 1h), in UTC. Exactly one of schedule and trigger."`
+	Trigger          *Trigger       `json:"trigger,omitempty" jsonschema_description:"Start the campaign on an event or a stage entry. Exactly one of schedule and trigger."`
+	Priority         int            `json:"priority,omitempty" jsonschema:"default=0" jsonschema_description:"Higher goes first when the global frequency cap lets only some emails through."`
+	SendWindow       CampaignWindow `json:"send_window,omitempty" jsonschema_description:"When emails may go out; any ignores the default of settings.yaml."`
+	Audience         *Audience      `json:"audience,omitempty" jsonschema_description:"Who the campaign targets."`
+	Frequency        *Frequency     `json:"frequency,omitempty" jsonschema_description:"How often one customer may receive the campaign."`
+	Email            *Email         `json:"email,omitempty" jsonschema_description:"The one email the campaign sends. Exactly one of email and steps."`
+	Steps            []Step         `json:"steps,omitempty" jsonschema:"minItems=1" jsonschema_description:"A journey: emails sent in order after the start. Exactly one of email and steps."`
+	ExitWhen         string         `json:"exit_when,omitempty" jsonschema:"minLength=1" jsonschema_description:"Expression that ends the journey (or a triggered email) when true."`
+	Variants         []Variant      `json:"variants,omitempty" jsonschema:"minItems=1" jsonschema_description:"Split a single-email campaign's entries by weight."`
+	Holdout          Share          `json:"holdout,omitempty" jsonschema_description:"Share of entries held out: recorded, never sent."`
+	ConversionWindow Duration       `json:"conversion_window,omitempty" jsonschema_description:"How long after a send a purchase is attributed to the campaign; default from settings.yaml, else 120h."`
+	Queue            string         `json:"queue,omitempty" jsonschema:"pattern=^[a-z0-9_-]+$,default=default" jsonschema_description:"The Asynq queue."`
 }
 
 // JSONSchemaExtend says what the tags cannot: one start, one content.
@@ -131,7 +132,30 @@ type Settings struct {
 	FrequencyCap     *FrequencyCap `json:"frequency_cap,omitempty" jsonschema_description:"At most max emails per customer within any interval of length per, across campaigns."`
 	SendWindow       *Window       `json:"send_window,omitempty" jsonschema_description:"Default send window of campaigns that set none (absent: any time)."`
 	ConversionWindow Duration      `json:"conversion_window,omitempty" jsonschema_description:"Default attribution window."`
+	RateLimits       *RateLimits   `json:"rate_limits,omitempty" jsonschema_description:"How fast all worker processes together may hand emails to the SMTP server."`
 	SoftBounceLimit  *SoftBounces  `json:"soft_bounce_limit,omitempty" jsonschema_description:"Soft bounces that suppress an address: count within any interval of length per (absent: 3 per 720h)."`
+}
+
+// RateLimits are the send-rate throttles.
+type RateLimits struct {
+	Global  *Rate           `json:"global,omitempty" jsonschema_description:"Cap on every email together, e.g. 200/s."`
+	Domains map[string]Rate `json:"domains,omitempty" jsonschema_description:"Cap per recipient domain (matched exactly, in lower case), e.g. gmail.com: 20/s."`
+}
+
+// JSONSchemaExtend says which keys are domains.
+func (RateLimits) JSONSchemaExtend(s *jsonschema.Schema) {
+	if d, ok := s.Properties.Get("domains"); ok {
+		d.PropertyNames = &jsonschema.Schema{Pattern: `^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`}
+	}
+}
+
+// Rate is N emails per second, minute or hour.
+type Rate struct{}
+
+// JSONSchema is N/s, N/m or N/h.
+func (Rate) JSONSchema() *jsonschema.Schema {
+	return &jsonschema.Schema{Type: "string", Pattern: `^\s*[1-9][0-9]{0,6}/[smh]\s*$`,
+		Description: "A rate: 20/s, 600/m or 1000/h."}
 }
 
 // SoftBounces is the soft bounce limit.

@@ -27,6 +27,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,16 @@ type Received struct {
 	Subject   string // decoded
 	Text      string // the decoded text/plain part
 	HTML      string // the decoded text/html part
+	// At is when the server accepted the message (the end of DATA).
+	At time.Time
+}
+
+// Attempt is one message the server answered at the end of DATA, with
+// its reply code: 250 when accepted, or an injected failure's code.
+type Attempt struct {
+	At   time.Time
+	To   []string
+	Code int
 }
 
 // Option configures a Server.
@@ -86,16 +97,17 @@ type Server struct {
 	addr string
 	wg   sync.WaitGroup
 
-	mu      sync.Mutex
-	msgs    []Received
-	count   int
-	ids     map[string]int // messages accepted per Message-ID
-	conns   map[net.Conn]struct{}
-	nconns  int
-	data    []fault // answers for the next DATA commands
-	rcpt    []fault // answers for the next RCPT commands
-	rejects map[string]fault
-	changed chan struct{} // closed and replaced when count changes
+	mu       sync.Mutex
+	msgs     []Received
+	attempts []Attempt
+	count    int
+	ids      map[string]int // messages accepted per Message-ID
+	conns    map[net.Conn]struct{}
+	nconns   int
+	data     []fault // answers for the next DATA commands
+	rcpt     []fault // answers for the next RCPT commands
+	rejects  map[string]fault
+	changed  chan struct{} // closed and replaced when count changes
 }
 
 type fault struct {
@@ -193,6 +205,16 @@ func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Received(nil), s.msgs...)
+}
+
+// Attempts returns every message answered at the end of DATA, accepted
+// or failed, in the order of their times, in Discard mode too.
+func (s *Server) Attempts() []Attempt {
+	s.mu.Lock()
+	out := append([]Attempt(nil), s.attempts...)
+	s.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b Attempt) int { return a.At.Compare(b.At) })
+	return out
 }
 
 // Count is the number of messages accepted.
@@ -303,6 +325,7 @@ func (s *Server) received(r Received) {
 	defer s.mu.Unlock()
 	s.count++
 	s.ids[r.MessageID]++
+	s.attempts = append(s.attempts, Attempt{At: r.At, To: r.To, Code: 250})
 	if !s.discard {
 		s.msgs = append(s.msgs, r)
 	}
@@ -426,11 +449,15 @@ func (ss *session) Data(r io.Reader) error {
 		f = &s.data[0]
 		s.data = s.data[1:]
 	}
+	now := time.Now()
+	if f != nil {
+		s.attempts = append(s.attempts, Attempt{At: now, To: append([]string(nil), ss.to...), Code: f.code})
+	}
 	s.mu.Unlock()
 	if f != nil {
 		return f.err()
 	}
-	rec := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, MessageID: msgID}
+	rec := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, MessageID: msgID, At: now}
 	if !s.discard {
 		parse(&rec)
 	}

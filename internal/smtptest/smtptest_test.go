@@ -2,6 +2,7 @@ package smtptest_test
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -103,6 +104,22 @@ func TestFaults(t *testing.T) {
 	}
 	if s.Count() != 1 {
 		t.Errorf("count %d, want 1", s.Count())
+	}
+	// DATA answers are timed: the two 451s, then the one accepted; RCPT
+	// refusals never reach DATA.
+	var codes []int
+	atts := s.Attempts()
+	for i, a := range atts {
+		codes = append(codes, a.Code)
+		if a.At.IsZero() || (i > 0 && a.At.Before(atts[i-1].At)) || strings.Join(a.To, ",") != "ann@example.com" {
+			t.Errorf("attempt %d: %+v", i, a)
+		}
+	}
+	if fmt.Sprint(codes) != "[451 451 250]" {
+		t.Errorf("attempt codes %v, want [451 451 250]", codes)
+	}
+	if m := s.Messages(); len(m) != 1 || !m[0].At.Equal(atts[2].At) {
+		t.Errorf("accepted message's time differs from its attempt's: %+v", m)
 	}
 }
 

@@ -460,6 +460,10 @@ type Outcome struct {
 	// a slow attempt cannot overwrite a newer one. Zero applies to any
 	// attempt.
 	Attempt int
+	// SentAt is when the server accepted the message, by the sender's
+	// clock; the zero time means the time it is recorded. Attribution
+	// counts from it.
+	SentAt time.Time
 }
 
 // Record applies outcomes in one round trip. Only deliveries in status
@@ -480,6 +484,7 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err
 		msgIDs   = make([]string, 0, n)
 		replies  = make([]string, 0, n)
 		attempts = make([]int32, 0, n)
+		sentAts  = make([]*time.Time, 0, n)
 	)
 	outs = slices.Clone(outs)
 	slices.SortFunc(outs, func(a, b Outcome) int { return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID)) })
@@ -496,12 +501,17 @@ func (s *Store) Record(ctx context.Context, outs []Outcome) (stale []string, err
 		ids, statuses, reasons = append(ids, o.ID), append(statuses, o.Status), append(reasons, clean(o.Reason))
 		errs, msgIDs, replies = append(errs, clean(o.Error)), append(msgIDs, clean(o.MessageID)), append(replies, clean(o.Reply))
 		attempts = append(attempts, int32(o.Attempt))
+		var at *time.Time
+		if !o.SentAt.IsZero() {
+			at = &o.SentAt
+		}
+		sentAts = append(sentAts, at)
 	}
 	if len(ids) == 0 {
 		return stale, nil
 	}
 	return s.applyByID(ctx, fmt.Sprintf("record %d delivery outcomes", len(ids)), qRecord, ids, stale,
-		ids, statuses, reasons, errs, msgIDs, replies, attempts)
+		ids, statuses, reasons, errs, msgIDs, replies, attempts, sentAts)
 }
 
 // applyByID runs query, an update of the deliveries ids that returns the

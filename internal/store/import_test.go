@@ -383,3 +383,35 @@ func showCustomer(c audience.Customer) string {
 		c.Attributes, c.OrdersCount, c.TotalSpent, show(c.FirstPurchaseAt), show(c.LastPurchaseAt),
 		c.LastActiveAt.UTC().Format(time.RFC3339))
 }
+
+// TestLateEventsWriteNoCustomer: events that change no fact (older than
+// the customer's last event, no purchase) leave the customer's row as it
+// is, while a later one moves last_event_at.
+func TestLateEventsWriteNoCustomer(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.Store(t)
+	importCustomers(t, st, store.CustomerRecord{ID: "c1", Email: "a@example.com", CreatedAt: ts("2026-01-01T00:00:00Z")})
+	importEvents(t, st, store.EventRecord{ID: "e1", CustomerID: "c1", Type: "visit", OccurredAt: ts("2026-06-10T00:00:00Z")})
+	version := func() string {
+		var v string
+		if err := st.Pool().QueryRow(ctx, `SELECT xmin::text FROM customers WHERE id = 'c1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := version()
+	if n := importEvents(t, st, store.EventRecord{ID: "e0", CustomerID: "c1", Type: "visit", OccurredAt: ts("2026-06-01T00:00:00Z")}); n != 1 {
+		t.Fatalf("late event: %d inserted", n)
+	}
+	if after := version(); after != before {
+		t.Errorf("a late event rewrote the customer (xmin %s → %s)", before, after)
+	}
+	importEvents(t, st, store.EventRecord{ID: "e2", CustomerID: "c1", Type: "visit", OccurredAt: ts("2026-06-20T00:00:00Z")})
+	c, err := st.Customer(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version() == before || !c.LastActiveAt.Equal(ts("2026-06-20T00:00:00Z")) {
+		t.Errorf("a later event: last active %v", c.LastActiveAt)
+	}
+}

@@ -80,6 +80,18 @@ const (
 	qBounceCustomers      = "bounce-customers"
 	qBounces              = "bounces"
 	qDeliveryBounces      = "delivery-bounces"
+	qAttributionLock      = "attribution-lock"
+	qAttributionProgress  = "attribution-progress"
+	qAttribute            = "attribute"
+	qReport               = "report"
+	qEraseCustomer        = "erase-customer"
+	qEraseDeliveries      = "erase-deliveries"
+	qEraseJourneys        = "erase-journeys"
+	qEraseEvents          = "erase-events"
+	qEraseConsent         = "erase-consent"
+	qEraseStages          = "erase-stages"
+	qEraseLog             = "erase-log"
+	qEraseScrub           = "erase-scrub"
 )
 
 var queryNames = []string{
@@ -100,6 +112,8 @@ var queryNames = []string{
 	qDeferDeliveries, qCustomer,
 	qBounceLock, qBounceInsert, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
 	qBounces, qDeliveryBounces,
+	qAttributionLock, qAttributionProgress, qAttribute, qReport,
+	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
 }
 
 // queries maps a query name to its SQL.

@@ -49,8 +49,12 @@ type Config struct {
 	// LeaseCheck is how often a held leader lease checks its connection.
 	// Default 5s.
 	LeaseCheck time.Duration
-	// Now is the clock that dates consent changes. Default time.Now.
+	// Now is the clock that dates consent changes and erasures. Default
+	// time.Now.
 	Now func() time.Time
+	// ErasureWait is how long Erase waits for deliveries a worker was
+	// sending to the person it erases. Default 30s.
+	ErasureWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ErasureWait <= 0 {
+		c.ErasureWait = 30 * time.Second
 	}
 	return c
 }

@@ -46,9 +46,15 @@ type Deferred struct {
 	Until time.Time
 	// Delay is Until less the worker's clock when it deferred.
 	Delay time.Duration
+	// Throttled is true for a delivery held back by the send-rate
+	// throttles or a domain backoff rather than by its send window.
+	Throttled bool
 }
 
 func (d *Deferred) Error() string {
+	if d.Throttled {
+		return "throttled: deferred to its send slot, until " + d.Until.UTC().Format(time.RFC3339Nano)
+	}
 	return "deferred to its send window, until " + d.Until.UTC().Format(time.RFC3339)
 }
 
@@ -68,8 +74,10 @@ func (w *Worker) sendTime(set *campaign.Set, camp *campaign.Campaign, c *store.C
 
 // deferDelivery puts c back to queued until until and returns the
 // *Deferred error that makes Asynq run the task again then. Nothing is
-// recorded as failed; the deferral is counted and logged.
-func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.Time) error {
+// recorded as failed; the deferral is counted and logged. reason is
+// reasonThrottled for a delivery held back by the throttle, else empty
+// (its send window).
+func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.Time, reason string) error {
 	until = until.UTC()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -82,9 +90,15 @@ func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.T
 		w.log.Warn("deferral superseded by a later attempt", "delivery_id", c.ID, "attempt", c.Attempts)
 		return nil
 	}
-	w.metrics.Deferred(c.Campaign)
-	w.log.Debug("delivery deferred to its send window", "delivery_id", c.ID, "campaign", c.Campaign,
-		"customer_id", c.Customer.ID, "send_at", until)
+	if reason == reasonThrottled {
+		// Counted by send (nurture_throttle_waits_total).
+		w.log.Debug("delivery deferred: its send slot is too far away", "delivery_id", c.ID, "campaign", c.Campaign,
+			"customer_id", c.Customer.ID, "send_at", until)
+	} else {
+		w.metrics.Deferred(c.Campaign)
+		w.log.Debug("delivery deferred to its send window", "delivery_id", c.ID, "campaign", c.Campaign,
+			"customer_id", c.Customer.ID, "send_at", until)
+	}
 	retried, ok1 := asynq.GetRetryCount(ctx)
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
 	if ok1 && ok2 && retried >= maxRetry {
@@ -94,7 +108,7 @@ func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.T
 		w.log.Info("deferred delivery left to the reconciler: its task has no retry left", "delivery_id", c.ID, "send_at", until)
 		return nil
 	}
-	return &Deferred{Until: until, Delay: until.Sub(w.cfg.Now())}
+	return &Deferred{Until: until, Delay: until.Sub(w.cfg.Now()), Throttled: reason == reasonThrottled}
 }
 
 // retryDelay is the Asynq server's delay before running a task again: a

@@ -25,6 +25,7 @@ import (
 	"nurture/internal/queue"
 	"nurture/internal/ratelog"
 	"nurture/internal/store"
+	"nurture/internal/throttle"
 	"nurture/internal/unsubscribe"
 	"nurture/internal/window"
 )
@@ -55,6 +56,13 @@ type Config struct {
 	// kind of SMTP trouble; the warning counts what happened in between.
 	// Default 30s.
 	TroubleInterval time.Duration
+	// Throttle configures the send-rate throttles (rate_limits in
+	// settings.yaml) and domain backoffs, kept in the journal's Redis:
+	// the longest wait for a send slot before the delivery is put back
+	// (MaxWait, default 10s) and the backoff of a domain after a 421 or
+	// 452 reply (BackoffBase 30s, doubling up to BackoffMax 10m). See
+	// throttle.Config.
+	Throttle throttle.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -97,6 +105,8 @@ type Worker struct {
 	trouble *trouble
 	// infra logs PostgreSQL and Redis trouble, rate-limited by kind.
 	infra *ratelog.Limiter
+	// throttle paces sends by rate_limits and domain backoffs.
+	throttle *throttle.Limiter
 
 	claims  *batcher[string, claim]
 	records *batcher[store.Outcome, bool]
@@ -156,8 +166,9 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
-		infra:   ratelog.New(log, cfg.TroubleInterval, cfg.Now),
-		compose: compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe})}
+		infra:    ratelog.New(log, cfg.TroubleInterval, cfg.Now),
+		throttle: throttle.New(journal.Client(), cfg.Throttle),
+		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe})}
 	w.content.Store(content)
 	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler
@@ -436,9 +447,19 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		out = *c.kept
 		w.log.Info("recording the outcome an earlier attempt kept during a database outage", "delivery_id", id, "status", out.Status)
 	} else {
-		var until time.Time
-		if out, until = w.send(ctx, &c.Claim); !until.IsZero() {
-			return w.deferDelivery(ctx, &c.Claim, until)
+		var (
+			until time.Time
+			infra error
+		)
+		out, until, infra = w.send(ctx, &c.Claim)
+		if infra != nil {
+			// Nothing was sent, and the trouble is Redis's, not the
+			// delivery's: the row stays claimed until the task runs
+			// again (without using up a retry) and claims it anew.
+			return fmt.Errorf("delivery %s: %w: %w", id, ErrInfrastructure, infra)
+		}
+		if !until.IsZero() {
+			return w.deferDelivery(ctx, &c.Claim, until, out.Reason)
 		}
 	}
 	out.ID = id
@@ -530,11 +551,14 @@ type keptOutcome struct {
 	MessageID string `json:"message_id,omitempty"`
 	Reply     string `json:"reply,omitempty"`
 	Attempt   int    `json:"attempt"`
+	// SentAt is absent in outcomes kept before it existed: they are dated
+	// when recorded.
+	SentAt time.Time `json:"sent_at,omitzero"`
 }
 
 func encodeOutcome(o store.Outcome) []byte {
 	v, _ := json.Marshal(keptOutcome{Campaign: o.Campaign, Status: o.Status, Reason: o.Reason, Error: o.Error,
-		MessageID: o.MessageID, Reply: o.Reply, Attempt: o.Attempt})
+		MessageID: o.MessageID, Reply: o.Reply, Attempt: o.Attempt, SentAt: o.SentAt})
 	return v
 }
 
@@ -544,36 +568,43 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 		return store.Outcome{}, fmt.Errorf("kept outcome: %w", err)
 	}
 	return store.Outcome{Campaign: k.Campaign, Status: k.Status, Reason: k.Reason, Error: k.Error,
-		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt}, nil
+		MessageID: k.MessageID, Reply: k.Reply, Attempt: k.Attempt, SentAt: k.SentAt}, nil
 }
 
 // send decides the outcome of one claimed delivery, or, when it must
 // not go out yet, returns the time to defer it to instead.
-func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.Time) {
+//
+// A delivery held back by the throttles for longer than their MaxWait is
+// deferred too: its Outcome then has the Reason "throttled". infra is a
+// Redis error that kept the throttles from being checked; nothing was sent.
+func (w *Worker) send(ctx context.Context, c *store.Claim) (out store.Outcome, until time.Time, infra error) {
 	switch {
+	case !c.CustomerFound && store.IsErasedID(c.Customer.ID):
+		// Erased while this delivery waited for a retry or its send time.
+		return store.Outcome{Status: store.StatusSkipped, Reason: "erased"}, time.Time{}, nil
 	case !c.CustomerFound:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "customer no longer exists"}, time.Time{}, nil
 	case !c.Customer.Subscribed:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "unsubscribed"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "unsubscribed"}, time.Time{}, nil
 	case c.Customer.Suppressed:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "suppressed"}, time.Time{}, nil
 	}
 	content := w.content.Load()
 	camp := content.Campaigns.Campaign(c.Campaign)
 	switch {
 	case camp == nil:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign removed"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign removed"}, time.Time{}, nil
 	case !camp.Enabled:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "campaign disabled"}, time.Time{}, nil
 	}
 	now := w.cfg.Now()
 	if exit, err := w.exits(ctx, content.Rules, c, now); err != nil {
-		return store.Outcome{Status: store.StatusRetry, Error: err.Error()}, time.Time{}
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error()}, time.Time{}, nil
 	} else if exit {
-		return store.Outcome{Status: store.StatusSkipped, Reason: "exit_when"}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "exit_when"}, time.Time{}, nil
 	}
 	if at := w.sendTime(content.Campaigns, camp, c, now); at.After(now) {
-		return store.Outcome{}, at
+		return store.Outcome{}, at, nil
 	}
 	msg, err := w.compose.Message(compose.Input{
 		DeliveryID: c.ID, Campaign: camp, Settings: &content.Campaigns.Settings,
@@ -584,33 +615,61 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) (store.Outcome, time.
 	case errors.Is(err, compose.ErrTemplateNotFound):
 		// A reload removed it after planning (the campaign, or this
 		// journey step, now names another): the error says which.
-		return store.Outcome{Status: store.StatusSkipped, Reason: "template removed", Error: err.Error()}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template removed", Error: err.Error()}, time.Time{}, nil
 	case err != nil:
-		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}, time.Time{}
+		return store.Outcome{Status: store.StatusSkipped, Reason: "template error: " + err.Error()}, time.Time{}, nil
 	}
 	msgID := msg.MessageID
+	// Wait for a send slot before taking an SMTP connection: a waiting
+	// delivery holds none.
+	domain := recipientDomain(c.Customer.Email)
+	ticket, err := w.throttle.Wait(ctx, domain, limitsFor(content.Campaigns.Settings.RateLimits, domain))
+	if err != nil {
+		var tooLong *throttle.TooLong
+		switch {
+		case errors.As(err, &tooLong):
+			w.metrics.ThrottleDeferred()
+			return store.Outcome{Reason: reasonThrottled}, now.Add(tooLong.Wait), nil
+		case ctx.Err() != nil:
+			// Cut short by a shutdown or the task's timeout: nothing was
+			// sent, and the task runs again.
+			return store.Outcome{Status: store.StatusRetry, Error: "waiting for a send slot: " + err.Error()}, time.Time{}, nil
+		default:
+			w.metrics.InfraError("redis", "throttle")
+			w.infra.Trouble("redis", "Redis unavailable; deliveries wait for it", err)
+			return store.Outcome{}, time.Time{}, err
+		}
+	}
+	w.infra.Recovered("redis", "Redis available again")
+	if ticket.Waited > 0 {
+		w.metrics.ThrottleWaited(ticket.Waited)
+	}
 	start := time.Now()
 	reply, err := w.sender.Send(ctx, msg)
 	w.metrics.SendLatency(time.Since(start))
 	if err == nil {
 		w.trouble.ok()
-		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply}, time.Time{}
+		if ticket.Episode {
+			w.recovered(ctx, domain)
+		}
+		return store.Outcome{Status: store.StatusSent, MessageID: msgID, Reply: reply, SentAt: w.cfg.Now().UTC()}, time.Time{}, nil
 	}
 	w.trouble.failed(err)
+	w.slowDown(ctx, domain, err)
 	if nmail.IsPermanent(err) {
-		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}, time.Time{}
+		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	if ctx.Err() != nil {
 		// Cut short by a shutdown or the task's timeout, not the server's
 		// fault: Asynq runs the task again without counting an attempt.
-		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}
+		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
 	if retried >= maxRetry {
-		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}, time.Time{}
+		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
-	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}
+	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 }
 
 // Health reports SMTP trouble: an error while the latest sends failed on

@@ -26,6 +26,7 @@ import (
 	"nurture/internal/smtptest"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
+	"nurture/internal/throttle"
 	"nurture/internal/unsubscribe"
 	"nurture/internal/worker"
 )
@@ -122,7 +123,10 @@ func (p *pipeline) startWorker() {
 	if p.from != nil {
 		from = *p.from
 	}
-	w := worker.New(worker.Config{From: from, Unsubscribe: p.links, Now: now},
+	// A 421 slows its domain down: briefly here, for the worker's clock
+	// stands still and a delivery deferred past it would never be due.
+	w := worker.New(worker.Config{From: from, Unsubscribe: p.links, Now: now,
+		Throttle: throttle.Config{BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond}},
 		p.st, queue.NewJournal(p.rdb), sender, &worker.Content{Campaigns: p.campaigns, Templates: p.templates, Rules: p.rules}, p.metrics, p.log)
 	runWorker(p.t, p.rdb, w, sender, worker.ServerConfig{
 		Concurrency: 8, Queues: []string{"default", "nudges"},
@@ -282,36 +286,33 @@ func TestEndToEnd(t *testing.T) {
 func TestTemporaryFailureIsRetried(t *testing.T) {
 	p := newPipeline(t)
 	// 421 on the first DATA and 451 on the second: each delivery that
-	// meets one is retried with backoff and then sent.
+	// meets one is retried with backoff and then sent. The 421 also holds
+	// back the whole domain for a moment (all the fixture's addresses are
+	// at example.com), so the retried delivery may be the one that meets
+	// the 451 as well.
 	p.smtp.FailNext(1, 421, "4.3.2", "service not available, try later")
 	p.smtp.FailNext(1, 451, "4.3.0", "local error in processing")
 	p.tick()
 	p.startWorker()
 	ds := p.waitFinished()
-	attempts := 0
+	attempts, retries := 0, 0
 	for k, d := range ds {
 		if d.Status != store.StatusSent {
 			t.Errorf("%s: status %s (%s), want sent", k, d.Status, d.LastError)
 		}
 		attempts += d.Attempts
-	}
-	if attempts != 5 {
-		t.Errorf("%d attempts in all, want 5 (3 deliveries, 2 retried once)", attempts)
-	}
-	if p.smtp.Count() != 3 {
-		t.Errorf("SMTP server accepted %d messages, want 3", p.smtp.Count())
-	}
-	retried := 0
-	for _, d := range ds {
-		if d.Attempts == 2 {
-			retried++
-			if !strings.Contains(d.LastError, "4") {
-				t.Errorf("retried delivery keeps last error %q", d.LastError)
+		if d.Attempts > 1 {
+			retries += d.Attempts - 1
+			if !strings.HasPrefix(d.LastError, "421 ") && !strings.HasPrefix(d.LastError, "451 ") {
+				t.Errorf("retried delivery %s keeps last error %q, want the 421 or 451", k, d.LastError)
 			}
 		}
 	}
-	if retried != 2 {
-		t.Errorf("%d deliveries retried, want 2", retried)
+	if attempts != 5 || retries != 2 {
+		t.Errorf("%d attempts in all, %d retries; want 5 and 2 (3 deliveries, 2 failures)", attempts, retries)
+	}
+	if p.smtp.Count() != 3 {
+		t.Errorf("SMTP server accepted %d messages, want 3", p.smtp.Count())
 	}
 }
 

@@ -90,6 +90,8 @@ WHERE c.subscribed
   AND c.last_active_at > coalesce($3::timestamptz, '-infinity')
   AND c.last_active_at <= coalesce($4::timestamptz, 'infinity')
   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+  -- an erased person's address, by its hash: one index probe
+  AND NOT EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)
 ORDER BY c.id;
 
 -- name: candidates-journey
@@ -116,6 +118,8 @@ WHERE c.subscribed
   AND c.last_active_at > coalesce($3::timestamptz, '-infinity')
   AND c.last_active_at <= coalesce($4::timestamptz, 'infinity')
   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+  -- an erased person's address, by its hash: one index probe
+  AND NOT EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)
 ORDER BY c.id;
 
 -- name: opted-out-addresses
@@ -127,7 +131,8 @@ SELECT email FROM opted_out_addresses;
 -- name: customers
 SELECT c.id, c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes,
        c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
 FROM customers c
 ORDER BY c.id;
 
@@ -144,6 +149,7 @@ SELECT c.id, c.email, c.first_name, c.timezone,
        c.subscribed AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
        c.created_at, c.attributes,
        c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
 FROM customers c
 WHERE c.id = $1;

@@ -114,7 +114,8 @@ SELECT i.ord::integer AS ord,
        c.first_purchase_at AS first_purchase_at,
        c.last_purchase_at AS last_purchase_at,
        c.last_active_at AS last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
 FROM input i
 LEFT JOIN claimed cl ON cl.id = i.id
 LEFT JOIN deliveries d ON d.id = i.id AND cl.id IS NULL
@@ -133,12 +134,12 @@ SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::d
     message_id = coalesce(nullif(o.message_id, ''), d.message_id),
     smtp_reply = coalesce(nullif(o.reply, ''), d.smtp_reply),
     queued_at  = CASE WHEN o.status = 'retry' THEN now() ELSE d.queued_at END,
-    sent_at    = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+    sent_at    = CASE WHEN o.status = 'sent' THEN coalesce(o.sent_at, now()) ELSE d.sent_at END,
     failed_at  = CASE WHEN o.status = 'failed' THEN now() ELSE d.failed_at END,
     skipped_at = CASE WHEN o.status = 'skipped' THEN now() ELSE d.skipped_at END,
     updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[])
-     AS o (id, status, reason, error, message_id, reply, attempt)
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[])
+     AS o (id, status, reason, error, message_id, reply, attempt, sent_at)
 WHERE d.id = o.id AND d.status = 'sending' AND (o.attempt = 0 OR d.attempts = o.attempt)
 RETURNING d.id::text;
 

@@ -108,7 +108,9 @@ TRUNCATE import_events;
 -- name: import-events-insert
 -- Facts move by exactly the events inserted here: a repeated dedup_key
 -- inserts nothing and so changes nothing. Events of customers not imported
--- yet update no row; import-customers-insert counts them later.
+-- yet update no row; import-customers-insert counts them later. A customer
+-- whose facts the events leave as they are (no purchase, nothing later
+-- than the last event: history imported late) is not written at all.
 WITH inserted AS (
     INSERT INTO events (dedup_key, customer_id, type, occurred_at, amount, properties)
     SELECT dedup_key, customer_id, type, occurred_at, amount, properties
@@ -135,5 +137,6 @@ WITH inserted AS (
         updated_at        = now()
     FROM added a
     WHERE c.id = a.customer_id
+      AND (a.orders_count > 0 OR c.last_event_at IS NULL OR a.last_event_at > c.last_event_at)
 )
 SELECT coalesce(sum(events), 0)::bigint FROM added;

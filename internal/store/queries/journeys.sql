@@ -36,7 +36,8 @@ SELECT j.id, j.customer_id, j.occurrence, j.event_id, j.step,
        coalesce(c.timezone, 'UTC') AS timezone,
        coalesce(c.subscribed, false)
            AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed,
        c.created_at, coalesce(c.attributes, '{}') AS attributes,
        coalesce(c.orders_count, 0) AS orders_count, coalesce(c.total_spent, 0)::float8 AS total_spent,
        c.first_purchase_at, c.last_purchase_at, c.last_active_at,

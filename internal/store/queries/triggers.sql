@@ -15,7 +15,8 @@ SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::f
        c.subscribed AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
        c.created_at, c.attributes, c.orders_count, c.total_spent::float8 AS total_spent,
        c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed,
        CASE WHEN $6::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END::integer AS sends,
        CASE WHEN $6::boolean THEN hj.last_occurrence ELSE h.last_occurrence END AS last_occurrence,
        coalesce(hj.active, false) AS active
@@ -74,7 +75,8 @@ SELECT '' AS event_id, '' AS event_type, NULL::timestamptz AS occurred_at, NULL:
        c.subscribed AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
        c.created_at, c.attributes, c.orders_count, c.total_spent::float8 AS total_spent,
        c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed,
        CASE WHEN $9::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END::integer AS sends,
        CASE WHEN $9::boolean THEN hj.last_occurrence ELSE h.last_occurrence END AS last_occurrence,
        coalesce(hj.active, false) AS active
@@ -121,7 +123,8 @@ SELECT (SELECT max(swept_at) FROM stage_sweeps),
 -- none yet). Both sides are read in id order, so rows stream.
 SELECT c.id, c.email, c.first_name, c.timezone, c.subscribed, c.created_at, c.attributes,
        c.orders_count, c.total_spent::float8 AS total_spent, c.first_purchase_at, c.last_purchase_at, c.last_active_at,
-       EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email)) AS suppressed,
+       (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
+           OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed,
        cs.stage AS current_stage
 FROM customers c
 LEFT JOIN customer_stages cs ON cs.customer_id = c.id

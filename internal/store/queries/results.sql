@@ -1,0 +1,80 @@
+-- Results: attribution of purchases and the campaign report.
+
+-- name: attribution-lock
+-- Attribution runs one at a time and never beside an import (the import
+-- lock, "nurture2"): the events it reads up to are all committed, and
+-- none with a lower seq can commit later.
+SELECT pg_advisory_xact_lock(7959953343309996338);
+
+-- name: attribution-progress
+SELECT last_seq FROM attribution_progress FOR UPDATE;
+
+-- name: attribute
+-- $1 the last seq read, $2 how many events to read at most, $3 and $4 the
+-- conversion window of each campaign (seconds), $5 the window of every
+-- other campaign. A purchase goes to the customer's most recent delivery
+-- that was sent, or held out, at most a window before it (last touch);
+-- a tie on time goes to the one due later, then to the campaign first
+-- in name order, then to the later step (then the lowest id). The first
+-- row returned has the number of events read and no campaign; one row per
+-- campaign follows with its conversions recorded and their revenue.
+WITH batch AS (
+    SELECT seq, customer_id, type, occurred_at, amount
+    FROM events
+    WHERE seq > $1
+    ORDER BY seq
+    LIMIT $2
+), windows AS (
+    SELECT w.campaign, make_interval(secs => w.secs) AS win
+    FROM unnest($3::text[], $4::float8[]) AS w (campaign, secs)
+), attributed AS (
+    INSERT INTO conversions (event_seq, delivery_id, campaign, occurred_at, amount)
+    SELECT b.seq, d.id, d.campaign, b.occurred_at, coalesce(b.amount, 0)
+    FROM batch b
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.campaign
+        FROM deliveries d
+        LEFT JOIN windows w ON w.campaign = d.campaign
+        WHERE d.customer_id = b.customer_id
+          AND d.send_at <= b.occurred_at
+          AND ((d.status = 'sent' AND d.sent_at <= b.occurred_at
+                AND b.occurred_at <= d.sent_at + coalesce(w.win, make_interval(secs => $5)))
+            OR (d.status = 'held_out'
+                AND b.occurred_at <= d.send_at + coalesce(w.win, make_interval(secs => $5))))
+        ORDER BY CASE WHEN d.status = 'sent' THEN d.sent_at ELSE d.send_at END DESC, d.send_at DESC, d.campaign, d.step DESC, d.id
+        LIMIT 1
+    ) d
+    WHERE b.type = 'purchase'
+    ON CONFLICT (event_seq) DO NOTHING
+    RETURNING campaign, amount
+), progress AS (
+    UPDATE attribution_progress SET last_seq = (SELECT max(seq) FROM batch)
+    WHERE EXISTS (SELECT 1 FROM batch)
+)
+SELECT '' AS campaign, (SELECT count(*) FROM batch) AS n, 0::float8 AS revenue
+UNION ALL
+(SELECT campaign, count(*), sum(amount)::float8 FROM attributed GROUP BY campaign ORDER BY campaign);
+
+-- name: report
+-- One row per campaign, variant and step of the deliveries whose send_at
+-- lies in [$1, $2) (nulls: unbounded), $3 one campaign or every one.
+-- unsubscribed counts deliveries followed by an opt-out through that
+-- campaign's link; converted counts deliveries with an attributed
+-- purchase, and revenue sums their amounts.
+SELECT d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, '') AS reason,
+       count(*)::bigint AS deliveries,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM consent_changes cc
+           WHERE cc.customer_id = d.customer_id AND cc.campaign = d.campaign AND NOT cc.subscribed
+             AND d.status = 'sent' AND cc.changed_at >= d.sent_at))::bigint AS unsubscribed,
+       count(c.delivery_id)::bigint AS converted,
+       coalesce(sum(c.revenue), 0)::float8 AS revenue
+FROM deliveries d
+LEFT JOIN (
+    SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id
+) c ON c.delivery_id = d.id
+WHERE d.send_at >= coalesce($1::timestamptz, '-infinity')
+  AND d.send_at < coalesce($2::timestamptz, 'infinity')
+  AND ($3::text = '' OR d.campaign = $3)
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5;
