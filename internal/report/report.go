@@ -145,6 +145,8 @@ func total(campaign string, rs []store.ReportRow) Line {
 	for _, r := range rs {
 		l.Planned += r.Deliveries
 		l.Unsubscribed += r.Unsubscribed
+		l.Bounced += r.Bounced
+		l.Complained += r.Complained
 		switch r.Status {
 		case store.StatusSent:
 			l.Sent += r.Deliveries

@@ -121,6 +121,12 @@ func TestHardBounceAndComplaint(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("delivery bounces %+v, want %+v", got, want)
 	}
+	// The report counts the delivery as bounced and complained about.
+	report, err := st.Report(ctx, store.ReportFilter{})
+	if err != nil || len(report) != 1 || report[0].Campaign != "winback" || report[0].Status != store.StatusSent ||
+		report[0].Bounced != 1 || report[0].Complained != 1 {
+		t.Fatalf("report %+v, %v", report, err)
+	}
 	rows, err := st.Bounces(ctx)
 	if err != nil || len(rows) != 4 || rows[0].DeliveryID != d1 || rows[2].DeliveryID != "" || rows[2].Email != "bob@example.com" || !rows[3].ReceivedAt.Equal(now) {
 		t.Fatalf("bounces %+v, %v", rows, err)

@@ -119,9 +119,10 @@ type ReportRow struct {
 	Status, Reason    string
 	Deliveries        int
 	// Unsubscribed counts sent deliveries followed by an opt-out through
-	// the campaign's link; Converted deliveries with an attributed
+	// the campaign's link; Bounced and Complained deliveries a bounce or
+	// a complaint was recorded on; Converted deliveries with an attributed
 	// purchase, whose amounts add up to Revenue.
-	Unsubscribed, Converted int
+	Unsubscribed, Bounced, Complained, Converted int
 	Revenue                 float64
 }
 
@@ -142,11 +143,12 @@ func (s *Store) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error)
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		var n, unsub, conv int64
-		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &conv, &r.Revenue); err != nil {
+		var n, unsub, bounced, complained, conv int64
+		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &bounced, &complained, &conv, &r.Revenue); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 		r.Deliveries, r.Unsubscribed, r.Converted = int(n), int(unsub), int(conv)
+		r.Bounced, r.Complained = int(bounced), int(complained)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
