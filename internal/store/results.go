@@ -123,7 +123,7 @@ type ReportRow struct {
 	// a complaint was recorded on; Converted deliveries with an attributed
 	// purchase, whose amounts add up to Revenue.
 	Unsubscribed, Bounced, Complained, Converted int
-	Revenue                 float64
+	Revenue                                      float64
 }
 
 // ReportFilter selects deliveries by campaign ("" for all) and send_at in
