@@ -19,6 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/api"
+	"nurture/internal/bounce"
+	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
@@ -48,6 +50,8 @@ type serveConfig struct {
 	// tracking makes and checks open and click links (PUBLIC_URL and
 	// SECRET); nil when PUBLIC_URL is not set.
 	tracking *tracking.Links
+	// webhook configures the bounce webhook (WEBHOOK_TOKENS, SNS_VERIFY).
+	webhook bounce.HandlerConfig
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -64,6 +68,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
+	a.webhookConfig(&cfg.webhook)
 	err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -105,16 +110,7 @@ func (a *app) httpConfig(c *httpserver.Config) {
 	c.AdminUser = a.env("ADMIN_USER", "admin")
 	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
 	c.MetricsToken = a.getenv("METRICS_TOKEN")
-	for _, t := range strings.Split(a.getenv("API_TOKENS"), ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		if len(t) < 16 {
-			a.badEnv("API_TOKENS", "...", errors.New("each token needs at least 16 characters"))
-			continue
-		}
-		c.APITokens = append(c.APITokens, t)
-	}
+	c.APITokens = a.envTokens("API_TOKENS")
 	if v := a.getenv("MONITORING_READONLY"); v != "" {
 		ro, err := strconv.ParseBool(v)
 		if err != nil {
@@ -128,6 +124,37 @@ func (a *app) httpConfig(c *httpserver.Config) {
 			a.badEnv("API_MAX_BODY", v, err)
 		}
 		c.MaxBody = n
+	}
+}
+
+// envTokens reads a comma-separated list of bearer tokens, each of at
+// least 16 characters; a malformed list is recorded for parse to report,
+// without the tokens.
+func (a *app) envTokens(name string) []string {
+	var out []string
+	for _, t := range strings.Split(a.getenv(name), ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			a.badEnv(name, "...", errors.New("each token needs at least 16 characters"))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// webhookConfig reads the bounce webhook's settings from the environment,
+// strictly, like httpConfig.
+func (a *app) webhookConfig(c *bounce.HandlerConfig) {
+	c.Tokens = a.envTokens("WEBHOOK_TOKENS")
+	if v := a.getenv("SNS_VERIFY"); v != "" {
+		verify, err := strconv.ParseBool(v)
+		if err != nil {
+			a.badEnv("SNS_VERIFY", v, errors.New("want true or false"))
+		}
+		c.SNSVerify = verify
 	}
 }
 
@@ -191,7 +218,8 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		sched *scheduler.Scheduler
 		wk    *worker.Service
-		// current is the content running now, for the API's customer view.
+		// current is the content running now, for the API's customer view
+		// and the webhook's soft bounce limit.
 		current atomic.Pointer[content.Content]
 	)
 	current.Store(c)
@@ -346,7 +374,9 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 	explain := func(ctx context.Context, id string, at time.Time) (any, error) {
 		return pl.Explain(ctx, current.Load().Rules, id, at)
 	}
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log)}
+	bounces := bounce.NewRecorder(st, func() store.SoftBounceLimit { return softBounceLimit(&current.Load().Campaigns().Settings) }, m, log)
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log),
+		Webhook: bounce.Handler(bounces, cfg.webhook, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}
@@ -365,8 +395,16 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		return nil, errors.Join(err, srv.Stop(ctx))
 	}
 	log.Info("http listening", "addr", srv.Addr(), "dashboard", httpserver.MonitoringPath, "read_only", cfg.http.MonitoringReadOnly,
-		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "")
+		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "",
+		"webhook_tokens", len(cfg.webhook.Tokens), "sns_verify", cfg.webhook.SNSVerify)
 	return srv, nil
+}
+
+// softBounceLimit is the settings' soft bounce limit, as the store takes
+// it.
+func softBounceLimit(s *campaign.Settings) store.SoftBounceLimit {
+	n, per := s.SoftBounces()
+	return store.SoftBounceLimit{Count: n, Per: per}
 }
 
 // unsubscribeHandler serves unsubscribe links: a confirm page, and the

@@ -32,9 +32,10 @@ var (
 	variantKeys        = []string{"name", "weight", "template", "subject", "from"}
 	lifecycleKeys      = []string{"stages"}
 	stageKeys          = []string{"name", "when"}
-	settingsKeys       = []string{"from", "frequency_cap", "send_window", "conversion_window", "rate_limits", "tracking"}
+	settingsKeys       = []string{"from", "frequency_cap", "send_window", "conversion_window", "rate_limits", "tracking", "soft_bounce_limit"}
 	frequencyCapKeys   = []string{"max", "per"}
 	rateLimitKeys      = []string{"global", "domains"}
+	softBounceKeys     = []string{"count", "per"}
 	variantName        = regexp.MustCompile(`^[a-z0-9-]+$`)
 	dayNames           = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} // indexed by time.Weekday
 	dayNamesFromMonday = append(slices.Clone(dayNames[1:]), dayNames[0])
@@ -64,7 +65,7 @@ func Keys(kind string) map[string][]string {
 		m = map[string][]string{"": lifecycleKeys, "stages[]": stageKeys}
 	case "settings":
 		m = map[string][]string{"": settingsKeys, "frequency_cap": frequencyCapKeys, "send_window": windowKeys,
-			"rate_limits": rateLimitKeys, "tracking": trackingKeys}
+			"rate_limits": rateLimitKeys, "tracking": trackingKeys, "soft_bounce_limit": softBounceKeys}
 	}
 	for k, v := range m {
 		m[k] = slices.Clone(v)

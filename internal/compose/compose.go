@@ -104,6 +104,9 @@ func (c *Composer) Message(in Input) (*nmail.Message, error) {
 	if c.cfg.Unsubscribe != nil && !in.NoUnsubscribe {
 		data.UnsubscribeURL = c.cfg.Unsubscribe.URL(in.Customer.ID, camp.Name)
 		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
+		if m := c.cfg.Unsubscribe.Mailto(in.Customer.ID, camp.Name); m != "" {
+			headers["List-Unsubscribe"] += ", <" + m + ">"
+		}
 		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 	}
 	r, err := in.Templates.Render(in.Template, data)

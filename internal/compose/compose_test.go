@@ -162,3 +162,32 @@ func TestMessageTracked(t *testing.T) {
 		}
 	}
 }
+
+func TestListUnsubscribeMailto(t *testing.T) {
+	tmpls, err := mail.LoadTemplates(testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	cu := &audience.Customer{ID: "c1", Email: "ann@example.com", CreatedAt: now.Add(-48 * time.Hour), LastActiveAt: now}
+	camp := &campaign.Campaign{Name: "welcome", Email: campaign.Email{Template: "welcome"}}
+	for _, mailto := range []string{"", "unsubscribe@mail.example.com"} {
+		links, err := unsubscribe.New(unsubscribe.Config{BaseURL: "https://mail.example.com", Secret: "0123456789abcdef-secret",
+			Mailto: mailto, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := compose.New(compose.Config{Unsubscribe: links}).Message(compose.Input{DeliveryID: "d1", Campaign: camp, Templates: tmpls,
+			Template: "welcome", Customer: cu, Stage: "new", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "<" + links.URL("c1", "welcome") + ">"
+		if mailto != "" {
+			want += ", <mailto:unsubscribe@mail.example.com?subject=unsubscribe-" + links.Token("c1", "welcome") + ">"
+		}
+		if got := m.Headers["List-Unsubscribe"]; got != want {
+			t.Errorf("mailto %q: List-Unsubscribe\n got %s\nwant %s", mailto, got, want)
+		}
+	}
+}

@@ -15,32 +15,34 @@ import (
 // Metrics is the set of metrics one process exports. A nil *Metrics is
 // valid and records nothing, which keeps commands without /metrics simple.
 type Metrics struct {
-	reg        *prometheus.Registry
-	deliveries *prometheus.CounterVec
-	planned    *prometheus.CounterVec
-	sendTime   prometheus.Histogram
-	tickTime   *prometheus.HistogramVec
-	sendErrors *prometheus.CounterVec
-	kept       *prometheus.CounterVec
-	keptNow    prometheus.Gauge
-	infra      *prometheus.CounterVec
-	entries    *prometheus.CounterVec
-	lag        prometheus.Histogram
-	sweepTime  prometheus.Histogram
-	stages     *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
-	loadedAt   prometheus.Gauge
-	loadedOK   prometheus.Gauge
-	deferred   *prometheus.CounterVec
-	ingested   *prometheus.CounterVec
-	converted  *prometheus.CounterVec
-	revenue    *prometheus.CounterVec
-	waits      *prometheus.CounterVec
-	waitTime   prometheus.Histogram
-	backoffs   *prometheus.CounterVec
-	hits       *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	unrecorded *prometheus.CounterVec
+	reg            *prometheus.Registry
+	deliveries     *prometheus.CounterVec
+	planned        *prometheus.CounterVec
+	sendTime       prometheus.Histogram
+	tickTime       *prometheus.HistogramVec
+	sendErrors     *prometheus.CounterVec
+	kept           *prometheus.CounterVec
+	keptNow        prometheus.Gauge
+	infra          *prometheus.CounterVec
+	entries        *prometheus.CounterVec
+	lag            prometheus.Histogram
+	sweepTime      prometheus.Histogram
+	stages         *prometheus.CounterVec
+	reloads        *prometheus.CounterVec
+	loadedAt       prometheus.Gauge
+	loadedOK       prometheus.Gauge
+	deferred       *prometheus.CounterVec
+	bounces        *prometheus.CounterVec
+	bounceRejected *prometheus.CounterVec
+	ingested       *prometheus.CounterVec
+	converted      *prometheus.CounterVec
+	revenue        *prometheus.CounterVec
+	waits          *prometheus.CounterVec
+	waitTime       prometheus.Histogram
+	backoffs       *prometheus.CounterVec
+	hits           *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	unrecorded     *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -117,6 +119,15 @@ func New() *Metrics {
 		Name: "nurture_deferred_total",
 		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
 	}, []string{"campaign"})
+	m.bounces = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounces_total",
+		Help: "Bounces and complaints recorded, by kind (hard, soft, complaint) and source (webhook, ses, dsn); a notice delivered again is not counted twice.",
+	}, []string{"kind", "source"})
+	m.bounceRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounce_notifications_rejected_total",
+		Help: "Bounce and complaint notifications refused or not understood, by source (webhook, ses, dsn) and reason (unauthorized, invalid, signature, unparseable, failed).",
+	}, []string{"source", "reason"})
+	m.reg.MustRegister(m.bounces, m.bounceRejected)
 	m.ingested = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nurture_api_items_total",
 		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
@@ -166,6 +177,20 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Bounce counts one bounce or complaint recorded.
+func (m *Metrics) Bounce(kind, source string) {
+	if m != nil {
+		m.bounces.WithLabelValues(kind, source).Inc()
+	}
+}
+
+// BounceRejected counts one notification refused or not understood.
+func (m *Metrics) BounceRejected(source, reason string) {
+	if m != nil {
+		m.bounceRejected.WithLabelValues(source, reason).Inc()
 	}
 }
 

@@ -147,6 +147,8 @@ func total(campaign string, rs []store.ReportRow) Line {
 		l.Unsubscribed += r.Unsubscribed
 		l.Opened += r.Opened
 		l.Clicked += r.Clicked
+		l.Bounced += r.Bounced
+		l.Complained += r.Complained
 		switch r.Status {
 		case store.StatusSent:
 			l.Sent += r.Deliveries

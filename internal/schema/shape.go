@@ -141,6 +141,7 @@ type Settings struct {
 	ConversionWindow Duration      `json:"conversion_window,omitempty" jsonschema_description:"Default attribution window."`
 	RateLimits       *RateLimits   `json:"rate_limits,omitempty" jsonschema_description:"How fast all worker processes together may hand emails to the SMTP server."`
 	Tracking         *Tracking     `json:"tracking,omitempty" jsonschema_description:"Default open and click tracking of every campaign (absent: none)."`
+	SoftBounceLimit  *SoftBounces  `json:"soft_bounce_limit,omitempty" jsonschema_description:"Soft bounces that suppress an address: count within any interval of length per (absent: 3 per 720h)."`
 }
 
 // RateLimits are the send-rate throttles.
@@ -163,6 +164,12 @@ type Rate struct{}
 func (Rate) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{Type: "string", Pattern: `^\s*[1-9][0-9]{0,6}/[smh]\s*$`,
 		Description: "A rate: 20/s, 600/m or 1000/h."}
+}
+
+// SoftBounces is the soft bounce limit.
+type SoftBounces struct {
+	Count int      `json:"count" jsonschema:"required,minimum=1"`
+	Per   Duration `json:"per" jsonschema:"required"`
 }
 
 // FrequencyCap is the global cap.

@@ -72,6 +72,14 @@ const (
 	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
+	qBounceLock           = "bounce-lock"
+	qBounceInsert         = "bounce-insert"
+	qBounceMarkDelivery   = "bounce-mark-delivery"
+	qBounceSoftCount      = "bounce-soft-count"
+	qBounceSuppress       = "bounce-suppress"
+	qBounceCustomers      = "bounce-customers"
+	qBounces              = "bounces"
+	qDeliveryBounces      = "delivery-bounces"
 	qAttributionLock      = "attribution-lock"
 	qAttributionProgress  = "attribution-progress"
 	qAttribute            = "attribute"
@@ -106,6 +114,8 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
+	qBounceLock, qBounceInsert, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
+	qBounces, qDeliveryBounces,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub, qEraseClicks,
 	qRecordHits, qDeliveryTracking, qDeliveryClicks,
