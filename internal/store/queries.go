@@ -84,6 +84,21 @@ const (
 	qEraseStages          = "erase-stages"
 	qEraseLog             = "erase-log"
 	qEraseScrub           = "erase-scrub"
+	qRollupTryLock        = "rollup-try-lock"
+	qRollupProgress       = "rollup-progress"
+	qRollupDirtyTable     = "rollup-dirty-table"
+	qRollupDirty          = "rollup-dirty"
+	qRollupClear          = "rollup-clear"
+	qRollupCount          = "rollup-count"
+	qRollupDone           = "rollup-done"
+	qRollupRefreshedAt    = "rollup-refreshed-at"
+	qCampaignTotals       = "campaign-totals"
+	qCampaignDays         = "campaign-days"
+	qSweepCounts          = "sweep-counts"
+	qSweepFlows           = "sweep-flows"
+	qStageDays            = "stage-days"
+	qStageLatest          = "stage-latest"
+	qStageFlows           = "stage-flows"
 )
 
 var queryNames = []string{
@@ -104,6 +119,8 @@ var queryNames = []string{
 	qDeferDeliveries, qCustomer,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
+	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupClear, qRollupCount, qRollupDone, qRollupRefreshedAt,
+	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
 }
 
 // queries maps a query name to its SQL.
