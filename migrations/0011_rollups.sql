@@ -54,11 +54,11 @@ CREATE TABLE campaign_daily (
 );
 
 -- How far the refresh has read: rows touched by a transaction at or
--- after xmin may be newer than campaign_daily (null: nothing rolled up
+-- after bound may be newer than campaign_daily (null: nothing rolled up
 -- yet); refreshed_at is when the last refresh ran.
 CREATE TABLE rollup_progress (
     one          boolean PRIMARY KEY DEFAULT true CHECK (one),
-    xmin         xid8,
+    bound        xid8,
     refreshed_at timestamptz
 );
 INSERT INTO rollup_progress DEFAULT VALUES;

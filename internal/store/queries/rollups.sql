@@ -10,7 +10,7 @@ SELECT pg_try_advisory_xact_lock(7959953343309996340);
 -- name: rollup-progress
 -- The previous refresh's bound (null: none yet) and this transaction's:
 -- every transaction older than its snapshot's xmin is visible to it.
-SELECT xmin, pg_snapshot_xmin(pg_current_snapshot()) FROM rollup_progress FOR UPDATE;
+SELECT bound, pg_snapshot_xmin(pg_current_snapshot()) FROM rollup_progress FOR UPDATE;
 
 -- name: rollup-dirty-table
 CREATE TEMPORARY TABLE rollup_dirty (
@@ -61,7 +61,7 @@ LEFT JOIN LATERAL (SELECT sum(amount) AS revenue FROM conversions WHERE delivery
 GROUP BY 1, 2, 3, 4, 5, 6;
 
 -- name: rollup-done
-UPDATE rollup_progress SET xmin = $1, refreshed_at = $2;
+UPDATE rollup_progress SET bound = $1, refreshed_at = $2;
 
 -- name: rollup-refreshed-at
 SELECT refreshed_at FROM rollup_progress;
