@@ -18,10 +18,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/api"
+	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
+	"nurture/internal/pages"
 	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/reload"
@@ -310,6 +312,14 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}
+	deps.Admin = pages.Handlers(pages.Config{
+		Store:          st,
+		Campaigns:      func() *campaign.Set { return current.Load().Campaigns() },
+		MonitoringPath: httpserver.MonitoringPath,
+		Now:            time.Now,
+		Failed:         func(page string) { m.InfraError("postgres", "page_"+page) },
+		Log:            log,
+	})
 	if cfg.unsubscribe != nil {
 		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribeHandler(st, cfg.unsubscribe, log)}
 	}
