@@ -30,6 +30,8 @@ h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
 .legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
 table{border-collapse:collapse;background:#fff;margin:.4rem 0;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #e5e7eb;padding:.3rem .5rem;text-align:right;vertical-align:top}
+td{white-space:nowrap}
+.wide{overflow-x:auto}
 th:first-child,td:first-child{text-align:left}
 th{background:#f3f4f6}
 tr.whole td{font-weight:600}
@@ -41,14 +43,13 @@ form input{font:inherit;padding:.2rem}
  table.cards tr{margin-bottom:.6rem;border:1px solid #d1d5db}
  table.cards td{border:0;border-bottom:1px solid #f3f4f6;text-align:right}
  table.cards td::before{content:attr(data-label);float:left;font-weight:600;color:#374151}
- .wide{overflow-x:auto}
 }
 </style></head><body>
 <header><a href="/campaigns">Campaigns</a><a href="/lifecycle">Lifecycle</a><a href="/monitoring/">Queues</a></header>
 <main>{{end}}
 {{define "foot"}}</main></body></html>
 {{end}}
-{{define "report"}}<table class="cards" id="report"><thead><tr>
+{{define "report"}}<div class="wide"><table class="cards" id="report"><thead><tr>
 <th>Campaign</th><th>Variant</th><th>Step</th><th>Planned</th><th>Sent</th><th>Failed</th><th>Skipped</th><th>Held out</th><th>Unfinished</th>
 <th>Opened</th><th>Clicked</th><th>Unsubscribed</th><th>Converted</th><th>Conv. rate</th><th>Revenue</th><th>Holdout conv.</th><th>Uplift (95% CI)</th>
 </tr></thead><tbody>
@@ -64,7 +65,7 @@ form input{font:inherit;padding:.2rem}
 <td data-label="Uplift (95% CI)">{{.Uplift}}</td>
 </tr>
 {{else}}<tr><td colspan="17">No campaigns.</td></tr>
-{{end}}</tbody></table>{{end}}
+{{end}}</tbody></table></div>{{end}}
 `
 
 const campaignsPage = `{{define "campaigns"}}{{template "head" .}}
