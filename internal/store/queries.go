@@ -88,6 +88,9 @@ const (
 	qRollupProgress       = "rollup-progress"
 	qRollupDirtyTable     = "rollup-dirty-table"
 	qRollupDirty          = "rollup-dirty"
+	qRollupDirtyAll       = "rollup-dirty-all"
+	qRollupDirtyAnalyze   = "rollup-dirty-analyze"
+	qRollupCountAll       = "rollup-count-all"
 	qRollupClear          = "rollup-clear"
 	qRollupCount          = "rollup-count"
 	qRollupDone           = "rollup-done"
@@ -119,7 +122,7 @@ var queryNames = []string{
 	qDeferDeliveries, qCustomer,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
-	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupClear, qRollupCount, qRollupDone, qRollupRefreshedAt,
+	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupDirtyAll, qRollupDirtyAnalyze, qRollupClear, qRollupCount, qRollupCountAll, qRollupDone, qRollupRefreshedAt,
 	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
 }
 

@@ -49,9 +49,11 @@ func (s *Store) RefreshRollups(ctx context.Context, now time.Time) (RollupResult
 		return res, fmt.Errorf("refresh rollups: %w", err)
 	}
 	res.Full = !prev.Valid
-	var bound any
-	if prev.Valid {
-		bound = prev.String
+	// The first refresh reads every delivery once; later ones read the
+	// rows touched since through indexes.
+	dirty, dirtyArgs, count := s.q.get(qRollupDirty), []any{prev.String}, s.q.get(qRollupCount)
+	if res.Full {
+		dirty, dirtyArgs, count = s.q.get(qRollupDirtyAll), nil, s.q.get(qRollupCountAll)
 	}
 	steps := []struct {
 		what, query string
@@ -59,9 +61,10 @@ func (s *Store) RefreshRollups(ctx context.Context, now time.Time) (RollupResult
 		n           *int
 	}{
 		{"dirty days table", s.q.get(qRollupDirtyTable), nil, nil},
-		{"find changed days", s.q.get(qRollupDirty), []any{bound}, &res.Days},
+		{"find changed days", dirty, dirtyArgs, &res.Days},
+		{"analyze changed days", s.q.get(qRollupDirtyAnalyze), nil, nil},
 		{"clear changed days", s.q.get(qRollupClear), []any{res.Full}, nil},
-		{"count changed days", s.q.get(qRollupCount), nil, &res.Rows},
+		{"count changed days", count, nil, &res.Rows},
 		{"record progress", s.q.get(qRollupDone), []any{next, now.UTC()}, nil},
 	}
 	for _, st := range steps {

@@ -19,14 +19,19 @@ CREATE TEMPORARY TABLE rollup_dirty (
     PRIMARY KEY (campaign, day)
 ) ON COMMIT DROP;
 
+-- name: rollup-dirty-all
+-- A first refresh: every day of every campaign.
+INSERT INTO rollup_dirty (campaign, day)
+SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries;
+
 -- name: rollup-dirty
--- $1 the previous refresh's bound; null: every day of every campaign.
--- The days whose counts may have changed: those of deliveries written,
--- of deliveries that earned a purchase, and of deliveries whose
--- recipient opted out through the campaign's link since the bound.
+-- $1 the previous refresh's bound. The days whose counts may have
+-- changed: those of deliveries written, of deliveries that earned a
+-- purchase, and of deliveries whose recipient opted out through the
+-- campaign's link since the bound; each read through its touched index.
 INSERT INTO rollup_dirty (campaign, day)
 SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries
-WHERE $1::xid8 IS NULL OR touched >= $1::xid8
+WHERE touched >= $1::xid8
 UNION
 SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
 FROM conversions c JOIN deliveries d ON d.id = c.delivery_id
@@ -36,16 +41,20 @@ SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
 FROM consent_changes cc JOIN deliveries d ON d.campaign = cc.campaign AND d.customer_id = cc.customer_id
 WHERE cc.touched >= $1::xid8 AND cc.campaign IS NOT NULL;
 
+-- name: rollup-dirty-analyze
+-- The planner then knows how few days there are.
+ANALYZE rollup_dirty;
+
 -- name: rollup-clear
 -- $1 whether this is a first refresh: then every row goes.
 DELETE FROM campaign_daily cd
 WHERE $1::boolean OR EXISTS (SELECT 1 FROM rollup_dirty k WHERE k.campaign = cd.campaign AND k.day = cd.day);
 
--- name: rollup-count
--- The counts of the report query (results.sql, report) for each dirty
--- day, read through deliveries_campaign_send_at.
+-- name: rollup-count-all
+-- A first refresh counts every delivery at once, with hash joins: the
+-- counts of the report query (results.sql, report) per day.
 INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, converted, revenue)
-SELECT k.day, d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
+SELECT (d.send_at AT TIME ZONE 'UTC')::date, d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
        count(*),
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
@@ -53,11 +62,33 @@ SELECT k.day, d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, 
              AND cc.changed_at >= d.sent_at)),
        count(c.revenue),
        coalesce(sum(c.revenue), 0)
+FROM deliveries d
+LEFT JOIN (SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id) c ON c.delivery_id = d.id
+GROUP BY 1, 2, 3, 4, 5, 6;
+
+-- name: rollup-count
+-- The same counts for each dirty day, each read through
+-- deliveries_campaign_send_at: OFFSET 0 keeps the LATERAL subquery from
+-- being flattened into a scan of every delivery.
+INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, converted, revenue)
+SELECT k.day, k.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
+       count(*),
+       count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
+           SELECT 1 FROM consent_changes cc
+           WHERE cc.customer_id = d.customer_id AND cc.campaign = k.campaign AND NOT cc.subscribed
+             AND cc.changed_at >= d.sent_at)),
+       count(d.revenue),
+       coalesce(sum(d.revenue), 0)
 FROM rollup_dirty k
-JOIN deliveries d ON d.campaign = k.campaign
-    AND d.send_at >= k.day::timestamp AT TIME ZONE 'UTC'
-    AND d.send_at < (k.day + 1)::timestamp AT TIME ZONE 'UTC'
-LEFT JOIN LATERAL (SELECT sum(amount) AS revenue FROM conversions WHERE delivery_id = d.id) c ON true
+CROSS JOIN LATERAL (
+    SELECT d.customer_id, d.variant, d.step, d.status, d.reason, d.sent_at,
+           (SELECT sum(amount) FROM conversions c WHERE c.delivery_id = d.id) AS revenue
+    FROM deliveries d
+    WHERE d.campaign = k.campaign
+      AND d.send_at >= k.day::timestamp AT TIME ZONE 'UTC'
+      AND d.send_at < (k.day + 1)::timestamp AT TIME ZONE 'UTC'
+    OFFSET 0
+) d
 GROUP BY 1, 2, 3, 4, 5, 6;
 
 -- name: rollup-done
