@@ -80,6 +80,11 @@ func TestRollups(t *testing.T) {
 	// c4's winback is sent: its day alone is counted again.
 	exec(`UPDATE deliveries SET status = 'sent', sent_at = send_at WHERE customer_id = 'c4'`)
 	refresh(false, 1)
+	// A new delivery (an insert, not an update) counts too.
+	if _, err := st.InsertDeliveries(ctx, []store.NewDelivery{nd("cart", "c2", d1, "", "")}); err != nil {
+		t.Fatal(err)
+	}
+	refresh(false, 1)
 	// A purchase of c1 goes to winback on d1 (cart on d2 was never sent),
 	// one of c3 to the holdout: only winback's d1 is counted again.
 	importCustomers(t, st, store.CustomerRecord{ID: "c1", Email: "c1@example.com", Subscribed: true, CreatedAt: d1.Add(-time.Hour)},
