@@ -98,6 +98,7 @@ const (
 	qCampaignTotals       = "campaign-totals"
 	qCampaignDays         = "campaign-days"
 	qSweepCounts          = "sweep-counts"
+	qSweepCountsClear     = "sweep-counts-clear"
 	qSweepFlows           = "sweep-flows"
 	qStageDays            = "stage-days"
 	qStageLatest          = "stage-latest"
@@ -123,7 +124,7 @@ var queryNames = []string{
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
 	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupDirtyAll, qRollupDirtyAnalyze, qRollupClear, qRollupCount, qRollupCountAll, qRollupDone, qRollupRefreshedAt,
-	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
+	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepCountsClear, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
 }
 
 // queries maps a query name to its SQL.

@@ -212,4 +212,25 @@ func TestSweepRecordsStageCounts(t *testing.T) {
 	if flows, err := st.StageFlows(ctx, s2, s2.Add(time.Second)); err != nil || len(flows) != 2 {
 		t.Errorf("flows of the second sweep alone = %+v, %v; want 2", flows, err)
 	}
+
+	// Again at the same instant, c back to active: the counts are
+	// replaced (at_risk has nobody left), the change is added.
+	stages["c"] = "active"
+	if _, err := st.SweepStages(ctx, s2, stageOf, store.SweepOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	latest, err := st.StageLatest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprintf("%+v", latest), "[{SweptAt:2026-06-02 10:00:00 +0000 UTC Stage:active Customers:3 TotalSpent:30.25}]"; got != want {
+		t.Errorf("latest after a repeated sweep:\n got %s\nwant %s", got, want)
+	}
+	flows, err = st.StageFlows(ctx, s2, s2.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprintf("%+v", flows), "[{From:active To:at_risk Customers:1} {From:at_risk To:active Customers:1} {From:new To:active Customers:1}]"; got != want {
+		t.Errorf("flows after a repeated sweep:\n got %s\nwant %s", got, want)
+	}
 }

@@ -142,6 +142,9 @@ func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*aud
 	for stage, t := range totals {
 		stages, counts, spent = append(stages, stage), append(counts, t.customers), append(spent, math.Round(t.spent*100)/100)
 	}
+	if _, err := tx.Exec(ctx, s.q.get(qSweepCountsClear), at); err != nil {
+		return SweepResult{At: at}, fmt.Errorf("stage sweep: record stage counts: %w", err)
+	}
 	if _, err := tx.Exec(ctx, s.q.get(qSweepCounts), at, stages, counts, spent); err != nil {
 		return SweepResult{At: at}, fmt.Errorf("stage sweep: record stage counts: %w", err)
 	}

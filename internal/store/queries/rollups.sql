@@ -119,16 +119,15 @@ WHERE campaign = $1
 GROUP BY day
 ORDER BY day;
 
+-- name: sweep-counts-clear
+-- A sweep repeated at the same instant replaces the counts.
+DELETE FROM stage_counts WHERE swept_at = $1;
+
 -- name: sweep-counts
 -- $1 the sweep's instant, $2..$4 each stage's customers and total_spent.
--- A sweep repeated at the same instant replaces the counts.
-WITH gone AS (
-    DELETE FROM stage_counts WHERE swept_at = $1
-)
 INSERT INTO stage_counts (swept_at, stage, customers, total_spent)
 SELECT $1, s.stage, s.customers, s.total_spent
-FROM unnest($2::text[], $3::bigint[], $4::numeric[]) AS s (stage, customers, total_spent)
-ON CONFLICT (swept_at, stage) DO UPDATE SET customers = excluded.customers, total_spent = excluded.total_spent;
+FROM unnest($2::text[], $3::bigint[], $4::numeric[]) AS s (stage, customers, total_spent);
 
 -- name: sweep-flows
 -- $1 the sweep's instant: the changes it recorded, by from and to stage;
