@@ -41,8 +41,9 @@ form input{font:inherit;padding:.2rem}
  table.cards thead{display:none}
  table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%;box-sizing:border-box}
  table.cards tr{margin-bottom:.6rem;border:1px solid #d1d5db}
- table.cards td{border:0;border-bottom:1px solid #f3f4f6;text-align:right}
- table.cards td::before{content:attr(data-label);float:left;font-weight:600;color:#374151}
+ table.cards td{border:0;border-bottom:1px solid #f3f4f6;display:flex;justify-content:space-between;gap:1rem}
+ table.cards td:empty{display:none}
+ table.cards td::before{content:attr(data-label);font-weight:600;color:#374151}
 }
 </style></head><body>
 <header><a href="/campaigns">Campaigns</a><a href="/lifecycle">Lifecycle</a><a href="/monitoring/">Queues</a></header>
