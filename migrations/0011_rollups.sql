@@ -43,6 +43,16 @@ CREATE TRIGGER consent_changes_touch BEFORE UPDATE ON consent_changes
     FOR EACH ROW EXECUTE FUNCTION rollup_touch();
 CREATE INDEX consent_changes_touched ON consent_changes (touched) WHERE campaign IS NOT NULL;
 
+-- So do first opens and clicks. Only an update that makes a delivery
+-- opened or clicked touches its row: later hits leave the touched index
+-- alone, so they stay cheap (HOT) updates.
+ALTER TABLE delivery_tracking ADD COLUMN touched xid8;
+ALTER TABLE delivery_tracking ALTER COLUMN touched SET DEFAULT pg_current_xact_id();
+CREATE TRIGGER delivery_tracking_touch BEFORE UPDATE ON delivery_tracking
+    FOR EACH ROW WHEN ((OLD.opens = 0 AND OLD.clicks = 0 AND NEW.opens + NEW.clicks > 0) OR (OLD.clicks = 0 AND NEW.clicks > 0))
+    EXECUTE FUNCTION rollup_touch();
+CREATE INDEX delivery_tracking_touched ON delivery_tracking (touched);
+
 -- The report's counts (store.ReportRow) of the deliveries due (send_at) on
 -- one UTC day, per campaign, variant, step, status and reason.
 CREATE TABLE campaign_daily (
@@ -54,8 +64,12 @@ CREATE TABLE campaign_daily (
     reason       text NOT NULL,
     deliveries   bigint NOT NULL,
     unsubscribed bigint NOT NULL,
+    bounced      bigint NOT NULL,
+    complained   bigint NOT NULL,
     converted    bigint NOT NULL,
     revenue      numeric(16, 2) NOT NULL,
+    opened       bigint NOT NULL,
+    clicked      bigint NOT NULL,
     PRIMARY KEY (campaign, day, variant, step, status, reason)
 );
 
@@ -95,6 +109,9 @@ DROP TABLE stage_flows;
 DROP TABLE stage_counts;
 DROP TABLE rollup_progress;
 DROP TABLE campaign_daily;
+DROP INDEX delivery_tracking_touched;
+DROP TRIGGER delivery_tracking_touch ON delivery_tracking;
+ALTER TABLE delivery_tracking DROP COLUMN touched;
 DROP INDEX consent_changes_touched;
 DROP TRIGGER consent_changes_touch ON consent_changes;
 ALTER TABLE consent_changes DROP COLUMN touched;

@@ -3,8 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,19 +14,9 @@ import (
 // triggered campaign exactly as an imported one does, once however often
 // it is posted; the customer's view shows the delivery.
 func TestAPIEventsFeedTriggers(t *testing.T) {
-	dir := t.TempDir()
-	lifecycle, err := os.ReadFile(testenv.Fixture("campaigns/lifecycle.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range map[string]string{
-		"lifecycle.yaml": string(lifecycle),
-		"cart.yaml":      "name: cart\ntrigger: {event: cart_abandoned, delay: 1h}\nemail: {template: nudge}\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := campaignsWith(t, map[string]string{
+		"cart.yaml": "name: cart\ntrigger: {event: cart_abandoned, delay: 1h}\nemail: {template: nudge}\n",
+	})
 	env := fixtureEnv(t)
 	env["CAMPAIGNS_DIR"] = dir
 	env["HTTP_ADDR"] = freeAddr(t)

@@ -55,6 +55,11 @@ func (a *app) lint(_ context.Context, args []string) error {
 		}
 		return err
 	}
+	if a.env("PUBLIC_URL", a.getenv("UNSUBSCRIBE_URL")) == "" {
+		for _, w := range untracked(c.Campaigns()) {
+			fmt.Fprintln(a.stderr, "warning: "+w.String())
+		}
+	}
 	fmt.Fprintf(a.stdout, "ok: %d stages, %d campaigns, %d templates\n",
 		len(c.Campaigns().Lifecycle.Stages), len(c.Campaigns().Campaigns), len(c.Templates.Names()))
 	return nil

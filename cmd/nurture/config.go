@@ -20,6 +20,7 @@ import (
 	"nurture/internal/mail"
 	"nurture/internal/queue"
 	"nurture/internal/store"
+	"nurture/internal/unsubscribe"
 )
 
 // app holds what every command shares: standard streams, the environment
@@ -169,6 +170,8 @@ func checkSetting(name, v string) error {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return errors.New("want an absolute http(s) URL such as https://mail.example.com")
 		}
+	case "UNSUBSCRIBE_MAILTO":
+		return unsubscribe.CheckMailto(v)
 	case "DKIM_KEY_FILE":
 		if v == "" {
 			return nil

@@ -180,6 +180,20 @@ records in the consent history who asked. Imports never do this.`,
 			flags:   []string{"source"},
 		},
 		{
+			name: "bounces",
+			args: "import FILE...",
+			description: `Reads delivery status notifications (RFC 3464) from .eml or mbox files
+and records each bounce against the delivery whose Message-ID it names:
+a hard bounce suppresses the address, soft bounces do at
+soft_bounce_limit. A message whose subject is unsubscribe-TOKEN (the
+mailto of List-Unsubscribe) unsubscribes its customer; SECRET checks the
+token. Reading a file again records nothing twice. Prints what it did
+per file and every message it could not use, then exits 1 if there was
+any.`,
+			example: "nurture bounces import /var/mail/bounces",
+			needs:   needDB | needContent | needLog,
+		},
+		{
 			name: "forget",
 			args: "ID...",
 			description: `Erases each person: the customer row, their stage history and the

@@ -67,6 +67,8 @@ Commands:
                                   the addresses never to email
   subscribe ID --source TEXT      subscribe a customer again, even one who
                                   unsubscribed themselves; TEXT says who asked
+  bounces import FILE...          record bounces and mailto unsubscribe requests
+                                  from .eml or mbox files
   forget ID...                    erase people: their data goes, their address
                                   stays suppressed as a hash
   serve [--role scheduler,worker,http]
@@ -114,6 +116,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.suppress(ctx, rest)
 	case "subscribe":
 		return a.subscribe(ctx, rest)
+	case "bounces":
+		return a.bounces(ctx, rest)
 	case "forget":
 		return a.forget(ctx, rest)
 	case "preview":

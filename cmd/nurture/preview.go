@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nurture/internal/audience"
+	"nurture/internal/campaign"
 	"nurture/internal/compose"
 	"nurture/internal/content"
 	"nurture/internal/mail"
@@ -27,6 +28,9 @@ type mailFlags struct {
 	from           string
 	unsubscribeURL string
 	ttl            time.Duration
+	// mailto is UNSUBSCRIBE_MAILTO: the mailbox of mailto unsubscribe
+	// requests, offered beside the link.
+	mailto string
 }
 
 // registerMailFlags registers --from and, with links, --unsubscribe-url
@@ -37,6 +41,7 @@ func (a *app) registerMailFlags(fs *flag.FlagSet, links bool) *mailFlags {
 	if links {
 		fs.StringVar(&m.unsubscribeURL, "unsubscribe-url", a.env("PUBLIC_URL", a.env("UNSUBSCRIBE_URL", "")), "public base URL of the HTTP role, also read from UNSUBSCRIBE_URL; with SECRET, every email gets a one-click unsubscribe link under it (PUBLIC_URL)")
 		m.ttl = a.envDuration("UNSUBSCRIBE_TTL", unsubscribe.DefaultTTL)
+		m.mailto = a.env("UNSUBSCRIBE_MAILTO", "")
 	}
 	return m
 }
@@ -45,10 +50,13 @@ func (a *app) registerMailFlags(fs *flag.FlagSet, links bool) *mailFlags {
 // when none are.
 func (m *mailFlags) links(now func() time.Time) (*unsubscribe.Links, error) {
 	if m.unsubscribeURL == "" {
+		if m.mailto != "" {
+			return nil, errors.New("UNSUBSCRIBE_MAILTO is set without PUBLIC_URL: the mailto address is offered beside the one-click link; set PUBLIC_URL and SECRET")
+		}
 		return nil, nil
 	}
 	links, err := unsubscribe.New(unsubscribe.Config{BaseURL: m.unsubscribeURL,
-		Secret: m.a.env("SECRET", m.a.getenv("UNSUBSCRIBE_SECRET")), TTL: m.ttl, Now: now})
+		Secret: m.a.env("SECRET", m.a.getenv("UNSUBSCRIBE_SECRET")), TTL: m.ttl, Now: now, Mailto: m.mailto})
 	if err != nil {
 		return nil, fmt.Errorf("--unsubscribe-url: %w (set SECRET)", err)
 	}
@@ -106,6 +114,9 @@ func (a *app) buildEmail(ctx context.Context, c *content.Content, st *store.Stor
 		fmt.Fprintf(a.stderr, "note: customer %q is unsubscribed; a worker would skip this email\n", cu.ID)
 	case cu.Suppressed:
 		fmt.Fprintf(a.stderr, "note: customer %q's address is suppressed; a worker would skip this email\n", cu.ID)
+	}
+	if t := campaign.EffectiveTracking(camp, &set.Settings); t.Any() {
+		fmt.Fprintf(a.stderr, "note: campaign %q tracks %s; this email's links are shown as written and nothing it does is recorded\n", camp.Name, t)
 	}
 	msg, err := cp.Message(compose.Input{DeliveryID: id, Campaign: camp, Settings: &set.Settings, Templates: c.Templates,
 		Template: tmpl, Variant: s.variant, Customer: &cu, Stage: stage, Now: s.at, NoUnsubscribe: test})

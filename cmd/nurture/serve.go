@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"nurture/internal/api"
+	"nurture/internal/bounce"
 	"nurture/internal/campaign"
 	"nurture/internal/content"
 	"nurture/internal/httpserver"
@@ -29,6 +31,7 @@ import (
 	"nurture/internal/reload"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
+	"nurture/internal/tracking"
 	"nurture/internal/unsubscribe"
 	"nurture/internal/worker"
 )
@@ -45,6 +48,11 @@ type serveConfig struct {
 	sched scheduler.Config
 	// unsubscribe makes unsubscribe links (PUBLIC_URL and SECRET).
 	unsubscribe *unsubscribe.Links
+	// tracking makes and checks open and click links (PUBLIC_URL and
+	// SECRET); nil when PUBLIC_URL is not set.
+	tracking *tracking.Links
+	// webhook configures the bounce webhook (WEBHOOK_TOKENS, SNS_VERIFY).
+	webhook bounce.HandlerConfig
 }
 
 func (a *app) serve(ctx context.Context, args []string) error {
@@ -61,6 +69,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
+	a.webhookConfig(&cfg.webhook)
 	err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -81,6 +90,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if cfg.unsubscribe, err = mf.links(nil); err != nil {
 		return err
 	}
+	if cfg.tracking, err = mf.tracking(); err != nil {
+		return err
+	}
 	// Take SIGHUP from the start: its default action would end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -99,16 +111,7 @@ func (a *app) httpConfig(c *httpserver.Config) {
 	c.AdminUser = a.env("ADMIN_USER", "admin")
 	c.AdminPassword = a.getenv("ADMIN_PASSWORD")
 	c.MetricsToken = a.getenv("METRICS_TOKEN")
-	for _, t := range strings.Split(a.getenv("API_TOKENS"), ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		if len(t) < 16 {
-			a.badEnv("API_TOKENS", "...", errors.New("each token needs at least 16 characters"))
-			continue
-		}
-		c.APITokens = append(c.APITokens, t)
-	}
+	c.APITokens = a.envTokens("API_TOKENS")
 	if v := a.getenv("MONITORING_READONLY"); v != "" {
 		ro, err := strconv.ParseBool(v)
 		if err != nil {
@@ -122,6 +125,37 @@ func (a *app) httpConfig(c *httpserver.Config) {
 			a.badEnv("API_MAX_BODY", v, err)
 		}
 		c.MaxBody = n
+	}
+}
+
+// envTokens reads a comma-separated list of bearer tokens, each of at
+// least 16 characters; a malformed list is recorded for parse to report,
+// without the tokens.
+func (a *app) envTokens(name string) []string {
+	var out []string
+	for _, t := range strings.Split(a.getenv(name), ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			a.badEnv(name, "...", errors.New("each token needs at least 16 characters"))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// webhookConfig reads the bounce webhook's settings from the environment,
+// strictly, like httpConfig.
+func (a *app) webhookConfig(c *bounce.HandlerConfig) {
+	c.Tokens = a.envTokens("WEBHOOK_TOKENS")
+	if v := a.getenv("SNS_VERIFY"); v != "" {
+		verify, err := strconv.ParseBool(v)
+		if err != nil {
+			a.badEnv("SNS_VERIFY", v, errors.New("want true or false"))
+		}
+		c.SNSVerify = verify
 	}
 }
 
@@ -185,7 +219,8 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	var (
 		sched *scheduler.Scheduler
 		wk    *worker.Service
-		// current is the content running now, for the API's customer view.
+		// current is the content running now, for the API's customer view
+		// and the webhook's soft bounce limit.
 		current atomic.Pointer[content.Content]
 	)
 	current.Store(c)
@@ -213,7 +248,10 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 			wlog.Info("emails are DKIM-signed; publish the key at SELECTOR._domainkey.FROM_DOMAIN",
 				"selector", dk.Selector(), "key_bits", dk.Bits())
 		}
-		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe},
+		if cfg.tracking == nil {
+			warnUntracked(wlog, c)
+		}
+		wk = worker.NewService(worker.Config{From: cfg.from, Unsubscribe: cfg.unsubscribe, Tracking: cfg.tracking},
 			worker.ServerConfig{Concurrency: cfg.concurrency}, st, rdb, sender, workerContent(c), m, wlog)
 		if err := wk.Start(ctx); err != nil {
 			return err
@@ -233,7 +271,24 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 				return wk.Worker().Health()
 			}})
 		}
-		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, log.With("role", "http"))
+		hlog := log.With("role", "http")
+		var rec *tracking.Recorder
+		if cfg.tracking != nil {
+			rec = tracking.NewRecorder(tracking.RecorderConfig{}, st, m, hlog)
+			if err := rec.Start(ctx); err != nil {
+				return err
+			}
+			// After the server (deferred later, so stopped first): the
+			// hits of its last requests are written before the store closes.
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := rec.Stop(sctx); err != nil {
+					hlog.Warn("tracking hits not written at shutdown", "err", err)
+				}
+			}()
+		}
+		srv, err = startHTTP(ctx, cfg, st, rdb, sched, m, &current, rec, hlog)
 		if err != nil {
 			return err
 		}
@@ -245,6 +300,9 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 	reloader := reload.NewReloader(reload.ReloaderConfig{CampaignsDir: a.campaignsDir, TemplatesDir: a.templatesDir}, c,
 		func(ctx context.Context, next *content.Content) error {
 			current.Store(next)
+			if wk != nil && cfg.tracking == nil {
+				warnUntracked(log, next)
+			}
 			if sched != nil {
 				sched.Reload(next.Rules)
 			}
@@ -300,18 +358,30 @@ func workerContent(c *content.Content) *worker.Content {
 	return &worker.Content{Campaigns: c.Campaigns(), Templates: c.Templates, Rules: c.Rules}
 }
 
-// startHTTP starts the HTTP role: health, metrics, unsubscribe links and
-// the dashboard.
+// warnUntracked logs the campaigns of c that ask for tracking, which is
+// not configured: their emails go out untracked rather than not at all.
+func warnUntracked(log *slog.Logger, c *content.Content) {
+	for _, u := range untracked(c.Campaigns()) {
+		log.Warn("campaign asks for tracking but PUBLIC_URL is not set: its emails go out untracked; set PUBLIC_URL and SECRET",
+			"campaign", u.campaign, "tracks", u.what, "at", u.pos.String())
+	}
+}
+
+// startHTTP starts the HTTP role: health, metrics, unsubscribe links,
+// tracking and the dashboard.
 func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis.Client, sched *scheduler.Scheduler, m *metrics.Metrics,
-	current *atomic.Pointer[content.Content], log *slog.Logger) (*httpserver.Server, error) {
+	current *atomic.Pointer[content.Content], rec *tracking.Recorder, log *slog.Logger) (*httpserver.Server, error) {
 	pl := planner.New(st, log)
 	explain := func(ctx context.Context, id string, at time.Time) (any, error) {
 		return pl.Explain(ctx, current.Load().Rules, id, at)
 	}
-	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log)}
+	bounces := bounce.NewRecorder(st, func() store.SoftBounceLimit { return softBounceLimit(&current.Load().Campaigns().Settings) }, m, log)
+	deps := httpserver.Deps{Store: st, Redis: rdb, Metrics: m.Handler(), API: api.Handler(st, api.Config{Explain: explain, Metrics: m}, log),
+		Webhook: bounce.Handler(bounces, cfg.webhook, log)}
 	if sched != nil {
 		deps.Leader = sched.IsLeader
 	}
+	deps.Public = map[string]http.Handler{}
 	deps.Admin = pages.Handlers(pages.Config{
 		Store:          st,
 		Campaigns:      func() *campaign.Set { return current.Load().Campaigns() },
@@ -321,7 +391,10 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		Log:            log,
 	})
 	if cfg.unsubscribe != nil {
-		deps.Public = map[string]http.Handler{unsubscribe.Path: unsubscribeHandler(st, cfg.unsubscribe, log)}
+		deps.Public[unsubscribe.Path] = unsubscribeHandler(st, cfg.unsubscribe, log)
+	}
+	if cfg.tracking != nil && rec != nil {
+		maps.Copy(deps.Public, tracking.Handlers(cfg.tracking, rec, nil, m, log))
 	}
 	srv, err := httpserver.New(cfg.http, deps, log)
 	if err != nil {
@@ -331,8 +404,16 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		return nil, errors.Join(err, srv.Stop(ctx))
 	}
 	log.Info("http listening", "addr", srv.Addr(), "dashboard", httpserver.MonitoringPath, "read_only", cfg.http.MonitoringReadOnly,
-		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "")
+		"admin_auth", cfg.http.AdminPassword != "", "metrics_token", cfg.http.MetricsToken != "",
+		"webhook_tokens", len(cfg.webhook.Tokens), "sns_verify", cfg.webhook.SNSVerify)
 	return srv, nil
+}
+
+// softBounceLimit is the settings' soft bounce limit, as the store takes
+// it.
+func softBounceLimit(s *campaign.Settings) store.SoftBounceLimit {
+	n, per := s.SoftBounces()
+	return store.SoftBounceLimit{Count: n, Per: per}
 }
 
 // unsubscribeHandler serves unsubscribe links: a confirm page, and the

@@ -17,14 +17,26 @@ import (
 // TestTriggersPlanEqualsRunOnce: plan --json at an instant lists the due
 // event trigger and the stage entry its simulated sweep observes, with
 // their event_id, exactly as run-once at that instant records them.
-func TestTriggersPlanEqualsRunOnce(t *testing.T) {
+// campaignsWith makes a campaigns directory holding the fixture's
+// lifecycle and files, by name.
+func campaignsWith(t *testing.T, files map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	lifecycle, err := os.ReadFile(testenv.Fixture("campaigns/lifecycle.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{
-		"lifecycle.yaml": string(lifecycle),
+	files["lifecycle.yaml"] = string(lifecycle)
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestTriggersPlanEqualsRunOnce(t *testing.T) {
+	dir := campaignsWith(t, map[string]string{
 		"cart.yaml": `name: cart
 trigger: {event: cart_abandoned, delay: 1h}
 email: {template: nudge}
@@ -33,11 +45,7 @@ email: {template: nudge}
 trigger: {entered_stage: new}
 email: {template: welcome}
 `,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	env := fixtureEnv(t)
 	env["CAMPAIGNS_DIR"] = dir
 	if _, stderr, code := cli(t, env, "migrate"); code != 0 {

@@ -35,7 +35,6 @@ func (b *bench) dkimSends(ctx context.Context, mcfg mail.Config, sink *smtptest.
 	if mcfg.DKIM, err = mail.LoadDKIM(file, "bench"); err != nil {
 		return err
 	}
-	b.progress("send: %d raw sends signed with DKIM (RSA 2048)", b.cfg.Sends)
 	signed, err := b.rawSends(ctx, mcfg, sink)
 	if err != nil {
 		return err

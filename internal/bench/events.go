@@ -86,6 +86,7 @@ type ingestStats struct {
 	events, imported  int
 	files             int
 	copyTime, importT time.Duration
+	indexedTime       time.Duration // COPY into a table with the indexes of events
 	polls, entries    int
 	pollErr           error
 	copied            int
@@ -118,10 +119,16 @@ func (b *bench) ingesting(ctx context.Context) error {
 	gs := &ingestStats{events: n}
 	b.progress("event import: plain COPY of %d events", n)
 	start := time.Now()
-	if gs.copied, err = b.st.CopyEvents(ctx, recs); err != nil {
+	if gs.copied, err = b.st.CopyEvents(ctx, recs, false); err != nil {
 		return err
 	}
 	gs.copyTime = time.Since(start)
+	b.progress("event import: COPY of %d events into a table with the indexes of events", n)
+	start = time.Now()
+	if _, err = b.st.CopyEvents(ctx, recs, true); err != nil {
+		return err
+	}
+	gs.indexedTime = time.Since(start)
 
 	// The files are made before the clock starts: a shop's export hands
 	// them over ready.
@@ -171,10 +178,11 @@ func (b *bench) ingesting(ctx context.Context) error {
 			count(float64(n)), gs.files, count(float64(per)), b.cfg.TriggerPoll),
 		value: fmt.Sprintf("%s events/s (%s; %s imported; %d polls planned %s entries meanwhile)", count(r), secs(gs.importT),
 			count(float64(gs.imported)), gs.polls, count(float64(gs.entries))),
-		baseline: fmt.Sprintf("plain COPY of the same rows into a table without index: %s/s (%s)", count(rate(gs.copied, gs.copyTime)), secs(gs.copyTime)),
-		ratio:    gs.importT.Seconds() / gs.copyTime.Seconds(),
-		target:   "≥ 50,000 events/s",
-		met:      met(r >= 50_000),
+		baseline: fmt.Sprintf("plain COPY of the same rows into a table without index: %s/s (%s); into a table with the keys and indexes of events: %s/s (%s)",
+			count(rate(gs.copied, gs.copyTime)), secs(gs.copyTime), count(rate(gs.copied, gs.indexedTime)), secs(gs.indexedTime)),
+		ratio:  gs.importT.Seconds() / gs.copyTime.Seconds(),
+		target: "≥ 50,000 events/s",
+		met:    met(r >= 50_000),
 	})
 	return nil
 }

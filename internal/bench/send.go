@@ -145,7 +145,11 @@ func (b *bench) rawSends(ctx context.Context, mcfg mail.Config, sink *smtptest.S
 	}
 	defer sender.Close()
 	n, before := b.cfg.Sends, sink.Count()
-	b.progress("send: baseline, %d raw sends, %d at a time over %d SMTP connections", n, b.cfg.Workers, b.cfg.SMTPConns)
+	what := "baseline, "
+	if mcfg.DKIM != nil {
+		what = "DKIM-signed "
+	}
+	b.progress("send: %s%d raw sends, %d at a time over %d SMTP connections", what, n, b.cfg.Workers, b.cfg.SMTPConns)
 	start := time.Now()
 	err = parallel(ctx, n, b.cfg.Workers, func(ctx context.Context, i int) error {
 		m := *msg

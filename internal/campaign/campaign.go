@@ -141,6 +141,9 @@ type Campaign struct {
 	// never sent), in 1/10000: 10% is 1000.
 	HoldoutBasisPoints int
 	HoldoutPos         Pos
+	// Tracking is the campaign's own open and click tracking; nil: the
+	// settings' default (see EffectiveTracking).
+	Tracking *Tracking
 
 	exitWhenFolded bool // see exprAt
 }
@@ -299,8 +302,13 @@ type Settings struct {
 	SendWindow *SendWindow
 	// ConversionWindow is the default attribution window; zero: not set.
 	ConversionWindow time.Duration
+	// Tracking is the default open and click tracking; nil: none.
+	Tracking *Tracking
 	// RateLimits caps how fast emails go out; nil: no cap.
 	RateLimits *RateLimits
+	// SoftBounceLimit is when soft bounces suppress an address; nil: not
+	// set (see SoftBounces for the default).
+	SoftBounceLimit *SoftBounceLimit
 }
 
 // RateLimits caps how fast every worker process together hands emails to
@@ -334,6 +342,28 @@ func (r Rate) Interval() time.Duration {
 func (r Rate) String() string {
 	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
 	return fmt.Sprintf("%d/%s", r.N, unit)
+}
+
+// SoftBounceLimit suppresses an address after Count soft bounces within
+// any interval of length Per.
+type SoftBounceLimit struct {
+	Pos   Pos
+	Count int
+	Per   time.Duration
+}
+
+// Default soft bounce limit, when settings.yaml sets none.
+const (
+	DefaultSoftBounceCount = 3
+	DefaultSoftBouncePer   = 720 * time.Hour
+)
+
+// SoftBounces returns the soft bounce limit: the settings', or 3 per 720h.
+func (s *Settings) SoftBounces() (count int, per time.Duration) {
+	if s == nil || s.SoftBounceLimit == nil {
+		return DefaultSoftBounceCount, DefaultSoftBouncePer
+	}
+	return s.SoftBounceLimit.Count, s.SoftBounceLimit.Per
 }
 
 // Cap is a global frequency cap: at most Max emails to one customer within

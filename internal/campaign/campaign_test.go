@@ -370,6 +370,13 @@ func TestLoadExtended(t *testing.T) {
 		{"plain.Variants", plain.Variants == nil, true},
 		{"plain.HoldoutBasisPoints", plain.HoldoutBasisPoints, 0},
 		{"plain.ExitWhen", plain.ExitWhen, ""},
+		{"plain tracking", campaign.EffectiveTracking(plain, &st), campaign.Track{Opens: true, Clicks: true}},
+		{"cart tracking", campaign.EffectiveTracking(cart, &st), campaign.Track{Opens: true}},
+		{"welcome tracking", campaign.EffectiveTracking(welcome, &st), campaign.Track{}},
+		{"welcome tracking, no settings", campaign.EffectiveTracking(welcome, nil), campaign.Track{}},
+		{"plain tracking, no settings", campaign.EffectiveTracking(plain, nil), campaign.Track{Clicks: true}},
+		{"welcome.Tracking.Pos", welcome.Tracking.Pos, pos("welcome.yaml", 17, 3)},
+		{"tracked", len(set.Tracked()), 2},
 		{"plain window", set.EffectiveWindow(plain) == st.SendWindow, true},
 
 		{"Settings.File", st.File, filepath.Join(dir, "settings.yaml")},
@@ -385,6 +392,7 @@ func TestLoadExtended(t *testing.T) {
 		{"outlook.com", st.RateLimits.Domains["outlook.com"].String(), "600/m"},
 		{"outlook.com interval", st.RateLimits.Domains["outlook.com"].Interval(), 100 * time.Millisecond},
 		{"yahoo.co.jp", st.RateLimits.Domains["yahoo.co.jp"], campaign.Rate{Pos: pos("settings.yaml", 13, 18), N: 1000, Per: time.Hour}},
+		{"Settings.SoftBounceLimit", *st.SoftBounceLimit, campaign.SoftBounceLimit{Pos: pos("settings.yaml", 15, 20), Count: 5, Per: 14 * 24 * time.Hour}},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -399,6 +407,9 @@ func TestLoadExtended(t *testing.T) {
 	}
 	if s := full.Settings; s.From != "" || s.FrequencyCap != nil || s.SendWindow != nil || s.ConversionWindow != 0 || s.RateLimits != nil {
 		t.Errorf("settings without settings.yaml: %+v, want zero", s)
+	}
+	if n, per := full.Settings.SoftBounces(); n != 3 || per != 720*time.Hour {
+		t.Errorf("SoftBounces without settings.yaml = %d per %v, want 3 per 720h", n, per)
 	}
 	if w := full.EffectiveWindow(full.Campaign("full")); w != nil {
 		t.Errorf("EffectiveWindow without any window = %+v, want nil", w)

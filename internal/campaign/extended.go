@@ -21,7 +21,7 @@ import (
 // Keys returns them for tests that hold the JSON Schema to the decoder.
 var (
 	campaignKeys = []string{"name", "description", "enabled", "schedule", "trigger", "priority", "send_window",
-		"audience", "frequency", "email", "steps", "exit_when", "variants", "holdout", "conversion_window", "queue"}
+		"audience", "frequency", "email", "steps", "exit_when", "variants", "holdout", "conversion_window", "tracking", "queue"}
 	audienceKeys       = []string{"stages", "inactive_days", "where"}
 	inactiveKeys       = []string{"min", "max"}
 	frequencyKeys      = []string{"cooldown", "max_sends", "max_entries"}
@@ -32,9 +32,10 @@ var (
 	variantKeys        = []string{"name", "weight", "template", "subject", "from"}
 	lifecycleKeys      = []string{"stages"}
 	stageKeys          = []string{"name", "when"}
-	settingsKeys       = []string{"from", "frequency_cap", "send_window", "conversion_window", "rate_limits"}
+	settingsKeys       = []string{"from", "frequency_cap", "send_window", "conversion_window", "rate_limits", "tracking", "soft_bounce_limit"}
 	frequencyCapKeys   = []string{"max", "per"}
 	rateLimitKeys      = []string{"global", "domains"}
+	softBounceKeys     = []string{"count", "per"}
 	variantName        = regexp.MustCompile(`^[a-z0-9-]+$`)
 	dayNames           = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} // indexed by time.Weekday
 	dayNamesFromMonday = append(slices.Clone(dayNames[1:]), dayNames[0])
@@ -58,12 +59,13 @@ func Keys(kind string) map[string][]string {
 			"email":                  emailKeys,
 			"steps[]":                stepKeys,
 			"variants[]":             variantKeys,
+			"tracking":               trackingKeys,
 		}
 	case "lifecycle":
 		m = map[string][]string{"": lifecycleKeys, "stages[]": stageKeys}
 	case "settings":
 		m = map[string][]string{"": settingsKeys, "frequency_cap": frequencyCapKeys, "send_window": windowKeys,
-			"rate_limits": rateLimitKeys}
+			"rate_limits": rateLimitKeys, "tracking": trackingKeys, "soft_bounce_limit": softBounceKeys}
 	}
 	for k, v := range m {
 		m[k] = slices.Clone(v)

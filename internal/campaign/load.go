@@ -375,6 +375,9 @@ func loadCampaign(path string) (Campaign, Errors) {
 	if f, ok := top["holdout"]; ok && f.value != nil {
 		c.HoldoutBasisPoints, c.HoldoutPos = d.holdout(f.value)
 	}
+	if f, ok := top["tracking"]; ok && f.value != nil {
+		c.Tracking = d.tracking(f.value)
+	}
 	if f, ok := top["queue"]; ok && f.value != nil {
 		if t, ok := d.str(f.value, "queue"); ok {
 			if queueName.MatchString(t.s) {

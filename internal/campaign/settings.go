@@ -64,8 +64,14 @@ func loadSettings(path string) (Settings, Errors) {
 			}
 		}
 	}
+	if f, ok := top["soft_bounce_limit"]; ok && f.value != nil {
+		st.SoftBounceLimit = d.softBounceLimit(f.value)
+	}
 	if f, ok := top["rate_limits"]; ok && f.value != nil {
 		st.RateLimits = d.rateLimits(f.value)
+	}
+	if f, ok := top["tracking"]; ok && f.value != nil {
+		st.Tracking = d.tracking(f.value)
 	}
 	return st, d.errs
 }
@@ -215,4 +221,39 @@ func (d *decoder) frequencyCap(n ast.Node) *Cap {
 		return nil
 	}
 	return c
+}
+
+func (d *decoder) softBounceLimit(n ast.Node) *SoftBounceLimit {
+	l := &SoftBounceLimit{Pos: d.pos(n)}
+	fields, ok := d.mapping(n, "soft_bounce_limit", softBounceKeys...)
+	if !ok {
+		return nil
+	}
+	good := true
+	if f, ok := fields["count"]; !ok || f.value == nil {
+		d.errorf(l.Pos, `missing required key "soft_bounce_limit.count"`)
+		good = false
+	} else if v, ok := d.count(f.value, "soft_bounce_limit.count"); !ok {
+		good = false
+	} else if v < 1 {
+		d.errorf(d.pos(f.value), "soft_bounce_limit.count: must be at least 1")
+		good = false
+	} else {
+		l.Count = v
+	}
+	if f, ok := fields["per"]; !ok || f.value == nil {
+		d.errorf(l.Pos, `missing required key "soft_bounce_limit.per"`)
+		good = false
+	} else if v, ok := d.duration(f.value, "soft_bounce_limit.per"); !ok {
+		good = false
+	} else if v == 0 {
+		d.errorf(d.pos(f.value), "soft_bounce_limit.per: must be more than 0")
+		good = false
+	} else {
+		l.Per = v
+	}
+	if !good {
+		return nil
+	}
+	return l
 }

@@ -13,9 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"nurture/internal/audience"
 	"nurture/internal/campaign"
 	nmail "nurture/internal/mail"
+	"nurture/internal/tracking"
 	"nurture/internal/unsubscribe"
 )
 
@@ -34,6 +37,10 @@ type Config struct {
 	// Unsubscribe, when set, gives every email a one-click unsubscribe
 	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
 	Unsubscribe *unsubscribe.Links
+	// Tracking, when set, adds the open pixel and click redirects to the
+	// emails of campaigns that track opens or clicks. Default nil: no
+	// email is tracked.
+	Tracking *tracking.Links
 }
 
 // Composer builds messages; it is safe for concurrent use.
@@ -97,10 +104,16 @@ func (c *Composer) Message(in Input) (*nmail.Message, error) {
 	if c.cfg.Unsubscribe != nil && !in.NoUnsubscribe {
 		data.UnsubscribeURL = c.cfg.Unsubscribe.URL(in.Customer.ID, camp.Name)
 		headers["List-Unsubscribe"] = "<" + data.UnsubscribeURL + ">"
+		if m := c.cfg.Unsubscribe.Mailto(in.Customer.ID, camp.Name); m != "" {
+			headers["List-Unsubscribe"] += ", <" + m + ">"
+		}
 		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 	}
 	r, err := in.Templates.Render(in.Template, data)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.track(r, in, data.UnsubscribeURL); err != nil {
 		return nil, err
 	}
 	subject := r.Subject
@@ -125,6 +138,29 @@ func (c *Composer) Message(in Input) (*nmail.Message, error) {
 		Text:       r.Text,
 		Headers:    headers,
 	}, nil
+}
+
+// track rewrites r's links and adds its open pixel, as in's campaign
+// asks, when tracking is configured and in is a delivery (a preview or a
+// test send is not: nothing of it could be recorded).
+func (c *Composer) track(r *nmail.Rendered, in Input, unsubscribeURL string) error {
+	if c.cfg.Tracking == nil {
+		return nil
+	}
+	t := campaign.EffectiveTracking(in.Campaign, in.Settings)
+	if !t.Any() {
+		return nil
+	}
+	id, err := uuid.Parse(in.DeliveryID)
+	if err != nil {
+		return nil
+	}
+	rw := tracking.Rewrite{Delivery: id, Opens: t.Opens, Clicks: t.Clicks, Keep: []string{unsubscribeURL}}
+	if r.HTML, err = c.cfg.Tracking.HTML(r.HTML, rw); err != nil {
+		return fmt.Errorf("campaign %q: %w", in.Campaign.Name, err)
+	}
+	r.Text = c.cfg.Tracking.Text(r.Text, rw)
+	return nil
 }
 
 // From returns the sender of camp's emails in variant v (nil: none), by

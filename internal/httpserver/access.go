@@ -120,7 +120,7 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.MaxBody {
 			w.Header().Set("Connection", "close")
-			if strings.HasPrefix(r.URL.Path, APIPrefix) {
+			if jsonPath(r.URL.Path) {
 				// API errors are JSON, as its callers expect.
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusRequestEntityTooLarge)
@@ -130,10 +130,16 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}
-		lw := &limitWriter{ResponseWriter: w, json: strings.HasPrefix(r.URL.Path, APIPrefix), limit: s.cfg.MaxBody}
+		lw := &limitWriter{ResponseWriter: w, json: jsonPath(r.URL.Path), limit: s.cfg.MaxBody}
 		r.Body = &limitBody{ReadCloser: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), over: &lw.over}
 		h.ServeHTTP(lw, r)
 	})
+}
+
+// jsonPath reports whether the errors of path are JSON: the API's and the
+// webhook's.
+func jsonPath(path string) bool {
+	return strings.HasPrefix(path, APIPrefix) || path == WebhookPath
 }
 
 // limitBody notes when a read went past the limit.

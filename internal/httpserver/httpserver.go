@@ -7,6 +7,8 @@
 //   - /metrics: anyone, or only with the bearer MetricsToken when it is set.
 //   - public pages (Deps.Public): anyone.
 //   - the API (Deps.API, under /api/v1/): a bearer token from APITokens.
+//   - the bounce webhook (Deps.Webhook, at WebhookPath): checks its own
+//     callers (a bearer token, or a provider's signature).
 //   - admin pages (/monitoring/ and Deps.Admin): basic auth AdminUser /
 //     AdminPassword; without AdminPassword, only on a loopback address. A
 //     cross-site request that may change state is refused, credentials or
@@ -175,7 +177,13 @@ type Deps struct {
 	// API, when set, serves APIPrefix for callers with a bearer token
 	// from APITokens.
 	API http.Handler
+	// Webhook, when set, serves WebhookPath; it authorizes its callers
+	// itself, as a provider's signature may stand for a token.
+	Webhook http.Handler
 }
+
+// WebhookPath is where Deps.Webhook is served.
+const WebhookPath = "/webhooks/bounces"
 
 // APIPrefix is where Deps.API is served.
 const APIPrefix = "/api/v1/"
@@ -221,6 +229,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	}
 	if deps.API != nil {
 		mux.Handle(APIPrefix, s.apiAuth(deps.API))
+	}
+	if deps.Webhook != nil {
+		mux.Handle(WebhookPath, deps.Webhook)
 	}
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,

@@ -15,29 +15,34 @@ import (
 // Metrics is the set of metrics one process exports. A nil *Metrics is
 // valid and records nothing, which keeps commands without /metrics simple.
 type Metrics struct {
-	reg        *prometheus.Registry
-	deliveries *prometheus.CounterVec
-	planned    *prometheus.CounterVec
-	sendTime   prometheus.Histogram
-	tickTime   *prometheus.HistogramVec
-	sendErrors *prometheus.CounterVec
-	kept       *prometheus.CounterVec
-	keptNow    prometheus.Gauge
-	infra      *prometheus.CounterVec
-	entries    *prometheus.CounterVec
-	lag        prometheus.Histogram
-	sweepTime  prometheus.Histogram
-	stages     *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
-	loadedAt   prometheus.Gauge
-	loadedOK   prometheus.Gauge
-	deferred   *prometheus.CounterVec
-	ingested   *prometheus.CounterVec
-	converted  *prometheus.CounterVec
-	revenue    *prometheus.CounterVec
-	waits      *prometheus.CounterVec
-	waitTime   prometheus.Histogram
-	backoffs   *prometheus.CounterVec
+	reg            *prometheus.Registry
+	deliveries     *prometheus.CounterVec
+	planned        *prometheus.CounterVec
+	sendTime       prometheus.Histogram
+	tickTime       *prometheus.HistogramVec
+	sendErrors     *prometheus.CounterVec
+	kept           *prometheus.CounterVec
+	keptNow        prometheus.Gauge
+	infra          *prometheus.CounterVec
+	entries        *prometheus.CounterVec
+	lag            prometheus.Histogram
+	sweepTime      prometheus.Histogram
+	stages         *prometheus.CounterVec
+	reloads        *prometheus.CounterVec
+	loadedAt       prometheus.Gauge
+	loadedOK       prometheus.Gauge
+	deferred       *prometheus.CounterVec
+	bounces        *prometheus.CounterVec
+	bounceRejected *prometheus.CounterVec
+	ingested       *prometheus.CounterVec
+	converted      *prometheus.CounterVec
+	revenue        *prometheus.CounterVec
+	waits          *prometheus.CounterVec
+	waitTime       prometheus.Histogram
+	backoffs       *prometheus.CounterVec
+	hits           *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	unrecorded     *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with Go and process
@@ -114,6 +119,15 @@ func New() *Metrics {
 		Name: "nurture_deferred_total",
 		Help: "Deliveries a worker picked up before their send time or outside their send window and put back until it opens, by campaign.",
 	}, []string{"campaign"})
+	m.bounces = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounces_total",
+		Help: "Bounces and complaints recorded, by kind (hard, soft, complaint) and source (webhook, ses, dsn); a notice delivered again is not counted twice.",
+	}, []string{"kind", "source"})
+	m.bounceRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_bounce_notifications_rejected_total",
+		Help: "Bounce and complaint notifications refused or not understood, by source (webhook, ses, dsn) and reason (unauthorized, invalid, signature, unparseable, failed).",
+	}, []string{"source", "reason"})
+	m.reg.MustRegister(m.bounces, m.bounceRejected)
 	m.ingested = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nurture_api_items_total",
 		Help: "Items posted to the ingest API, by kind (customers, events) and result: accepted (written), duplicate (changed nothing), invalid (refused).",
@@ -140,8 +154,21 @@ func New() *Metrics {
 		Help: "Amounts of the purchases attributed to a campaign's emails, by campaign.",
 	}, []string{"campaign"})
 	m.reg.MustRegister(m.converted, m.revenue)
+	m.hits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_tracking_hits_total",
+		Help: "Opens and clicks recorded, by kind (open, click), campaign and source: human, or machine (a link scanner, or within 2 seconds of the send), which reports leave out.",
+	}, []string{"kind", "campaign", "source"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_tracking_rejected_total",
+		Help: "Tracking requests not counted, by kind (open, click) and reason: invalid (forged or altered token, answered 400) or expired (answered, not counted).",
+	}, []string{"kind", "reason"})
+	m.unrecorded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nurture_tracking_unrecorded_total",
+		Help: "Tracking hits answered but not recorded, by reason: backlog (the recorder was full, PostgreSQL being slow or down), database (the write failed), unknown_delivery (the delivery no longer exists).",
+	}, []string{"reason"})
 	m.reg.MustRegister(m.deliveries, m.planned, m.sendTime, m.tickTime, m.sendErrors, m.kept, m.keptNow, m.infra,
 		m.entries, m.lag, m.sweepTime, m.stages, m.reloads, m.loadedAt, m.loadedOK, m.deferred, m.ingested, m.waits, m.waitTime, m.backoffs,
+		m.hits, m.rejected, m.unrecorded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -150,6 +177,20 @@ func New() *Metrics {
 func (m *Metrics) Delivered(campaign, status string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(campaign, status).Inc()
+	}
+}
+
+// Bounce counts one bounce or complaint recorded.
+func (m *Metrics) Bounce(kind, source string) {
+	if m != nil {
+		m.bounces.WithLabelValues(kind, source).Inc()
+	}
+}
+
+// BounceRejected counts one notification refused or not understood.
+func (m *Metrics) BounceRejected(source, reason string) {
+	if m != nil {
+		m.bounceRejected.WithLabelValues(source, reason).Inc()
 	}
 }
 
@@ -165,6 +206,34 @@ func (m *Metrics) Converted(campaign string, n int, revenue float64) {
 func (m *Metrics) Ingested(kind, result string, n int) {
 	if m != nil && n > 0 {
 		m.ingested.WithLabelValues(kind, result).Add(float64(n))
+	}
+}
+
+// TrackingHits counts n recorded hits of kind (open, click) on
+// campaign's emails, human or machine-made.
+func (m *Metrics) TrackingHits(kind, campaign string, machine bool, n int) {
+	if m != nil && n > 0 {
+		source := "human"
+		if machine {
+			source = "machine"
+		}
+		m.hits.WithLabelValues(kind, campaign, source).Add(float64(n))
+	}
+}
+
+// TrackingRejected counts one tracking request of kind not counted for
+// reason (invalid, expired).
+func (m *Metrics) TrackingRejected(kind, reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(kind, reason).Inc()
+	}
+}
+
+// TrackingUnrecorded counts n hits answered but not recorded, for reason
+// (backlog, database, unknown_delivery).
+func (m *Metrics) TrackingUnrecorded(reason string, n int) {
+	if m != nil && n > 0 {
+		m.unrecorded.WithLabelValues(reason).Add(float64(n))
 	}
 }
 

@@ -78,8 +78,8 @@ func TestPagesInBrowser(t *testing.T) {
 	dom = browse(t, bin, login+"/campaigns/winback", "--dump-dom")
 	checkRows(t, dom, "report", reportHead, winbackLine, variantA, holdoutLine)
 	checkRows(t, dom, "days", "Day | Planned | Sent | Opened | Clicked | Converted | Conv. rate | Revenue",
-		"2026-06-01 | 4 | 2 | 0 | 0 | 1 | 50.0% | 40.00",
-		"2026-06-02 | 2 | 1 | 0 | 0 | 1 | 100.0% | 60.00")
+		"2026-06-01 | 4 | 2 | 1 | 1 | 1 | 50.0% | 40.00",
+		"2026-06-02 | 2 | 1 | 1 | 0 | 1 | 100.0% | 60.00")
 	if !strings.Contains(dom, `href="/monitoring/queues/retention"`) || !strings.Contains(dom, "<svg") {
 		t.Errorf("/campaigns/winback in the browser lacks the queue link or the chart")
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"nurture/internal/audience"
 	"nurture/internal/campaign"
 	"nurture/internal/store"
@@ -37,6 +39,8 @@ func campaigns() *campaign.Set {
 //
 // winback, on 2026-06-01: c1 and c2 sent (variant a), c3 skipped
 // (unsubscribed), c4 held out; on 2026-06-02: c5 sent, c6 failed.
+// c1 opens and clicks, c5 opens; c6's address bounces (hard), c2
+// complains (which unsubscribes them through winback).
 // Purchases: c1 40 (winback's), c4 15 (the holdout's), c5 60 (winback's).
 //
 // Stage sweeps: 2026-06-01 10:00 c1 c2 new, c3 c4 active, c5 c6 at_risk;
@@ -80,9 +84,27 @@ func seed(t testing.TB, st *store.Store) {
 	for i, id := range ids[:3] {
 		outs = append(outs, store.Outcome{ID: id, Status: store.StatusSent, SentAt: []time.Time{d1, d1, d2}[i]})
 	}
-	outs = append(outs, store.Outcome{ID: ids[3], Status: store.StatusFailed, Reason: "550 no such user", Error: "550 no such user"})
+	outs[1].MessageID = "<c2@mail.example.com>"
+	outs = append(outs, store.Outcome{ID: ids[3], Status: store.StatusFailed, Reason: "550 no such user", Error: "550 no such user",
+		MessageID: "<c6@mail.example.com>"})
 	if stale, err := st.Record(ctx, outs); err != nil || len(stale) > 0 {
 		t.Fatalf("Record: stale %v, %v", stale, err)
+	}
+	// c1 opens and clicks, c5 opens; c6's address bounces, c2 complains.
+	if _, err := st.RecordHits(ctx, []store.Hit{
+		{Delivery: uuid.MustParse(ids[0]), At: d1.Add(30 * time.Minute)},
+		{Delivery: uuid.MustParse(ids[0]), Click: true, URL: "https://shop.example.com/", At: d1.Add(40 * time.Minute)},
+		{Delivery: uuid.MustParse(ids[2]), At: d2.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []store.Bounce{
+		{Key: "b1", Kind: store.BounceHard, Email: "c6@example.com", MessageID: "<c6@mail.example.com>", Source: "webhook", OccurredAt: d2.Add(time.Minute)},
+		{Key: "b2", Kind: store.BounceComplaint, Email: "c2@example.com", MessageID: "<c2@mail.example.com>", Source: "webhook", OccurredAt: d1.Add(time.Hour)},
+	} {
+		if res, err := st.RecordBounce(ctx, b, store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour}); err != nil || res.DeliveryID == "" {
+			t.Fatalf("RecordBounce %s = %+v, %v; want it linked to its delivery", b.Key, res, err)
+		}
 	}
 	im, err = st.BeginImport(ctx)
 	if err != nil {
@@ -165,14 +187,15 @@ func checkRows(t testing.TB, page, id string, want ...string) {
 	}
 }
 
-const reportHead = "Campaign | Variant | Step | Planned | Sent | Failed | Skipped | Held out | Unfinished | Opened | Clicked | Unsubscribed | Converted | Conv. rate | Revenue | Holdout conv. | Uplift (95% CI)"
+const reportHead = "Campaign | Variant | Step | Planned | Sent | Failed | Skipped | Held out | Unfinished | Opened | Clicked | Unsubscribed | Bounced | Complained | Converted | Conv. rate | Revenue | Holdout conv. | Uplift (95% CI)"
 
 // The fixture's report lines, computed by hand: winback sent 3, 2
-// converted (40 + 60), the holdout 1 of 1; uplift 2/3 − 1/1 with
-// Newcombe's interval.
+// opened, 1 clicked, 1 unsubscribed (the complaint), 1 bounced, 1
+// complained, 2 converted (40 + 60), the holdout 1 of 1; uplift 2/3 − 1/1
+// with Newcombe's interval.
 var (
-	welcomeLine = "welcome | | | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0.0% | 0.00 | |"
-	winbackLine = "winback | | | 6 | 3 | 1 | 1 | 1 | 0 | 0 | 0 | 0 | 2 | 66.7% | 100.00 | 1 (100.0%) | -33.3 pts [-79.2, +50.5]"
-	variantA    = "winback | a | | 5 | 3 | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 2 | 66.7% | 100.00 | |"
-	holdoutLine = "winback | holdout | | 1 | 0 | 0 | 0 | 1 | 0 | 0 | 0 | 0 | 0 | 0.0% | 0.00 | 1 (100.0%) |"
+	welcomeLine = "welcome | | | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0.0% | 0.00 | |"
+	winbackLine = "winback | | | 6 | 3 | 1 | 1 | 1 | 0 | 2 | 1 | 1 | 1 | 1 | 2 | 66.7% | 100.00 | 1 (100.0%) | -33.3 pts [-79.2, +50.5]"
+	variantA    = "winback | a | | 5 | 3 | 1 | 1 | 0 | 0 | 2 | 1 | 1 | 1 | 1 | 2 | 66.7% | 100.00 | |"
+	holdoutLine = "winback | holdout | | 1 | 0 | 0 | 0 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0.0% | 0.00 | 1 (100.0%) |"
 )

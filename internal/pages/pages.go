@@ -184,9 +184,8 @@ func (p *pages) campaigns(w http.ResponseWriter, r *http.Request) {
 // day is one day of a campaign as shown.
 type day struct {
 	store.CampaignDay
-	Label           string
-	Opened, Clicked int // open and click tracking are not counted yet
-	ConversionRate  float64
+	Label          string
+	ConversionRate float64
 }
 
 func (p *pages) campaign(w http.ResponseWriter, r *http.Request) {
@@ -224,17 +223,20 @@ func (p *pages) campaign(w http.ResponseWriter, r *http.Request) {
 	}
 	shown := make([]day, 0, len(days))
 	labels := make([]string, 0, len(days))
-	sent, converted := Series{Name: "sent", Color: colorOf(0)}, Series{Name: "converted", Color: colorOf(1)}
+	sent, opened := Series{Name: "sent", Color: colorOf(0)}, Series{Name: "opened", Color: colorOf(4)}
+	clicked, converted := Series{Name: "clicked", Color: colorOf(3)}, Series{Name: "converted", Color: colorOf(1)}
 	for _, d := range days {
 		label := d.Day.Format("2006-01-02")
 		shown = append(shown, day{CampaignDay: d, Label: label, ConversionRate: ratio(d.Converted, d.Sent)})
 		labels = append(labels, label)
 		sent.Values = append(sent.Values, float64(d.Sent))
+		opened.Values = append(opened.Values, float64(d.Opened))
+		clicked.Values = append(clicked.Values, float64(d.Clicked))
 		converted.Values = append(converted.Values, float64(d.Converted))
 	}
 	var chart template.HTML
 	if len(days) > 0 {
-		chart = LineChart("Sent and converted per day, "+name, labels, []Series{sent, converted})
+		chart = LineChart("Sent, opened, clicked and converted per day, "+name, labels, []Series{sent, opened, clicked, converted})
 	}
 	data := map[string]any{
 		"Title": "Campaign " + name, "Name": name, "Configured": c != nil, "Rows": rowsOf(lines), "Days": shown, "Chart": chart,

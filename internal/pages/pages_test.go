@@ -65,8 +65,8 @@ func TestCampaignPage(t *testing.T) {
 	}
 	checkRows(t, page, "report", reportHead, winbackLine, variantA, holdoutLine)
 	checkRows(t, page, "days", "Day | Planned | Sent | Opened | Clicked | Converted | Conv. rate | Revenue",
-		"2026-06-01 | 4 | 2 | 0 | 0 | 1 | 50.0% | 40.00",
-		"2026-06-02 | 2 | 1 | 0 | 0 | 1 | 100.0% | 60.00")
+		"2026-06-01 | 4 | 2 | 1 | 1 | 1 | 50.0% | 40.00",
+		"2026-06-02 | 2 | 1 | 1 | 0 | 1 | 100.0% | 60.00")
 	for _, want := range []string{`<a id="queue" href="/monitoring/queues/retention">`, `<a href="/campaigns">`,
 		"Win back customers drifting away", "<svg", `<polyline fill="none" stroke="#2563eb" stroke-width="2" points="48.0,12.0 628.0,108.0"/>`} {
 		if !strings.Contains(page, want) {

@@ -52,7 +52,7 @@ form input{font:inherit;padding:.2rem}
 {{end}}
 {{define "report"}}<div class="wide"><table class="cards" id="report"><thead><tr>
 <th>Campaign</th><th>Variant</th><th>Step</th><th>Planned</th><th>Sent</th><th>Failed</th><th>Skipped</th><th>Held out</th><th>Unfinished</th>
-<th>Opened</th><th>Clicked</th><th>Unsubscribed</th><th>Converted</th><th>Conv. rate</th><th>Revenue</th><th>Holdout conv.</th><th>Uplift (95% CI)</th>
+<th>Opened</th><th>Clicked</th><th>Unsubscribed</th><th>Bounced</th><th>Complained</th><th>Converted</th><th>Conv. rate</th><th>Revenue</th><th>Holdout conv.</th><th>Uplift (95% CI)</th>
 </tr></thead><tbody>
 {{range .}}<tr{{if .Whole}} class="whole"{{end}} data-campaign="{{.Campaign}}">
 <td data-label="Campaign">{{if .Link}}<a href="{{.Link}}">{{.Whole}}</a>{{else}}{{.Campaign}}{{end}}</td>
@@ -61,17 +61,18 @@ form input{font:inherit;padding:.2rem}
 <td data-label="Skipped"{{if .SkippedBy}} title="{{.SkippedBy}}"{{end}}>{{.Skipped}}</td>
 <td data-label="Held out">{{.HeldOut}}</td><td data-label="Unfinished">{{.Unfinished}}</td>
 <td data-label="Opened">{{.Opened}}</td><td data-label="Clicked">{{.Clicked}}</td><td data-label="Unsubscribed">{{.Unsubscribed}}</td>
+<td data-label="Bounced">{{.Bounced}}</td><td data-label="Complained">{{.Complained}}</td>
 <td data-label="Converted">{{.Converted}}</td><td data-label="Conv. rate">{{pct .ConversionRate}}</td><td data-label="Revenue">{{money .Revenue}}</td>
 <td data-label="Holdout conv.">{{if .HeldOut}}{{.HoldoutConverted}} ({{pct .HoldoutConversionRate}}){{end}}</td>
 <td data-label="Uplift (95% CI)">{{.Uplift}}</td>
 </tr>
-{{else}}<tr><td colspan="17">No campaigns.</td></tr>
+{{else}}<tr><td colspan="19">No campaigns.</td></tr>
 {{end}}</tbody></table></div>{{end}}
 `
 
 const campaignsPage = `{{define "campaigns"}}{{template "head" .}}
 <h1>Campaigns</h1>
-<p class="note">Every delivery of every campaign, {{.Fresh}}. Skipped counts hover to show their reasons; conversions and revenue count sent deliveries, the holdout's are beside them. Opens and clicks are not tracked yet.</p>
+<p class="note">Every delivery of every campaign, {{.Fresh}}. Skipped counts hover to show their reasons; opens and clicks are people's (machine-made ones left out); conversions and revenue count sent deliveries, the holdout's are beside them.</p>
 {{template "report" .Rows}}
 {{range .Rows}}{{if .SkippedBy}}{{if .Whole}}<p class="note">{{.Campaign}} skipped: {{.SkippedBy}}</p>{{end}}{{end}}{{end}}
 {{template "foot"}}{{end}}

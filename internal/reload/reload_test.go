@@ -104,7 +104,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	}
 	want := []string{
 		"reload refused: " + filepath.Join(campaigns, "broken.yaml") + ":2:11: schedule: invalid cron expression: expected exactly 5 fields, found 2: [every day] cause=SIGHUP",
-		"reload refused: " + filepath.Join(campaigns, "nudge.yaml") + ":11:1: unknown key \"colour\"; the keys here are name, description, enabled, schedule, trigger, priority, send_window, audience, frequency, email, steps, exit_when, variants, holdout, conversion_window, queue cause=SIGHUP",
+		"reload refused: " + filepath.Join(campaigns, "nudge.yaml") + ":11:1: unknown key \"colour\"; the keys here are name, description, enabled, schedule, trigger, priority, send_window, audience, frequency, email, steps, exit_when, variants, holdout, conversion_window, tracking, queue cause=SIGHUP",
 		"reload refused; the previous campaigns and templates keep running cause=SIGHUP",
 	}
 	if strings.Join(refused, "\n") != strings.Join(want, "\n") {

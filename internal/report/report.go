@@ -145,6 +145,10 @@ func total(campaign string, rs []store.ReportRow) Line {
 	for _, r := range rs {
 		l.Planned += r.Deliveries
 		l.Unsubscribed += r.Unsubscribed
+		l.Opened += r.Opened
+		l.Clicked += r.Clicked
+		l.Bounced += r.Bounced
+		l.Complained += r.Complained
 		switch r.Status {
 		case store.StatusSent:
 			l.Sent += r.Deliveries
@@ -225,8 +229,8 @@ func Windows(set *campaign.Set) store.Windows {
 // WriteText writes lines as a table, then the skip reasons of each
 // campaign.
 func WriteText(w io.Writer, lines []Line) {
-	fmt.Fprintf(w, "%-16s %-9s %-4s %7s %7s %6s %7s %8s %6s %6s %9s %6s %10s  %s\n", "CAMPAIGN", "VARIANT", "STEP",
-		"PLANNED", "SENT", "FAILED", "SKIPPED", "HELD_OUT", "UNFIN", "CONV", "CONV_RATE", "UNSUB", "REVENUE", "UPLIFT (95% CI)")
+	fmt.Fprintf(w, "%-16s %-9s %-4s %7s %7s %6s %7s %8s %6s %6s %7s %6s %9s %6s %10s  %s\n", "CAMPAIGN", "VARIANT", "STEP",
+		"PLANNED", "SENT", "FAILED", "SKIPPED", "HELD_OUT", "UNFIN", "OPENED", "CLICKED", "CONV", "CONV_RATE", "UNSUB", "REVENUE", "UPLIFT (95% CI)")
 	for _, l := range lines {
 		variant, step := "", ""
 		if l.Variant != nil {
@@ -243,8 +247,8 @@ func WriteText(w io.Writer, lines []Line) {
 		if l.Uplift != nil {
 			uplift = fmt.Sprintf("%+.1f pts [%+.1f, %+.1f]", 100*l.Uplift.Value, 100*l.Uplift.Low, 100*l.Uplift.High)
 		}
-		line := fmt.Sprintf("%-16s %-9s %-4s %7d %7d %6d %7d %8d %6d %6d %8.1f%% %6d %10.2f  %s", l.Campaign, variant, step,
-			l.Planned, l.Sent, l.Failed, skipped, l.HeldOut, l.Unfinished, l.Converted, 100*l.ConversionRate, l.Unsubscribed, l.Revenue, uplift)
+		line := fmt.Sprintf("%-16s %-9s %-4s %7d %7d %6d %7d %8d %6d %6d %7d %6d %8.1f%% %6d %10.2f  %s", l.Campaign, variant, step,
+			l.Planned, l.Sent, l.Failed, skipped, l.HeldOut, l.Unfinished, l.Opened, l.Clicked, l.Converted, 100*l.ConversionRate, l.Unsubscribed, l.Revenue, uplift)
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	if len(lines) == 0 {

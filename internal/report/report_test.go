@@ -15,7 +15,7 @@ import (
 // 56/70 − 48/80 = 0.2, 95 % interval 0.0524 to 0.3339 (method 10).
 func TestBuild(t *testing.T) {
 	rows := []store.ReportRow{
-		{Campaign: "winback", Variant: "a", Step: 1, Status: "sent", Deliveries: 70, Converted: 56, Revenue: 1000.5, Unsubscribed: 2},
+		{Campaign: "winback", Variant: "a", Step: 1, Status: "sent", Deliveries: 70, Converted: 56, Revenue: 1000.5, Unsubscribed: 2, Bounced: 3, Complained: 1},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "failed", Deliveries: 3},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "skipped", Reason: "unsubscribed", Deliveries: 4},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "skipped", Reason: "frequency cap", Deliveries: 1},
@@ -35,8 +35,8 @@ func TestBuild(t *testing.T) {
 	want := []string{
 		`{"campaign":"old","variant":null,"step":null,"planned":1,"sent":1,"failed":0,"skipped":{},"held_out":0,"unfinished":0,"opened":0,"clicked":0,"unsubscribed":0,"bounced":0,"complained":0,"converted":0,"revenue":0,"conversion_rate":0,"holdout_converted":0,"holdout_conversion_rate":0,"uplift":null}`,
 		`{"campaign":"welcome","variant":null,"step":null,"planned":0,"sent":0,"failed":0,"skipped":{},"held_out":0,"unfinished":0,"opened":0,"clicked":0,"unsubscribed":0,"bounced":0,"complained":0,"converted":0,"revenue":0,"conversion_rate":0,"holdout_converted":0,"holdout_conversion_rate":0,"uplift":null}`,
-		`{"campaign":"winback","variant":null,"step":null,"planned":160,"sent":70,"failed":3,"skipped":{"frequency cap":1,"unsubscribed":4},"held_out":80,"unfinished":2,"opened":0,"clicked":0,"unsubscribed":2,"bounced":0,"complained":0,"converted":56,"revenue":1000.5,"conversion_rate":0.8,"holdout_converted":48,"holdout_conversion_rate":0.6,"uplift":{"value":0.2,"low":0.052431,"high":0.333873}}`,
-		`{"campaign":"winback","variant":"a","step":null,"planned":80,"sent":70,"failed":3,"skipped":{"frequency cap":1,"unsubscribed":4},"held_out":0,"unfinished":2,"opened":0,"clicked":0,"unsubscribed":2,"bounced":0,"complained":0,"converted":56,"revenue":1000.5,"conversion_rate":0.8,"holdout_converted":0,"holdout_conversion_rate":0,"uplift":null}`,
+		`{"campaign":"winback","variant":null,"step":null,"planned":160,"sent":70,"failed":3,"skipped":{"frequency cap":1,"unsubscribed":4},"held_out":80,"unfinished":2,"opened":0,"clicked":0,"unsubscribed":2,"bounced":3,"complained":1,"converted":56,"revenue":1000.5,"conversion_rate":0.8,"holdout_converted":48,"holdout_conversion_rate":0.6,"uplift":{"value":0.2,"low":0.052431,"high":0.333873}}`,
+		`{"campaign":"winback","variant":"a","step":null,"planned":80,"sent":70,"failed":3,"skipped":{"frequency cap":1,"unsubscribed":4},"held_out":0,"unfinished":2,"opened":0,"clicked":0,"unsubscribed":2,"bounced":3,"complained":1,"converted":56,"revenue":1000.5,"conversion_rate":0.8,"holdout_converted":0,"holdout_conversion_rate":0,"uplift":null}`,
 		`{"campaign":"winback","variant":"holdout","step":null,"planned":80,"sent":0,"failed":0,"skipped":{},"held_out":80,"unfinished":0,"opened":0,"clicked":0,"unsubscribed":0,"bounced":0,"complained":0,"converted":0,"revenue":0,"conversion_rate":0,"holdout_converted":48,"holdout_conversion_rate":0.6,"uplift":null}`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -25,7 +25,14 @@ type Campaign struct {
 	Variants         []Variant      `json:"variants,omitempty" jsonschema:"minItems=1" jsonschema_description:"Split a single-email campaign's entries by weight."`
 	Holdout          Share          `json:"holdout,omitempty" jsonschema_description:"Share of entries held out: recorded, never sent."`
 	ConversionWindow Duration       `json:"conversion_window,omitempty" jsonschema_description:"How long after a send a purchase is attributed to the campaign; default from settings.yaml, else 120h."`
+	Tracking         *Tracking      `json:"tracking,omitempty" jsonschema_description:"Open and click tracking; each key left out takes the default of settings.yaml, else false. Needs PUBLIC_URL and SECRET."`
 	Queue            string         `json:"queue,omitempty" jsonschema:"pattern=^[a-z0-9_-]+$,default=default" jsonschema_description:"The Asynq queue."`
+}
+
+// Tracking turns open and click tracking on or off.
+type Tracking struct {
+	Opens  *bool `json:"opens,omitempty" jsonschema_description:"Add an open pixel to the HTML part."`
+	Clicks *bool `json:"clicks,omitempty" jsonschema_description:"Send links through the click redirect."`
 }
 
 // JSONSchemaExtend says what the tags cannot: one start, one content.
@@ -133,6 +140,8 @@ type Settings struct {
 	SendWindow       *Window       `json:"send_window,omitempty" jsonschema_description:"Default send window of campaigns that set none (absent: any time)."`
 	ConversionWindow Duration      `json:"conversion_window,omitempty" jsonschema_description:"Default attribution window."`
 	RateLimits       *RateLimits   `json:"rate_limits,omitempty" jsonschema_description:"How fast all worker processes together may hand emails to the SMTP server."`
+	Tracking         *Tracking     `json:"tracking,omitempty" jsonschema_description:"Default open and click tracking of every campaign (absent: none)."`
+	SoftBounceLimit  *SoftBounces  `json:"soft_bounce_limit,omitempty" jsonschema_description:"Soft bounces that suppress an address: count within any interval of length per (absent: 3 per 720h)."`
 }
 
 // RateLimits are the send-rate throttles.
@@ -155,6 +164,12 @@ type Rate struct{}
 func (Rate) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{Type: "string", Pattern: `^\s*[1-9][0-9]{0,6}/[smh]\s*$`,
 		Description: "A rate: 20/s, 600/m or 1000/h."}
+}
+
+// SoftBounces is the soft bounce limit.
+type SoftBounces struct {
+	Count int      `json:"count" jsonschema:"required,minimum=1"`
+	Per   Duration `json:"per" jsonschema:"required"`
 }
 
 // FrequencyCap is the global cap.

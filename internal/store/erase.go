@@ -120,6 +120,7 @@ func (s *Store) Erase(ctx context.Context, id string, source ErasureSource) (Era
 			{"events", qEraseEvents, &res.Events, []any{id, token}},
 			{"consent history", qEraseConsent, &res.ConsentChanges, []any{id, token}},
 			{"stage history", qEraseStages, &res.StageChanges, []any{id}},
+			{"links clicked", qEraseClicks, new(int), []any{token}},
 		} {
 			tag, err := tx.Exec(ctx, s.q.get(step.query), step.args...)
 			if err != nil {

@@ -171,6 +171,18 @@ func seedPerson(t *testing.T, st *store.Store, now *time.Time) map[string]string
 	if err != nil || len(stale) != 0 {
 		t.Fatalf("Record = %v, %v", stale, err)
 	}
+	// Bounces: a hard one of the sent email quoting the address, and a
+	// soft one of the address alone.
+	limit := store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour}
+	for _, b := range []store.Bounce{
+		{Key: "dsn:1", Kind: store.BounceHard, Email: zqEmail, MessageID: "<m1@example.com>", Reason: "5.1.1 550 <" + zqEmail + ">: no such user",
+			Source: "dsn", OccurredAt: ts("2026-05-17T09:00:00Z")},
+		{Key: "webhook:2", Kind: store.BounceSoft, Email: zqEmail, Source: "webhook", OccurredAt: ts("2026-05-18T09:00:00Z")},
+	} {
+		if _, err := st.RecordBounce(ctx, b, limit); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return ids
 }
 
@@ -180,13 +192,18 @@ func TestEraseLeavesNothingPersonal(t *testing.T) {
 	now := ts("2026-05-01T00:00:00Z")
 	st := clockStore(t, &now)
 	ids := seedPerson(t, st, &now)
+	// A link clicked in the sent email names the person.
+	if _, err := st.Pool().Exec(ctx, `WITH t AS (INSERT INTO delivery_tracking (delivery_id, clicks) VALUES ($1, 1))
+		INSERT INTO delivery_clicks (delivery_id, url, clicks) VALUES ($1, $2, 1)`, ids["sent"], "https://shop.example.com/cart?who="+zqID); err != nil {
+		t.Fatal(err)
+	}
 
 	personal := []string{zqID, zqEmail, zqName, zqAttr, zqEventID, zqTicket}
 	before := dumpTables(t, st)
 	// The seed must put the strings where the erasure has to find them,
 	// or this test could not fail.
 	for _, table := range []string{"customers", "events", "deliveries", "journeys", "consent_changes", "suppressions",
-		"opted_out_addresses", "customer_stages", "stage_changes"} {
+		"opted_out_addresses", "customer_stages", "stage_changes", "delivery_clicks", "bounces"} {
 		if len(findPersonal(map[string][]string{table: before[table]}, personal...)) == 0 {
 			t.Errorf("before the erasure, table %s holds nothing of the person", table)
 		}

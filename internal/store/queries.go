@@ -72,6 +72,14 @@ const (
 	qEvent                = "event"
 	qDeferDeliveries      = "defer-deliveries"
 	qCustomer             = "customer"
+	qBounceLock           = "bounce-lock"
+	qBounceInsert         = "bounce-insert"
+	qBounceMarkDelivery   = "bounce-mark-delivery"
+	qBounceSoftCount      = "bounce-soft-count"
+	qBounceSuppress       = "bounce-suppress"
+	qBounceCustomers      = "bounce-customers"
+	qBounces              = "bounces"
+	qDeliveryBounces      = "delivery-bounces"
 	qAttributionLock      = "attribution-lock"
 	qAttributionProgress  = "attribution-progress"
 	qAttribute            = "attribute"
@@ -84,6 +92,10 @@ const (
 	qEraseStages          = "erase-stages"
 	qEraseLog             = "erase-log"
 	qEraseScrub           = "erase-scrub"
+	qEraseClicks          = "erase-clicks"
+	qRecordHits           = "record-hits"
+	qDeliveryTracking     = "delivery-tracking"
+	qDeliveryClicks       = "delivery-clicks"
 	qRollupTryLock        = "rollup-try-lock"
 	qRollupProgress       = "rollup-progress"
 	qRollupDirtyTable     = "rollup-dirty-table"
@@ -111,7 +123,7 @@ var queryNames = []string{
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
 	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
-	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyDrop,
+	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyTableIndexed, qScratchCopyDrop,
 	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
@@ -121,8 +133,11 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
+	qBounceLock, qBounceInsert, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
+	qBounces, qDeliveryBounces,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
-	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub,
+	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub, qEraseClicks,
+	qRecordHits, qDeliveryTracking, qDeliveryClicks,
 	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupDirtyAll, qRollupDirtyAnalyze, qRollupClear, qRollupCount, qRollupCountAll, qRollupDone, qRollupRefreshedAt,
 	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepCountsClear, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
 }

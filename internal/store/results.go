@@ -119,10 +119,14 @@ type ReportRow struct {
 	Status, Reason    string
 	Deliveries        int
 	// Unsubscribed counts sent deliveries followed by an opt-out through
-	// the campaign's link; Converted deliveries with an attributed
+	// the campaign's link; Bounced and Complained deliveries a bounce or
+	// a complaint was recorded on; Converted deliveries with an attributed
 	// purchase, whose amounts add up to Revenue.
-	Unsubscribed, Converted int
-	Revenue                 float64
+	Unsubscribed, Bounced, Complained, Converted int
+	Revenue                                      float64
+	// Opened and Clicked count deliveries with a human open (or click)
+	// and a human click; machine-made hits are left out.
+	Opened, Clicked int
 }
 
 // ReportFilter selects deliveries by campaign ("" for all) and send_at in
@@ -142,11 +146,14 @@ func (s *Store) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error)
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		var n, unsub, conv int64
-		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &conv, &r.Revenue); err != nil {
+		var n, unsub, bounced, complained, conv, opened, clicked int64
+		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &bounced, &complained, &conv, &r.Revenue,
+			&opened, &clicked); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 		r.Deliveries, r.Unsubscribed, r.Converted = int(n), int(unsub), int(conv)
+		r.Bounced, r.Complained = int(bounced), int(complained)
+		r.Opened, r.Clicked = int(opened), int(clicked)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -22,9 +22,10 @@ type RollupResult struct {
 }
 
 // RefreshRollups brings campaign_daily up to date: it counts again, from
-// deliveries, the days of each campaign that have a delivery, an
-// attributed purchase or an opt-out through the campaign's link written
-// since the previous refresh (the first refresh counts every day). It
+// deliveries, the days of each campaign that have a delivery (its status,
+// a bounce or complaint), an attributed purchase, a first open or click
+// or an opt-out through the campaign's link written since the previous
+// refresh (the first refresh counts every day). It
 // runs in one repeatable-read transaction, so the bound it records (its
 // snapshot's oldest running transaction) leaves nothing behind, whatever
 // commits meanwhile. now is recorded as the refresh time.
@@ -102,9 +103,11 @@ func (s *Store) CampaignTotals(ctx context.Context, campaign string) ([]ReportRo
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReportRow, error) {
 		var x ReportRow
-		var n, unsub, conv int64
-		err := r.Scan(&x.Campaign, &x.Variant, &x.Step, &x.Status, &x.Reason, &n, &unsub, &conv, &x.Revenue)
+		var n, unsub, bounced, complained, conv, opened, clicked int64
+		err := r.Scan(&x.Campaign, &x.Variant, &x.Step, &x.Status, &x.Reason, &n, &unsub, &bounced, &complained, &conv, &x.Revenue,
+			&opened, &clicked)
 		x.Deliveries, x.Unsubscribed, x.Converted = int(n), int(unsub), int(conv)
+		x.Bounced, x.Complained, x.Opened, x.Clicked = int(bounced), int(complained), int(opened), int(clicked)
 		return x, err
 	})
 	if err != nil {
@@ -116,11 +119,12 @@ func (s *Store) CampaignTotals(ctx context.Context, campaign string) ([]ReportRo
 // CampaignDay counts one campaign's deliveries due on one UTC day.
 type CampaignDay struct {
 	Day time.Time // midnight UTC
-	// Planned counts every delivery, Sent the sent ones; Converted the
+	// Planned counts every delivery, Sent the sent ones, Opened and
+	// Clicked those with a human open (or click) and click; Converted the
 	// sent ones with an attributed purchase, whose amounts add up to
 	// Revenue.
-	Planned, Sent, Converted int
-	Revenue                  float64
+	Planned, Sent, Opened, Clicked, Converted int
+	Revenue                                   float64
 }
 
 // CampaignDays are a campaign's deliveries per day (by send_at, UTC), from
@@ -132,10 +136,10 @@ func (s *Store) CampaignDays(ctx context.Context, campaign string) ([]CampaignDa
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CampaignDay, error) {
 		var d CampaignDay
-		var planned, sent, conv int64
-		err := r.Scan(&d.Day, &planned, &sent, &conv, &d.Revenue)
+		var planned, sent, opened, clicked, conv int64
+		err := r.Scan(&d.Day, &planned, &sent, &opened, &clicked, &conv, &d.Revenue)
 		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
-		d.Planned, d.Sent, d.Converted = int(planned), int(sent), int(conv)
+		d.Planned, d.Sent, d.Opened, d.Clicked, d.Converted = int(planned), int(sent), int(opened), int(clicked), int(conv)
 		return d, err
 	})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"nurture/internal/audience"
 	"nurture/internal/store"
 	"nurture/internal/testenv"
@@ -16,8 +18,9 @@ import (
 func reportLines(rows []store.ReportRow) string {
 	var b strings.Builder
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%s/%s/%d/%s/%s: %d delivered, %d unsubscribed, %d converted, %.2f\n",
-			r.Campaign, r.Variant, r.Step, r.Status, r.Reason, r.Deliveries, r.Unsubscribed, r.Converted, r.Revenue)
+		fmt.Fprintf(&b, "%s/%s/%d/%s/%s: %d delivered, %d opened, %d clicked, %d unsubscribed, %d bounced, %d complained, %d converted, %.2f\n",
+			r.Campaign, r.Variant, r.Step, r.Status, r.Reason, r.Deliveries, r.Opened, r.Clicked, r.Unsubscribed, r.Bounced, r.Complained,
+			r.Converted, r.Revenue)
 	}
 	return b.String()
 }
@@ -102,13 +105,31 @@ func TestRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	refresh(false, 1)
+	// c1 opens, then clicks (each a first: counted again), then opens
+	// again; c2's address bounces.
+	ids := map[string]string{}
+	if err := st.Deliveries(ctx, func(d *store.DeliveryRow) error { ids[d.Campaign+"/"+d.CustomerID] = d.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []store.Hit{
+		{Delivery: uuid.MustParse(ids["winback/c1"]), At: d1.Add(time.Hour)},
+		{Delivery: uuid.MustParse(ids["winback/c1"]), Click: true, URL: "https://shop.example.com/", At: d1.Add(2 * time.Hour)},
+		{Delivery: uuid.MustParse(ids["winback/c1"]), At: d1.Add(3 * time.Hour)},
+	} {
+		if _, err := st.RecordHits(ctx, []store.Hit{h}); err != nil {
+			t.Fatal(err)
+		}
+		refresh(false, 0)
+	}
+	exec(`UPDATE deliveries SET bounce = 'hard' WHERE id = $1`, ids["winback/c2"])
+	refresh(false, 1)
 
 	rolled, err := st.CampaignTotals(ctx, "winback")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "winback/a/1/sent/: 3 delivered, 1 unsubscribed, 1 converted, 42.50\n" +
-		"winback/holdout/1/held_out/: 1 delivered, 0 unsubscribed, 1 converted, 7.00\n"
+	want := "winback/a/1/sent/: 3 delivered, 1 opened, 1 clicked, 1 unsubscribed, 1 bounced, 0 complained, 1 converted, 42.50\n" +
+		"winback/holdout/1/held_out/: 1 delivered, 0 opened, 0 clicked, 0 unsubscribed, 0 bounced, 0 complained, 1 converted, 7.00\n"
 	if got := reportLines(rolled); got != want {
 		t.Errorf("winback totals:\n%s\nwant\n%s", got, want)
 	}
@@ -116,7 +137,7 @@ func TestRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fmt.Sprintf("%+v", days), "[{Day:2026-06-01 00:00:00 +0000 UTC Planned:3 Sent:2 Converted:1 Revenue:42.5} {Day:2026-06-02 00:00:00 +0000 UTC Planned:1 Sent:1 Converted:0 Revenue:0}]"; got != want {
+	if got, want := fmt.Sprintf("%+v", days), "[{Day:2026-06-01 00:00:00 +0000 UTC Planned:3 Sent:2 Opened:1 Clicked:1 Converted:1 Revenue:42.5} {Day:2026-06-02 00:00:00 +0000 UTC Planned:1 Sent:1 Opened:0 Clicked:0 Converted:0 Revenue:0}]"; got != want {
 		t.Errorf("winback days:\n got %s\nwant %s", got, want)
 	}
 	if at, ok, err := st.RollupsRefreshedAt(ctx); err != nil || !ok || !at.Equal(d2) {
@@ -158,11 +179,11 @@ func TestRollupSeesLateCommits(t *testing.T) {
 			t.Errorf("totals %s: %q, want %q", when, got, want)
 		}
 	}
-	totals("beside the open transaction", "w//1/planned/: 1 delivered, 0 unsubscribed, 0 converted, 0.00\n")
+	totals("beside the open transaction", "w//1/planned/: 1 delivered, 0 opened, 0 clicked, 0 unsubscribed, 0 bounced, 0 complained, 0 converted, 0.00\n")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	totals("after its commit", "w//1/sent/: 1 delivered, 0 unsubscribed, 0 converted, 0.00\n")
+	totals("after its commit", "w//1/sent/: 1 delivered, 0 opened, 0 clicked, 0 unsubscribed, 0 bounced, 0 complained, 0 converted, 0.00\n")
 }
 
 // TestSweepRecordsStageCounts: each sweep records the customers and the

@@ -20,14 +20,15 @@ var scratchMarks = []string{"demo", "bench", "test"}
 
 // Queries of queries/scratch.sql, run by Scratch only.
 const (
-	qScratchReset           = "scratch-reset"
-	qScratchClearDeliveries = "scratch-clear-deliveries"
-	qScratchVacuum          = "scratch-vacuum"
-	qScratchClearStages     = "scratch-clear-stages"
-	qScratchShiftOrders     = "scratch-shift-orders"
-	qScratchDeleteCustomers = "scratch-delete-customers"
-	qScratchCopyTable       = "scratch-copy-table"
-	qScratchCopyDrop        = "scratch-copy-drop"
+	qScratchReset            = "scratch-reset"
+	qScratchClearDeliveries  = "scratch-clear-deliveries"
+	qScratchVacuum           = "scratch-vacuum"
+	qScratchClearStages      = "scratch-clear-stages"
+	qScratchShiftOrders      = "scratch-shift-orders"
+	qScratchDeleteCustomers  = "scratch-delete-customers"
+	qScratchCopyTable        = "scratch-copy-table"
+	qScratchCopyTableIndexed = "scratch-copy-table-indexed"
+	qScratchCopyDrop         = "scratch-copy-drop"
 )
 
 // Scratch is a Store on a disposable database, with the helpers that empty
@@ -123,14 +124,19 @@ func (s *Scratch) DeleteCustomers(ctx context.Context, pattern string) (int, err
 }
 
 // CopyEvents copies recs, as they are, into a table of their own with the
-// columns of the events table and no index, which it drops after: the
-// floor of importing them. It returns how many rows were copied.
-func (s *Scratch) CopyEvents(ctx context.Context, recs []EventRecord) (int, error) {
+// columns of the events table, which it drops after: without index the
+// floor of importing them, and with indexed the events table's keys and
+// indexes too. It returns how many rows were copied.
+func (s *Scratch) CopyEvents(ctx context.Context, recs []EventRecord, indexed bool) (int, error) {
 	defer s.pool.Exec(context.WithoutCancel(ctx), s.q.get(qScratchCopyDrop))
 	if _, err := s.pool.Exec(ctx, s.q.get(qScratchCopyDrop)); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, s.q.get(qScratchCopyTable)); err != nil {
+	table := qScratchCopyTable
+	if indexed {
+		table = qScratchCopyTableIndexed
+	}
+	if _, err := s.pool.Exec(ctx, s.q.get(table)); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
 	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"bench_event_copy"},

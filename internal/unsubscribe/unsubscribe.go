@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -39,6 +40,10 @@ type Config struct {
 	TTL time.Duration
 	// Now is the clock links are issued and checked by. Default time.Now.
 	Now func() time.Time
+	// Mailto, when set, is the address of a mailbox that `nurture bounces
+	// import` reads (UNSUBSCRIBE_MAILTO): List-Unsubscribe then also offers
+	// mailto:Mailto?subject=unsubscribe-TOKEN. Default empty: no mailto.
+	Mailto string
 }
 
 // Links signs and checks unsubscribe links. It is safe for concurrent use.
@@ -50,10 +55,33 @@ type Config struct {
 // alone) keep working, without a campaign: they are in emails people
 // still have.
 type Links struct {
-	base string
-	key  []byte
-	ttl  time.Duration
-	now  func() time.Time
+	*Tokens
+	base   string
+	mailto string
+}
+
+// Tokens signs and checks what a link carries, without making links: what
+// reading mailto unsubscribe requests needs. It is safe for concurrent use.
+type Tokens struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewTokens returns Tokens signed with secret (at least 16 characters),
+// valid for ttl (0: DefaultTTL), issued and checked by now (nil:
+// time.Now).
+func NewTokens(secret string, ttl time.Duration, now func() time.Time) (*Tokens, error) {
+	if len(secret) < 16 {
+		return nil, errors.New("unsubscribe secret: want at least 16 characters")
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Tokens{key: []byte(secret), ttl: ttl, now: now}, nil
 }
 
 // New returns Links for cfg.
@@ -62,21 +90,38 @@ func New(cfg Config) (*Links, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("unsubscribe URL %q: want an absolute http(s) URL such as https://mail.example.com", cfg.BaseURL)
 	}
-	if len(cfg.Secret) < 16 {
-		return nil, errors.New("unsubscribe secret: want at least 16 characters")
+	if cfg.Mailto != "" {
+		if err := CheckMailto(cfg.Mailto); err != nil {
+			return nil, err
+		}
 	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
+	t, err := NewTokens(cfg.Secret, cfg.TTL, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	return &Links{Tokens: t, base: strings.TrimSuffix(cfg.BaseURL, "/"), mailto: cfg.Mailto}, nil
+}
+
+// CheckMailto reports what is wrong with an unsubscribe mailbox address:
+// it must be a bare address (no name, no angle brackets) that needs no
+// escaping in a mailto: URL.
+func CheckMailto(addr string) error {
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Address != addr || a.Name != "" {
+		return fmt.Errorf("unsubscribe mailbox %q: want a bare email address such as unsubscribe@mail.example.com", addr)
 	}
-	return &Links{base: strings.TrimSuffix(cfg.BaseURL, "/"), key: []byte(cfg.Secret), ttl: cfg.TTL, now: cfg.Now}, nil
+	local, domain, _ := strings.Cut(addr, "@")
+	for _, part := range []string{local, domain} {
+		if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_+") != "" {
+			return fmt.Errorf("unsubscribe mailbox %q: only letters, digits and . - _ + are allowed", addr)
+		}
+	}
+	return nil
 }
 
 // sign is the signature of a link; parts are length-prefixed so that no
 // two tuples sign alike. Legacy links sign the customer id alone.
-func (l *Links) sign(parts ...string) string {
+func (l *Tokens) sign(parts ...string) string {
 	m := hmac.New(sha256.New, l.key)
 	if len(parts) == 1 {
 		m.Write([]byte(parts[0]))
@@ -104,7 +149,7 @@ var (
 
 // Check returns the customer and campaign a link's query was signed for,
 // or ErrInvalid or ErrExpired.
-func (l *Links) Check(q url.Values) (customerID, campaign string, err error) {
+func (l *Tokens) Check(q url.Values) (customerID, campaign string, err error) {
 	customerID, token := q.Get("c"), q.Get("t")
 	if customerID == "" || token == "" {
 		return "", "", ErrInvalid
@@ -128,6 +173,46 @@ func (l *Links) Check(q url.Values) (customerID, campaign string, err error) {
 		return "", "", ErrExpired
 	}
 	return customerID, campaign, nil
+}
+
+// SubjectPrefix starts the subject of a mailto unsubscribe request; the
+// token follows it.
+const SubjectPrefix = "unsubscribe-"
+
+// Token is what a mailto unsubscribe request carries in its subject after
+// SubjectPrefix: the customer, the campaign and the issue time, signed like
+// a link. It uses only letters, digits, "-", "_" and ".", so it needs no
+// escaping in a URL or a subject.
+func (l *Tokens) Token(customerID, campaign string) string {
+	issued := strconv.FormatInt(l.now().Unix(), 10)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(customerID)) + "." + enc.EncodeToString([]byte(campaign)) + "." + issued + "." +
+		l.sign("v2", customerID, campaign, issued)
+}
+
+// CheckToken returns the customer and campaign a Token was signed for, or
+// ErrInvalid or ErrExpired.
+func (l *Tokens) CheckToken(token string) (customerID, campaign string, err error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 4 {
+		return "", "", ErrInvalid
+	}
+	enc := base64.RawURLEncoding
+	c, err1 := enc.DecodeString(parts[0])
+	k, err2 := enc.DecodeString(parts[1])
+	if err1 != nil || err2 != nil || len(c) == 0 {
+		return "", "", ErrInvalid
+	}
+	return l.Check(url.Values{"c": {string(c)}, "k": {string(k)}, "i": {parts[2]}, "t": {parts[3]}})
+}
+
+// Mailto is the mailto: unsubscribe address for a customer in an email of
+// campaign, issued now; "" without a Mailto mailbox.
+func (l *Links) Mailto(customerID, campaign string) string {
+	if l.mailto == "" {
+		return ""
+	}
+	return "mailto:" + l.mailto + "?subject=" + SubjectPrefix + l.Token(customerID, campaign)
 }
 
 // Unsubscriber withdraws a customer's consent; campaign is the campaign

@@ -145,3 +145,52 @@ func TestHandler(t *testing.T) {
 		t.Errorf("expired POST: %d, unsubscribed %v, body %.200s", code, got, body)
 	}
 }
+
+func TestToken(t *testing.T) {
+	now := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	l := links(t, &now, secret)
+	tok := l.Token("c/1 é", "winback")
+	if strings.Trim(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
+		t.Fatalf("token %q has characters a subject or URL would need escaped", tok)
+	}
+	if id, camp, err := l.CheckToken(tok); err != nil || id != "c/1 é" || camp != "winback" {
+		t.Fatalf("CheckToken = %q, %q, %v", id, camp, err)
+	}
+	// Another campaign, a changed signature, another secret, garbage.
+	parts := strings.Split(tok, ".")
+	other := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte("other")) + "." + parts[2] + "." + parts[3]
+	for _, bad := range []string{other, tok[:len(tok)-2] + "xx", links(t, &now, secret+"!").Token("c/1 é", "winback"), "", "a.b.c", "...."} {
+		if _, _, err := l.CheckToken(bad); !errors.Is(err, unsubscribe.ErrInvalid) {
+			t.Errorf("CheckToken(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	now = now.Add(49 * time.Hour)
+	if _, _, err := l.CheckToken(tok); !errors.Is(err, unsubscribe.ErrExpired) {
+		t.Errorf("after the TTL: %v, want ErrExpired", err)
+	}
+}
+
+func TestMailto(t *testing.T) {
+	now := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	if got := links(t, &now, secret).Mailto("c1", "w"); got != "" {
+		t.Errorf("without a mailbox: %q", got)
+	}
+	l, err := unsubscribe.New(unsubscribe.Config{BaseURL: "https://mail.example.com", Secret: secret, Mailto: "unsub@mail.example.com",
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.Mailto("c1", "w"), "mailto:unsub@mail.example.com?subject=unsubscribe-"+l.Token("c1", "w"); got != want {
+		t.Errorf("Mailto = %q, want %q", got, want)
+	}
+	for addr, want := range map[string]string{
+		"Unsub <u@x.com>": `unsubscribe mailbox "Unsub <u@x.com>": want a bare email address such as unsubscribe@mail.example.com`,
+		"u@x.com?cc=a@b":  `unsubscribe mailbox "u@x.com?cc=a@b": want a bare email address such as unsubscribe@mail.example.com`,
+		"u&x@x.com":       `unsubscribe mailbox "u&x@x.com": only letters, digits and . - _ + are allowed`,
+		"nobody":          `unsubscribe mailbox "nobody": want a bare email address such as unsubscribe@mail.example.com`,
+	} {
+		if err := unsubscribe.CheckMailto(addr); err == nil || err.Error() != want {
+			t.Errorf("CheckMailto(%q) = %v, want %q", addr, err, want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"nurture/internal/ratelog"
 	"nurture/internal/store"
 	"nurture/internal/throttle"
+	"nurture/internal/tracking"
 	"nurture/internal/unsubscribe"
 	"nurture/internal/window"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	// Unsubscribe, when set, gives every email a one-click unsubscribe
 	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
 	Unsubscribe *unsubscribe.Links
+	// Tracking, when set, adds the open pixel and click redirects to the
+	// emails of campaigns that track them (PUBLIC_URL and SECRET). Default
+	// nil: no email is tracked.
+	Tracking *tracking.Links
 	// Now is the clock emails are rendered with (inactive_days and the
 	// other facts), send times and windows are checked against, and
 	// trouble is timed by. Default time.Now.
@@ -168,7 +173,7 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
 		infra:    ratelog.New(log, cfg.TroubleInterval, cfg.Now),
 		throttle: throttle.New(journal.Client(), cfg.Throttle),
-		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe})}
+		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe, Tracking: cfg.Tracking})}
 	w.content.Store(content)
 	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler

@@ -6,8 +6,10 @@
 -- $2 the time. Deletes the customer row and puts every address of the
 -- person's on erased_addresses as a hash: the current one, and any older
 -- one they opted out from. The clear-text rows of those addresses
--- (suppressions, opt-outs) go: the hash suppresses them for good. Returns
--- whether a customer row existed.
+-- (suppressions, opt-outs, bounces, and the bounces of the person's
+-- deliveries) go: the hash suppresses them for good, and the deliveries
+-- keep their bounce and complaint marks for the counts. Returns whether a
+-- customer row existed.
 WITH gone AS (
     DELETE FROM customers WHERE id = $1 RETURNING email
 ), addresses AS (
@@ -23,6 +25,10 @@ WITH gone AS (
     DELETE FROM suppressions WHERE email IN (SELECT email FROM addresses)
 ), opted_out AS (
     DELETE FROM opted_out_addresses WHERE customer_id = $1 OR email IN (SELECT email FROM addresses)
+), bounced AS (
+    DELETE FROM bounces
+    WHERE email IN (SELECT email FROM addresses)
+       OR delivery_id IN (SELECT id FROM deliveries WHERE customer_id = $1)
 )
 SELECT EXISTS (SELECT 1 FROM gone);
 
@@ -76,7 +82,7 @@ WHERE customer_id = $1;
 -- may name the person and is replaced.
 UPDATE consent_changes
 SET customer_id = $2::text,
-    source      = CASE WHEN source IN ('import', 'unsubscribe link', 'before consent history') THEN source ELSE 'erased' END
+    source      = CASE WHEN source IN ('import', 'unsubscribe link', 'before consent history', 'complaint', 'mailto') THEN source ELSE 'erased' END
 WHERE customer_id = $1;
 
 -- name: erase-stages
@@ -86,6 +92,14 @@ WITH current AS (
     DELETE FROM customer_stages WHERE customer_id = $1
 )
 DELETE FROM stage_changes WHERE customer_id = $1;
+
+-- name: erase-clicks
+-- $1 the token the person's deliveries now point to. The links they
+-- clicked go: a link may carry who clicked it. The counts and times of
+-- opens and clicks per delivery (delivery_tracking) stay.
+DELETE FROM delivery_clicks k
+USING deliveries d
+WHERE d.customer_id = $1 AND k.delivery_id = d.id;
 
 -- name: erase-log
 INSERT INTO erasures (erased_at, source, customer, deliveries, events, journeys, consent_changes, stage_changes)

@@ -59,20 +59,28 @@ UNION ALL
 -- One row per campaign, variant and step of the deliveries whose send_at
 -- lies in [$1, $2) (nulls: unbounded), $3 one campaign or every one.
 -- unsubscribed counts deliveries followed by an opt-out through that
--- campaign's link; converted counts deliveries with an attributed
--- purchase, and revenue sums their amounts.
+-- campaign's link; bounced and complained the deliveries a bounce or a
+-- complaint was recorded on; converted counts deliveries with an
+-- attributed purchase, and revenue sums their amounts; opened and clicked
+-- count deliveries with a human open (a human click counts as an open
+-- too: the email was read with its images blocked) and a human click.
 SELECT d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, '') AS reason,
        count(*)::bigint AS deliveries,
        count(*) FILTER (WHERE EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = d.campaign AND NOT cc.subscribed
              AND d.status = 'sent' AND cc.changed_at >= d.sent_at))::bigint AS unsubscribed,
+       count(*) FILTER (WHERE d.bounce IS NOT NULL)::bigint AS bounced,
+       count(*) FILTER (WHERE d.complained_at IS NOT NULL)::bigint AS complained,
        count(c.delivery_id)::bigint AS converted,
-       coalesce(sum(c.revenue), 0)::float8 AS revenue
+       coalesce(sum(c.revenue), 0)::float8 AS revenue,
+       count(*) FILTER (WHERE t.opens > 0 OR t.clicks > 0)::bigint AS opened,
+       count(*) FILTER (WHERE t.clicks > 0)::bigint AS clicked
 FROM deliveries d
 LEFT JOIN (
     SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id
 ) c ON c.delivery_id = d.id
+LEFT JOIN delivery_tracking t ON t.delivery_id = d.id
 WHERE d.send_at >= coalesce($1::timestamptz, '-infinity')
   AND d.send_at < coalesce($2::timestamptz, 'infinity')
   AND ($3::text = '' OR d.campaign = $3)

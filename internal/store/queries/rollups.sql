@@ -26,9 +26,11 @@ SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries;
 
 -- name: rollup-dirty
 -- $1 the previous refresh's bound. The days whose counts may have
--- changed: those of deliveries written, of deliveries that earned a
--- purchase, and of deliveries whose recipient opted out through the
--- campaign's link since the bound; each read through its touched index.
+-- changed: those of deliveries written (a bounce or a complaint is
+-- written on the delivery), of deliveries that earned a purchase, were
+-- first opened or clicked, and of deliveries whose recipient opted out
+-- through the campaign's link since the bound; each read through its
+-- touched index.
 INSERT INTO rollup_dirty (campaign, day)
 SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries
 WHERE touched >= $1::xid8
@@ -36,6 +38,10 @@ UNION
 SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
 FROM conversions c JOIN deliveries d ON d.id = c.delivery_id
 WHERE c.touched >= $1::xid8
+UNION
+SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
+FROM delivery_tracking t JOIN deliveries d ON d.id = t.delivery_id
+WHERE t.touched >= $1::xid8
 UNION
 SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
 FROM consent_changes cc JOIN deliveries d ON d.campaign = cc.campaign AND d.customer_id = cc.customer_id
@@ -53,37 +59,49 @@ WHERE $1::boolean OR EXISTS (SELECT 1 FROM rollup_dirty k WHERE k.campaign = cd.
 -- name: rollup-count-all
 -- A first refresh counts every delivery at once, with hash joins: the
 -- counts of the report query (results.sql, report) per day.
-INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, converted, revenue)
+INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, bounced, complained,
+                            converted, revenue, opened, clicked)
 SELECT (d.send_at AT TIME ZONE 'UTC')::date, d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
        count(*),
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = d.campaign AND NOT cc.subscribed
              AND cc.changed_at >= d.sent_at)),
+       count(*) FILTER (WHERE d.bounce IS NOT NULL),
+       count(*) FILTER (WHERE d.complained_at IS NOT NULL),
        count(c.revenue),
-       coalesce(sum(c.revenue), 0)
+       coalesce(sum(c.revenue), 0),
+       count(*) FILTER (WHERE t.opens > 0 OR t.clicks > 0),
+       count(*) FILTER (WHERE t.clicks > 0)
 FROM deliveries d
 LEFT JOIN (SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id) c ON c.delivery_id = d.id
+LEFT JOIN delivery_tracking t ON t.delivery_id = d.id
 GROUP BY 1, 2, 3, 4, 5, 6;
 
 -- name: rollup-count
 -- The same counts for each dirty day, each read through
 -- deliveries_campaign_send_at: OFFSET 0 keeps the LATERAL subquery from
 -- being flattened into a scan of every delivery.
-INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, converted, revenue)
+INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, bounced, complained,
+                            converted, revenue, opened, clicked)
 SELECT k.day, k.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
        count(*),
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = k.campaign AND NOT cc.subscribed
              AND cc.changed_at >= d.sent_at)),
+       count(*) FILTER (WHERE d.bounce IS NOT NULL),
+       count(*) FILTER (WHERE d.complained_at IS NOT NULL),
        count(d.revenue),
-       coalesce(sum(d.revenue), 0)
+       coalesce(sum(d.revenue), 0),
+       count(*) FILTER (WHERE d.opens > 0 OR d.clicks > 0),
+       count(*) FILTER (WHERE d.clicks > 0)
 FROM rollup_dirty k
 CROSS JOIN LATERAL (
-    SELECT d.customer_id, d.variant, d.step, d.status, d.reason, d.sent_at,
+    SELECT d.customer_id, d.variant, d.step, d.status, d.reason, d.sent_at, d.bounce, d.complained_at, t.opens, t.clicks,
            (SELECT sum(amount) FROM conversions c WHERE c.delivery_id = d.id) AS revenue
     FROM deliveries d
+    LEFT JOIN delivery_tracking t ON t.delivery_id = d.id
     WHERE d.campaign = k.campaign
       AND d.send_at >= k.day::timestamp AT TIME ZONE 'UTC'
       AND d.send_at < (k.day + 1)::timestamp AT TIME ZONE 'UTC'
@@ -100,18 +118,21 @@ SELECT refreshed_at FROM rollup_progress;
 -- name: campaign-totals
 -- The report rows of every campaign ($1 '') or one, from the rollup.
 SELECT campaign, variant, step, status, reason,
-       sum(deliveries)::bigint, sum(unsubscribed)::bigint, sum(converted)::bigint, sum(revenue)::float8
+       sum(deliveries)::bigint, sum(unsubscribed)::bigint, sum(bounced)::bigint, sum(complained)::bigint,
+       sum(converted)::bigint, sum(revenue)::float8, sum(opened)::bigint, sum(clicked)::bigint
 FROM campaign_daily
 WHERE $1::text = '' OR campaign = $1
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2, 3, 4, 5;
 
 -- name: campaign-days
--- One campaign's deliveries per day: all of them, those sent, and of
--- those the converted ones with their revenue.
+-- One campaign's deliveries per day: all of them, those sent, opened and
+-- clicked, and of the sent ones the converted ones with their revenue.
 SELECT day,
        sum(deliveries)::bigint,
        coalesce(sum(deliveries) FILTER (WHERE status = 'sent'), 0)::bigint,
+       sum(opened)::bigint,
+       sum(clicked)::bigint,
        coalesce(sum(converted) FILTER (WHERE status = 'sent'), 0)::bigint,
        coalesce(sum(revenue) FILTER (WHERE status = 'sent'), 0)::float8
 FROM campaign_daily

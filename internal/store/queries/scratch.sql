@@ -3,12 +3,14 @@
 
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
-         journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions;
+         journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions,
+         bounces;
 UPDATE attribution_progress SET last_seq = 0;
 
 -- name: scratch-clear-deliveries
--- Deliveries, the journeys they belong to, and what they earned.
-TRUNCATE deliveries, journeys, conversions;
+-- Deliveries, the journeys they belong to, what they earned and the
+-- bounces about them.
+TRUNCATE deliveries, journeys, conversions, bounces;
 
 -- name: scratch-vacuum
 -- After a bulk import, so that timings do not depend on when autovacuum
@@ -43,6 +45,12 @@ CREATE TABLE bench_event_copy (
     amount      numeric(16, 2),
     properties  jsonb
 );
+
+-- name: scratch-copy-table-indexed
+-- What the events table's keys and indexes cost an import: a table like
+-- events, with all its indexes, written by COPY alone (no facts, no
+-- duplicate check beyond the unique index).
+CREATE TABLE bench_event_copy (LIKE events INCLUDING ALL);
 
 -- name: scratch-copy-drop
 DROP TABLE IF EXISTS bench_event_copy;

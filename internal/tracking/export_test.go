@@ -1,0 +1,4 @@
+package tracking
+
+// PixelGIF is the open pixel's image.
+func PixelGIF() []byte { return gif }
