@@ -68,7 +68,7 @@ func TestCampaignPage(t *testing.T) {
 		"2026-06-01 | 4 | 2 | 1 | 1 | 1 | 50.0% | 40.00",
 		"2026-06-02 | 2 | 1 | 1 | 0 | 1 | 100.0% | 60.00")
 	for _, want := range []string{`<a id="queue" href="/monitoring/queues/retention">`, `<a href="/campaigns">`,
-		"Win back customers drifting away", "<svg", `<polyline fill="none" stroke="#2563eb" stroke-width="2" points="48.0,12.0 628.0,108.0"/>`} {
+		"Win back customers drifting away", "<svg", `<polyline fill="none" stroke="#2563eb" stroke-width="2" points="64.0,12.0 628.0,108.0"/>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/campaigns/winback lacks %q", want)
 		}

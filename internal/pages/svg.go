@@ -18,7 +18,7 @@ type Series struct {
 // Chart geometry, in SVG user units; the SVG scales to its container.
 const (
 	chartW, chartH = 640.0, 260.0
-	padL, padR     = 48.0, 12.0
+	padL, padR     = 64.0, 12.0
 	padT, padB     = 12.0, 56.0
 )
 
