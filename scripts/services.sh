@@ -20,7 +20,8 @@
 # 127.0.0.1 and ::1 with trust authentication (pg_hba.conf).
 # Last, the tests' DKIM verifier, dkimpy: nothing when a python3 imports it,
 # else python3-dkim is installed with apt-get (root or sudo), else a warning
-# says what to install (the demo runs without it).
+# says what to install (the demo runs without it). Then the same for
+# Chromium, the headless browser of the results pages' tests.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -221,6 +222,20 @@ ensure_dkimpy() {
   fi
 }
 
+# Chromium, the headless browser of the results pages' tests
+
+ensure_chromium() {
+  { have chromium || have chromium-browser; } && return 0
+  if have apt-get && can_root; then
+    say "chromium, the browser of the results pages' tests, is not installed: installing it with apt-get"
+    apt_install chromium
+  else
+    say "chromium, the browser of the results pages' tests, is not installed, and installing it takes apt-get with root or sudo."
+    say "The browser tests are skipped without it (outside CI): install chromium (Debian) or chromium-browser."
+  fi
+}
+
 ensure_postgres
 ensure_redis
 ensure_dkimpy
+ensure_chromium

@@ -26,6 +26,8 @@ type machine struct {
 	noRole bool   // PostgreSQL does not let the user in yet
 	// noDkimpy: no python3 imports dkim (the tests' DKIM verifier).
 	noDkimpy bool
+	// noChromium: no chromium (the pages' tests' browser).
+	noChromium bool
 }
 
 // stub is every stub command; it acts on the state directory and records
@@ -58,7 +60,9 @@ apt-get)
   *" postgresql "*) install pg_ctlcluster pg_isready psql createuser createdb; MKDIR -p "$state/etc/16" ;;
   *" redis-server "*) install redis-server redis-cli ;;
   *" python3-dkim "*) install python3 ;;
+  *" chromium "*) install chromium ;;
   esac ;;
+chromium) ;;
 python3) [ "$*" = "-c import dkim" ] ;;
 pg_isready) [ -f "$state/pg_running" ] ;;
 pg_ctlcluster) record pg_ctlcluster "$@"; TOUCH "$state/pg_running" ;;
@@ -126,6 +130,7 @@ func setUp(t *testing.T, m machine) (dir string) {
 	add(m.pg != "missing", "pg_ctlcluster", "pg_isready", "psql", "createuser", "createdb")
 	add(m.redis != "missing", "redis-server", "redis-cli")
 	add(!m.noDkimpy, "python3")
+	add(!m.noChromium, "chromium")
 	for _, c := range cmds {
 		link(t, filepath.Join(dir, "stub"), filepath.Join(dir, "bin", c))
 	}
@@ -351,6 +356,22 @@ func TestServices(t *testing.T) {
 			wantStderr: pgRunning + redisUp +
 				"services: dkimpy, the DKIM verifier of the tests, is not installed, and installing it takes apt-get with root or sudo.\n" +
 				"services: The DKIM tests fail without it: install python3-dkim (Debian, Ubuntu) or pip install dkimpy.\n",
+		},
+		{
+			name:      "chromium missing: installed with apt-get",
+			m:         machine{root: true, apt: true, pg: "running", redis: "running", noChromium: true},
+			wantCalls: []string{"apt-get update -qq", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"},
+			wantStderr: pgRunning + redisUp +
+				"services: chromium, the browser of the results pages' tests, is not installed: installing it with apt-get\n" +
+				"services: + apt-get update -qq\n" +
+				"services: + env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium\n",
+		},
+		{
+			name: "chromium missing, no apt-get: a warning, not a failure",
+			m:    machine{root: true, pg: "running", redis: "running", noChromium: true},
+			wantStderr: pgRunning + redisUp +
+				"services: chromium, the browser of the results pages' tests, is not installed, and installing it takes apt-get with root or sudo.\n" +
+				"services: The browser tests are skipped without it (outside CI): install chromium (Debian) or chromium-browser.\n",
 		},
 		{
 			name: "dry run: decides, changes nothing",

@@ -25,6 +25,7 @@ import (
 	"nurture/internal/httpserver"
 	"nurture/internal/mail"
 	"nurture/internal/metrics"
+	"nurture/internal/pages"
 	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/reload"
@@ -381,6 +382,14 @@ func startHTTP(ctx context.Context, cfg serveConfig, st *store.Store, rdb *redis
 		deps.Leader = sched.IsLeader
 	}
 	deps.Public = map[string]http.Handler{}
+	deps.Admin = pages.Handlers(pages.Config{
+		Store:          st,
+		Campaigns:      func() *campaign.Set { return current.Load().Campaigns() },
+		MonitoringPath: httpserver.MonitoringPath,
+		Now:            time.Now,
+		Failed:         func(page string) { m.InfraError("postgres", "page_"+page) },
+		Log:            log,
+	})
 	if cfg.unsubscribe != nil {
 		deps.Public[unsubscribe.Path] = unsubscribeHandler(st, cfg.unsubscribe, log)
 	}

@@ -234,6 +234,26 @@ func TestServeHTTPReloadAndShutdown(t *testing.T) {
 			t.Errorf("%s without credentials: %d %.80q", path, code, body)
 		}
 	}
+	// The results pages: behind the login, counted by the leader's poll.
+	for _, path := range []string{"/campaigns", "/lifecycle"} {
+		if code, body := get(t, base+path); code != 401 || body != "Unauthorized\n" {
+			t.Errorf("%s without credentials: %d %.80q", path, code, body)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body = send(t, "GET", base+"/campaigns", admin)
+		if code == 200 && strings.Contains(body, `id="report"`) && strings.Contains(body, "as of ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/campaigns never showed the leader's counts: %d %.200q", code, body)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	if code, body := send(t, "GET", base+"/lifecycle", admin); code != 200 || !strings.Contains(body, `id="stages"`) {
+		t.Errorf("/lifecycle: %d %.80q", code, body)
+	}
 	code, body = send(t, "GET", base+"/monitoring/", admin)
 	if code != 200 || !strings.Contains(body, "<html") {
 		t.Errorf("/monitoring/: status %d, body starts %.80q", code, body)

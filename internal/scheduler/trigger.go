@@ -20,6 +20,7 @@ func (s *Scheduler) triggerLoop(ctx context.Context) {
 		s.PollTriggers(ctx)
 		s.PollSteps(ctx)
 		s.Attribute(ctx)
+		s.RefreshRollups(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -108,6 +109,24 @@ func (s *Scheduler) Attribute(ctx context.Context) {
 	}
 	if res.Conversions > 0 {
 		s.log.Info("purchases attributed", "events", res.Events, "conversions", res.Conversions)
+	}
+}
+
+// RefreshRollups brings the results pages' daily campaign counts up to
+// date with the deliveries, purchases and opt-outs written since the last
+// refresh (store.RefreshRollups).
+func (s *Scheduler) RefreshRollups(ctx context.Context) {
+	start := time.Now()
+	res, err := s.store.RefreshRollups(ctx, s.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			s.metrics.InfraError("postgres", "refresh_rollups")
+			s.log.Error("refreshing the results rollups failed; the next poll catches up", "err", err)
+		}
+		return
+	}
+	if res.Full {
+		s.log.Info("results rollups built", "days", res.Days, "rows", res.Rows, "took", time.Since(start).Round(time.Millisecond))
 	}
 }
 

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -202,6 +203,15 @@ func TestPollAttributesPurchases(t *testing.T) {
 	imp(`{"id":"o2","customer_id":"c2","type":"purchase","occurred_at":"2026-11-24T11:00:01Z","amount":99}`)
 	s.Attribute(ctx)
 	s.Attribute(ctx) // reads nothing again
+	// The results pages' rollup follows, dated by the scheduler's clock.
+	s.RefreshRollups(ctx)
+	if got, ok, err := e.st.RollupsRefreshedAt(ctx); err != nil || !ok || !got.Equal(at) {
+		t.Errorf("rollups refreshed at %v (%v, %v), want %v", got, ok, err, at)
+	}
+	if rows, err := e.st.CampaignTotals(ctx, "welcome"); err != nil || len(rows) != 1 ||
+		fmt.Sprintf("%+v", rows[0]) != "{Campaign:welcome Variant: Step:1 Status:sent Reason: Deliveries:1 Unsubscribed:0 Bounced:0 Complained:0 Converted:1 Revenue:12.5 Opened:0 Clicked:0}" {
+		t.Errorf("welcome's rollup: %+v, %v", rows, err)
+	}
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

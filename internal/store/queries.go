@@ -96,6 +96,25 @@ const (
 	qRecordHits           = "record-hits"
 	qDeliveryTracking     = "delivery-tracking"
 	qDeliveryClicks       = "delivery-clicks"
+	qRollupTryLock        = "rollup-try-lock"
+	qRollupProgress       = "rollup-progress"
+	qRollupDirtyTable     = "rollup-dirty-table"
+	qRollupDirty          = "rollup-dirty"
+	qRollupDirtyAll       = "rollup-dirty-all"
+	qRollupDirtyAnalyze   = "rollup-dirty-analyze"
+	qRollupCountAll       = "rollup-count-all"
+	qRollupClear          = "rollup-clear"
+	qRollupCount          = "rollup-count"
+	qRollupDone           = "rollup-done"
+	qRollupRefreshedAt    = "rollup-refreshed-at"
+	qCampaignTotals       = "campaign-totals"
+	qCampaignDays         = "campaign-days"
+	qSweepCounts          = "sweep-counts"
+	qSweepCountsClear     = "sweep-counts-clear"
+	qSweepFlows           = "sweep-flows"
+	qStageDays            = "stage-days"
+	qStageLatest          = "stage-latest"
+	qStageFlows           = "stage-flows"
 )
 
 var queryNames = []string{
@@ -119,6 +138,8 @@ var queryNames = []string{
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub, qEraseClicks,
 	qRecordHits, qDeliveryTracking, qDeliveryClicks,
+	qRollupTryLock, qRollupProgress, qRollupDirtyTable, qRollupDirty, qRollupDirtyAll, qRollupDirtyAnalyze, qRollupClear, qRollupCount, qRollupCountAll, qRollupDone, qRollupRefreshedAt,
+	qCampaignTotals, qCampaignDays, qSweepCounts, qSweepCountsClear, qSweepFlows, qStageDays, qStageLatest, qStageFlows,
 }
 
 // queries maps a query name to its SQL.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,13 @@ type SweepResult struct {
 	// never moves backwards, so nothing was recorded.
 	Refused bool
 	Latest  time.Time
+}
+
+// stageTotal is how many customers a sweep saw in a stage (those whose
+// stage failed in their stored one) and the sum of their total_spent.
+type stageTotal struct {
+	customers int64
+	spent     float64
 }
 
 // SweepOptions tunes SweepStages.
@@ -95,11 +103,12 @@ func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*aud
 	// Customers stream from another connection into a COPY on this one.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	totals := map[string]*stageTotal{}
 	src := &changeSource{ch: make(chan sweepChange, 1024)}
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(src.ch)
-		err := s.sweepRead(rctx, at, timePtr(previous), "", stageOf, &res, func(c sweepChange) error {
+		err := s.sweepRead(rctx, at, timePtr(previous), "", stageOf, &res, totals, func(c sweepChange) error {
 			select {
 			case src.ch <- c:
 				return nil
@@ -125,6 +134,20 @@ func (s *Store) SweepStages(ctx context.Context, at time.Time, stageOf func(*aud
 	if _, err := tx.Exec(ctx, s.q.get(qSweepRecord), at, res.Customers, res.Baselines+res.Changes, res.Entries); err != nil {
 		return SweepResult{At: at}, fmt.Errorf("stage sweep: %w", err)
 	}
+	// The results pages read these two small tables, never customers.
+	if _, err := tx.Exec(ctx, s.q.get(qSweepFlows), at); err != nil {
+		return SweepResult{At: at}, fmt.Errorf("stage sweep: record flows: %w", err)
+	}
+	stages, counts, spent := make([]string, 0, len(totals)), make([]int64, 0, len(totals)), make([]float64, 0, len(totals))
+	for stage, t := range totals {
+		stages, counts, spent = append(stages, stage), append(counts, t.customers), append(spent, math.Round(t.spent*100)/100)
+	}
+	if _, err := tx.Exec(ctx, s.q.get(qSweepCountsClear), at); err != nil {
+		return SweepResult{At: at}, fmt.Errorf("stage sweep: record stage counts: %w", err)
+	}
+	if _, err := tx.Exec(ctx, s.q.get(qSweepCounts), at, stages, counts, spent); err != nil {
+		return SweepResult{At: at}, fmt.Errorf("stage sweep: record stage counts: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return SweepResult{At: at}, fmt.Errorf("stage sweep: %w", err)
 	}
@@ -142,7 +165,7 @@ func (s *Store) sweepDry(ctx context.Context, at time.Time, stageOf func(*audien
 		res.Refused, res.Latest = true, latest.Time.UTC()
 		return res, nil
 	}
-	err := s.sweepRead(ctx, at, timePtr(previous), opts.Customer, stageOf, &res, func(c sweepChange) error {
+	err := s.sweepRead(ctx, at, timePtr(previous), opts.Customer, stageOf, &res, nil, func(c sweepChange) error {
 		if c.entry && opts.Entry != nil {
 			opts.Entry(StageEntry{CustomerID: c.customerID, Stage: c.to, ObservedAt: at})
 		}
@@ -163,8 +186,21 @@ type sweepChange struct {
 
 // sweepRead evaluates every customer's stage (or only the one whose id is
 // customer, when it is not "") and calls emit for each that differs from
-// the stored one, counting into res.
-func (s *Store) sweepRead(ctx context.Context, at time.Time, previous *time.Time, customer string, stageOf func(*audience.Customer) (string, error), res *SweepResult, emit func(sweepChange) error) error {
+// the stored one, counting into res, and into totals (when not nil) each
+// customer's stage after the sweep with what they spent.
+func (s *Store) sweepRead(ctx context.Context, at time.Time, previous *time.Time, customer string, stageOf func(*audience.Customer) (string, error), res *SweepResult, totals map[string]*stageTotal, emit func(sweepChange) error) error {
+	count := func(stage string, spent float64) {
+		if totals == nil {
+			return
+		}
+		t := totals[stage]
+		if t == nil {
+			t = &stageTotal{}
+			totals[stage] = t
+		}
+		t.customers++
+		t.spent += spent
+	}
 	query, args := s.q.get(qSweepCustomers), []any(nil)
 	if customer != "" {
 		query, args = s.q.get(qSweepCustomer), []any{customer}
@@ -187,8 +223,12 @@ func (s *Store) sweepRead(ctx context.Context, at time.Time, previous *time.Time
 		stage, err := stageOf(&cr.Customer)
 		if err != nil {
 			res.Failed++
+			if current.Valid {
+				count(current.String, cr.Customer.TotalSpent)
+			}
 			continue
 		}
+		count(stage, cr.Customer.TotalSpent)
 		c := sweepChange{customerID: cr.Customer.ID, to: stage}
 		switch {
 		case current.Valid && current.String == stage:
