@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	printLeftOut(out, left)
 	fmt.Fprintln(out)
-	if err := printReport(ctx, st, c.Campaigns(), out); err != nil {
+	if err := printReport(ctx, st, c.Campaigns(), clock.now(), out); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)
@@ -301,7 +301,7 @@ func engage(ctx context.Context, st *store.Store) error {
 
 // printReport attributes the replay's purchases to the emails before
 // them and prints what `nurture report` would.
-func printReport(ctx context.Context, st *store.Store, set *campaign.Set, out io.Writer) error {
+func printReport(ctx context.Context, st *store.Store, set *campaign.Set, now time.Time, out io.Writer) error {
 	if err := engage(ctx, st); err != nil {
 		return err
 	}
@@ -314,7 +314,10 @@ func printReport(ctx context.Context, st *store.Store, set *campaign.Set, out io
 	}
 	fmt.Fprintln(out, "What the campaigns earned (nurture report): simulated opens and clicks, and the replay's orders attributed to the last email before them:")
 	report.WriteText(indent{out}, report.Build(rows, report.Campaigns(set)))
-	return nil
+	// The pages read daily rollups, which the scheduler's leader keeps;
+	// the demo runs none, so it brings them up to date itself.
+	_, err = st.RefreshRollups(ctx, now)
+	return err
 }
 
 // nurtureCmd is how the hints run nurture: it works as printed from the
@@ -330,7 +333,7 @@ func printNext(out io.Writer, cfg Config, at time.Time, first *store.DeliveryRow
 	if d := DefaultConfig(); cfg.CampaignsDir != d.CampaignsDir || cfg.TemplatesDir != d.TemplatesDir {
 		flags += fmt.Sprintf(" --campaigns %s --templates %s", cfg.CampaignsDir, cfg.TemplatesDir)
 	}
-	fmt.Fprintln(out, "Next, three things to try:")
+	fmt.Fprintln(out, "Next, four things to try:")
 	if first != nil && cfg.SMTPURL == "" {
 		fmt.Fprintf(out, "  1. Read the %s email to %s, as their mail client will show it:\n", first.Campaign, first.CustomerID)
 		fmt.Fprintf(out, "       cat %s\n", mail.OutboxGlob(cfg.OutboxDir, first.Campaign, first.CustomerID))
@@ -360,6 +363,13 @@ func printNext(out io.Writer, cfg Config, at time.Time, first *store.DeliveryRow
 	fmt.Fprintf(out, "       %s migrate\n", nurtureCmd)
 	fmt.Fprintf(out, "       %s import customers examples/customers.jsonl\n", nurtureCmd)
 	fmt.Fprintf(out, "       %s import events examples/events.jsonl\n", nurtureCmd)
+	// The replayed days run ahead of the clock the server reads the
+	// lifecycle's default period by: the link names them.
+	last := at.AddDate(0, 0, max(cfg.Days-1, 0))
+	fmt.Fprintln(out, "  4. See the report and the lifecycle as pages: serve the demo's database, then open")
+	fmt.Fprintf(out, "     http://127.0.0.1:8080/campaigns and http://127.0.0.1:8080/lifecycle?from=%s&to=%s\n",
+		at.Format(time.DateOnly), last.Format(time.DateOnly))
+	fmt.Fprintf(out, "       %s serve --role http --database-url '%s'\n", nurtureCmd, cfg.DatabaseURL)
 }
 
 // meanwhile does what happens in real life between planning and sending:
