@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,37 @@ func TestReport(t *testing.T) {
 	}
 	if len(byCampaign) != 2 {
 		t.Errorf("campaigns reported: %v\n%s", byCampaign, out)
+	}
+
+	// The HTTP role exports the same totals from PostgreSQL, once the
+	// scheduler's leader has refreshed the rollups.
+	env["HTTP_ADDR"] = freeAddr(t)
+	env["TRIGGER_POLL"] = "200ms"
+	srv := startProc(t, env, "serve", "--role", "scheduler,http")
+	srv.waitLog(20*time.Second, "http listening")
+	w := byCampaign["welcome"]
+	wants := []string{
+		fmt.Sprintf(`nurture_results_deliveries{campaign="welcome",status="sent"} %d`, w.Sent),
+		`nurture_results_converted{campaign="welcome"} 1`,
+		`nurture_results_revenue{campaign="welcome"} 25.5`,
+		`nurture_results_converted{campaign="nudge"} 0`,
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, body := get(t, "http://"+env["HTTP_ADDR"]+"/metrics")
+		missing := ""
+		for _, want := range wants {
+			if !strings.Contains(body, want+"\n") {
+				missing = want
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q", missing)
+		}
+		time.Sleep(100 * time.Millisecond) // polling with a deadline
 	}
 
 	out, _, code = cli(t, env, "report", "--campaign", "welcome")

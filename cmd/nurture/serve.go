@@ -29,6 +29,7 @@ import (
 	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/reload"
+	"nurture/internal/report"
 	"nurture/internal/scheduler"
 	"nurture/internal/store"
 	"nurture/internal/tracking"
@@ -215,6 +216,13 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		}
 		return out, err
 	})
+	if cfg.roles["http"] {
+		// Totals of every process's work, from PostgreSQL's results rollups.
+		m.WatchResults(func(ctx context.Context) ([]metrics.CampaignResults, error) {
+			rows, err := st.CampaignTotals(ctx, "")
+			return report.Results(rows), err
+		})
+	}
 
 	var (
 		sched *scheduler.Scheduler

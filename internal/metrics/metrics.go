@@ -417,3 +417,65 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(s.N), s.Queue, s.State)
 	}
 }
+
+// CampaignResults are one campaign's delivery totals as PostgreSQL keeps
+// them (the results rollups): deliveries by status, and the sent ones
+// opened, clicked and converted, with the revenue attributed to them.
+type CampaignResults struct {
+	Campaign                   string
+	Deliveries                 map[string]int // by status
+	Opened, Clicked, Converted int
+	Revenue                    float64
+}
+
+// WatchResults exports the delivery totals of every campaign, read with
+// results at scrape time. Unlike the counters of this process, they
+// survive restarts and count every process's work.
+func (m *Metrics) WatchResults(results func(ctx context.Context) ([]CampaignResults, error)) {
+	if m != nil {
+		m.reg.MustRegister(&resultsCollector{results: results})
+	}
+}
+
+var (
+	resultsDeliveriesDesc = prometheus.NewDesc("nurture_results_deliveries",
+		"Deliveries of each campaign by status, from PostgreSQL's results rollups (as of the scheduler leader's last refresh, at every trigger poll).",
+		[]string{"campaign", "status"}, nil)
+	resultsOpenedDesc = prometheus.NewDesc("nurture_results_opened",
+		"Deliveries of each campaign opened by a person (machine-made opens left out), from the results rollups.", []string{"campaign"}, nil)
+	resultsClickedDesc = prometheus.NewDesc("nurture_results_clicked",
+		"Deliveries of each campaign clicked by a person, from the results rollups.", []string{"campaign"}, nil)
+	resultsConvertedDesc = prometheus.NewDesc("nurture_results_converted",
+		"Sent deliveries of each campaign with an attributed purchase, from the results rollups.", []string{"campaign"}, nil)
+	resultsRevenueDesc = prometheus.NewDesc("nurture_results_revenue",
+		"Revenue of the purchases attributed to each campaign's sent deliveries, from the results rollups.", []string{"campaign"}, nil)
+)
+
+type resultsCollector struct {
+	results func(ctx context.Context) ([]CampaignResults, error)
+}
+
+func (c *resultsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{resultsDeliveriesDesc, resultsOpenedDesc, resultsClickedDesc, resultsConvertedDesc, resultsRevenueDesc} {
+		ch <- d
+	}
+}
+
+func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	results, err := c.results(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(resultsDeliveriesDesc, err)
+		return
+	}
+	for _, r := range results {
+		for status, n := range r.Deliveries {
+			ch <- prometheus.MustNewConstMetric(resultsDeliveriesDesc, prometheus.GaugeValue, float64(n), r.Campaign, status)
+		}
+		ch <- prometheus.MustNewConstMetric(resultsOpenedDesc, prometheus.GaugeValue, float64(r.Opened), r.Campaign)
+		ch <- prometheus.MustNewConstMetric(resultsClickedDesc, prometheus.GaugeValue, float64(r.Clicked), r.Campaign)
+		ch <- prometheus.MustNewConstMetric(resultsConvertedDesc, prometheus.GaugeValue, float64(r.Converted), r.Campaign)
+		ch <- prometheus.MustNewConstMetric(resultsRevenueDesc, prometheus.GaugeValue, r.Revenue, r.Campaign)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"nurture/internal/campaign"
 	"nurture/internal/experiment"
+	"nurture/internal/metrics"
 	"nurture/internal/store"
 )
 
@@ -267,4 +268,32 @@ func WriteText(w io.Writer, lines []Line) {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "skipped: %s\n", strings.Join(reasons, "; "))
 	}
+}
+
+// Results adds rows up per campaign for the metrics of the HTTP role:
+// deliveries by status, and the sent ones opened, clicked and converted.
+func Results(rows []store.ReportRow) []metrics.CampaignResults {
+	by := map[string]*metrics.CampaignResults{}
+	var names []string
+	for _, r := range rows {
+		c := by[r.Campaign]
+		if c == nil {
+			c = &metrics.CampaignResults{Campaign: r.Campaign, Deliveries: map[string]int{}}
+			by[r.Campaign] = c
+			names = append(names, r.Campaign)
+		}
+		c.Deliveries[r.Status] += r.Deliveries
+		c.Opened += r.Opened
+		c.Clicked += r.Clicked
+		if r.Status == store.StatusSent {
+			c.Converted += r.Converted
+			c.Revenue += r.Revenue
+		}
+	}
+	slices.Sort(names)
+	out := make([]metrics.CampaignResults, 0, len(names))
+	for _, n := range names {
+		out = append(out, *by[n])
+	}
+	return out
 }
