@@ -57,6 +57,9 @@ type BounceResult struct {
 	Suppressed bool
 	// Unsubscribed lists the customers whose consent a complaint withdrew.
 	Unsubscribed []string
+	// Erased is true when the address is an erased person's: nothing was
+	// recorded, the address being suppressed by its hash already.
+	Erased bool
 }
 
 // RecordBounce records one notice, links it to its delivery by Message-ID
@@ -89,6 +92,14 @@ func (s *Store) RecordBounce(ctx context.Context, b Bounce, limit SoftBounceLimi
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, s.q.get(qBounceLock), b.Email); err != nil {
 		return res, fmt.Errorf("%s: lock: %w", what, err)
+	}
+	// A late notice about an erased person writes nothing in clear: the
+	// address is suppressed by its hash already.
+	if err := tx.QueryRow(ctx, s.q.get(qBounceErased), b.Email).Scan(&res.Erased); err != nil {
+		return res, fmt.Errorf("%s: %w", what, err)
+	}
+	if res.Erased {
+		return res, nil
 	}
 	var inserted bool
 	var deliveryID, customerID, campaign *string

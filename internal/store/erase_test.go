@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"nurture/internal/audience"
@@ -445,5 +446,33 @@ func TestEraseStopsWaiting(t *testing.T) {
 	claims, err := st.Claim(ctx, []string{refs[0].ID})
 	if err != nil || !claims[0].Claimed || claims[0].CustomerFound || !store.IsErasedID(claims[0].Customer.ID) {
 		t.Errorf("claim after the erasure: %+v, %v", claims, err)
+	}
+}
+
+// TestLateNoticesAfterErasure: a complaint and a click that arrive after
+// the person was erased write nothing personal back: the address stays a
+// hash, the link is counted but not kept.
+func TestLateNoticesAfterErasure(t *testing.T) {
+	ctx := context.Background()
+	now := ts("2026-05-01T00:00:00Z")
+	st := clockStore(t, &now)
+	ids := seedPerson(t, st, &now)
+	now = ts("2026-06-01T12:00:00Z")
+	if _, err := st.Erase(ctx, zqID, store.ErasedByAPI); err != nil {
+		t.Fatal(err)
+	}
+	now = ts("2026-06-02T12:00:00Z")
+	res, err := st.RecordBounce(ctx, store.Bounce{Key: "fbl:late", Kind: store.BounceComplaint, Email: strings.ToUpper(zqEmail),
+		MessageID: "<m1@example.com>", Source: "ses", OccurredAt: now}, store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour})
+	if err != nil || !res.Erased || res.Suppressed {
+		t.Errorf("late complaint: %+v %v, want erased and nothing recorded", res, err)
+	}
+	counts, err := st.RecordHits(ctx, []store.Hit{{Delivery: uuid.MustParse(ids["sent"]), Click: true,
+		URL: "https://shop.example.com/cart?who=" + zqID, At: now}})
+	if err != nil || len(counts) != 1 || counts[0].N != 1 {
+		t.Errorf("late click: %+v %v, want it counted", counts, err)
+	}
+	for _, f := range findPersonal(dumpTables(t, st), zqEmail, zqID) {
+		t.Errorf("after late notices: %s", f)
 	}
 }

@@ -74,6 +74,7 @@ const (
 	qCustomer             = "customer"
 	qBounceLock           = "bounce-lock"
 	qBounceInsert         = "bounce-insert"
+	qBounceErased         = "bounce-erased"
 	qBounceMarkDelivery   = "bounce-mark-delivery"
 	qBounceSoftCount      = "bounce-soft-count"
 	qBounceSuppress       = "bounce-suppress"
@@ -133,7 +134,7 @@ var queryNames = []string{
 	qCandidatesJourney, qEnterJourneys, qAdvanceJourneys, qActiveJourneys, qExitRemovedJourneys, qJourneys,
 	qExplainHistory, qEvent,
 	qDeferDeliveries, qCustomer,
-	qBounceLock, qBounceInsert, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
+	qBounceLock, qBounceInsert, qBounceErased, qBounceMarkDelivery, qBounceSoftCount, qBounceSuppress, qBounceCustomers,
 	qBounces, qDeliveryBounces,
 	qAttributionLock, qAttributionProgress, qAttribute, qReport,
 	qEraseCustomer, qEraseDeliveries, qEraseJourneys, qEraseEvents, qEraseConsent, qEraseStages, qEraseLog, qEraseScrub, qEraseClicks,

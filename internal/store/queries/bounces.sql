@@ -5,6 +5,11 @@
 -- together are counted one after the other.
 SELECT pg_advisory_xact_lock(hashtextextended('nurture bounce ' || $1, 0));
 
+-- name: bounce-erased
+-- The address belongs to an erased person (as erase-customer hashes it):
+-- nothing of it may be written in clear again; its hash suppresses it.
+SELECT EXISTS (SELECT 1 FROM erased_addresses WHERE hash = sha256(lower($1)::bytea));
+
 -- name: bounce-insert
 -- $1 key, $2 kind, $3 email (lower case), $4 Message-ID (null: unknown),
 -- $5 reason, $6 source, $7 occurred_at, $8 received_at. Links the notice

@@ -9,9 +9,10 @@
 -- window (2 s) after the send. Rows are written in delivery
 -- order so that two processes never wait on each other in a cycle.
 -- Returns the hits by campaign ('' for a delivery that no longer
--- exists: not recorded), kind and machine.
+-- exists: not recorded), kind and machine. The links of an erased
+-- person's deliveries are counted, not kept.
 WITH hits AS (
-    SELECT h.delivery_id, h.kind, h.url, h.at, d.campaign,
+    SELECT h.delivery_id, h.kind, h.url, h.at, d.campaign, d.customer_id,
            (h.scanner OR d.sent_at IS NULL OR h.at < d.sent_at + make_interval(secs => $6)) AS machine
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[]) AS h (delivery_id, kind, url, at, scanner)
     LEFT JOIN deliveries d ON d.id = h.delivery_id
@@ -50,7 +51,8 @@ WITH hits AS (
            min(at) FILTER (WHERE NOT machine),
            max(at) FILTER (WHERE NOT machine)
     FROM hits
-    WHERE campaign IS NOT NULL AND kind = 'click'
+    -- an erased person's links are not kept: a link may name who clicked
+    WHERE campaign IS NOT NULL AND kind = 'click' AND customer_id NOT LIKE 'erased-%'
     GROUP BY delivery_id, url
     ORDER BY delivery_id, url
     ON CONFLICT (delivery_id, url) DO UPDATE SET
