@@ -234,7 +234,7 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	}()
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		s.reconcileLoop(ctx)
@@ -242,6 +242,10 @@ func (s *Scheduler) lead(ctx context.Context, lease *store.Lease) {
 	go func() {
 		defer wg.Done()
 		s.triggerLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.resultsLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()

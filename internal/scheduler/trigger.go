@@ -19,6 +19,22 @@ func (s *Scheduler) triggerLoop(ctx context.Context) {
 	for {
 		s.PollTriggers(ctx)
 		s.PollSteps(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+	}
+}
+
+// resultsLoop attributes new purchases and refreshes the results rollups
+// every TriggerPoll while this scheduler leads, until ctx ends. It runs
+// beside the trigger loop, so that a long import (attribution waits for
+// none) or a large first refresh never delays a triggered email.
+func (s *Scheduler) resultsLoop(ctx context.Context) {
+	tk := time.NewTicker(s.cfg.TriggerPoll)
+	defer tk.Stop()
+	for {
 		s.Attribute(ctx)
 		s.RefreshRollups(ctx)
 		select {

@@ -21,6 +21,9 @@ type AttributionResult struct {
 	Conversions int // purchases attributed
 	// ByCampaign are the conversions and their revenue per campaign.
 	ByCampaign map[string]CampaignConversions
+	// Busy says an import held the lock: the events it is writing, and
+	// any after, are left for the next call.
+	Busy bool
 }
 
 // CampaignConversions are the purchases attributed to one campaign.
@@ -29,15 +32,21 @@ type CampaignConversions struct {
 	Revenue     float64
 }
 
-// attributeBatch is how many events one attribution transaction reads.
-const attributeBatch = 10_000
+// attributeBatch is how many events one attribution transaction reads,
+// and attributeBatches how many transactions one Attribute runs at most.
+const (
+	attributeBatch   = 10_000
+	attributeBatches = 20
+)
 
 // Attribute attributes the purchases imported since the last call to the
 // deliveries that earned them: each purchase event goes to the customer's
 // most recent delivery sent (or held out, from its send_at) at most the
 // campaign's window before it, recorded as a conversion with the event's
 // amount as revenue. It reads each event once, in batches, each batch in
-// a transaction that waits for imports, so that none is missed.
+// a transaction that excludes imports, so that none is missed. It never
+// waits for an import: while one runs, or after attributeBatches batches,
+// it returns what it did, and the next call goes on from there.
 func (s *Store) Attribute(ctx context.Context, w Windows) (AttributionResult, error) {
 	var res AttributionResult
 	names := make([]string, 0, len(w.By))
@@ -46,7 +55,7 @@ func (s *Store) Attribute(ctx context.Context, w Windows) (AttributionResult, er
 		names = append(names, name)
 		secs = append(secs, d.Seconds())
 	}
-	for {
+	for range attributeBatches {
 		read, err := s.attributeOnce(ctx, names, secs, w.Default.Seconds(), &res)
 		if err != nil {
 			return res, fmt.Errorf("attribute purchases: %w", err)
@@ -55,18 +64,25 @@ func (s *Store) Attribute(ctx context.Context, w Windows) (AttributionResult, er
 			return res, nil
 		}
 	}
+	return res, nil
 }
 
 // attributeOnce attributes one batch of events in a transaction, adding
-// what it did to res once committed, and returns how many events it read.
+// what it did to res once committed, and returns how many events it read:
+// none when an import holds the lock.
 func (s *Store) attributeOnce(ctx context.Context, names []string, secs []float64, def float64, res *AttributionResult) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, s.q.get(qAttributionLock)); err != nil {
+	var locked bool
+	if err := tx.QueryRow(ctx, s.q.get(qAttributionLock)).Scan(&locked); err != nil {
 		return 0, err
+	}
+	if !locked {
+		res.Busy = true
+		return 0, nil
 	}
 	var from int64
 	if err := tx.QueryRow(ctx, s.q.get(qAttributionProgress)).Scan(&from); err != nil {

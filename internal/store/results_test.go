@@ -116,3 +116,39 @@ func conversions(t *testing.T, st *store.Store, ids map[string]string) string {
 	}
 	return out
 }
+
+// TestAttributionDoesNotWaitForImports: while an import is under way,
+// attribution returns at once, busy, and reads nothing; once it commits,
+// the next call attributes its purchases.
+func TestAttributionDoesNotWaitForImports(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.Store(t)
+	t0 := ts("2026-06-01T09:00:00Z")
+	if _, err := st.InsertDeliveries(ctx, []store.NewDelivery{{Campaign: "winback", CustomerID: "c1", Occurrence: t0, Stage: "lapsed",
+		Template: "winback", Queue: "default", Variant: "holdout", Status: store.StatusHeldOut}}); err != nil {
+		t.Fatal(err)
+	}
+	w := store.Windows{Default: 120 * time.Hour}
+	im, err := st.BeginImport(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Rollback(ctx)
+	amount := 10.0
+	if _, err := im.Events(ctx, []store.EventRecord{{ID: "p1", CustomerID: "c1", Type: "purchase", OccurredAt: t0.Add(time.Hour), Amount: &amount}}); err != nil {
+		t.Fatal(err)
+	}
+	// A deadline, so that a blocked call fails the test instead of hanging it.
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := st.Attribute(short, w)
+	if err != nil || !res.Busy || res.Events != 0 {
+		t.Fatalf("Attribute during an import = %+v, %v; want busy, nothing read", res, err)
+	}
+	if err := im.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Attribute(ctx, w); err != nil || res.Busy || res.Events != 1 || res.Conversions != 1 {
+		t.Errorf("Attribute after the import = %+v, %v; want 1 event, 1 conversion", res, err)
+	}
+}

@@ -3,8 +3,9 @@
 -- name: attribution-lock
 -- Attribution runs one at a time and never beside an import (the import
 -- lock, "nurture2"): the events it reads up to are all committed, and
--- none with a lower seq can commit later.
-SELECT pg_advisory_xact_lock(7959953343309996338);
+-- none with a lower seq can commit later. It does not wait for an import:
+-- false means one is under way, and attribution tries again later.
+SELECT pg_try_advisory_xact_lock(7959953343309996338);
 
 -- name: attribution-progress
 SELECT last_seq FROM attribution_progress FOR UPDATE;
