@@ -152,3 +152,49 @@ func TestAttributionDoesNotWaitForImports(t *testing.T) {
 		t.Errorf("Attribute after the import = %+v, %v; want 1 event, 1 conversion", res, err)
 	}
 }
+
+// TestReportCountsAnOptOutOnce: an opt-out through a campaign's link
+// counts for the last email of that campaign before it, not for every
+// earlier one; the rollups agree.
+func TestReportCountsAnOptOutOnce(t *testing.T) {
+	ctx := context.Background()
+	now := ts("2026-06-01T09:00:00Z")
+	st := clockStore(t, &now)
+	importCustomers(t, st, store.CustomerRecord{ID: "c1", Email: "c1@example.com", Subscribed: true, CreatedAt: ts("2026-05-01T00:00:00Z")})
+	var ds []store.NewDelivery
+	for i := range 3 {
+		ds = append(ds, newDelivery("winback", "c1", ts("2026-06-01T09:00:00Z").Add(time.Duration(i)*7*24*time.Hour)))
+	}
+	refs, err := st.InsertDeliveries(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range refs {
+		if _, err := st.Pool().Exec(ctx, `UPDATE deliveries SET status = 'sent', sent_at = $2 WHERE id = $1`, r.ID, ds[i].Occurrence); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = ts("2026-06-16T09:00:00Z") // after the third email
+	if _, err := st.Unsubscribe(ctx, "c1", "unsubscribe link", "winback"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RefreshRollups(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() ([]store.ReportRow, error){
+		"report":  func() ([]store.ReportRow, error) { return st.Report(ctx, store.ReportFilter{Campaign: "winback"}) },
+		"rollups": func() ([]store.ReportRow, error) { return st.CampaignTotals(ctx, "winback") },
+	} {
+		rows, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		unsub := 0
+		for _, r := range rows {
+			unsub += r.Unsubscribed
+		}
+		if unsub != 1 {
+			t.Errorf("%s: one opt-out counted %d times", name, unsub)
+		}
+	}
+}

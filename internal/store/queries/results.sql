@@ -59,18 +59,23 @@ UNION ALL
 -- name: report
 -- One row per campaign, variant and step of the deliveries whose send_at
 -- lies in [$1, $2) (nulls: unbounded), $3 one campaign or every one.
--- unsubscribed counts deliveries followed by an opt-out through that
--- campaign's link; bounced and complained the deliveries a bounce or a
+-- unsubscribed counts sent deliveries followed by an opt-out through that
+-- campaign's link, each opt-out on the last one before it; bounced and complained the deliveries a bounce or a
 -- complaint was recorded on; converted counts deliveries with an
 -- attributed purchase, and revenue sums their amounts; opened and clicked
 -- count deliveries with a human open (a human click counts as an open
 -- too: the email was read with its images blocked) and a human click.
 SELECT d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, '') AS reason,
        count(*)::bigint AS deliveries,
-       count(*) FILTER (WHERE EXISTS (
+       -- an opt-out counts for the last email of the campaign before it
+       count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = d.campaign AND NOT cc.subscribed
-             AND d.status = 'sent' AND cc.changed_at >= d.sent_at))::bigint AS unsubscribed,
+             AND cc.changed_at >= d.sent_at
+             AND NOT EXISTS (
+                 SELECT 1 FROM deliveries n
+                 WHERE n.campaign = d.campaign AND n.customer_id = d.customer_id AND n.status = 'sent'
+                   AND n.sent_at > d.sent_at AND n.sent_at <= cc.changed_at)))::bigint AS unsubscribed,
        count(*) FILTER (WHERE d.bounce IS NOT NULL)::bigint AS bounced,
        count(*) FILTER (WHERE d.complained_at IS NOT NULL)::bigint AS complained,
        count(c.delivery_id)::bigint AS converted,

@@ -66,7 +66,11 @@ SELECT (d.send_at AT TIME ZONE 'UTC')::date, d.campaign, d.variant, d.step, d.st
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = d.campaign AND NOT cc.subscribed
-             AND cc.changed_at >= d.sent_at)),
+             AND cc.changed_at >= d.sent_at
+             AND NOT EXISTS (
+                 SELECT 1 FROM deliveries n
+                 WHERE n.campaign = d.campaign AND n.customer_id = d.customer_id AND n.status = 'sent'
+                   AND n.sent_at > d.sent_at AND n.sent_at <= cc.changed_at))),
        count(*) FILTER (WHERE d.bounce IS NOT NULL),
        count(*) FILTER (WHERE d.complained_at IS NOT NULL),
        count(c.revenue),
@@ -89,7 +93,11 @@ SELECT k.day, k.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, 
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
            SELECT 1 FROM consent_changes cc
            WHERE cc.customer_id = d.customer_id AND cc.campaign = k.campaign AND NOT cc.subscribed
-             AND cc.changed_at >= d.sent_at)),
+             AND cc.changed_at >= d.sent_at
+             AND NOT EXISTS (
+                 SELECT 1 FROM deliveries n
+                 WHERE n.campaign = k.campaign AND n.customer_id = d.customer_id AND n.status = 'sent'
+                   AND n.sent_at > d.sent_at AND n.sent_at <= cc.changed_at))),
        count(*) FILTER (WHERE d.bounce IS NOT NULL),
        count(*) FILTER (WHERE d.complained_at IS NOT NULL),
        count(d.revenue),
