@@ -70,6 +70,8 @@ CREATE TABLE campaign_daily (
     revenue      numeric(16, 2) NOT NULL,
     opened       bigint NOT NULL,
     clicked      bigint NOT NULL,
+    -- first steps whose entry (any step) earned a purchase: the uplift's unit
+    entries_converted bigint NOT NULL,
     PRIMARY KEY (campaign, day, variant, step, status, reason)
 );
 

@@ -90,7 +90,16 @@ func Build(rows []store.ReportRow, campaigns []Campaign) []Line {
 		holdout := c.Holdout || slices.ContainsFunc(rs, func(r store.ReportRow) bool { return r.Variant == experiment.Holdout })
 		whole := total(name, rs)
 		if holdout {
-			whole.Uplift = uplift(whole.Converted, whole.Sent, whole.HoldoutConverted, whole.HeldOut)
+			// Entries against entries: a held-out entry is one row, a
+			// journey's entry one first step however many steps it sent.
+			sent, converted := 0, 0
+			for _, r := range rs {
+				if r.Step == 1 && r.Status == store.StatusSent {
+					sent += r.Deliveries
+					converted += r.EntriesConverted
+				}
+			}
+			whole.Uplift = uplift(converted, sent, whole.HoldoutConverted, whole.HeldOut)
 		}
 		out = append(out, whole)
 

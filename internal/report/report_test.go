@@ -15,7 +15,7 @@ import (
 // 56/70 − 48/80 = 0.2, 95 % interval 0.0524 to 0.3339 (method 10).
 func TestBuild(t *testing.T) {
 	rows := []store.ReportRow{
-		{Campaign: "winback", Variant: "a", Step: 1, Status: "sent", Deliveries: 70, Converted: 56, Revenue: 1000.5, Unsubscribed: 2, Bounced: 3, Complained: 1},
+		{Campaign: "winback", Variant: "a", Step: 1, Status: "sent", Deliveries: 70, Converted: 56, EntriesConverted: 56, Revenue: 1000.5, Unsubscribed: 2, Bounced: 3, Complained: 1},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "failed", Deliveries: 3},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "skipped", Reason: "unsubscribed", Deliveries: 4},
 		{Campaign: "winback", Variant: "a", Step: 1, Status: "skipped", Reason: "frequency cap", Deliveries: 1},
@@ -80,5 +80,22 @@ func TestBuildSteps(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "-/- holdout/- -/1 -/2" {
 		t.Errorf("lines: %v", got)
+	}
+}
+
+// TestJourneyUplift: a journey's uplift compares entries with entries.
+// 100 entries were sent three steps each and 10 of them bought (their
+// purchases attributed to whichever step came last); 100 entries were
+// held out and 5 bought: 10% against 5%, not 10 of 300 emails.
+func TestJourneyUplift(t *testing.T) {
+	rows := []store.ReportRow{
+		{Campaign: "welcome", Step: 1, Status: "sent", Deliveries: 100, Converted: 4, EntriesConverted: 10},
+		{Campaign: "welcome", Step: 2, Status: "sent", Deliveries: 100, Converted: 3},
+		{Campaign: "welcome", Step: 3, Status: "sent", Deliveries: 100, Converted: 3},
+		{Campaign: "welcome", Variant: "holdout", Step: 1, Status: "held_out", Deliveries: 100, Converted: 5, EntriesConverted: 5},
+	}
+	lines := report.Build(rows, []report.Campaign{{Name: "welcome", Journey: true, Holdout: true}})
+	if u := lines[0].Uplift; u == nil || u.Value != 0.05 {
+		t.Fatalf("journey uplift = %+v, want 0.05", u)
 	}
 }

@@ -143,6 +143,11 @@ type ReportRow struct {
 	// Opened and Clicked count deliveries with a human open (or click)
 	// and a human click; machine-made hits are left out.
 	Opened, Clicked int
+	// EntriesConverted counts the first steps whose entry earned a
+	// purchase on any of its steps: for a single email the delivery
+	// itself, for a journey the customer's way through it. The uplift
+	// compares entries, sent against held out.
+	EntriesConverted int
 }
 
 // ReportFilter selects deliveries by campaign ("" for all) and send_at in
@@ -162,11 +167,12 @@ func (s *Store) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error)
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		var n, unsub, bounced, complained, conv, opened, clicked int64
+		var n, unsub, bounced, complained, conv, opened, clicked, entries int64
 		if err := rows.Scan(&r.Campaign, &r.Variant, &r.Step, &r.Status, &r.Reason, &n, &unsub, &bounced, &complained, &conv, &r.Revenue,
-			&opened, &clicked); err != nil {
+			&opened, &clicked, &entries); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
+		r.EntriesConverted = int(entries)
 		r.Deliveries, r.Unsubscribed, r.Converted = int(n), int(unsub), int(conv)
 		r.Bounced, r.Complained = int(bounced), int(complained)
 		r.Opened, r.Clicked = int(opened), int(clicked)

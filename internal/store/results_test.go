@@ -198,3 +198,55 @@ func TestReportCountsAnOptOutOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestEntriesConverted: a purchase attributed to a journey's second step
+// counts its entry as converted on the first step's row, in the report
+// and in the rollups.
+func TestEntriesConverted(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.Store(t)
+	t0 := ts("2026-06-01T09:00:00Z")
+	step := func(n int, at time.Time) store.NewDelivery {
+		d := newDelivery("welcome", "c1", t0)
+		d.Step, d.SendAt = n, at
+		return d
+	}
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{step(1, t0), step(2, t0.Add(48*time.Hour))})
+	if err != nil || len(refs) != 2 {
+		t.Fatal(refs, err)
+	}
+	for _, r := range refs {
+		if _, err := st.Pool().Exec(ctx, `UPDATE deliveries SET status = 'sent', sent_at = send_at WHERE id = $1`, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A refresh before the purchase: the next one must recount the first
+	// step's day although the purchase went to the second step's.
+	if _, err := st.RefreshRollups(ctx, t0.Add(49*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	amount := 30.0
+	importEvents(t, st, store.EventRecord{ID: "p1", CustomerID: "c1", Type: "purchase", OccurredAt: t0.Add(50 * time.Hour), Amount: &amount})
+	if _, err := st.Attribute(ctx, store.Windows{Default: 120 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RefreshRollups(ctx, t0.Add(72*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() ([]store.ReportRow, error){
+		"report":  func() ([]store.ReportRow, error) { return st.Report(ctx, store.ReportFilter{}) },
+		"rollups": func() ([]store.ReportRow, error) { return st.CampaignTotals(ctx, "") },
+	} {
+		rows, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, fmt.Sprintf("step %d: converted %d, entries converted %d", r.Step, r.Converted, r.EntriesConverted))
+		}
+		if want := "[step 1: converted 0, entries converted 1 step 2: converted 1, entries converted 0]"; fmt.Sprint(got) != want {
+			t.Errorf("%s: %v, want %s", name, got, want)
+		}
+	}
+}

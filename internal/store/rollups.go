@@ -103,9 +103,10 @@ func (s *Store) CampaignTotals(ctx context.Context, campaign string) ([]ReportRo
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReportRow, error) {
 		var x ReportRow
-		var n, unsub, bounced, complained, conv, opened, clicked int64
+		var n, unsub, bounced, complained, conv, opened, clicked, entries int64
 		err := r.Scan(&x.Campaign, &x.Variant, &x.Step, &x.Status, &x.Reason, &n, &unsub, &bounced, &complained, &conv, &x.Revenue,
-			&opened, &clicked)
+			&opened, &clicked, &entries)
+		x.EntriesConverted = int(entries)
 		x.Deliveries, x.Unsubscribed, x.Converted = int(n), int(unsub), int(conv)
 		x.Bounced, x.Complained, x.Opened, x.Clicked = int(bounced), int(complained), int(opened), int(clicked)
 		return x, err

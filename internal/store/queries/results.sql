@@ -64,7 +64,9 @@ UNION ALL
 -- complaint was recorded on; converted counts deliveries with an
 -- attributed purchase, and revenue sums their amounts; opened and clicked
 -- count deliveries with a human open (a human click counts as an open
--- too: the email was read with its images blocked) and a human click.
+-- too: the email was read with its images blocked) and a human click;
+-- entries_converted counts first steps whose entry earned a purchase on
+-- any of its steps (for a single email, the delivery itself).
 SELECT d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, '') AS reason,
        count(*)::bigint AS deliveries,
        -- an opt-out counts for the last email of the campaign before it
@@ -81,7 +83,11 @@ SELECT d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, '') AS 
        count(c.delivery_id)::bigint AS converted,
        coalesce(sum(c.revenue), 0)::float8 AS revenue,
        count(*) FILTER (WHERE t.opens > 0 OR t.clicks > 0)::bigint AS opened,
-       count(*) FILTER (WHERE t.clicks > 0)::bigint AS clicked
+       count(*) FILTER (WHERE t.clicks > 0)::bigint AS clicked,
+       count(*) FILTER (WHERE d.step = 1 AND EXISTS (
+           SELECT 1 FROM deliveries e JOIN conversions ec ON ec.delivery_id = e.id
+           WHERE e.campaign = d.campaign AND e.customer_id = d.customer_id
+             AND e.occurrence = d.occurrence AND e.event_id = d.event_id))::bigint AS entries_converted
 FROM deliveries d
 LEFT JOIN (
     SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id

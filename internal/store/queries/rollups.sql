@@ -35,8 +35,12 @@ INSERT INTO rollup_dirty (campaign, day)
 SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries
 WHERE touched >= $1::xid8
 UNION
-SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
-FROM conversions c JOIN deliveries d ON d.id = c.delivery_id
+-- a purchase changes the counts of every step of its entry
+SELECT e.campaign, (e.send_at AT TIME ZONE 'UTC')::date
+FROM conversions c
+JOIN deliveries d ON d.id = c.delivery_id
+JOIN deliveries e ON e.campaign = d.campaign AND e.customer_id = d.customer_id
+                 AND e.occurrence = d.occurrence AND e.event_id = d.event_id
 WHERE c.touched >= $1::xid8
 UNION
 SELECT d.campaign, (d.send_at AT TIME ZONE 'UTC')::date
@@ -60,7 +64,7 @@ WHERE $1::boolean OR EXISTS (SELECT 1 FROM rollup_dirty k WHERE k.campaign = cd.
 -- A first refresh counts every delivery at once, with hash joins: the
 -- counts of the report query (results.sql, report) per day.
 INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, bounced, complained,
-                            converted, revenue, opened, clicked)
+                            converted, revenue, opened, clicked, entries_converted)
 SELECT (d.send_at AT TIME ZONE 'UTC')::date, d.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
        count(*),
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
@@ -76,7 +80,11 @@ SELECT (d.send_at AT TIME ZONE 'UTC')::date, d.campaign, d.variant, d.step, d.st
        count(c.revenue),
        coalesce(sum(c.revenue), 0),
        count(*) FILTER (WHERE t.opens > 0 OR t.clicks > 0),
-       count(*) FILTER (WHERE t.clicks > 0)
+       count(*) FILTER (WHERE t.clicks > 0),
+       count(*) FILTER (WHERE d.step = 1 AND EXISTS (
+           SELECT 1 FROM deliveries e JOIN conversions ec ON ec.delivery_id = e.id
+           WHERE e.campaign = d.campaign AND e.customer_id = d.customer_id
+             AND e.occurrence = d.occurrence AND e.event_id = d.event_id))
 FROM deliveries d
 LEFT JOIN (SELECT delivery_id, sum(amount) AS revenue FROM conversions GROUP BY delivery_id) c ON c.delivery_id = d.id
 LEFT JOIN delivery_tracking t ON t.delivery_id = d.id
@@ -87,7 +95,7 @@ GROUP BY 1, 2, 3, 4, 5, 6;
 -- deliveries_campaign_send_at: OFFSET 0 keeps the LATERAL subquery from
 -- being flattened into a scan of every delivery.
 INSERT INTO campaign_daily (day, campaign, variant, step, status, reason, deliveries, unsubscribed, bounced, complained,
-                            converted, revenue, opened, clicked)
+                            converted, revenue, opened, clicked, entries_converted)
 SELECT k.day, k.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, ''),
        count(*),
        count(*) FILTER (WHERE d.status = 'sent' AND EXISTS (
@@ -103,10 +111,15 @@ SELECT k.day, k.campaign, d.variant, d.step, d.status::text, coalesce(d.reason, 
        count(d.revenue),
        coalesce(sum(d.revenue), 0),
        count(*) FILTER (WHERE d.opens > 0 OR d.clicks > 0),
-       count(*) FILTER (WHERE d.clicks > 0)
+       count(*) FILTER (WHERE d.clicks > 0),
+       count(*) FILTER (WHERE d.step = 1 AND EXISTS (
+           SELECT 1 FROM deliveries e JOIN conversions ec ON ec.delivery_id = e.id
+           WHERE e.campaign = k.campaign AND e.customer_id = d.customer_id
+             AND e.occurrence = d.occurrence AND e.event_id = d.event_id))
 FROM rollup_dirty k
 CROSS JOIN LATERAL (
-    SELECT d.customer_id, d.variant, d.step, d.status, d.reason, d.sent_at, d.bounce, d.complained_at, t.opens, t.clicks,
+    SELECT d.customer_id, d.occurrence, d.event_id, d.variant, d.step, d.status, d.reason, d.sent_at, d.bounce, d.complained_at,
+           t.opens, t.clicks,
            (SELECT sum(amount) FROM conversions c WHERE c.delivery_id = d.id) AS revenue
     FROM deliveries d
     LEFT JOIN delivery_tracking t ON t.delivery_id = d.id
@@ -127,7 +140,7 @@ SELECT refreshed_at FROM rollup_progress;
 -- The report rows of every campaign ($1 '') or one, from the rollup.
 SELECT campaign, variant, step, status, reason,
        sum(deliveries)::bigint, sum(unsubscribed)::bigint, sum(bounced)::bigint, sum(complained)::bigint,
-       sum(converted)::bigint, sum(revenue)::float8, sum(opened)::bigint, sum(clicked)::bigint
+       sum(converted)::bigint, sum(revenue)::float8, sum(opened)::bigint, sum(clicked)::bigint, sum(entries_converted)::bigint
 FROM campaign_daily
 WHERE $1::text = '' OR campaign = $1
 GROUP BY 1, 2, 3, 4, 5
