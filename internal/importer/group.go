@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -120,14 +121,21 @@ func (g *Group) writeGroup(ctx context.Context, jobs []*groupJob) {
 	}
 }
 
-// transaction writes jobs in one import transaction.
-func (g *Group) transaction(ctx context.Context, jobs []*groupJob) ([]int, error) {
+// transaction writes jobs in one import transaction. A panic in a write
+// fails the transaction like an error, so that the callers waiting for
+// the group are answered and later batches are not left waiting.
+func (g *Group) transaction(ctx context.Context, jobs []*groupJob) (ns []int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ns, err = nil, fmt.Errorf("import batch: panic: %v", r)
+		}
+	}()
 	im, err := g.st.BeginImport(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer im.Rollback(context.WithoutCancel(ctx))
-	ns := make([]int, len(jobs))
+	ns = make([]int, len(jobs))
 	for i, j := range jobs {
 		if ns[i], err = j.write(im, ctx); err != nil {
 			return nil, err

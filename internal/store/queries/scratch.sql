@@ -4,13 +4,15 @@
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
          journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions,
-         bounces;
+         bounces, delivery_tracking, delivery_clicks, campaign_daily, stage_counts, stage_flows;
 UPDATE attribution_progress SET last_seq = 0;
+UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 
 -- name: scratch-clear-deliveries
--- Deliveries, the journeys they belong to, what they earned and the
--- bounces about them.
-TRUNCATE deliveries, journeys, conversions, bounces;
+-- Deliveries, the journeys they belong to, what they earned, the bounces,
+-- opens and clicks about them, and their rollups.
+TRUNCATE deliveries, journeys, conversions, bounces, delivery_tracking, delivery_clicks, campaign_daily;
+UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 
 -- name: scratch-vacuum
 -- After a bulk import, so that timings do not depend on when autovacuum
