@@ -209,7 +209,7 @@ func TestPollAttributesPurchases(t *testing.T) {
 		t.Errorf("rollups refreshed at %v (%v, %v), want %v", got, ok, err, at)
 	}
 	if rows, err := e.st.CampaignTotals(ctx, "welcome"); err != nil || len(rows) != 1 ||
-		fmt.Sprintf("%+v", rows[0]) != "{Campaign:welcome Variant: Step:1 Status:sent Reason: Deliveries:1 Unsubscribed:0 Bounced:0 Complained:0 Converted:1 Revenue:12.5 Opened:0 Clicked:0}" {
+		fmt.Sprintf("%+v", rows[0]) != "{Campaign:welcome Variant: Step:1 Status:sent Reason: Deliveries:1 Unsubscribed:0 Bounced:0 Complained:0 Converted:1 Revenue:12.5 Opened:0 Clicked:0 EntriesConverted:1}" {
 		t.Errorf("welcome's rollup: %+v, %v", rows, err)
 	}
 
