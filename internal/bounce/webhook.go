@@ -2,8 +2,6 @@ package bounce
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"nurture/internal/httpserver"
 )
 
 // Path is where the HTTP role serves the webhook.
@@ -104,7 +104,7 @@ func (h *webhook) tokenOK(r *http.Request) bool {
 	}
 	ok := false
 	for _, t := range h.cfg.Tokens {
-		if equal(given, t) {
+		if httpserver.SecretEqual(given, t) {
 			ok = true
 		}
 	}
@@ -267,12 +267,6 @@ func jsonError(err error) string {
 		return "malformed JSON: the body ends early"
 	}
 	return "malformed JSON: " + strings.TrimPrefix(err.Error(), "json: ")
-}
-
-// equal compares secrets in constant time, whatever their lengths.
-func equal(got, want string) bool {
-	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

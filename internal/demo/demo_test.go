@@ -42,19 +42,26 @@ func TestRunRefusesRealDatabases(t *testing.T) {
 	}
 }
 
+// demoConfig runs the demo on a scratch database (Run creates and
+// migrates it; its name has "demo" in it) and Redis DB of the test's own,
+// with the shipped campaigns, customers customers and the clock at now.
+func demoConfig(t *testing.T, customers int, now time.Time) demo.Config {
+	t.Helper()
+	cfg := demo.DefaultConfig()
+	cfg.DatabaseURL, _ = testenv.ScratchDatabaseURL(t, "demo")
+	cfg.RedisURL = testenv.RedisURL(t)
+	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
+	cfg.Customers = customers
+	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
+	cfg.Now = func() time.Time { return now }
+	return cfg
+}
+
 func TestRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	// Run creates and migrates its database; a name with "demo" in it.
-	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
-	now := time.Date(2026, 6, 1, 9, 0, 42, 0, time.UTC) // a Monday
-	cfg := demo.DefaultConfig()
-	cfg.DatabaseURL = dbURL
-	cfg.RedisURL = testenv.RedisURL(t)
-	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
-	cfg.Customers = 200
-	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
-	cfg.Now = func() time.Time { return now }
+	cfg := demoConfig(t, 200, time.Date(2026, 6, 1, 9, 0, 42, 0, time.UTC)) // a Monday
+	dbURL := cfg.DatabaseURL
 
 	var stdout, stderr bytes.Buffer
 	if err := demo.Run(ctx, cfg, &stdout, &stderr); err != nil {
@@ -159,17 +166,10 @@ func TestRun(t *testing.T) {
 func TestRunDays(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
-	cfg := demo.DefaultConfig()
-	cfg.DatabaseURL = dbURL
-	cfg.RedisURL = testenv.RedisURL(t)
-	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
-	cfg.Customers = 80
-	cfg.Days = 2
-	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
 	// A Friday at 17:30: the review requests wait for Monday 09:00 in
 	// their customers' zones, after the last simulated day.
-	cfg.Now = func() time.Time { return time.Date(2026, 6, 5, 17, 30, 0, 0, time.UTC) }
+	cfg := demoConfig(t, 80, time.Date(2026, 6, 5, 17, 30, 0, 0, time.UTC))
+	cfg.Days = 2
 
 	var stdout, stderr bytes.Buffer
 	if err := demo.Run(ctx, cfg, &stdout, &stderr); err != nil {
@@ -198,7 +198,7 @@ func TestRunDays(t *testing.T) {
 	if !strings.Contains(out, "    sending: the last email waits for its window until 2026-06-08T") {
 		t.Errorf("no line on the emails sent after the last day:\n%s", out)
 	}
-	st, err := store.Open(ctx, dbURL, store.Config{})
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,15 +234,8 @@ func TestRunDays(t *testing.T) {
 // still replays its days to the end.
 func TestRunOneCustomer(t *testing.T) {
 	t.Parallel()
-	dbURL, _ := testenv.ScratchDatabaseURL(t, "demo")
-	cfg := demo.DefaultConfig()
-	cfg.DatabaseURL = dbURL
-	cfg.RedisURL = testenv.RedisURL(t)
-	cfg.CampaignsDir, cfg.TemplatesDir = "../../campaigns", "../../templates"
-	cfg.Customers = 1
+	cfg := demoConfig(t, 1, time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))
 	cfg.Days = 2
-	cfg.OutboxDir = filepath.Join(t.TempDir(), "outbox")
-	cfg.Now = func() time.Time { return time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC) }
 	var stdout, stderr bytes.Buffer
 	if err := demo.Run(context.Background(), cfg, &stdout, &stderr); err != nil {
 		t.Fatalf("Run: %v\n%s%s", err, &stdout, &stderr)

@@ -48,8 +48,8 @@ func (s *Server) isAdmin(r *http.Request) bool {
 func (s *Server) adminCredentials(r *http.Request) bool {
 	user, password, ok := r.BasicAuth()
 	// Both compared, always, so the time taken tells nothing.
-	userOK := equal(user, s.cfg.AdminUser)
-	passwordOK := equal(password, s.cfg.AdminPassword)
+	userOK := SecretEqual(user, s.cfg.AdminUser)
+	passwordOK := SecretEqual(password, s.cfg.AdminPassword)
 	return ok && userOK && passwordOK
 }
 
@@ -60,7 +60,7 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || !equal(token, s.cfg.MetricsToken) {
+		if !strings.EqualFold(scheme, "Bearer") || !SecretEqual(token, s.cfg.MetricsToken) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
@@ -78,7 +78,7 @@ func (s *Server) apiAuth(h http.Handler) http.Handler {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok := false
 		for _, t := range s.cfg.APITokens {
-			if equal(token, t) && strings.EqualFold(scheme, "Bearer") {
+			if SecretEqual(token, t) && strings.EqualFold(scheme, "Bearer") {
 				ok = true
 			}
 		}
@@ -97,8 +97,9 @@ func (s *Server) apiAuth(h http.Handler) http.Handler {
 	})
 }
 
-// equal compares secrets in constant time, whatever their lengths.
-func equal(got, want string) bool {
+// SecretEqual compares secrets (tokens, passwords) in constant time,
+// whatever their lengths.
+func SecretEqual(got, want string) bool {
 	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
