@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"nurture/internal/store"
 	"nurture/internal/unsubscribe"
 )
 
@@ -44,11 +43,7 @@ func TestBouncesImport(t *testing.T) {
 	if len(h) != 1 || h[0].Subscribed || h[0].Source != "mailto" || h[0].Campaign != "welcome" {
 		t.Errorf("consent history of c1: %+v", h)
 	}
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	list, err := st.Suppressions(context.Background())
 	if err != nil || len(list) != 1 || list[0].Email != "ann@example.net" || list[0].Reason != "bounce" || list[0].Source != "dsn" {
 		t.Errorf("suppressions %+v, %v", list, err)

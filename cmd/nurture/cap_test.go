@@ -43,11 +43,7 @@ func TestCapAcrossProcesses(t *testing.T) {
 			t.Fatalf("run-once exited %d:\n%s", code, p.output())
 		}
 	}
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	emails, capped, rows := map[string]int{}, 0, 0
 	err = st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
 		rows++

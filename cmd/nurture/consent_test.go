@@ -43,11 +43,7 @@ func unsubscribeByLink(t *testing.T, env map[string]string, customerID string, a
 
 func consentHistory(t *testing.T, env map[string]string, customerID string) []store.ConsentChange {
 	t.Helper()
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	h, err := st.ConsentHistory(context.Background(), customerID)
 	if err != nil {
 		t.Fatal(err)

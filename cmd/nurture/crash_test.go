@@ -30,11 +30,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		t.Fatal(stderr)
 	}
 
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	statuses := func() (total int, by map[string]int) {
 		counts, err := st.DeliveryCounts(context.Background())
 		if err != nil {
@@ -63,7 +59,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 
 	// What was in flight at the kill: claimed, not recorded.
 	inFlight := map[string]bool{}
-	err = st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+	err := st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
 		if d.Status == store.StatusSending {
 			inFlight[d.ID] = true
 		}

@@ -102,11 +102,7 @@ func TestWorkerSignsWithDKIM(t *testing.T) {
 	if _, stderr, code := cli(t, env, "run-once", "--at", at.Format(time.RFC3339)); code != 0 {
 		t.Fatal(stderr)
 	}
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	counts, err := st.DeliveryCounts(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -46,11 +46,7 @@ func TestJourneyAcrossKilledWorker(t *testing.T) {
 	if _, stderr, code := cli(t, env, "run-once", "--at", start.Format(time.RFC3339)); code != 0 {
 		t.Fatal(stderr)
 	}
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	byStep := func() (total int, sent map[int]int, inFlight map[string]bool) {
 		sent, inFlight = map[int]int{}, map[string]bool{}
 		err := st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {

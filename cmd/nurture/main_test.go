@@ -57,6 +57,18 @@ func fixtureEnv(t *testing.T) map[string]string {
 	}
 }
 
+// openStore opens the store of env's database for the test to read,
+// closed when the test ends.
+func openStore(t *testing.T, env map[string]string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
 func importFixture(t *testing.T, env map[string]string) {
 	t.Helper()
 	for _, kind := range []string{"customers", "events"} {
@@ -233,13 +245,9 @@ func projectPlan(t *testing.T, plan string) string {
 // plannedRows prints every delivery row as a planLine, in plan's order.
 func plannedRows(t *testing.T, env map[string]string) string {
 	t.Helper()
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	var b strings.Builder
-	err = st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+	err := st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
 		out, _ := json.Marshal(planLine{d.Campaign, d.CustomerID, d.Stage, d.Template, d.Occurrence.Format(time.RFC3339)})
 		b.Write(append(out, '\n'))
 		return nil

@@ -24,11 +24,7 @@ func TestReport(t *testing.T) {
 	if _, stderr, code := cli(t, env, "run-once", "--at", testenv.FixtureAt); code != 0 {
 		t.Fatalf("run-once: %s", stderr)
 	}
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	sent := func() (n, total int) {
 		counts, err := st.DeliveryCounts(context.Background())
 		if err != nil {

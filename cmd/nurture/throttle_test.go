@@ -82,11 +82,7 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 		startProc(t, penv, "serve", "--role", "worker,http")
 	}
 
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		sent := 0

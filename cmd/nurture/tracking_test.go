@@ -62,11 +62,7 @@ func TestTracking(t *testing.T) {
 	p := startProc(t, env, "serve", "--role", "worker,http")
 	p.waitLog(30*time.Second, "http listening")
 
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	var lastSent time.Time
 	for deadline := time.Now().Add(time.Minute); ; {
 		sent, total := 0, 0

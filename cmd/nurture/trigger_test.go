@@ -100,11 +100,7 @@ email: {template: welcome}
 	}
 	// What run-once recorded is, field by field, what plan showed; the
 	// occurrence is the due time.
-	st, err := store.Open(context.Background(), env["DATABASE_URL"], store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, env)
 	type line struct {
 		Campaign   string `json:"campaign"`
 		CustomerID string `json:"customer_id"`
@@ -117,7 +113,7 @@ email: {template: welcome}
 	}
 	var got, shown []line
 	var occurrences []string
-	err = st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
+	err := st.Deliveries(context.Background(), func(d *store.DeliveryRow) error {
 		got = append(got, line{d.Campaign, d.CustomerID, d.Stage, d.Template, rfc(d.SendAt.UTC()), d.Step, "planned", d.EventID})
 		occurrences = append(occurrences, rfc(d.Occurrence.UTC()))
 		return nil
