@@ -25,10 +25,11 @@ const apiToken = "bench-api-token-0123456789"
 // Both write fresh events of the same shape (abandoned carts of the last
 // day) for the event customers.
 func (b *bench) apiIngest(ctx context.Context) error {
-	if err := b.importEventCustomers(ctx); err != nil {
+	undo, err := b.eventSetUp(ctx)
+	if err != nil {
 		return err
 	}
-	defer b.deleteEventCustomers(context.WithoutCancel(ctx))
+	defer undo()
 	n, per := b.cfg.APIEvents, b.cfg.EventFile
 	// The API's events follow the importer's in time, so that both move
 	// every customer's last event.

@@ -48,7 +48,26 @@ func (b *bench) importEventCustomers(ctx context.Context) error {
 	return nil
 }
 
-// deleteEventCustomers deletes the customers of parts g and h and every
+// eventSetUp readies parts g, h and i: no deliveries, an empty scratch
+// Redis DB and the event customers. done undoes it.
+func (b *bench) eventSetUp(ctx context.Context) (done func(), err error) {
+	if err := b.st.ClearDeliveries(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.flushRedis(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.importEventCustomers(ctx); err != nil {
+		b.flushRedis(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return func() {
+		b.deleteEventCustomers(context.WithoutCancel(ctx))
+		b.flushRedis(context.WithoutCancel(ctx))
+	}, nil
+}
+
+// deleteEventCustomers deletes the customers of parts g, h and i and every
 // row about them.
 func (b *bench) deleteEventCustomers(ctx context.Context) error {
 	_, err := b.st.DeleteCustomers(ctx, eventCustomerPattern)
@@ -99,17 +118,11 @@ type ingestStats struct {
 // carts of the last day, due for cart-reminder; they come as files of
 // EventFile events each, as a shop's export would.
 func (b *bench) ingesting(ctx context.Context) error {
-	if err := b.st.ClearDeliveries(ctx); err != nil {
+	done, err := b.eventSetUp(ctx)
+	if err != nil {
 		return err
 	}
-	if err := b.flushRedis(ctx); err != nil {
-		return err
-	}
-	defer b.flushRedis(context.WithoutCancel(ctx))
-	if err := b.importEventCustomers(ctx); err != nil {
-		return err
-	}
-	defer b.deleteEventCustomers(context.WithoutCancel(ctx))
+	defer done()
 	n, per := b.cfg.Events, b.cfg.EventFile
 	when := feed(b.cfg.At.Add(-23*time.Hour), 22*time.Hour, n)
 	recs, _, err := eventBatch("g", "cart_abandoned", 0, n, when)
@@ -261,17 +274,11 @@ func (l *lagStats) quantile(q float64) time.Duration {
 // is --at plus the time since the start, so that the audience's facts
 // are as of --at.
 func (b *bench) triggerLag(ctx context.Context) error {
-	if err := b.st.ClearDeliveries(ctx); err != nil {
+	done, err := b.eventSetUp(ctx)
+	if err != nil {
 		return err
 	}
-	if err := b.flushRedis(ctx); err != nil {
-		return err
-	}
-	defer b.flushRedis(context.WithoutCancel(ctx))
-	if err := b.importEventCustomers(ctx); err != nil {
-		return err
-	}
-	defer b.deleteEventCustomers(context.WithoutCancel(ctx))
+	defer done()
 	t0 := time.Now()
 	clock := func() time.Time { return b.cfg.At.Add(time.Since(t0)) }
 	ls := &lagStats{}
