@@ -447,7 +447,7 @@ func (a *app) openQueue(ctx context.Context) (q *queue.Client, close func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	return queue.NewClient(rdb, queue.Config{}), func() { rdb.Close() }, nil
+	return queue.NewClient(rdb, queue.Config{Batch: queue.DefaultBatch}), func() { rdb.Close() }, nil
 }
 
 // parseAt parses the --at flag: RFC 3339, or "now".

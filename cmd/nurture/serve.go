@@ -201,7 +201,7 @@ func (a *app) runServe(ctx context.Context, cfg serveConfig, c *content.Content,
 		return err
 	}
 	defer rdb.Close()
-	q := queue.NewClient(rdb, queue.Config{})
+	q := queue.NewClient(rdb, queue.Config{Batch: queue.DefaultBatch})
 	m := metrics.New()
 	m.WatchQueues(func(ctx context.Context) ([]metrics.QueueSize, error) {
 		sizes, err := q.Sizes(ctx)

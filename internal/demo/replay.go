@@ -50,13 +50,13 @@ func newSimClock(t time.Time) *simClock { c := &simClock{}; c.set(t); return c }
 // and keeps it until release.
 type heldQueue struct{ refs []queue.Ref }
 
-func (h *heldQueue) Enqueue(_ context.Context, refs []queue.Ref) ([]string, error) {
-	ids := make([]string, len(refs))
+func (h *heldQueue) Enqueue(_ context.Context, refs []queue.Ref) ([]queue.Queued, error) {
+	done := make([]queue.Queued, len(refs))
 	for i, r := range refs {
-		ids[i] = r.ID
+		done[i] = queue.Queued{ID: r.ID}
 	}
 	h.refs = append(h.refs, refs...)
-	return ids, nil
+	return done, nil
 }
 
 // take removes and returns, in send_at then id order, the held tasks

@@ -231,7 +231,7 @@ func (p *Planner) Stage(ctx context.Context, rules *audience.Rules, at time.Time
 
 // Enqueuer puts deliveries on the queue; queue.Client is one.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, refs []queue.Ref) ([]string, error)
+	Enqueue(ctx context.Context, refs []queue.Ref) ([]queue.Queued, error)
 }
 
 // TickResult is what one tick of one campaign did.
@@ -386,7 +386,7 @@ func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, en
 	}
 	qrefs := make([]queue.Ref, len(in.Planned))
 	for i, r := range in.Planned {
-		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt}
+		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt, Campaign: r.Campaign}
 	}
 	done, enqErr := q.Enqueue(ctx, qrefs)
 	f.enqueued = len(done)
@@ -395,12 +395,16 @@ func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, en
 		for _, r := range in.Planned {
 			occurrences[r.ID] = r.Occurrence
 		}
-		for _, id := range done {
-			enqueued(occurrences[id])
+		for _, d := range done {
+			enqueued(occurrences[d.ID])
 		}
 	}
 	if len(done) > 0 {
-		if err := p.store.MarkQueued(ctx, done); err != nil {
+		ids, tasks := make([]string, len(done)), make([]string, len(done))
+		for i, d := range done {
+			ids[i], tasks[i] = d.ID, d.Task
+		}
+		if err := p.store.MarkQueuedBy(ctx, ids, tasks); err != nil {
 			return f, errors.Join(enqErr, err)
 		}
 	}

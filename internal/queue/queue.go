@@ -1,9 +1,12 @@
 // Package queue is nurture's use of Asynq: one task per delivery, whose
-// TaskID is the delivery id, on the campaign's queue.
+// TaskID is the delivery id, on the campaign's queue; or, when batching is
+// on, one task per batch of deliveries of one campaign, queue and send
+// time.
 package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +24,40 @@ import (
 // the delivery id.
 const TaskSend = "delivery:send"
 
+// TaskSendBatch is the type of the task that sends a batch of deliveries.
+// Its payload is a Batch in JSON, and its TaskID is BatchPrefix followed
+// by the first delivery id of the batch.
+const TaskSendBatch = "delivery:send-batch"
+
+// DefaultBatch is the batch size of the product's enqueues (serve and
+// run-once): large enough that Redis's cost per delivery is negligible,
+// small enough that a campaign of a few thousand still spreads over many
+// tasks.
+const DefaultBatch = 100
+
+// BatchPrefix starts the TaskID of every batch task.
+const BatchPrefix = "batch:"
+
+// Batch is the payload of a batch task: the campaign and number of its
+// deliveries, for the dashboard, and their ids.
+type Batch struct {
+	Campaign string   `json:"campaign"`
+	Size     int      `json:"size"`
+	IDs      []string `json:"ids"`
+}
+
+// DecodeBatch reads a batch task's payload.
+func DecodeBatch(payload []byte) (Batch, error) {
+	var b Batch
+	if err := json.Unmarshal(payload, &b); err != nil {
+		return b, fmt.Errorf("batch task payload: %w", err)
+	}
+	if len(b.IDs) == 0 {
+		return b, errors.New("batch task payload: no delivery ids")
+	}
+	return b, nil
+}
+
 // Config configures enqueueing. Zero values take the documented defaults.
 type Config struct {
 	// MaxRetry is how many times a temporarily failing send is retried
@@ -30,6 +67,15 @@ type Config struct {
 	Timeout time.Duration
 	// Parallel is how many enqueue calls run at once. Default 16.
 	Parallel int
+	// Batch is the most deliveries one task carries: Enqueue puts
+	// deliveries of one campaign, queue and send time together in batch
+	// tasks of up to Batch, which cost Redis one task instead of Batch.
+	// 0 or 1: one task per delivery.
+	Batch int
+	// Spread is the fewest tasks a group of deliveries is cut into (or one
+	// per delivery), so that a small group still spreads over many
+	// handlers and worker processes. Default 16.
+	Spread int
 }
 
 func (c Config) withDefaults() Config {
@@ -42,6 +88,9 @@ func (c Config) withDefaults() Config {
 	if c.Parallel <= 0 {
 		c.Parallel = 16
 	}
+	if c.Spread <= 0 {
+		c.Spread = 16
+	}
 	return c
 }
 
@@ -52,6 +101,17 @@ type Ref struct {
 	// SendAt, when set, is when the task may run (Asynq's ProcessAt); a
 	// time in the past runs it at once.
 	SendAt time.Time
+	// Campaign is the delivery's campaign; batches never mix campaigns.
+	Campaign string
+	// Task is the batch task that carries the delivery, "" for its own
+	// task; Live reads it.
+	Task string
+}
+
+// Queued is a delivery handed to the queue and the task that carries it:
+// "" for its own task, else a batch task's id.
+type Queued struct {
+	ID, Task string
 }
 
 // Client enqueues delivery tasks and inspects queues.
@@ -177,13 +237,169 @@ func (c *Client) NewTask(ref Ref) *asynq.Task {
 	return asynq.NewTask(TaskSend, []byte(ref.ID), opts...)
 }
 
-// Enqueue enqueues one task per ref, several at a time, and returns the ids
-// that are now in Redis: newly enqueued, or already there (a TaskID
-// conflict means an earlier enqueue of the same delivery is still pending,
-// which is what we want). It stops at the first other error, returning the
-// ids done so far along with it.
-func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]string, error) {
-	return c.enqueue(ctx, refs, c.enqueueOne)
+// Enqueue enqueues the refs, several tasks at a time, and returns the
+// deliveries that are now in Redis: newly enqueued, or already there (a
+// TaskID conflict means an earlier enqueue of the same task is still
+// pending, which is what we want). With Config.Batch above 1, refs of one
+// campaign, queue and send time share batch tasks; otherwise each has its
+// own. It stops at the first other error, returning the deliveries done so
+// far along with it.
+func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]Queued, error) {
+	if c.cfg.Batch <= 1 {
+		ids, err := c.enqueue(ctx, refs, c.enqueueOne)
+		return own(ids), err
+	}
+	groups := batches(refs, c.cfg.Batch, c.cfg.Spread)
+	heads := make([]Ref, len(groups))
+	byHead := make(map[string][]Ref, len(groups))
+	for i, g := range groups {
+		heads[i] = g[0]
+		byHead[g[0].ID] = g
+	}
+	done, err := c.enqueue(ctx, heads, func(ctx context.Context, head Ref) error {
+		return c.enqueueBatch(ctx, byHead[head.ID])
+	})
+	var out []Queued
+	for _, head := range done {
+		g := byHead[head]
+		task := ""
+		if len(g) > 1 {
+			task = BatchPrefix + g[0].ID
+		}
+		for _, r := range g {
+			out = append(out, Queued{ID: r.ID, Task: task})
+		}
+	}
+	return out, err
+}
+
+// own reads ids enqueued on their own tasks.
+func own(ids []string) []Queued {
+	out := make([]Queued, len(ids))
+	for i, id := range ids {
+		out[i] = Queued{ID: id}
+	}
+	return out
+}
+
+// batches groups refs by campaign, queue and send time, in the order of
+// their first appearance, and cuts each group into batches of at most most, and
+// into at least spread batches (or single deliveries).
+func batches(refs []Ref, most, spread int) [][]Ref {
+	type key struct {
+		campaign, queue string
+		at              int64
+	}
+	var order []key
+	groups := map[key][]Ref{}
+	for _, r := range refs {
+		k := key{r.Campaign, r.Queue, r.SendAt.UnixNano()}
+		if r.SendAt.IsZero() {
+			k.at = 0
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out [][]Ref
+	for _, k := range order {
+		g := groups[k]
+		parts := max((len(g)+most-1)/most, min(len(g), spread))
+		size, extra := len(g)/parts, len(g)%parts
+		for i := range parts {
+			n := size
+			if i < extra {
+				n++
+			}
+			out = append(out, g[:n:n])
+			g = g[n:]
+		}
+	}
+	return out
+}
+
+// enqueueBatch enqueues one batch: a single ref on its own task.
+func (c *Client) enqueueBatch(ctx context.Context, g []Ref) error {
+	if len(g) == 1 {
+		return c.enqueueOne(ctx, g[0])
+	}
+	ids := make([]string, len(g))
+	for i, r := range g {
+		ids[i] = r.ID
+	}
+	payload, err := json.Marshal(Batch{Campaign: g[0].Campaign, Size: len(g), IDs: ids})
+	if err != nil {
+		return err
+	}
+	opts := []asynq.Option{
+		asynq.TaskID(BatchPrefix + g[0].ID),
+		asynq.Queue(g[0].Queue),
+		asynq.MaxRetry(c.cfg.MaxRetry),
+		// Each delivery's send is bounded on its own; the batch as a whole
+		// gets the time of a send attempt per delivery, as its own tasks
+		// would have had.
+		asynq.Timeout(c.cfg.Timeout * time.Duration(len(g))),
+	}
+	if !g[0].SendAt.IsZero() {
+		opts = append(opts, asynq.ProcessAt(g[0].SendAt))
+	}
+	_, err = c.client.EnqueueContext(ctx, asynq.NewTask(TaskSendBatch, payload, opts...))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+// Handoff enqueues the delivery ref on its own task, to run at ref.SendAt,
+// with at most maxRetry retries: a batch hands on a delivery that must be
+// tried again later. A task of the delivery that exists already counts as
+// done.
+func (c *Client) Handoff(ctx context.Context, ref Ref, maxRetry int) error {
+	opts := []asynq.Option{
+		asynq.TaskID(ref.ID),
+		asynq.Queue(ref.Queue),
+		asynq.MaxRetry(max(maxRetry, 0)),
+		asynq.Timeout(c.cfg.Timeout),
+		asynq.ProcessAt(ref.SendAt),
+	}
+	_, err := c.client.EnqueueContext(ctx, asynq.NewTask(TaskSend, []byte(ref.ID), opts...))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
+	}
+	return nil
+}
+
+// Live reports, for each batch task named by the refs' Task, whether it
+// still exists to run (pending, scheduled, active or waiting for a retry).
+// A batch task that is gone (finished, lost with Redis's data, archived or
+// deleted) leaves its unfinished deliveries to tasks of their own.
+func (c *Client) Live(ctx context.Context, refs []Ref) (map[string]bool, error) {
+	live := map[string]bool{}
+	for _, r := range refs {
+		if r.Task == "" {
+			continue
+		}
+		if _, seen := live[r.Task]; seen {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		info, err := c.inspector.GetTaskInfo(r.Queue, r.Task)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			live[r.Task] = false
+		case err != nil:
+			return nil, fmt.Errorf("look up batch task %s on queue %q: %w", r.Task, r.Queue, err)
+		default:
+			live[r.Task] = info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted
+		}
+	}
+	return live, nil
 }
 
 // Requeue is Enqueue for deliveries that should have a live task but may

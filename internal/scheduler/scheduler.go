@@ -593,6 +593,36 @@ func (s *Scheduler) reconcileOnce(ctx context.Context, list func(context.Context
 	return err
 }
 
+// detachOrphans splits refs into those to enqueue on their own tasks and
+// the ids of those a batch task that still exists carries (left alone).
+// Deliveries whose batch task is gone are detached from it first, so that
+// their own tasks can claim them.
+func (s *Scheduler) detachOrphans(ctx context.Context, refs []queue.Ref) (own []queue.Ref, carried []string, err error) {
+	live, err := s.queue.Live(ctx, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var orphans []string
+	for _, r := range refs {
+		switch {
+		case r.Task == "":
+			own = append(own, r)
+		case live[r.Task]:
+			carried = append(carried, r.ID)
+		default:
+			orphans = append(orphans, r.ID)
+			r.Task = ""
+			own = append(own, r)
+		}
+	}
+	if len(orphans) > 0 {
+		if err := s.store.Detach(ctx, orphans); err != nil {
+			return nil, nil, err
+		}
+	}
+	return own, carried, nil
+}
+
 // queues lists the queues of the current campaigns.
 func (s *Scheduler) queues() []string {
 	var qs []string
@@ -629,13 +659,18 @@ func (s *Scheduler) reconcile(ctx context.Context, list func(context.Context, in
 		for _, r := range refs {
 			if !seen[r.ID] {
 				seen[r.ID] = true
-				qrefs = append(qrefs, queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt})
+				qrefs = append(qrefs, queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt, Campaign: r.Campaign, Task: r.Task})
 			}
 		}
 		if len(qrefs) == 0 {
 			return total, nil
 		}
-		done, err := s.queue.Requeue(ctx, qrefs)
+		own, carried, err := s.detachOrphans(ctx, qrefs)
+		if err != nil {
+			return total, err
+		}
+		done, err := s.queue.Requeue(ctx, own)
+		done = append(done, carried...)
 		total += len(done)
 		if len(done) > 0 {
 			if merr := s.store.Touch(ctx, done); merr != nil {

@@ -391,3 +391,58 @@ func TestSameInstantPlansInPriorityOrder(t *testing.T) {
 		t.Errorf("deliveries by campaign and status: %v; want zulu queued and alpha capped only", m)
 	}
 }
+
+func TestReconcileBatches(t *testing.T) {
+	e := newEnv(t)
+	e.q = queue.NewClient(e.rdb, queue.Config{Batch: 100, Spread: 1})
+	e.tickOnce(t)
+	// The fixture's three deliveries: welcome's two share a batch task on
+	// "default", nudge's one has its own on "nudges".
+	if n := e.tasks(t); n != 2 {
+		t.Fatalf("%d tasks after the tick, want 2 (a batch of 2 and a task of 1)", n)
+	}
+	r := scheduler.New(scheduler.Config{ReconcileAfter: time.Nanosecond}, e.st, e.q, e.c.Rules, nil, e.log)
+
+	// While the batch task exists, the reconciler leaves its deliveries to
+	// it and enqueues nothing.
+	n, err := r.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || e.tasks(t) != 2 {
+		t.Fatalf("reconcile with the batch alive: %d deliveries handed on, %d tasks; want 3 and 2", n, e.tasks(t))
+	}
+
+	// The batch task is lost (say, Redis lost it): its deliveries get tasks
+	// of their own, which may claim them.
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	if _, err := insp.DeleteAllPendingTasks("default"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = r.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || e.tasks(t) != 3 {
+		t.Fatalf("reconcile after the batch was lost: %d deliveries handed on, %d tasks; want 3 and 3", n, e.tasks(t))
+	}
+	infos, err := insp.ListPendingTasks("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, i := range infos {
+		if i.Type != queue.TaskSend || i.ID != string(i.Payload) {
+			t.Errorf("task %s %s %s, want a delivery's own task", i.Type, i.ID, i.Payload)
+		}
+		ids = append(ids, i.ID)
+	}
+	cl, err := e.st.Claim(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cl {
+		if !c.Claimed {
+			t.Errorf("delivery %s not claimable by its own task after the reconcile (status %s)", c.ID, c.Status)
+		}
+	}
+}

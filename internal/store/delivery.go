@@ -66,6 +66,12 @@ type DeliveryRef struct {
 	SendAt time.Time
 	// Occurrence is the entry's start time; set by PlanDeliveries only.
 	Occurrence time.Time
+	// Campaign is the delivery's campaign.
+	Campaign string
+	// Task is the id of the batch task that carries the delivery, "" for
+	// its own task (whose TaskID is the delivery id); set by Unfinished
+	// and UnfinishedAfterLoss.
+	Task string
 }
 
 // Inserted is what InsertDeliveries did.
@@ -179,7 +185,7 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []NewDelivery, cp
 		ref            DeliveryRef
 		status, reason string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&ref.ID, &ref.Queue, &ref.SendAt, &ref.Occurrence, &status, &reason, &ref.Campaign}, func() error {
 		switch {
 		case status == StatusPlanned:
 			ref.SendAt = ref.SendAt.UTC()
@@ -258,10 +264,45 @@ func (s *Store) capLedger(ctx context.Context, db querier, customers []string, f
 	return ledger, nil
 }
 
-// MarkQueued moves the deliveries ids that are still planned to queued.
+// MarkQueued moves the deliveries ids that are still planned to queued,
+// each on its own task.
 func (s *Store) MarkQueued(ctx context.Context, ids []string) error {
-	if _, err := s.pool.Exec(ctx, s.q.get(qMarkQueued), validUUIDs(ids)); err != nil {
+	return s.MarkQueuedBy(ctx, ids, nil)
+}
+
+// MarkQueuedBy is MarkQueued for deliveries enqueued in batch tasks:
+// tasks[i] is the id of the task that carries ids[i], "" for its own. A
+// nil tasks means every delivery's own task.
+func (s *Store) MarkQueuedBy(ctx context.Context, ids, tasks []string) error {
+	ids, tasks = validPairs(ids, tasks)
+	if _, err := s.pool.Exec(ctx, s.q.get(qMarkQueued), ids, tasks); err != nil {
 		return fmt.Errorf("mark %d deliveries queued: %w", len(ids), err)
+	}
+	return nil
+}
+
+// validPairs drops the ids that are not UUIDs and their tasks; a nil
+// tasks reads as "" for every id.
+func validPairs(ids, tasks []string) (vids, vtasks []string) {
+	vids, vtasks = make([]string, 0, len(ids)), make([]string, 0, len(ids))
+	for i, id := range ids {
+		if !isUUID(id) {
+			continue
+		}
+		t := ""
+		if tasks != nil {
+			t = tasks[i]
+		}
+		vids, vtasks = append(vids, id), append(vtasks, t)
+	}
+	return vids, vtasks
+}
+
+// Detach gives the unfinished deliveries ids back to their own tasks: the
+// batch task that carried them is gone.
+func (s *Store) Detach(ctx context.Context, ids []string) error {
+	if _, err := s.pool.Exec(ctx, s.q.get(qDetach), validUUIDs(ids)); err != nil {
+		return fmt.Errorf("detach %d deliveries from their batch: %w", len(ids), err)
 	}
 	return nil
 }
@@ -311,7 +352,7 @@ func (s *Store) refs(ctx context.Context, what, query string, args ...any) ([]De
 	}
 	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryRef, error) {
 		var ref DeliveryRef
-		err := r.Scan(&ref.ID, &ref.Queue, &ref.SendAt)
+		err := r.Scan(&ref.ID, &ref.Queue, &ref.SendAt, &ref.Campaign, &ref.Task)
 		return ref, err
 	})
 	if err != nil {
@@ -352,22 +393,48 @@ type Claim struct {
 // returned unclaimed with its status, so a duplicate task acknowledges
 // without sending. A delivery left in sending by a worker that died is
 // claimed again: the queue hands a task out twice only after its lease.
+//
+// Claim claims for the deliveries' own tasks; a delivery carried by a
+// batch task is returned unclaimed with its status (see ClaimBy).
 func (s *Store) Claim(ctx context.Context, ids []string) ([]Claim, error) {
+	return s.ClaimBy(ctx, ids, nil)
+}
+
+// ClaimBy is Claim on behalf of tasks: tasks[i] is the id of the task
+// claiming ids[i], "" (or a nil tasks) for the delivery's own task. Only
+// the task the delivery's row names may claim it, so a delivery handed
+// from a batch to a task of its own is never sent by both.
+func (s *Store) ClaimBy(ctx context.Context, ids, tasks []string) ([]Claim, error) {
 	claims := make([]Claim, len(ids))
 	for i, id := range ids {
 		claims[i].ID = id
 	}
-	valid, index := make([]string, 0, len(ids)), make([]int, 0, len(ids))
+	valid, owners, index := make([]string, 0, len(ids)), make([]string, 0, len(ids)), make([]int, 0, len(ids))
 	for i, id := range ids {
 		if isUUID(id) {
-			valid = append(valid, id)
+			owner := id
+			if tasks != nil && tasks[i] != "" {
+				owner = tasks[i]
+			}
+			valid, owners = append(valid, strings.ToLower(id)), append(owners, strings.ToLower(owner))
 			index = append(index, i)
 		}
 	}
 	if len(valid) == 0 {
 		return claims, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qClaim), valid)
+	// In id order, so that concurrent claims lock rows in one order.
+	order := make([]int, len(valid))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(valid[a], valid[b]) })
+	sortedIDs, sortedOwners, sortedIndex := make([]string, len(order)), make([]string, len(order)), make([]int, len(order))
+	for i, j := range order {
+		sortedIDs[i], sortedOwners[i], sortedIndex[i] = valid[j], owners[j], index[j]
+	}
+	index = sortedIndex
+	rows, err := s.pool.Query(ctx, s.q.get(qClaim), sortedIDs, sortedOwners)
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}

@@ -36,6 +36,7 @@ const (
 	qInsertDeliveries     = "insert-deliveries"
 	qMarkQueued           = "mark-queued"
 	qTouch                = "touch"
+	qDetach               = "detach"
 	qUnfinished           = "unfinished"
 	qClaim                = "claim"
 	qRecord               = "record"
@@ -125,7 +126,7 @@ var queryNames = []string{
 	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyTableIndexed, qScratchCopyDrop,
-	qInsertDeliveries, qMarkQueued, qTouch, qUnfinished, qClaim, qRecord,
+	qInsertDeliveries, qMarkQueued, qTouch, qDetach, qUnfinished, qClaim, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,

@@ -13,7 +13,7 @@ import (
 // on a request that no flusher will serve.
 func TestBatcherCloseReleasesEverySubmitter(t *testing.T) {
 	for round := range 2000 {
-		b := newBatcher(2, 4, time.Minute, func(_ context.Context, in []int) ([]int, error) {
+		b := newBatcher(2, 4, 0, time.Minute, func(_ context.Context, in []int) ([]int, error) {
 			return in, nil
 		})
 		var wg sync.WaitGroup

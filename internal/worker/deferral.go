@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"nurture/internal/campaign"
 	"nurture/internal/store"
 )
@@ -76,8 +74,10 @@ func (w *Worker) sendTime(set *campaign.Set, camp *campaign.Campaign, c *store.C
 // *Deferred error that makes Asynq run the task again then. Nothing is
 // recorded as failed; the deferral is counted and logged. reason is
 // reasonThrottled for a delivery held back by the throttle, else empty
-// (its send window).
-func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.Time, reason string) error {
+// (its send window). In a batch (bt set), the delivery is detached from
+// the batch with the deferral and handed on to a task of its own, to run
+// at until, and nil is returned.
+func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.Time, reason string, r retries, bt *batchTask) error {
 	until = until.UTC()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -99,9 +99,11 @@ func (w *Worker) deferDelivery(ctx context.Context, c *store.Claim, until time.T
 		w.log.Debug("delivery deferred to its send window", "delivery_id", c.ID, "campaign", c.Campaign,
 			"customer_id", c.Customer.ID, "send_at", until)
 	}
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	if ok1 && ok2 && retried >= maxRetry {
+	if bt != nil {
+		w.handoff(rctx, bt, c.Campaign, c.ID, until, r.max)
+		return nil
+	}
+	if r.known && r.retried >= r.max {
 		// A task on its last retry is archived whatever error it returns.
 		// Let it finish instead: the reconciler finds the row queued and
 		// enqueues it again, to run at its send_at.

@@ -130,6 +130,7 @@ func (s *Server) Queues() []string {
 func (s *Server) Start(w *Worker) error {
 	mux := asynq.NewServeMux()
 	mux.Handle(queue.TaskSend, w)
+	mux.Handle(queue.TaskSendBatch, w)
 	for i, srv := range s.srvs {
 		if err := srv.Start(mux); err != nil {
 			for _, started := range s.srvs[:i] {

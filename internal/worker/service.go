@@ -34,6 +34,13 @@ type Service struct {
 // every queue that still holds unfinished deliveries.
 func NewService(cfg Config, srvCfg ServerConfig, st *store.Store, rdb redis.UniversalClient, sender nmail.Sender,
 	content *Content, m *metrics.Metrics, log *slog.Logger) *Service {
+	d := srvCfg.withDefaults()
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = d.Concurrency
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase, cfg.RetryMax = d.RetryBase, d.RetryMax
+	}
 	return &Service{
 		cfg: srvCfg, store: st, rdb: rdb, log: log,
 		w: New(cfg, st, queue.NewJournal(rdb), sender, content, m, log),

@@ -43,6 +43,17 @@ type Config struct {
 	// Batch is the most deliveries claimed or recorded in one database
 	// round trip. Default 500.
 	Batch int
+	// Linger is how long a claim or record waits for others to share its
+	// statement and commit. Default 2ms; negative: none.
+	Linger time.Duration
+	// InFlight is the most deliveries being processed at once, by tasks
+	// of their own and batch tasks together. Default 64; NewService sets
+	// it to the servers' concurrency.
+	InFlight int
+	// RetryBase and RetryMax are the backoff of a delivery that a batch
+	// task hands on to a task of its own after a temporary failure, as
+	// ServerConfig's are for tasks. Defaults 15s and 1h.
+	RetryBase, RetryMax time.Duration
 	// Unsubscribe, when set, gives every email a one-click unsubscribe
 	// link: List-Unsubscribe headers and {{.UnsubscribeURL}} in templates.
 	Unsubscribe *unsubscribe.Links
@@ -73,6 +84,21 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Batch <= 0 {
 		c.Batch = 500
+	}
+	switch {
+	case c.Linger == 0:
+		c.Linger = 2 * time.Millisecond
+	case c.Linger < 0:
+		c.Linger = 0
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 64
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 15 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -113,7 +139,12 @@ type Worker struct {
 	// throttle paces sends by rate_limits and domain backoffs.
 	throttle *throttle.Limiter
 
-	claims  *batcher[string, claim]
+	// queue enqueues the deliveries a batch task hands on.
+	queue *queue.Client
+	// slots bounds the deliveries in flight (Config.InFlight).
+	slots chan struct{}
+
+	claims  *batcher[claimKey, claim]
 	records *batcher[store.Outcome, bool]
 	defers  *batcher[store.Deferral, bool]
 	// inflight counts running handlers: Asynq's Shutdown returns without
@@ -129,6 +160,10 @@ type Worker struct {
 
 // recordTimeout bounds one batch of outcome writes; see New.
 const recordTimeout = 10 * time.Second
+
+// claimKey names a delivery to claim and the task claiming it: the id of
+// a batch task, or "" for the delivery's own task.
+type claimKey struct{ id, task string }
 
 // claim is a store.Claim and, for a delivery claimed before, the outcome
 // an earlier attempt kept in the journal because the database was down.
@@ -172,15 +207,17 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
 		infra:    ratelog.New(log, cfg.TroubleInterval, cfg.Now),
+		queue:    queue.NewClient(journal.Client(), queue.Config{}),
+		slots:    make(chan struct{}, cfg.InFlight),
 		throttle: throttle.New(journal.Client(), cfg.Throttle),
 		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe, Tracking: cfg.Tracking})}
 	w.content.Store(content)
-	w.claims = newBatcher(2, cfg.Batch, time.Minute, w.claimBatch)
+	w.claims = newBatcher(2, cfg.Batch, cfg.Linger, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler
 	// must finish well within the task's timeout and Asynq's shutdown
 	// timeout, or Asynq hands the task out again while this attempt's
 	// outcome is still unwritten, and the new attempt sends again.
-	w.records = newBatcher(2, cfg.Batch, recordTimeout, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
+	w.records = newBatcher(2, cfg.Batch, cfg.Linger, recordTimeout, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
 		// One quick retry covers a dropped connection; a longer outage is
 		// the journal's business, and a flusher stuck in retries would hold
 		// up every other handler's record.
@@ -205,7 +242,7 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	})
-	w.defers = newBatcher(2, cfg.Batch, recordTimeout, func(ctx context.Context, ds []store.Deferral) ([]bool, error) {
+	w.defers = newBatcher(2, cfg.Batch, cfg.Linger, recordTimeout, func(ctx context.Context, ds []store.Deferral) ([]bool, error) {
 		stale, err := st.Defer(ctx, ds)
 		if err != nil {
 			m.InfraError("postgres", "defer")
@@ -221,9 +258,14 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	return w
 }
 
-// claimBatch claims ids and reads the journal for those claimed before.
-func (w *Worker) claimBatch(ctx context.Context, ids []string) ([]claim, error) {
-	cs, err := w.store.Claim(ctx, ids)
+// claimBatch claims deliveries and reads the journal for those claimed
+// before.
+func (w *Worker) claimBatch(ctx context.Context, keys []claimKey) ([]claim, error) {
+	ids, tasks := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ids[i], tasks[i] = k.id, k.task
+	}
+	cs, err := w.store.ClaimBy(ctx, ids, tasks)
 	if err != nil {
 		w.metrics.InfraError("postgres", "claim")
 		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
@@ -424,25 +466,121 @@ func (w *Worker) Close() {
 	w.defers.close()
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler for tasks that send one delivery
+// (queue.TaskSend) and batch tasks (queue.TaskSendBatch).
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	if t.Type() == queue.TaskSendBatch {
+		return w.processBatch(ctx, t)
+	}
 	w.inflight.Add(1)
 	defer w.inflight.Done()
-	id := string(t.Payload())
-	c, err := w.claims.do(ctx, id)
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("delivery %s: %w: %w", t.Payload(), ErrInfrastructure, ctx.Err())
+	}
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	return w.deliver(ctx, string(t.Payload()), retries{retried: retried, max: maxRetry, known: ok1 && ok2}, nil)
+}
+
+// retries are the retries a delivery's task used and may use; known is
+// false when the handler runs outside an Asynq server.
+type retries struct {
+	retried, max int
+	known        bool
+}
+
+// batchTask is the batch task a delivery is processed in: what it needs
+// to hand the delivery on to a task of its own.
+type batchTask struct {
+	id, queue string
+}
+
+// How a batch task sends its deliveries
+//
+// A batch task (queue.TaskSendBatch) carries deliveries of one campaign,
+// queue and send time, and its row of each names it (deliveries.task), so
+// only it may claim them. It processes them concurrently within the
+// worker's InFlight bound, each exactly as a task of its own would, with
+// the claims and records of all tasks merged into few statements. What a
+// task of its own leaves to Asynq, a batch hands on: a delivery to retry
+// after a temporary failure, or deferred to its send window, is recorded
+// queued and detached from the batch in the same statement, then enqueued
+// on its own task (TaskID = delivery id) to run at its time. If that
+// enqueue fails, the reconciler enqueues it later: late, never lost. A
+// delivery the batch could not decide (PostgreSQL or Redis unavailable,
+// or a shutdown) makes the batch run again, without using up a retry; its
+// claims then skip the deliveries already finished or handed on.
+
+// processBatch runs a batch task.
+func (w *Worker) processBatch(ctx context.Context, t *asynq.Task) error {
+	b, err := queue.DecodeBatch(t.Payload())
+	if err != nil {
+		w.log.Error("unreadable batch task; dropped", "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	qname, _ := asynq.GetQueueName(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	bt := &batchTask{id: id, queue: qname}
+	errs := make([]error, len(b.IDs))
+	var wg sync.WaitGroup
+	w.inflight.Add(1)
+	defer w.inflight.Done()
+	for i, did := range b.IDs {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("delivery %s: %w: %w", did, ErrInfrastructure, ctx.Err())
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() {
+				<-w.slots
+				wg.Done()
+			}()
+			// A batch's deliveries have used no retry of their own.
+			errs[i] = w.deliver(ctx, did, retries{max: maxRetry, known: true}, bt)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("batch %s: %w: %w", id, ErrInfrastructure, err)
+	}
+	return nil
+}
+
+// deliver claims and sends one delivery, for its own task (bt nil) or a
+// batch task, and records the outcome. For its own task it returns what
+// the task's handler returns; in a batch it returns an error only when
+// the delivery is left undecided and the batch must run again.
+func (w *Worker) deliver(ctx context.Context, id string, r retries, bt *batchTask) error {
+	key := claimKey{id: id}
+	if bt != nil {
+		key.task = bt.id
+	}
+	c, err := w.claims.do(ctx, key)
 	if err != nil {
 		return fmt.Errorf("claim delivery %s: %w: %w", id, ErrInfrastructure, err)
 	}
 	if !c.Claimed {
-		if c.Status == "" {
+		switch c.Status {
+		case "":
 			// No row: the database was restored from an older backup, or
 			// someone deleted the delivery. Nothing to send it by.
 			w.log.Warn("task names a delivery that does not exist; acknowledged without sending", "delivery_id", id)
-			return nil
+		case store.StatusSent, store.StatusFailed, store.StatusSkipped, store.StatusHeldOut:
+			// Already finished (a duplicate task after a crash or a
+			// reconciler re-enqueue): acknowledge without sending.
+			w.log.Debug("delivery already finished, acknowledged without sending", "delivery_id", id, "status", c.Status)
+		default:
+			// Unfinished, but another task carries it now (a batch handed
+			// it on, or this is a batch the reconciler replaced).
+			w.log.Debug("delivery carried by another task, acknowledged without sending", "delivery_id", id, "status", c.Status)
 		}
-		// Already finished (a duplicate task after a crash or a reconciler
-		// re-enqueue): acknowledge without sending.
-		w.log.Debug("delivery already finished, acknowledged without sending", "delivery_id", id, "status", c.Status)
 		return nil
 	}
 	var out store.Outcome
@@ -456,7 +594,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			until time.Time
 			infra error
 		)
-		out, until, infra = w.send(ctx, &c.Claim)
+		out, until, infra = w.send(ctx, &c.Claim, r)
 		if infra != nil {
 			// Nothing was sent, and the trouble is Redis's, not the
 			// delivery's: the row stays claimed until the task runs
@@ -464,7 +602,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("delivery %s: %w: %w", id, ErrInfrastructure, infra)
 		}
 		if !until.IsZero() {
-			return w.deferDelivery(ctx, &c.Claim, until, out.Reason)
+			return w.deferDelivery(ctx, &c.Claim, until, out.Reason, r, bt)
 		}
 	}
 	out.ID = id
@@ -500,13 +638,29 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	w.metrics.Delivered(c.Campaign, out.Status)
-	switch out.Status {
-	case store.StatusRetry:
+	switch {
+	case out.Status == store.StatusRetry && bt != nil:
+		// Recorded queued and detached from the batch: on its own task now.
+		at := w.cfg.Now().Add(Backoff(w.cfg.RetryBase, w.cfg.RetryMax, 1))
+		w.handoff(rctx, bt, c.Campaign, id, at, r.max-1)
+	case out.Status == store.StatusRetry:
 		return fmt.Errorf("delivery %s: %s", id, out.Error)
-	case store.StatusFailed:
+	case out.Status == store.StatusFailed && bt == nil:
 		return fmt.Errorf("delivery %s failed: %s: %w", id, out.Error, asynq.SkipRetry)
 	}
 	return nil
+}
+
+// handoff enqueues a delivery a batch handed on, detached from it, on a
+// task of its own to run at at. When Redis refuses, the row (queued, on
+// its own task) waits for the reconciler.
+func (w *Worker) handoff(ctx context.Context, bt *batchTask, campaign, id string, at time.Time, maxRetry int) {
+	err := w.queue.Handoff(ctx, queue.Ref{ID: id, Queue: bt.queue, SendAt: at, Campaign: campaign}, maxRetry)
+	if err != nil {
+		w.metrics.InfraError("redis", "handoff")
+		w.infra.Trouble("handoff", "Redis refused a delivery handed on by its batch; the reconciler enqueues it later", err,
+			"delivery_id", id)
+	}
 }
 
 // keep writes an outcome PostgreSQL could not take to the journal,
@@ -582,7 +736,7 @@ func decodeOutcome(v []byte) (store.Outcome, error) {
 // A delivery held back by the throttles for longer than their MaxWait is
 // deferred too: its Outcome then has the Reason "throttled". infra is a
 // Redis error that kept the throttles from being checked; nothing was sent.
-func (w *Worker) send(ctx context.Context, c *store.Claim) (out store.Outcome, until time.Time, infra error) {
+func (w *Worker) send(ctx context.Context, c *store.Claim, r retries) (out store.Outcome, until time.Time, infra error) {
 	switch {
 	case !c.CustomerFound && store.IsErasedID(c.Customer.ID):
 		// Erased while this delivery waited for a retry or its send time.
@@ -664,8 +818,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim) (out store.Outcome, u
 	if nmail.IsPermanent(err) {
 		return store.Outcome{Status: store.StatusFailed, Reason: "rejected", Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	retried, maxRetry := r.retried, r.max
 	if ctx.Err() != nil {
 		// Cut short by a shutdown or the task's timeout, not the server's
 		// fault: Asynq runs the task again without counting an attempt.

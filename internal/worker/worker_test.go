@@ -99,10 +99,10 @@ func (p *pipeline) tick() int {
 // the send time is what the tests are about.
 type atOnce struct{ q *queue.Client }
 
-func (a atOnce) Enqueue(ctx context.Context, refs []queue.Ref) ([]string, error) {
+func (a atOnce) Enqueue(ctx context.Context, refs []queue.Ref) ([]queue.Queued, error) {
 	now := make([]queue.Ref, len(refs))
 	for i, r := range refs {
-		now[i] = queue.Ref{ID: r.ID, Queue: r.Queue}
+		now[i] = queue.Ref{ID: r.ID, Queue: r.Queue, Campaign: r.Campaign}
 	}
 	return a.q.Enqueue(ctx, now)
 }

@@ -13,7 +13,7 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $
             $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[])
      AS d (campaign, customer_id, occurrence, stage, template, queue, step, event_id, variant, send_at, status, reason)
 ON CONFLICT DO NOTHING
-RETURNING id::text, queue, send_at, occurrence, status::text, coalesce(reason, '');
+RETURNING id::text, queue, send_at, occurrence, status::text, coalesce(reason, ''), campaign;
 
 -- name: cap-lock
 -- One lock serialises every insert under the global frequency cap, across
@@ -34,9 +34,11 @@ ORDER BY customer_id, send_at;
 -- purpose: a condition that implies the predicate of deliveries_unfinished
 -- lets the planner pick that index, which right after a big tick (stale
 -- statistics) means reading every unfinished delivery to update a few.
-UPDATE deliveries
-SET status = 'queued', queued_at = now(), updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{queued,sending,sent,failed,skipped,held_out}');
+-- $2 is each delivery's batch task, '' for its own task.
+UPDATE deliveries d
+SET status = 'queued', queued_at = now(), updated_at = now(), task = nullif(t.task, '')
+FROM unnest($1::uuid[], $2::text[]) AS t (id, task)
+WHERE d.id = t.id AND d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{queued,sending,sent,failed,skipped,held_out}');
 
 -- name: touch
 -- The reconciler enqueued these again: planned ones are queued now, and
@@ -47,6 +49,13 @@ SET status    = CASE WHEN status = 'planned' THEN 'queued' ELSE status END,
     updated_at = now()
 WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{sent,failed,skipped,held_out}');
 
+-- name: detach
+-- The reconciler replaces a batch task that is gone by the deliveries'
+-- own tasks: detached first, so that the new tasks can claim them.
+UPDATE deliveries
+SET task = NULL
+WHERE id = ANY ($1::uuid[]) AND task IS NOT NULL AND status <> ALL ('{sent,failed,skipped,held_out}');
+
 -- name: active-queues
 -- Queues that still hold work: a worker must keep serving them even after
 -- the campaign that used them moved to another queue or went away.
@@ -56,7 +65,7 @@ WHERE status IN ('planned', 'queued', 'sending')
 ORDER BY queue;
 
 -- name: unfinished
-SELECT id::text, queue, send_at
+SELECT id::text, queue, send_at, campaign, coalesce(task, '')
 FROM deliveries
 WHERE status IN ('planned', 'queued', 'sending') AND updated_at < now() - $1::interval
 ORDER BY updated_at, id
@@ -66,7 +75,7 @@ LIMIT $2;
 -- After Redis lost its data: every planned or queued delivery at once (its
 -- task may be gone), and those sending for longer than $1 (a worker still
 -- sending one has finished or given up by then).
-SELECT id::text, queue, send_at
+SELECT id::text, queue, send_at, campaign, coalesce(task, '')
 FROM deliveries
 WHERE status IN ('planned', 'queued', 'sending') AND (status <> 'sending' OR updated_at < now() - $1::interval)
 ORDER BY updated_at, id
@@ -77,14 +86,18 @@ LIMIT $2;
 -- customer as it is now; finished ones come back unchanged and unclaimed,
 -- unknown ids with no row of deliveries (status ''). The deliveries joined
 -- in the outer query are the statement's snapshot, from before the update.
--- "= ANY" scans the primary key in id order, so concurrent claims lock rows
--- in the same order and cannot deadlock.
+-- Only the task the row names may claim it ($2: the claiming task's id,
+-- which for a delivery's own task is the delivery id). "= ANY" scans the
+-- primary key in id order, and the caller sorts the ids, so concurrent
+-- claims lock rows in the same order and cannot deadlock.
 WITH input AS (
-    SELECT id, ord FROM unnest($1::uuid[]) WITH ORDINALITY AS i (id, ord)
+    SELECT id, task, ord FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS i (id, task, ord)
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), updated_at = now()
-    WHERE d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{sent,failed,skipped,held_out}')
+    FROM input i
+    WHERE d.id = ANY ($1::uuid[]) AND i.id = d.id AND coalesce(d.task, d.id::text) = i.task
+      AND d.status <> ALL ('{sent,failed,skipped,held_out}')
     RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
               d.step, d.event_id, d.variant, d.send_at
 )
@@ -134,6 +147,7 @@ SET status     = (CASE o.status WHEN 'retry' THEN 'queued' ELSE o.status END)::d
     message_id = coalesce(nullif(o.message_id, ''), d.message_id),
     smtp_reply = coalesce(nullif(o.reply, ''), d.smtp_reply),
     queued_at  = CASE WHEN o.status = 'retry' THEN now() ELSE d.queued_at END,
+    task       = CASE WHEN o.status = 'retry' THEN NULL ELSE d.task END,
     sent_at    = CASE WHEN o.status = 'sent' THEN coalesce(o.sent_at, now()) ELSE d.sent_at END,
     failed_at  = CASE WHEN o.status = 'failed' THEN now() ELSE d.failed_at END,
     skipped_at = CASE WHEN o.status = 'skipped' THEN now() ELSE d.skipped_at END,
@@ -184,7 +198,8 @@ SELECT pg_advisory_unlock($1);
 -- attempt, so the claim's attempt is given back. Only the claim that is
 -- current may defer (the same guard as record).
 UPDATE deliveries d
-SET status = 'queued', send_at = o.send_at, attempts = d.attempts - 1, queued_at = now(), updated_at = now()
+SET status = 'queued', send_at = o.send_at, attempts = d.attempts - 1, queued_at = now(), updated_at = now(),
+    task = NULL
 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[]) AS o (id, send_at, attempt)
 WHERE d.id = o.id AND d.status = 'sending' AND d.attempts = o.attempt
 RETURNING d.id::text;
