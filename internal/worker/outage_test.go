@@ -40,12 +40,17 @@ func TestPostgresOutageSendsNothingTwice(t *testing.T) {
 	for _, d := range outages {
 		t.Run(d.String(), func(t *testing.T) {
 			t.Parallel()
-			testOutage(t, d)
+			testOutage(t, d, 0)
+		})
+		// The same with batch tasks, as serve and run-once enqueue them.
+		t.Run(d.String()+"/batches", func(t *testing.T) {
+			t.Parallel()
+			testOutage(t, d, queue.DefaultBatch)
 		})
 	}
 }
 
-func testOutage(t *testing.T, outage time.Duration) {
+func testOutage(t *testing.T, outage time.Duration, batch int) {
 	const customers = 300
 	ctx := context.Background()
 	logs := &syncBuffer{}
@@ -72,7 +77,7 @@ func testOutage(t *testing.T, outage time.Duration) {
 	}
 	rdb := redis.NewClient(testenv.Redis(t))
 	t.Cleanup(func() { rdb.Close() })
-	q := queue.NewClient(rdb, queue.Config{MaxRetry: 3})
+	q := queue.NewClient(rdb, queue.Config{MaxRetry: 3, Batch: batch})
 	c, err := content.Load(testenv.Fixture("campaigns"), testenv.Fixture("templates"))
 	if err != nil {
 		t.Fatal(err)

@@ -218,32 +218,32 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	// timeout, or Asynq hands the task out again while this attempt's
 	// outcome is still unwritten, and the new attempt sends again.
 	w.records = newBatcher(2, cfg.Batch, cfg.Linger, recordTimeout, func(ctx context.Context, outs []store.Outcome) ([]bool, error) {
-		// One quick retry covers a dropped connection; a longer outage is
-		// the journal's business, and a flusher stuck in retries would hold
-		// up every other handler's record.
-		var err error
-		for delay := 100 * time.Millisecond; delay <= 200*time.Millisecond; delay *= 2 {
-			var stale []string
-			if stale, err = st.Record(ctx, outs); err == nil {
-				w.infra.Recovered("postgres", "PostgreSQL available again")
-				applied := make([]bool, len(outs))
-				for i := range applied {
-					applied[i] = !slices.Contains(stale, outs[i].ID)
-				}
-				return applied, nil
+		// A longer outage than again covers is the journal's business, and
+		// a flusher stuck in retries would hold up every other handler's
+		// record.
+		var stale []string
+		err := again(ctx, func() (err error) {
+			stale, err = st.Record(ctx, outs)
+			return err
+		})
+		if err == nil {
+			w.infra.Recovered("postgres", "PostgreSQL available again")
+			applied := make([]bool, len(outs))
+			for i := range applied {
+				applied[i] = !slices.Contains(stale, outs[i].ID)
 			}
-			select {
-			case <-ctx.Done():
-				return nil, err
-			case <-time.After(delay):
-			}
+			return applied, nil
 		}
 		m.InfraError("postgres", "record")
 		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	})
 	w.defers = newBatcher(2, cfg.Batch, cfg.Linger, recordTimeout, func(ctx context.Context, ds []store.Deferral) ([]bool, error) {
-		stale, err := st.Defer(ctx, ds)
+		var stale []string
+		err := again(ctx, func() (err error) {
+			stale, err = st.Defer(ctx, ds)
+			return err
+		})
 		if err != nil {
 			m.InfraError("postgres", "defer")
 			w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
@@ -258,6 +258,25 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	return w
 }
 
+// again runs fn, and once more after a moment if it fails: that covers a
+// connection PostgreSQL dropped (a pooled one, after a restart) without
+// reporting trouble. A claim or record that ran twice is harmless: a claim
+// of a delivery it claimed already counts one more attempt, and a record
+// that applied leaves the row finished, which the second one does not
+// change.
+func again(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return err
+	case <-time.After(100 * time.Millisecond):
+	}
+	return fn()
+}
+
 // claimBatch claims deliveries and reads the journal for those claimed
 // before.
 func (w *Worker) claimBatch(ctx context.Context, keys []claimKey) ([]claim, error) {
@@ -265,7 +284,11 @@ func (w *Worker) claimBatch(ctx context.Context, keys []claimKey) ([]claim, erro
 	for i, k := range keys {
 		ids[i], tasks[i] = k.id, k.task
 	}
-	cs, err := w.store.ClaimBy(ctx, ids, tasks)
+	var cs []store.Claim
+	err := again(ctx, func() (err error) {
+		cs, err = w.store.ClaimBy(ctx, ids, tasks)
+		return err
+	})
 	if err != nil {
 		w.metrics.InfraError("postgres", "claim")
 		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
