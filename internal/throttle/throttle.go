@@ -14,6 +14,12 @@
 //
 // Times come from Redis's own clock (TIME) unless Config.Now is set, so
 // processes on machines whose clocks disagree still share one schedule.
+//
+// An email with no rate limit only needs to know that its domain is not in
+// a backoff. A domain found clear is taken to stay clear for Config.Clear
+// (a second) without asking Redis again, unless this process meets a 421
+// or 452 from it: another process's backoff reaches this one within that
+// time, and Redis is spared a script per email.
 package throttle
 
 import (
@@ -21,6 +27,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +49,10 @@ type Config struct {
 	// Now, when set, is the clock of every check, for tests. Default:
 	// Redis's clock, shared by every process.
 	Now func() time.Time
+	// Clear is how long a domain found without backoff is taken to stay
+	// so by an email with no rate limit, before Redis is asked again.
+	// Default 1s; negative: ask every time.
+	Clear time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -58,6 +69,9 @@ func (c Config) withDefaults() Config {
 		c.BackoffMax = 10 * time.Minute
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
+	if c.Clear == 0 {
+		c.Clear = time.Second
+	}
 	return c
 }
 
@@ -76,6 +90,51 @@ type Limiter struct {
 	backoff *redis.Script
 	recover *redis.Script
 	left    *redis.Script
+
+	mu    sync.Mutex
+	clear map[string]time.Time // domain → when it was last found clear
+}
+
+// maxClear bounds the domains remembered as clear; beyond it, expired
+// entries are dropped.
+const maxClear = 4096
+
+// isClear reports whether domain was found clear within Config.Clear.
+func (l *Limiter) isClear(domain string) bool {
+	if l.cfg.Clear < 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.clear[domain]
+	return ok && time.Since(at) < l.cfg.Clear
+}
+
+// markClear remembers that domain is clear now.
+func (l *Limiter) markClear(domain string) {
+	if l.cfg.Clear < 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.clear == nil {
+		l.clear = map[string]time.Time{}
+	}
+	if len(l.clear) >= maxClear {
+		for d, at := range l.clear {
+			if time.Since(at) >= l.cfg.Clear {
+				delete(l.clear, d)
+			}
+		}
+	}
+	l.clear[domain] = time.Now()
+}
+
+// forget drops what is remembered of domain: it asked to slow down.
+func (l *Limiter) forget(domain string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.clear, domain)
 }
 
 //go:embed reserve.lua
@@ -176,6 +235,7 @@ type Backoff struct {
 // SlowDown records a 421 or 452 reply from domain's server: every email to
 // domain waits until the backoff ends.
 func (l *Limiter) SlowDown(ctx context.Context, domain string) (Backoff, error) {
+	l.forget(domain)
 	v, err := l.backoff.Run(ctx, l.rdb, []string{l.backoffKey(domain)}, l.now(),
 		micros(l.cfg.BackoffBase), micros(l.cfg.BackoffMax)).Int64Slice()
 	if err != nil {
@@ -221,10 +281,17 @@ type Ticket struct {
 // when ctx ends first; the email must not be sent then.
 func (l *Limiter) Wait(ctx context.Context, domain string, lim Limits) (Ticket, error) {
 	var t Ticket
+	unlimited := lim == Limits{}
+	if unlimited && l.isClear(domain) {
+		return t, nil
+	}
 	for {
 		s, err := l.Reserve(ctx, domain, lim)
 		if err != nil {
 			return t, err
+		}
+		if unlimited && s.Reserved && s.Wait <= 0 && !s.Episode && !t.Episode {
+			l.markClear(domain)
 		}
 		t.Episode = t.Episode || s.Episode
 		if !s.Reserved {

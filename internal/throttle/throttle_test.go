@@ -327,3 +327,44 @@ func BenchmarkReserve(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 	})
 }
+
+func TestClearDomainsSkipRedis(t *testing.T) {
+	ctx := context.Background()
+	// a remembers a clear domain for an hour, b is another process, c asks
+	// Redis every time and d remembers for a nanosecond.
+	a, rdb := newLimiter(t, throttle.Config{Clear: time.Hour, MaxWait: 100 * ms, BackoffBase: time.Minute})
+	b := throttle.New(rdb, throttle.Config{BackoffBase: time.Minute})
+	c := throttle.New(rdb, throttle.Config{Clear: -1, MaxWait: 100 * ms})
+	d := throttle.New(rdb, throttle.Config{Clear: time.Nanosecond, MaxWait: 100 * ms})
+	none := throttle.Limits{}
+	for _, l := range []*throttle.Limiter{a, c, d} {
+		if tk, err := l.Wait(ctx, "x.com", none); err != nil || tk != (throttle.Ticket{}) {
+			t.Fatalf("Wait before any backoff = %+v, %v", tk, err)
+		}
+	}
+	if _, err := b.SlowDown(ctx, "x.com"); err != nil {
+		t.Fatal(err)
+	}
+	// a found x.com clear and does not ask again within the hour.
+	if tk, err := a.Wait(ctx, "x.com", none); err != nil || tk != (throttle.Ticket{}) {
+		t.Errorf("Wait of a limiter that found the domain clear = %+v, %v; want no wait", tk, err)
+	}
+	// The others ask, and meet the minute of backoff.
+	var tooLong *throttle.TooLong
+	for name, l := range map[string]*throttle.Limiter{"asking every time": c, "remembering a nanosecond": d} {
+		if _, err := l.Wait(ctx, "x.com", none); !errors.As(err, &tooLong) {
+			t.Errorf("Wait of the limiter %s = %v, want TooLong", name, err)
+		}
+	}
+	// A limit still asks Redis every time.
+	if _, err := a.Wait(ctx, "x.com", throttle.Limits{Domain: ms}); !errors.As(err, &tooLong) {
+		t.Errorf("Wait with a rate limit = %v, want TooLong", err)
+	}
+	// A 421 met by a itself makes it ask again at once.
+	if _, err := a.SlowDown(ctx, "x.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, "x.com", none); !errors.As(err, &tooLong) {
+		t.Errorf("Wait after the limiter's own SlowDown = %v, want TooLong", err)
+	}
+}
