@@ -1,0 +1,305 @@
+package mail
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"mime"
+	netmail "net/mail"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// rendered is a message as it goes on the wire, before dot-stuffing.
+type rendered struct {
+	from, rcpt string // envelope addresses, "<a@b.c>"
+	msgID      string // "<id@domain>"
+	// sig is the DKIM-Signature field, CRLF included, or "": it goes
+	// before data.
+	sig string
+	// data is the header and the body, every line ending in CRLF.
+	data *bytes.Buffer
+	// eightBit says a part is sent as 8bit, which only a server that
+	// offers 8BITMIME takes.
+	eightBit bool
+}
+
+// bytes returns the whole message, signature included, as a file holds it.
+func (r *rendered) bytes() []byte {
+	if r.sig == "" {
+		return r.data.Bytes()
+	}
+	return slices.Concat([]byte(r.sig), r.data.Bytes())
+}
+
+// render writes m into buf (which it resets) as RFC 5322 and MIME want it:
+// a text/html part, or a multipart/alternative of text/plain and text/html
+// when m has Text. Each part is 7bit when it can be, else 8bit if
+// eightBit allows it and it can be, else quoted-printable. The message is
+// signed with dk unless it is nil. Its errors are permanent: the same
+// message will never render.
+func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bool) (*rendered, error) {
+	from, err := netmail.ParseAddress(m.From)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("%w: from %q: %v", ErrInvalidAddress, m.From, err))
+	}
+	to, err := netmail.ParseAddress(m.To)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("%w: to %q: %v", ErrInvalidAddress, m.To, err))
+	}
+	msgID, err := m.messageID(from.Address)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	if m.HTML == "" {
+		return nil, permanent(fmt.Errorf("message %s has no HTML body", msgID))
+	}
+	r := &rendered{
+		from:  envelopeAddress(from.Address),
+		rcpt:  envelopeAddress(to.Address),
+		msgID: msgID,
+		data:  buf,
+	}
+	if strings.ContainsAny(r.from, "\r\n") || strings.ContainsAny(r.rcpt, "\r\n") {
+		return nil, permanent(fmt.Errorf("%w: %s or %s holds a line break", ErrInvalidAddress, r.from, r.rcpt))
+	}
+
+	buf.Reset()
+	field(buf, "Message-ID", msgID)
+	buf.WriteString("Date: ")
+	buf.Write(now.AppendFormat(buf.AvailableBuffer(), time.RFC1123Z))
+	buf.WriteString("\r\n")
+	field(buf, "From", from.String())
+	field(buf, "To", to.String())
+	// The Q encoding turns control characters into encoded words, so no
+	// value can smuggle in another field.
+	field(buf, "Subject", mime.QEncoding.Encode("UTF-8", m.Subject))
+	buf.WriteString("MIME-Version: 1.0\r\n")
+	if err := m.extraHeaders(buf, msgID); err != nil {
+		return nil, err
+	}
+
+	if m.Text == "" {
+		r.eightBit = writePart(buf, "text/html", m.HTML, eightBit)
+	} else {
+		boundary := rand.Text()
+		for strings.Contains(m.Text, boundary) || strings.Contains(m.HTML, boundary) {
+			boundary = rand.Text()
+		}
+		buf.WriteString("Content-Type: multipart/alternative; boundary=\"" + boundary + "\"\r\n\r\n")
+		buf.WriteString("--" + boundary + "\r\n")
+		text := writePart(buf, "text/plain", m.Text, eightBit)
+		buf.WriteString("\r\n--" + boundary + "\r\n")
+		html := writePart(buf, "text/html", m.HTML, eightBit)
+		buf.WriteString("\r\n--" + boundary + "--")
+		r.eightBit = text || html
+	}
+	if !bytes.HasSuffix(buf.Bytes(), []byte("\r\n")) {
+		buf.WriteString("\r\n")
+	}
+
+	if dk != nil {
+		_, domain, _ := strings.Cut(from.Address, "@")
+		if r.sig, err = dk.sign(buf.Bytes(), domain, signedHeaders(m)); err != nil {
+			return nil, permanent(fmt.Errorf("message %s: %w", msgID, err))
+		}
+	}
+	return r, nil
+}
+
+// extraHeaders writes m.Headers in the order of their names, so that a
+// message comes out the same every time.
+func (m *Message) extraHeaders(buf *bytes.Buffer, msgID string) error {
+	keys := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		v := m.Headers[k]
+		key := textproto.CanonicalMIMEHeaderKey(k)
+		if !validHeaderKey(k) || reservedHeaders[key] {
+			return permanent(fmt.Errorf("message %s: header %q cannot be set", msgID, k))
+		}
+		if seen[key] {
+			return permanent(fmt.Errorf("message %s: header %s given twice", msgID, key))
+		}
+		seen[key] = true
+		if key == "List-Unsubscribe" {
+			// Already formatted as RFC 2369 wants ("<https://...>, <mailto:...>");
+			// word-encoding would break it. Line breaks would inject headers.
+			if strings.ContainsAny(v, "\r\n") {
+				return permanent(fmt.Errorf("message %s: header %s contains a line break", msgID, key))
+			}
+			field(buf, key, v)
+			continue
+		}
+		field(buf, key, mime.QEncoding.Encode("UTF-8", v))
+	}
+	return nil
+}
+
+// envelopeAddress is addr as MAIL FROM and RCPT TO want it, "<a@b.c>",
+// with the local part quoted when it must be.
+func envelopeAddress(addr string) string {
+	return (&netmail.Address{Address: addr}).String()
+}
+
+// maxLine is the longest line SMTP carries (RFC 5321), CRLF excluded.
+const maxLine = 998
+
+// field writes "name: value" folded before spaces so that lines stay
+// within 78 characters where the value allows it. Folding only inserts
+// CRLF before an existing space, so unfolding gives value back.
+func field(buf *bytes.Buffer, name, value string) {
+	buf.WriteString(name)
+	buf.WriteString(": ")
+	line, text := len(name)+2, true
+	for value != "" {
+		i := strings.IndexByte(value[1:], ' ') + 1
+		if i == 0 {
+			i = len(value)
+		}
+		word := value[:i]
+		if word[0] == ' ' && text && line+len(word) > 78 {
+			buf.WriteString("\r\n")
+			line, text = 0, false
+		}
+		buf.WriteString(word)
+		line += len(word)
+		text = text || strings.TrimLeft(word, " ") != ""
+		value = value[i:]
+	}
+	buf.WriteString("\r\n")
+}
+
+// writePart writes the Content-Type and Content-Transfer-Encoding fields,
+// a blank line and body, encoded. It reports whether it used 8bit.
+func writePart(buf *bytes.Buffer, mediaType, body string, eightBit bool) (used8bit bool) {
+	buf.WriteString("Content-Type: " + mediaType + "; charset=UTF-8\r\n")
+	ascii, fits := scanBody(body)
+	switch {
+	case fits && ascii:
+		buf.WriteString("Content-Transfer-Encoding: 7bit\r\n\r\n")
+		writeLines(buf, body)
+	case fits && eightBit && utf8.ValidString(body):
+		buf.WriteString("Content-Transfer-Encoding: 8bit\r\n\r\n")
+		writeLines(buf, body)
+		used8bit = true
+	default:
+		buf.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+		buf.Write(appendQP(buf.AvailableBuffer(), body))
+	}
+	return used8bit
+}
+
+// scanBody reports whether body is all ASCII and whether it can go
+// unencoded: no NUL and no line longer than maxLine.
+func scanBody(body string) (ascii, fits bool) {
+	ascii, fits = true, true
+	line := 0
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '\n' || c == '\r':
+			line = 0
+			continue
+		case c == 0:
+			fits = false
+		case c >= 0x80:
+			ascii = false
+		}
+		if line++; line > maxLine {
+			fits = false
+		}
+	}
+	return ascii, fits
+}
+
+// writeLines writes body with every line break (CRLF, LF or a lone CR)
+// as CRLF.
+func writeLines(buf *bytes.Buffer, body string) {
+	for body != "" {
+		i := strings.IndexAny(body, "\r\n")
+		if i < 0 {
+			buf.WriteString(body)
+			return
+		}
+		buf.WriteString(body[:i])
+		buf.WriteString("\r\n")
+		if body[i] == '\r' && i+1 < len(body) && body[i+1] == '\n' {
+			i++
+		}
+		body = body[i+1:]
+	}
+}
+
+// qpLiteral marks the bytes quoted-printable writes as themselves; space
+// and tab too, except at the end of a line.
+var qpLiteral = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = c != '='
+	}
+	t[' '], t['\t'] = true, true
+	return t
+}()
+
+const upperHex = "0123456789ABCDEF"
+
+// appendQP appends s encoded as quoted-printable (RFC 2045) to dst: every
+// line break (CRLF, LF or a lone CR) becomes CRLF, and no encoded line is
+// longer than 76 characters.
+func appendQP(dst []byte, s string) []byte {
+	dst = slices.Grow(dst, len(s)+len(s)/8)
+	n := 0 // characters on the current encoded line
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\r' || c == '\n' {
+			if c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			dst = append(dst, '\r', '\n')
+			n = 0
+			continue
+		}
+		literal := qpLiteral[c]
+		if literal && (c == ' ' || c == '\t') && (i+1 == len(s) || s[i+1] == '\r' || s[i+1] == '\n') {
+			literal = false // trailing white space would be lost
+		}
+		w := 3
+		if literal {
+			w = 1
+		}
+		if n+w > 75 {
+			dst = append(dst, '=', '\r', '\n')
+			n = 0
+		}
+		if literal {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '=', upperHex[c>>4], upperHex[c&15])
+		}
+		n += w
+	}
+	return dst
+}
+
+// appendDotStuffed appends msg to dst as DATA carries it (RFC 5321
+// 4.5.2): a '.' doubled where it starts a line. msg's lines end in CRLF.
+func appendDotStuffed(dst, msg []byte) []byte {
+	if len(msg) > 0 && msg[0] == '.' {
+		dst = append(dst, '.')
+	}
+	for {
+		i := bytes.Index(msg, []byte("\n."))
+		if i < 0 {
+			return append(dst, msg...)
+		}
+		dst = append(dst, msg[:i+2]...)
+		dst = append(dst, '.')
+		msg = msg[i+2:]
+	}
+}
