@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"mime"
 	netmail "net/mail"
@@ -181,7 +182,8 @@ func field(buf *bytes.Buffer, name, value string) {
 // a blank line and body, encoded. It reports whether it used 8bit.
 func writePart(buf *bytes.Buffer, mediaType, body string, eightBit bool) (used8bit bool) {
 	buf.WriteString("Content-Type: " + mediaType + "; charset=UTF-8\r\n")
-	ascii, fits := scanBody(body)
+	fits := unencodable(body)
+	ascii := fits && isASCII(body)
 	switch {
 	case fits && ascii:
 		buf.WriteString("Content-Transfer-Encoding: 7bit\r\n\r\n")
@@ -197,31 +199,59 @@ func writePart(buf *bytes.Buffer, mediaType, body string, eightBit bool) (used8b
 	return used8bit
 }
 
-// scanBody reports whether body is all ASCII and whether it can go
-// unencoded: no NUL and no line longer than maxLine.
-func scanBody(body string) (ascii, fits bool) {
-	ascii, fits = true, true
-	line := 0
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c == '\n' || c == '\r':
-			line = 0
-			continue
-		case c == 0:
-			fits = false
-		case c >= 0x80:
-			ascii = false
+// unencodable reports whether body can go as it is, in 7bit or 8bit: no
+// NUL and no line longer than maxLine. (A lone CR, which writeLines
+// turns into a line break, is counted as part of its line.)
+func unencodable(body string) bool {
+	if strings.IndexByte(body, 0) >= 0 {
+		return false
+	}
+	for body != "" {
+		i := strings.IndexByte(body, '\n')
+		if i < 0 {
+			return len(body) <= maxLine
 		}
-		if line++; line > maxLine {
-			fits = false
+		if i > maxLine {
+			return false
+		}
+		body = body[i+1:]
+	}
+	return true
+}
+
+// isASCII reports whether s is all 7-bit, eight bytes at a time.
+func isASCII(s string) bool {
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64([]byte(s[:8]))&0x8080808080808080 != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
 		}
 	}
-	return ascii, fits
+	return true
 }
 
 // writeLines writes body with every line break (CRLF, LF or a lone CR)
 // as CRLF.
 func writeLines(buf *bytes.Buffer, body string) {
+	buf.Grow(len(body) + len(body)/32)
+	if strings.IndexByte(body, '\r') < 0 {
+		for body != "" {
+			i := strings.IndexByte(body, '\n')
+			if i < 0 {
+				buf.WriteString(body)
+				return
+			}
+			buf.WriteString(body[:i])
+			buf.WriteString("\r\n")
+			body = body[i+1:]
+		}
+		return
+	}
 	for body != "" {
 		i := strings.IndexAny(body, "\r\n")
 		if i < 0 {
@@ -251,11 +281,13 @@ const upperHex = "0123456789ABCDEF"
 
 // appendQP appends s encoded as quoted-printable (RFC 2045) to dst: every
 // line break (CRLF, LF or a lone CR) becomes CRLF, and no encoded line is
-// longer than 76 characters.
+// longer than 76 characters. Runs of bytes that stand for themselves are
+// copied whole.
 func appendQP(dst []byte, s string) []byte {
 	dst = slices.Grow(dst, len(s)+len(s)/8)
-	n := 0 // characters on the current encoded line
-	for i := 0; i < len(s); i++ {
+	const room = 75 // characters on a line before its soft break "="
+	n := 0          // characters on the current encoded line
+	for i := 0; i < len(s); {
 		c := s[i]
 		if c == '\r' || c == '\n' {
 			if c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
@@ -263,26 +295,33 @@ func appendQP(dst []byte, s string) []byte {
 			}
 			dst = append(dst, '\r', '\n')
 			n = 0
+			i++
 			continue
 		}
-		literal := qpLiteral[c]
-		if literal && (c == ' ' || c == '\t') && (i+1 == len(s) || s[i+1] == '\r' || s[i+1] == '\n') {
-			literal = false // trailing white space would be lost
-		}
-		w := 3
-		if literal {
-			w = 1
-		}
-		if n+w > 75 {
+		if n >= room {
 			dst = append(dst, '=', '\r', '\n')
 			n = 0
 		}
-		if literal {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '=', upperHex[c>>4], upperHex[c&15])
+		j := i
+		for j < len(s) && j-i < room-n && qpLiteral[s[j]] {
+			j++
 		}
-		n += w
+		if j > i && (j == len(s) || s[j] == '\r' || s[j] == '\n') && (s[j-1] == ' ' || s[j-1] == '\t') {
+			j-- // trailing white space would be lost: encode it
+		}
+		if j > i {
+			dst = append(dst, s[i:j]...)
+			n += j - i
+			i = j
+			continue
+		}
+		if n+3 > room {
+			dst = append(dst, '=', '\r', '\n')
+			n = 0
+		}
+		dst = append(dst, '=', upperHex[c>>4], upperHex[c&15])
+		n += 3
+		i++
 	}
 	return dst
 }
