@@ -10,7 +10,7 @@ import (
 // unless it is nil, so benchmarks can time building and signing alone.
 func WriteSigned(w io.Writer, m *Message, now time.Time, dk *DKIM) error {
 	var buf bytes.Buffer
-	r, err := m.render(&buf, now, dk, false)
+	r, err := m.render(&buf, now, dk, false, nil)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 	}
 	// Never 8bit: a file may be handed on to a server that does not take it.
 	var buf bytes.Buffer
-	r, err := m.render(&buf, o.now(), o.dkim, false)
+	r, err := m.render(&buf, o.now(), o.dkim, false, nil)
 	if err != nil {
 		return "", err
 	}

@@ -27,6 +27,8 @@ type pool struct {
 	done   chan struct{}
 	closed sync.Once
 	bufs   sync.Pool // *bytes.Buffer, for rendering messages
+	// senders are the From addresses seen, parsed.
+	senders senderCache
 	// eightBit is whether the last connection made offered 8BITMIME.
 	eightBit atomic.Bool
 }
@@ -260,7 +262,7 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	defer p.putBuf(buf)
 	// Rendered before a connection is taken, in the encoding the last
 	// connection allowed; rendered again in the rare case this one differs.
-	r, err := m.render(buf, p.cfg.Now(), p.cfg.DKIM, p.eightBit.Load())
+	r, err := m.render(buf, p.cfg.Now(), p.cfg.DKIM, p.eightBit.Load(), &p.senders)
 	if err != nil {
 		return "", err
 	}
@@ -287,7 +289,7 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 				"pipelining", c.ext.pipelining, "8bitmime", c.ext.eightBitMIME)
 		}
 		if r.eightBit && !c.ext.eightBitMIME {
-			if r, err = m.render(buf, p.cfg.Now(), p.cfg.DKIM, false); err != nil {
+			if r, err = m.render(buf, p.cfg.Now(), p.cfg.DKIM, false, &p.senders); err != nil {
 				return "", err
 			}
 		}

@@ -36,7 +36,7 @@ func RenderSubject(where, src string, d *Data) (string, error) {
 // not DKIM-signed.
 func WriteMessage(w io.Writer, m *Message, now time.Time) error {
 	var buf bytes.Buffer
-	r, err := m.render(&buf, now, nil, false)
+	r, err := m.render(&buf, now, nil, false, nil)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -42,16 +44,16 @@ func (r *rendered) bytes() []byte {
 // eightBit allows it and it can be, else quoted-printable. The message is
 // signed with dk unless it is nil. Its errors are permanent: the same
 // message will never render.
-func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bool) (*rendered, error) {
-	from, err := netmail.ParseAddress(m.From)
+func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bool, senders *senderCache) (*rendered, error) {
+	from, err := senders.get(m.From)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("%w: from %q: %v", ErrInvalidAddress, m.From, err))
 	}
-	to, err := netmail.ParseAddress(m.To)
+	to, err := parseAddress(m.To)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("%w: to %q: %v", ErrInvalidAddress, m.To, err))
 	}
-	msgID, err := m.messageID(from.Address)
+	msgID, err := m.messageID(from.address)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -59,7 +61,7 @@ func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bo
 		return nil, permanent(fmt.Errorf("message %s has no HTML body", msgID))
 	}
 	r := &rendered{
-		from:  envelopeAddress(from.Address),
+		from:  from.envelope,
 		rcpt:  envelopeAddress(to.Address),
 		msgID: msgID,
 		data:  buf,
@@ -73,7 +75,7 @@ func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bo
 	buf.WriteString("Date: ")
 	buf.Write(now.AppendFormat(buf.AvailableBuffer(), time.RFC1123Z))
 	buf.WriteString("\r\n")
-	field(buf, "From", from.String())
+	field(buf, "From", from.field)
 	field(buf, "To", to.String())
 	// The Q encoding turns control characters into encoded words, so no
 	// value can smuggle in another field.
@@ -103,7 +105,7 @@ func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bo
 	}
 
 	if dk != nil {
-		_, domain, _ := strings.Cut(from.Address, "@")
+		_, domain, _ := strings.Cut(from.address, "@")
 		if r.sig, err = dk.sign(buf.Bytes(), domain, signedHeaders(m)); err != nil {
 			return nil, permanent(fmt.Errorf("message %s: %w", msgID, err))
 		}
@@ -142,6 +144,67 @@ func (m *Message) extraHeaders(buf *bytes.Buffer, msgID string) error {
 		field(buf, key, mime.QEncoding.Encode("UTF-8", v))
 	}
 	return nil
+}
+
+// sender is a From address, parsed and formatted.
+type sender struct {
+	address  string // "a@b.c"
+	field    string // the From field's value
+	envelope string // MAIL FROM's, "<a@b.c>"
+}
+
+// senderCache keeps the few From addresses a sender uses parsed and
+// formatted: every recipient of a campaign shares one. A nil
+// *senderCache parses every time.
+type senderCache struct {
+	m sync.Map // string -> *sender
+	n atomic.Int32
+}
+
+// maxSenders bounds a senderCache; From addresses beyond are parsed each
+// time.
+const maxSenders = 64
+
+func (c *senderCache) get(from string) (*sender, error) {
+	if c != nil {
+		if s, ok := c.m.Load(from); ok {
+			return s.(*sender), nil
+		}
+	}
+	a, err := parseAddress(from)
+	if err != nil {
+		return nil, err
+	}
+	s := &sender{address: a.Address, field: a.String(), envelope: envelopeAddress(a.Address)}
+	if c != nil && c.n.Add(1) <= maxSenders {
+		c.m.Store(from, s)
+	}
+	return s, nil
+}
+
+// parseAddress is net/mail's ParseAddress, with a shortcut for the usual
+// recipient: a bare address of plain characters, which it returns as is.
+func parseAddress(s string) (*netmail.Address, error) {
+	local, domain, ok := strings.Cut(s, "@")
+	if ok && dotAtom(local) && dotAtom(domain) {
+		return &netmail.Address{Address: s}, nil
+	}
+	return netmail.ParseAddress(s)
+}
+
+// dotAtom reports whether s is dot-separated words of letters, digits,
+// '_', '+' and '-': a subset of RFC 5322's dot-atom that needs no quoting.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '+' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // envelopeAddress is addr as MAIL FROM and RCPT TO want it, "<a@b.c>",

@@ -3,6 +3,7 @@ package mail
 import (
 	"io"
 	"mime/quotedprintable"
+	netmail "net/mail"
 	"strings"
 	"testing"
 )
@@ -46,4 +47,20 @@ func TestDotStuffing(t *testing.T) {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzParseAddress checks the shortcut of parseAddress agrees with
+// net/mail.
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{"ann@example.com", "a.b+c@x-y.org", ".a@b", "a..b@c", "a@", "@b", "a@b@c",
+		"Ann <ann@example.com>", "a_b@c.", "\"a b\"@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gerr := parseAddress(s)
+		want, werr := netmail.ParseAddress(s)
+		if (gerr == nil) != (werr == nil) || gerr == nil && *got != *want {
+			t.Fatalf("%q: %+v, %v; net/mail: %+v, %v", s, got, gerr, want, werr)
+		}
+	})
 }
