@@ -326,6 +326,9 @@ func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error)
 	interrupted := stop()
 	c.lastUsed = time.Now()
 	c.sent++
+	if cap(c.out) > maxPooledBuf {
+		c.out = nil // not kept for a rare large message
+	}
 
 	if err == nil {
 		// The server took the message: the context ending now must not

@@ -19,7 +19,6 @@ import (
 // rendered is a message as it goes on the wire, before dot-stuffing.
 type rendered struct {
 	from, rcpt string // envelope addresses, "<a@b.c>"
-	msgID      string // "<id@domain>"
 	// sig is the DKIM-Signature field, CRLF included, or "": it goes
 	// before data.
 	sig string
@@ -61,10 +60,9 @@ func (m *Message) render(buf *bytes.Buffer, now time.Time, dk *DKIM, eightBit bo
 		return nil, permanent(fmt.Errorf("message %s has no HTML body", msgID))
 	}
 	r := &rendered{
-		from:  from.envelope,
-		rcpt:  envelopeAddress(to.Address),
-		msgID: msgID,
-		data:  buf,
+		from: from.envelope,
+		rcpt: envelopeAddress(to.Address),
+		data: buf,
 	}
 	if strings.ContainsAny(r.from, "\r\n") || strings.ContainsAny(r.rcpt, "\r\n") {
 		return nil, permanent(fmt.Errorf("%w: %s or %s holds a line break", ErrInvalidAddress, r.from, r.rcpt))
