@@ -30,8 +30,8 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// boundary matches go-mail's random MIME boundaries.
-var boundary = regexp.MustCompile(`[0-9a-f]{60,}`)
+// boundary matches the random MIME boundaries of internal/mail.
+var boundary = regexp.MustCompile(`\b[A-Z2-7]{26}\b`)
 
 func TestPreview(t *testing.T) {
 	env := fixtureEnv(t)

@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -16,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
-	gomail "github.com/wneessen/go-mail"
 )
 
 // MinDKIMKeyBits is the shortest RSA key LoadDKIM accepts: RFC 8301 has
@@ -170,18 +168,10 @@ func signedHeaders(m *Message) []string {
 	return append(keys, keys...)
 }
 
-// sign adds a DKIM-Signature field to msg, signing it as it is now written;
-// the transport writes the same bytes again (go-mail keeps the multipart
-// boundary it chose), plus the signature field. Its errors are permanent.
-//
-// go-mail's own signer (Msg.SetDKIM) is not used: it folds the field inside
-// tag values, so a long h= list gains a space that relaxed verifiers count
-// and the signature fails.
-func (d *DKIM) sign(msg *gomail.Msg, domain string, headers []string) error {
-	var raw bytes.Buffer
-	if _, err := msg.WriteTo(&raw); err != nil {
-		return fmt.Errorf("write message to sign: %w", err)
-	}
+// sign returns the DKIM-Signature field, "DKIM-Signature: ...\r\n" folded,
+// for msg (header and body, lines ending in CRLF), to be written before
+// it. Its errors are permanent.
+func (d *DKIM) sign(msg []byte, domain string, headers []string) (string, error) {
 	s, err := dkim.NewSigner(&dkim.SignOptions{
 		Domain:                 strings.ToLower(domain),
 		Selector:               d.selector,
@@ -191,17 +181,14 @@ func (d *DKIM) sign(msg *gomail.Msg, domain string, headers []string) error {
 		HeaderKeys:             headers,
 	})
 	if err != nil {
-		return fmt.Errorf("DKIM: %w", err)
+		return "", fmt.Errorf("DKIM: %w", err)
 	}
-	_, err = s.Write(raw.Bytes())
+	_, err = s.Write(msg)
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("DKIM sign: %w", err)
+		return "", fmt.Errorf("DKIM sign: %w", err)
 	}
-	// Signature is the whole field, "DKIM-Signature: v=1; ...\r\n", folded.
-	name, value, _ := strings.Cut(strings.TrimSuffix(s.Signature(), "\r\n"), ": ")
-	msg.SetGenHeaderPreformatted(gomail.Header(name), value)
-	return nil
+	return s.Signature(), nil
 }

@@ -9,7 +9,11 @@
 // fallback instead.
 //
 // Sending: NewSender returns a pool of long-lived SMTP connections that
-// carry one message after another (SMTP_URL set) or the file outbox. Every
+// carry one message after another (SMTP_URL set) or the file outbox.
+// go-mail connects, says EHLO and does STARTTLS and AUTH; the package
+// renders messages itself (7bit, 8bit when the server offers 8BITMIME, else
+// quoted-printable) and runs each mail transaction on go-mail's
+// connection, pipelined when the server offers PIPELINING. Every
 // message carries the caller's stable Message-ID, so a resend after a crash
 // is recognisable as the same email. Errors are *SendError, classified as
 // temporary (4xx, network, timeouts) or permanent (5xx, bad addresses); see
@@ -17,5 +21,5 @@
 //
 // DKIM: with Config.DKIM set (LoadDKIM), both transports sign every
 // message (RSA-SHA256, relaxed/relaxed, d= the From domain) with
-// github.com/emersion/go-msgauth/dkim over the bytes go-mail writes.
+// github.com/emersion/go-msgauth/dkim over the bytes sent.
 package mail

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	gomail "github.com/wneessen/go-mail"
 )
 
 var (
@@ -77,60 +75,6 @@ func temporary(err error, format string, args ...any) *SendError {
 
 func permanent(err error) *SendError {
 	return &SendError{Text: err.Error(), Err: err}
-}
-
-// classify turns go-mail's error for one message into a SendError.
-//
-// go-mail reports the reply code and enhanced code but not the server's
-// text, and its SendError has no Unwrap; the text is recovered from its
-// documented message layout, "REASON: ERR[, affected recipient(s): RCPT]
-// [, affected message ID: ID]", of which we know every part but ERR.
-func classify(err error, rcpt, messageID string) *SendError {
-	var ge *gomail.SendError
-	if !errors.As(err, &ge) {
-		return temporary(err, "send")
-	}
-	code := ge.ErrorCode()
-	text := ge.Error()
-	text = strings.TrimSuffix(text, ", affected message ID: "+messageID)
-	text = strings.TrimSuffix(text, ", affected recipient(s): <"+rcpt+">")
-	text = strings.TrimSuffix(text, ", affected recipient(s): "+rcpt)
-	if code != 0 {
-		text = serverText(strings.TrimPrefix(text, ge.Reason.String()+": "), code, ge.EnhancedStatusCode())
-	}
-	se := &SendError{Code: code, Enhanced: ge.EnhancedStatusCode(), Text: text, Err: err}
-	switch {
-	case code >= 400 && code < 500:
-		se.Temporary = true
-	case code >= 500:
-		se.Temporary = false
-	default:
-		// No reply code: go-mail failed before talking to the server about
-		// this message (a bad sender or recipient) or the connection broke.
-		switch ge.Reason {
-		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-			se.Temporary = false
-		default:
-			se.Temporary = true
-		}
-	}
-	return se
-}
-
-// serverText extracts the reply text from "CODE TEXT" or, as net/textproto
-// quotes it since Go 1.26, `CODE "TEXT"`, and drops a leading enhanced code.
-func serverText(s string, code int, enhanced string) string {
-	rest, ok := strings.CutPrefix(s, strconv.Itoa(code)+" ")
-	if !ok {
-		return s
-	}
-	if q, err := strconv.QuotedPrefix(rest); err == nil {
-		rest, _ = strconv.Unquote(q)
-	}
-	if enhanced != "" {
-		rest = strings.TrimPrefix(rest, enhanced+" ")
-	}
-	return rest
 }
 
 // Kinds of send failure that ErrorKind reports, for logs and metrics.

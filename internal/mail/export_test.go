@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"io"
 	"time"
 )
@@ -8,10 +9,11 @@ import (
 // WriteSigned writes m as the transports do, dated now and signed with dk
 // unless it is nil, so benchmarks can time building and signing alone.
 func WriteSigned(w io.Writer, m *Message, now time.Time, dk *DKIM) error {
-	msg, _, err := m.build(now, dk)
+	var buf bytes.Buffer
+	r, err := m.render(&buf, now, dk, false, nil)
 	if err != nil {
 		return err
 	}
-	_, err = msg.WriteTo(w)
+	_, err = w.Write(r.bytes())
 	return err
 }

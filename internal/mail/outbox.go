@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,9 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 	if !validFileID(m.ID) {
 		return "", permanent(fmt.Errorf("outbox: delivery id %q cannot be a file name", m.ID))
 	}
-	msg, _, err := m.build(o.now(), o.dkim)
+	// Never 8bit: a file may be handed on to a server that does not take it.
+	var buf bytes.Buffer
+	r, err := m.render(&buf, o.now(), o.dkim, false, nil)
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +56,7 @@ func (o *outbox) Send(ctx context.Context, m *Message) (string, error) {
 		return "", temporary(err, "write outbox")
 	}
 	tmp := f.Name()
-	_, err = msg.WriteTo(f)
+	_, err = f.Write(r.bytes())
 	if err == nil {
 		err = f.Sync()
 	}

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -15,8 +17,8 @@ import (
 )
 
 // pool is the SMTP Sender: Conns long-lived connections, each carrying
-// many messages one after another (MAIL, RCPT, DATA, then RSET). A send
-// borrows a connection from the slots channel and gives it back.
+// many messages one after another (see transact). A send borrows a
+// connection from the slots channel and gives it back.
 type pool struct {
 	cfg    Config
 	srv    server
@@ -24,6 +26,11 @@ type pool struct {
 	slots  chan *conn
 	done   chan struct{}
 	closed sync.Once
+	bufs   sync.Pool // *bytes.Buffer, for rendering messages
+	// senders are the From addresses seen, parsed.
+	senders senderCache
+	// eightBit is whether the last connection made offered 8BITMIME.
+	eightBit atomic.Bool
 }
 
 // conn is one pool slot: a go-mail client (configuration, TLS, AUTH) and,
@@ -36,8 +43,10 @@ type conn struct {
 	raw      net.Conn     // the TCP connection under session
 	dialing  *watch       // the watch a dial in progress reports its conn to
 	tcpUp    bool         // the last dial got a TCP connection
+	ext      extensions   // what the session's server offers
 	sent     int          // messages carried by this session
 	lastUsed time.Time    // end of the last exchange
+	out      []byte       // commands or dot-stuffed data, for one write
 }
 
 func newPool(cfg Config, srv server, log *slog.Logger) (*pool, error) {
@@ -48,6 +57,7 @@ func newPool(cfg Config, srv server, log *slog.Logger) (*pool, error) {
 		slots: make(chan *conn, cfg.Conns),
 		done:  make(chan struct{}),
 	}
+	p.bufs.New = func() any { return new(bytes.Buffer) }
 	for i := range cfg.Conns {
 		c := &conn{id: i}
 		client, err := newClient(cfg, srv, c.dial(srv))
@@ -69,8 +79,8 @@ func newClient(cfg Config, srv server, dial gomail.DialContextFunc) (*gomail.Cli
 		gomail.WithTimeout(cfg.Timeout),
 		gomail.WithDialContextFunc(dial),
 		gomail.WithTLSConfig(srv.tlsConfig()),
-		// The pool checks idle connections itself; go-mail's NOOP before
-		// every message and before every RSET would cost two round trips.
+		// The pool checks idle connections itself; go-mail's NOOP would
+		// cost a round trip.
 		gomail.WithoutNoop(),
 	}
 	switch srv.tls {
@@ -200,6 +210,7 @@ func (c *conn) connect(ctx context.Context) error {
 		return err
 	}
 	c.session, c.sent, c.lastUsed = session, 0, time.Now()
+	c.ext = serverExtensions(session)
 	return nil
 }
 
@@ -247,7 +258,11 @@ func (p *pool) acquire(ctx context.Context) (*conn, error) {
 }
 
 func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
-	msg, rcpt, err := m.build(p.cfg.Now(), p.cfg.DKIM)
+	buf := p.bufs.Get().(*bytes.Buffer)
+	defer p.putBuf(buf)
+	// Rendered before a connection is taken, in the encoding the last
+	// connection allowed; rendered again in the rare case this one differs.
+	r, err := m.render(buf, p.cfg.Now(), p.cfg.DKIM, p.eightBit.Load(), &p.senders)
 	if err != nil {
 		return "", err
 	}
@@ -269,9 +284,16 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 				}
 				return "", temporary(err, "connect to SMTP server %s", p.srv.addr())
 			}
-			p.log.Debug("smtp connected", "conn", c.id, "delivery_id", m.ID)
+			p.eightBit.Store(c.ext.eightBitMIME)
+			p.log.Debug("smtp connected", "conn", c.id, "delivery_id", m.ID,
+				"pipelining", c.ext.pipelining, "8bitmime", c.ext.eightBitMIME)
 		}
-		reply, err := p.sendOn(ctx, c, msg, rcpt)
+		if r.eightBit && !c.ext.eightBitMIME {
+			if r, err = m.render(buf, p.cfg.Now(), p.cfg.DKIM, false, &p.senders); err != nil {
+				return "", err
+			}
+		}
+		reply, err := p.sendOn(ctx, c, r)
 		if err == nil {
 			return reply, nil
 		}
@@ -286,33 +308,32 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	}
 }
 
-// stale reports whether a failure on a reused connection looks like the
-// server having dropped it before this message: the connection check or
-// MAIL FROM failed without a reply, or with 421 (closing).
-func stale(se *SendError) bool {
-	var ge *gomail.SendError
-	if !errors.As(se.Err, &ge) {
-		return false
+// maxPooledBuf is the largest message buffer kept for reuse.
+const maxPooledBuf = 1 << 20
+
+func (p *pool) putBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuf {
+		p.bufs.Put(buf)
 	}
-	return (ge.Reason == gomail.ErrConnCheck || ge.Reason == gomail.ErrSMTPMailFrom) &&
-		(se.Code == 0 || se.Code == 421)
 }
 
-// sendOn sends msg on c's open session and leaves c either ready for the
+// sendOn sends r on c's open session and leaves c either ready for the
 // next message or disconnected.
-func (p *pool) sendOn(ctx context.Context, c *conn, msg *gomail.Msg, rcpt string) (string, error) {
+func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error) {
 	w := &watch{conn: c.raw}
 	stop := w.guard(ctx)
-	err := c.client.SendWithSMTPClient(c.session, msg)
+	reply, err := c.transact(r, p.cfg.Timeout)
 	interrupted := stop()
 	c.lastUsed = time.Now()
 	c.sent++
+	if cap(c.out) > maxPooledBuf {
+		c.out = nil // not kept for a rare large message
+	}
 
-	if msg.IsDelivered() {
-		// The server took the message. Anything after that (the RSET, the
-		// context) must not turn it into a failure and a second copy.
-		reply := "250 " + msg.ServerResponse()
-		if err != nil || interrupted {
+	if err == nil {
+		// The server took the message: the context ending now must not
+		// turn it into a failure and a second copy.
+		if interrupted {
 			c.drop()
 		}
 		return reply, nil
@@ -321,13 +342,11 @@ func (p *pool) sendOn(ctx context.Context, c *conn, msg *gomail.Msg, rcpt string
 		c.drop()
 		return "", fmt.Errorf("send to %s: %w", p.srv.addr(), context.Cause(ctx))
 	}
-	if err == nil {
-		err = errors.New("message not delivered")
-	}
-	se := classify(err, rcpt, msg.GetMessageID())
+	se := classify(err, c.ext.enhancedCodes)
 	switch {
-	case se.Code == 0 || se.Code == 421:
-		// No reply (the connection broke) or the server is closing it.
+	case se.Code < 400 || se.Code == 421:
+		// No reply (the connection broke), the server is closing it, or a
+		// reply that makes no sense here: the session's state is unknown.
 		c.drop()
 	default:
 		// The server refused this message; RSET so the session is clean for

@@ -35,10 +35,11 @@ func RenderSubject(where, src string, d *Data) (string, error) {
 // would send, dated now: what the file outbox stores, for previews. It is
 // not DKIM-signed.
 func WriteMessage(w io.Writer, m *Message, now time.Time) error {
-	msg, _, err := m.build(now, nil)
+	var buf bytes.Buffer
+	r, err := m.render(&buf, now, nil, false, nil)
 	if err != nil {
 		return err
 	}
-	_, err = msg.WriteTo(w)
+	_, err = w.Write(r.bytes())
 	return err
 }

@@ -85,12 +85,21 @@ func StartTLS() Option { return func(s *Server) { s.tlsMode = "starttls" } }
 // uses smtps:// with insecure_skip_verify=true.
 func ImplicitTLS() Option { return func(s *Server) { s.tlsMode = "tls" } }
 
+// Hide leaves these extensions, such as PIPELINING or 8BITMIME, out of
+// the server's EHLO reply, as an older server would; it still takes their
+// commands. It applies to plain and implicit TLS connections, not after
+// STARTTLS.
+func Hide(extensions ...string) Option {
+	return func(s *Server) { s.hide = append(s.hide, extensions...) }
+}
+
 // Server is an in-process SMTP server.
 type Server struct {
 	discard    bool
 	latency    time.Duration
 	user, pass string
 	tlsMode    string
+	hide       []string
 
 	srv  *smtp.Server
 	ln   net.Listener
@@ -106,6 +115,7 @@ type Server struct {
 	nconns   int
 	data     []fault // answers for the next DATA commands
 	rcpt     []fault // answers for the next RCPT commands
+	mail     []fault // answers for the next MAIL commands
 	rejects  map[string]fault
 	changed  chan struct{} // closed and replaced when count changes
 }
@@ -160,6 +170,9 @@ func New(opts ...Option) (*Server, error) {
 		} else {
 			srv.TLSConfig = cfg
 		}
+	}
+	if len(s.hide) > 0 {
+		ln = &hidingListener{Listener: ln, hide: s.hide}
 	}
 	s.srv, s.ln, s.addr = srv, ln, tcp.Addr().String()
 	s.wg.Add(1)
@@ -275,6 +288,16 @@ func (s *Server) FailNext(n, code int, enhanced, text string) {
 	}
 }
 
+// FailNextMail is FailNext for the next n MAIL commands.
+func (s *Server) FailNextMail(n, code int, enhanced, text string) {
+	f := newFault(code, enhanced, text)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.mail = append(s.mail, f)
+	}
+}
+
 // FailNextRcpt is FailNext for the next n RCPT commands.
 func (s *Server) FailNextRcpt(n, code int, enhanced, text string) {
 	f := newFault(code, enhanced, text)
@@ -362,6 +385,49 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// hidingListener wraps connections so that their EHLO replies leave out
+// the hidden extensions.
+type hidingListener struct {
+	net.Listener
+	hide []string
+}
+
+func (l *hidingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &hidingConn{Conn: c, hide: l.hide}, nil
+}
+
+type hidingConn struct {
+	net.Conn
+	hide []string
+}
+
+// Write drops the "250-EXTENSION" lines of the hidden extensions; go-smtp
+// writes each line of a reply on its own, and an extension is never the
+// last line of its EHLO reply.
+func (c *hidingConn) Write(p []byte) (int, error) {
+	if !bytes.HasPrefix(p, []byte("250-")) {
+		return c.Conn.Write(p)
+	}
+	var out []byte
+	for line := range bytes.Lines(p) {
+		keyword, _, _ := strings.Cut(strings.TrimSpace(string(line[4:])), " ")
+		if bytes.HasPrefix(line, []byte("250-")) && slices.ContainsFunc(c.hide, func(h string) bool {
+			return strings.EqualFold(h, keyword)
+		}) {
+			continue
+		}
+		out = append(out, line...)
+	}
+	if _, err := c.Conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 type backend struct{ s *Server }
 
 func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
@@ -400,6 +466,17 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !ss.authed {
 		return smtp.ErrAuthRequired
+	}
+	s := ss.s
+	s.mu.Lock()
+	var f *fault
+	if len(s.mail) > 0 {
+		f = &s.mail[0]
+		s.mail = s.mail[1:]
+	}
+	s.mu.Unlock()
+	if f != nil {
+		return f.err()
 	}
 	ss.from = from
 	return nil

@@ -1,6 +1,7 @@
 package smtptest_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -198,5 +199,59 @@ func TestNewClose(t *testing.T) {
 	defer s2.Close()
 	if want := "smtps://" + s2.Addr() + "?insecure_skip_verify=true"; s2.URL() != want {
 		t.Errorf("URL %q, want %q", s2.URL(), want)
+	}
+}
+
+func TestHide(t *testing.T) {
+	for name, opts := range map[string][]smtptest.Option{
+		"plain":        {smtptest.Hide("PIPELINING", "8bitmime")},
+		"implicit tls": {smtptest.Hide("PIPELINING", "8bitmime"), smtptest.ImplicitTLS()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := smtptest.Start(t, opts...)
+			var c *smtp.Client
+			var err error
+			if name == "plain" {
+				c, err = smtp.Dial(s.Addr())
+			} else {
+				c, err = smtp.DialTLS(s.Addr(), &tls.Config{InsecureSkipVerify: true})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Hello("localhost"); err != nil {
+				t.Fatal(err)
+			}
+			for ext, want := range map[string]bool{"PIPELINING": false, "8BITMIME": false, "ENHANCEDSTATUSCODES": true, "SIZE": true} {
+				if got, _ := c.Extension(ext); got != want {
+					t.Errorf("%s offered: %t, want %t", ext, got, want)
+				}
+			}
+			if err := send(t, c, "ann@example.com"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	c := dial(t, smtptest.Start(t))
+	if ok, _ := c.Extension("PIPELINING"); !ok {
+		t.Error("PIPELINING not offered by default")
+	}
+}
+
+func TestFailNextMail(t *testing.T) {
+	s := smtptest.Start(t)
+	c := dial(t, s)
+	s.FailNextMail(1, 421, "4.4.5", "too busy")
+	err := send(t, c, "ann@example.com")
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 421 || se.EnhancedCode != (smtp.EnhancedCode{4, 4, 5}) || se.Message != "too busy" {
+		t.Fatalf("FailNextMail: %v", err)
+	}
+	if err := send(t, c, "ann@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Count() != 1 {
+		t.Errorf("count %d, want 1", s.Count())
 	}
 }

@@ -1,0 +1,266 @@
+package mail_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"nurture/internal/mail"
+	"nurture/internal/smtptest"
+)
+
+// servers are the two kinds of server the mail transaction meets: one
+// that offers PIPELINING and 8BITMIME, and one that offers neither.
+var servers = map[string][]smtptest.Option{
+	"pipelining":    nil,
+	"no pipelining": {smtptest.Hide("PIPELINING", "8BITMIME")},
+}
+
+// TestSMTPReplies checks that every refusal is classified the same with
+// and without pipelining, and that the session is kept or replaced as the
+// reply asks.
+func TestSMTPReplies(t *testing.T) {
+	for name, opts := range servers {
+		t.Run(name, func(t *testing.T) {
+			srv := smtptest.Start(t, opts...)
+			s := newSender(t, mail.Config{URL: srv.URL(), Conns: 1})
+			ctx := context.Background()
+			send := func(id string) error {
+				_, err := s.Send(ctx, message(id, "ann@example.com"))
+				return err
+			}
+			if err := send("d0"); err != nil {
+				t.Fatal(err)
+			}
+			for i, tt := range []struct {
+				what      string
+				fail      func()
+				want      string // the error; "" for none
+				permanent bool
+				conns     int // connections made so far, after the send
+			}{
+				{"5xx on RCPT", func() { srv.FailNextRcpt(1, 550, "5.1.1", "mailbox unavailable") },
+					"550 5.1.1 mailbox unavailable", true, 1},
+				{"4xx on RCPT", func() { srv.FailNextRcpt(1, 452, "4.2.2", "mailbox full") },
+					"452 4.2.2 mailbox full", false, 1},
+				{"4xx on MAIL", func() { srv.FailNextMail(1, 451, "4.3.0", "try again later") },
+					"451 4.3.0 try again later", false, 1},
+				{"5xx on MAIL", func() { srv.FailNextMail(1, 553, "5.7.1", "sender refused") },
+					"553 5.7.1 sender refused", true, 1},
+				{"5xx at the end of DATA", func() { srv.FailNext(1, 554, "5.7.1", "message refused") },
+					"554 5.7.1 message refused", true, 1},
+				{"accepted after refusals", func() {}, "", false, 1},
+				// A reused connection that meets 421 at MAIL FROM is replaced
+				// once; a second 421 is the answer.
+				{"421 on MAIL, then accepted", func() { srv.FailNextMail(1, 421, "4.3.2", "closing") },
+					"", false, 2},
+				{"421 on MAIL twice", func() { srv.FailNextMail(2, 421, "4.3.2", "closing") },
+					"421 4.3.2 closing", false, 3},
+				{"after 421, a new connection", func() {}, "", false, 4},
+				{"421 at the end of DATA", func() { srv.FailNext(1, 421, "4.4.2", "timeout") },
+					"421 4.4.2 timeout", false, 4},
+				{"after 421 at the end of DATA, a new connection", func() {}, "", false, 5},
+			} {
+				tt.fail()
+				err := send(fmt.Sprintf("d%d", i+1))
+				switch {
+				case tt.want == "" && err != nil:
+					t.Errorf("%s: %v", tt.what, err)
+				case tt.want != "" && (err == nil || err.Error() != tt.want || mail.IsPermanent(err) != tt.permanent):
+					t.Errorf("%s: error %v (permanent %t), want %q (permanent %t)", tt.what, err, mail.IsPermanent(err), tt.want, tt.permanent)
+				}
+				var se *mail.SendError
+				if tt.want != "" && !errors.As(err, &se) {
+					t.Errorf("%s: %T, want *SendError", tt.what, err)
+				}
+				if c := srv.Connections(); c != tt.conns {
+					t.Errorf("%s: %d connections, want %d", tt.what, c, tt.conns)
+				}
+			}
+			if got := srv.Count(); got != 5 {
+				t.Errorf("%d messages accepted, want 5", got)
+			}
+			for _, m := range srv.Messages() {
+				if m.Subject != "Hello Zoë, 20% off" || m.Text != "Hello Zoë" || m.HTML != "<p>Hello <b>Zoë</b></p>" {
+					t.Errorf("received %q / %q / %q", m.Subject, m.Text, m.HTML)
+				}
+			}
+		})
+	}
+}
+
+// TestSMTPBodies checks the encoding of each part, as the server offers
+// 8BITMIME or not, and that the parts arrive intact, dots and all, and
+// DKIM-signed so that dkimpy verifies them.
+func TestSMTPBodies(t *testing.T) {
+	dk := loadDKIM(t)
+	longLine := strings.Repeat("Zoë ", 300) // 1,500 octets
+	for name, opts := range servers {
+		t.Run(name, func(t *testing.T) {
+			srv := smtptest.Start(t, opts...)
+			s := newSender(t, mail.Config{URL: srv.URL(), Conns: 1, DKIM: dk})
+			ascii := message("ascii", "ann@example.org")
+			ascii.Text, ascii.HTML = "Hello Ann,\n.\n..two dots\n", "<p>Hello</p>\r\n.<p>dot</p>"
+			utf := message("utf8", "ann@example.org")
+			utf.HTML = "<p>Zoë</p>\n." + longLine + "\n"
+			// The first message tells the pool what the server offers.
+			for _, m := range []*mail.Message{message("first", "ann@example.org"), ascii, utf} {
+				if _, err := s.Send(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := srv.Messages()
+			if len(got) != 3 {
+				t.Fatalf("%d messages", len(got))
+			}
+			unencoded := "8bit"
+			if name == "no pipelining" {
+				unencoded = "quoted-printable"
+			}
+			for i, tt := range []struct {
+				m         *mail.Message
+				encodings []string // of the text part, then the html part
+			}{
+				{ascii, []string{"7bit", "7bit"}},
+				// The long line has to be quoted-printable.
+				{utf, []string{unencoded, "quoted-printable"}},
+			} {
+				r := got[i+1]
+				if r.MessageID != tt.m.MessageID {
+					t.Fatalf("message %d is %s", i+1, r.MessageID)
+				}
+				var encodings []string
+				for line := range strings.SplitSeq(string(r.Data), "\r\n") {
+					if v, ok := strings.CutPrefix(line, "Content-Transfer-Encoding: "); ok {
+						encodings = append(encodings, v)
+					}
+				}
+				if fmt.Sprint(encodings) != fmt.Sprint(tt.encodings) {
+					t.Errorf("%s: encodings %v, want %v", r.MessageID, encodings, tt.encodings)
+				}
+				crlf := strings.NewReplacer("\r\n", "\n")
+				if crlf.Replace(r.Text) != crlf.Replace(tt.m.Text) || crlf.Replace(r.HTML) != crlf.Replace(tt.m.HTML) {
+					t.Errorf("%s: received text %q and html %q\nwant %q and %q", r.MessageID, r.Text, r.HTML, tt.m.Text, tt.m.HTML)
+				}
+				for line := range strings.SplitSeq(string(r.Data), "\r\n") {
+					if len(line) > 998 {
+						t.Errorf("%s: a line of %d octets", r.MessageID, len(line))
+					}
+				}
+			}
+			ok, why := verify(t, dk, "example.com", got[1].Data, got[2].Data)
+			if !ok[0] || !ok[1] {
+				t.Errorf("DKIM verified %v:\n%s", ok, why)
+			}
+		})
+	}
+}
+
+// TestSMTPPipelining plays a server that offers PIPELINING and answers
+// nothing until it has MAIL FROM, RCPT TO and DATA: a client that waited
+// for each reply would never get one. The second message's recipient is
+// refused: the client must then send no message, only RSET.
+func TestSMTPPipelining(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	script := make(chan error, 1)
+	go func() { script <- playPipelining(ln) }()
+
+	s := newSender(t, mail.Config{URL: "smtp://" + ln.Addr().String() + "?tls=none", Conns: 1, Timeout: 5 * time.Second})
+	ctx := context.Background()
+	reply, err := s.Send(ctx, message("d1", "ann@example.com"))
+	if err != nil || reply != "250 2.0.0 queued as A1" {
+		t.Fatalf("first message: %q, %v", reply, err)
+	}
+	_, err = s.Send(ctx, message("d2", "gone@example.com"))
+	if err == nil || err.Error() != "550 5.1.1 no such user" || !mail.IsPermanent(err) {
+		t.Fatalf("refused recipient: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-script; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// playPipelining serves one connection as TestSMTPPipelining says.
+func playPipelining(ln net.Listener) error {
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	w := func(s string) error { _, err := c.Write([]byte(s)); return err }
+	read := func() (string, error) {
+		line, err := r.ReadString('\n')
+		return strings.TrimSuffix(line, "\r\n"), err
+	}
+	// expect reads len(want) lines before answering any of them.
+	expect := func(want ...string) error {
+		for _, prefix := range want {
+			line, err := read()
+			if err != nil {
+				return fmt.Errorf("waiting for %q: %w", prefix, err)
+			}
+			if !strings.HasPrefix(line, prefix) {
+				return fmt.Errorf("got %q, want %q", line, prefix)
+			}
+		}
+		return nil
+	}
+	if err := w("220 script ESMTP\r\n"); err != nil {
+		return err
+	}
+	if err := expect("EHLO "); err != nil {
+		return err
+	}
+	if err := w("250-script\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"); err != nil {
+		return err
+	}
+	if err := expect("MAIL FROM:<hello@example.com> BODY=8BITMIME", "RCPT TO:<ann@example.com>", "DATA"); err != nil {
+		return err
+	}
+	if err := w("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+		return err
+	}
+	for {
+		line, err := read()
+		if err != nil {
+			return fmt.Errorf("reading the message: %w", err)
+		}
+		if line == "." {
+			break
+		}
+	}
+	if err := w("250 2.0.0 queued as A1\r\n"); err != nil {
+		return err
+	}
+	// No RSET after a message accepted: the next transaction follows.
+	if err := expect("MAIL FROM:", "RCPT TO:<gone@example.com>", "DATA"); err != nil {
+		return err
+	}
+	if err := w("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n"); err != nil {
+		return err
+	}
+	if err := expect("RSET"); err != nil {
+		return err
+	}
+	if err := w("250 2.0.0 ok\r\n"); err != nil {
+		return err
+	}
+	if err := expect("QUIT"); err != nil {
+		return err
+	}
+	return w("221 2.0.0 bye\r\n")
+}
