@@ -144,3 +144,21 @@ func TestBatchPermanentFailure(t *testing.T) {
 		t.Errorf("welcome/c6: %s, want sent: one delivery's failure does not hold back its batch", d.Status)
 	}
 }
+
+func TestBatchRetriesRunOut(t *testing.T) {
+	p := batchPipeline(t)
+	// Every attempt to Ann meets a 451: the batch's attempt and then the
+	// retries of her own task (MaxRetry 3) make 4, as for a delivery that
+	// had a task of its own from the start.
+	p.smtp.Reject("ann@example.com", 451, "4.3.0 try again later")
+	p.tickOnly("welcome")
+	p.startWorker()
+	ds := p.waitFinished()
+	d := ds["welcome/c1"]
+	if d.Status != store.StatusFailed || d.Attempts != 4 || d.Reason != "gave up after 4 attempts" {
+		t.Errorf("welcome/c1: %s after %d attempts, reason %q; want failed after 4, \"gave up after 4 attempts\"", d.Status, d.Attempts, d.Reason)
+	}
+	if d := ds["welcome/c6"]; d.Status != store.StatusSent || d.Attempts != 1 {
+		t.Errorf("welcome/c6: %s after %d attempts, want sent after 1", d.Status, d.Attempts)
+	}
+}

@@ -848,7 +848,10 @@ func (w *Worker) send(ctx context.Context, c *store.Claim, r retries) (out store
 		return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
 	if retried >= maxRetry {
-		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", retried+1), Error: err.Error(), MessageID: msgID}, time.Time{}, nil
+		// The row's count: a delivery a batch handed on used an attempt
+		// before its own task's retries.
+		attempts := max(c.Attempts, retried+1)
+		return store.Outcome{Status: store.StatusFailed, Reason: fmt.Sprintf("gave up after %d attempts", attempts), Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 	}
 	return store.Outcome{Status: store.StatusRetry, Error: err.Error(), MessageID: msgID}, time.Time{}, nil
 }
