@@ -1,6 +1,12 @@
 package bench
 
-import "testing"
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
 
 func TestTallyMessages(t *testing.T) {
 	want := []string{"<d1@localhost>", "<d2@localhost>", "<d3@localhost>", "<d4@localhost>"}
@@ -59,5 +65,59 @@ func TestEndToEndMet(t *testing.T) {
 				t.Errorf("endToEndMet = %v, %q; want %v, %q", ok, why, tc.ok, tc.why)
 			}
 		})
+	}
+}
+
+// testdata/smtp-sink.dump is what smtp-sink -D dumped of four messages:
+// d1 twice, d2 with its header name in lower case, and one without a
+// Message-ID whose body has a line that looks like one.
+func TestScanDump(t *testing.T) {
+	f, err := os.Open("testdata/smtp-sink.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := scanDump(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dumpScan{messages: 4, ids: map[string]int{"<d1@localhost>": 2, "<d2@localhost>": 1, "": 1}, bytes: 451}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("scanDump = %+v, want %+v", got, want)
+	}
+	c := dumpCounter{file: "testdata/smtp-sink.dump"}
+	if n, err := c.count(); err != nil || n != 4 {
+		t.Errorf("dumpCounter.count = %d, %v; want 4", n, err)
+	}
+	if n, err := c.count(); err != nil || n != 4 {
+		t.Errorf("dumpCounter.count again = %d, %v; want 4", n, err)
+	}
+}
+
+// TestDumpCounterGrowing counts markers in a dump that grows a few bytes
+// at a time, markers split across the reads included.
+func TestDumpCounterGrowing(t *testing.T) {
+	data, err := os.ReadFile("testdata/smtp-sink.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dump")
+	c := dumpCounter{file: file}
+	if n, err := c.count(); err != nil || n != 0 {
+		t.Fatalf("count before the dump exists = %d, %v; want 0", n, err)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 0; i < len(data); i += 7 {
+		if _, err := f.Write(data[i:min(i+7, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Count(append([]byte("\n"), data[:min(i+7, len(data))]...), []byte("\n"+sinkMarker))
+		if n, err := c.count(); err != nil || n != want {
+			t.Fatalf("after %d bytes: count = %d, %v; want %d", min(i+7, len(data)), n, err, want)
+		}
 	}
 }
