@@ -215,7 +215,7 @@ templates directories, and SIGHUP, reload them, all or nothing; SIGTERM
 drains.`,
 			example: "nurture serve --role worker",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "dkim-key-file", "dkim-selector"},
+			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "cpuprofile", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "demo",
