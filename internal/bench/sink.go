@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -177,17 +176,7 @@ func (s *smtpSink) close() {
 
 // stop ends the sink.
 func (s *smtpSink) stop() {
-	select {
-	case <-s.done:
-	default:
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	stopProcess(s.cmd.Process, s.done)
 }
 
 // dumpCounter counts the messages in a growing dump, reading only what
@@ -316,6 +305,14 @@ func scanDump(r io.Reader) (dumpScan, error) {
 			}
 		}
 	}
+}
+
+// meanSize is the mean size of the messages, in bytes.
+func (d dumpScan) meanSize() float64 {
+	if d.messages == 0 {
+		return 0
+	}
+	return float64(d.bytes) / float64(d.messages)
 }
 
 // scan reads the sink's dump.
