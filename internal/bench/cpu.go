@@ -2,11 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,11 +20,11 @@ const clockTick = 10 * time.Millisecond
 // procTimes are the CPU times of one process from /proc/PID/stat.
 type procTimes struct {
 	comm string
+	// started is when the process started, in clock ticks after boot: with
+	// the pid, it tells a process from a later one given the same pid.
+	started int64
 	// own is utime+stime: the CPU the process used itself.
 	own time.Duration
-	// children is cutime+cstime: the CPU of its children that ended and
-	// were waited for.
-	children time.Duration
 }
 
 // readProcTimes reads /proc/PID/stat.
@@ -35,8 +38,8 @@ func readProcTimes(pid int) (procTimes, error) {
 
 // parseProcStat parses the contents of /proc/PID/stat: "pid (comm) state
 // ppid ..." where comm may hold spaces and parentheses, so the fields are
-// counted from the last ')'. utime, stime, cutime and cstime are fields 14
-// to 17 (proc(5)).
+// counted from the last ')'. utime and stime are fields 14 and 15, and
+// starttime field 22 (proc(5)).
 func parseProcStat(data []byte) (procTimes, error) {
 	open, end := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
 	if open < 0 || end < open {
@@ -44,10 +47,10 @@ func parseProcStat(data []byte) (procTimes, error) {
 	}
 	f := strings.Fields(string(data[end+1:]))
 	// f[0] is field 3 (state); field n is f[n-3].
-	if len(f) < 15 {
+	if len(f) < 20 {
 		return procTimes{}, fmt.Errorf("/proc stat %q: %d fields", data, len(f)+2)
 	}
-	var ticks [4]int64
+	var ticks [2]int64
 	for i := range ticks {
 		n, err := strconv.ParseInt(f[14-3+i], 10, 64)
 		if err != nil {
@@ -55,11 +58,11 @@ func parseProcStat(data []byte) (procTimes, error) {
 		}
 		ticks[i] = n
 	}
-	return procTimes{
-		comm:     string(data[open+1 : end]),
-		own:      time.Duration(ticks[0]+ticks[1]) * clockTick,
-		children: time.Duration(ticks[2]+ticks[3]) * clockTick,
-	}, nil
+	started, err := strconv.ParseInt(f[22-3], 10, 64)
+	if err != nil {
+		return procTimes{}, fmt.Errorf("/proc stat field 22: %w", err)
+	}
+	return procTimes{comm: string(data[open+1 : end]), started: started, own: time.Duration(ticks[0]+ticks[1]) * clockTick}, nil
 }
 
 // snapshot reads the CPU times of every process, by pid.
@@ -85,59 +88,99 @@ func snapshot() (map[int]procTimes, error) {
 type cpuGroup struct {
 	name  string
 	match func(pid int, comm string) bool
-	// children counts the CPU of the children the processes waited for
-	// (PostgreSQL's ended backends, reaped by the postmaster).
-	children bool
 }
 
-// cpuBetween is the CPU a group used between two snapshots: processes
-// alive at both count their difference, those that appeared count in
-// full. Those that ended in between are lost, unless the group counts
-// children and their parent is in it and waited for them: then the
-// parent's children times count them (in full, their time before the
-// first snapshot included). That is how PostgreSQL's backends, children of
-// the postmaster, are all counted.
-func (g cpuGroup) cpuBetween(start, end map[int]procTimes) time.Duration {
-	var d time.Duration
-	for pid, e := range end {
-		if !g.match(pid, e.comm) {
-			continue
-		}
-		s, ok := start[pid]
-		if !ok || s.comm != e.comm {
-			d += e.own // appeared in between (or the pid was reused)
-			if g.children {
-				d += e.children
-			}
-			continue
-		}
-		d += e.own - s.own
-		if g.children {
-			d += e.children - s.children
-		}
-	}
-	return d
+// cpuSample is the last reading of a process that belongs to a group.
+type cpuSample struct {
+	group int // index in cpuMeter.groups
+	times procTimes
 }
 
 // cpuMeter measures the CPU of groups of processes, and of the whole
-// machine, between start and stop.
+// machine, between start and stop. A process counts the CPU it used from
+// the first reading (or its start, when it appeared later) to the last,
+// and it is read every samplePeriod, so one that ends in between (a
+// PostgreSQL backend whose connection closed) is lost for at most that
+// long.
 type cpuMeter struct {
 	groups  []cpuGroup
-	start   map[int]procTimes
 	machine machineCPU
+	first   map[int]procTimes // every process at start
+	stopped chan struct{}
+	done    chan struct{}
+
+	mu    sync.Mutex
+	last  map[int]cpuSample // the group members' latest readings
+	ended []time.Duration   // by group: what members whose pid was reused since had used
+	err   error             // the first failed reading
 }
 
-// startCPU takes the first snapshot.
+// samplePeriod is how often a cpuMeter reads /proc.
+const samplePeriod = 500 * time.Millisecond
+
+// startCPU takes the first reading, and reads again every samplePeriod
+// until stop.
 func startCPU(groups ...cpuGroup) (*cpuMeter, error) {
-	m := &cpuMeter{groups: groups}
+	m := newCPUMeter(groups)
 	var err error
 	if m.machine, err = readMachineCPU(); err != nil {
 		return nil, err
 	}
-	if m.start, err = snapshot(); err != nil {
+	if m.first, err = snapshot(); err != nil {
 		return nil, err
 	}
+	m.record(m.first)
+	go func() {
+		defer close(m.done)
+		tk := time.NewTicker(samplePeriod)
+		defer tk.Stop()
+		for {
+			select {
+			case <-m.stopped:
+				return
+			case <-tk.C:
+			}
+			m.sample()
+		}
+	}()
 	return m, nil
+}
+
+func newCPUMeter(groups []cpuGroup) *cpuMeter {
+	return &cpuMeter{groups: groups, last: map[int]cpuSample{}, ended: make([]time.Duration, len(groups)),
+		stopped: make(chan struct{}), done: make(chan struct{})}
+}
+
+// sample reads every process and records the group members.
+func (m *cpuMeter) sample() {
+	snap, err := snapshot()
+	if err != nil {
+		m.mu.Lock()
+		m.err = cmp.Or(m.err, err)
+		m.mu.Unlock()
+		return
+	}
+	m.record(snap)
+}
+
+// record keeps the readings of the processes that belong to a group now,
+// and forgets those that no longer do (a backend that set its title).
+func (m *cpuMeter) record(snap map[int]procTimes) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for pid, t := range snap {
+		if prev, ok := m.last[pid]; ok && prev.times.started != t.started {
+			// The member ended, and its pid went to a new process.
+			m.ended[prev.group] += m.used(pid, prev.times)
+			delete(m.last, pid)
+		}
+		g := slices.IndexFunc(m.groups, func(g cpuGroup) bool { return g.match(pid, t.comm) })
+		if g < 0 {
+			delete(m.last, pid)
+			continue
+		}
+		m.last[pid] = cpuSample{group: g, times: t}
+	}
 }
 
 // cpuUsage is what a cpuMeter measured.
@@ -146,21 +189,41 @@ type cpuUsage struct {
 	machine machineCPU               // the whole machine's
 }
 
-// stop takes the second snapshot and returns the CPU used since the first.
+// stop takes the last reading and returns the CPU used since the first.
 func (m *cpuMeter) stop() (cpuUsage, error) {
-	end, err := snapshot()
-	if err != nil {
-		return cpuUsage{}, err
-	}
+	close(m.stopped)
+	<-m.done
+	m.sample()
 	mc, err := readMachineCPU()
 	if err != nil {
 		return cpuUsage{}, err
 	}
-	u := cpuUsage{by: map[string]time.Duration{}, machine: mc.sub(m.machine)}
-	for _, g := range m.groups {
-		u.by[g.name] += g.cpuBetween(m.start, end)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return cpuUsage{}, m.err
 	}
-	return u, nil
+	return m.usage(mc.sub(m.machine)), nil
+}
+
+// usage sums the readings by group; the caller holds mu.
+func (m *cpuMeter) usage(machine machineCPU) cpuUsage {
+	u := cpuUsage{by: map[string]time.Duration{}, machine: machine}
+	for i, g := range m.groups {
+		u.by[g.name] += m.ended[i]
+	}
+	for pid, s := range m.last {
+		u.by[m.groups[s.group].name] += m.used(pid, s.times)
+	}
+	return u
+}
+
+// used is the CPU a process used from the meter's start to reading t.
+func (m *cpuMeter) used(pid int, t procTimes) time.Duration {
+	if f, ok := m.first[pid]; ok && f.started == t.started {
+		return t.own - f.own // alive at the start: only what it used since
+	}
+	return t.own // started since
 }
 
 // others is the busy CPU of the machine beyond the groups': other
@@ -173,9 +236,39 @@ func (u cpuUsage) others() time.Duration {
 	return max(d, 0)
 }
 
-// commPrefix matches the processes whose name starts with prefix.
-func commPrefix(prefix string) func(int, string) bool {
-	return func(_ int, comm string) bool { return strings.HasPrefix(comm, prefix) }
+// postgresOf matches the processes of the PostgreSQL server that work for
+// database db: the postmaster, its shared helpers (checkpointer, writers,
+// launchers, parallel workers), and the backends and autovacuum workers of
+// db, not those of the server's other databases. A backend names its
+// database in its title (/proc/PID/cmdline), such as "postgres: 15/main:
+// root nurture_bench 127.0.0.1(59002) idle".
+func postgresOf(db string) func(int, string) bool {
+	return func(pid int, comm string) bool {
+		if !strings.HasPrefix(comm, "postgres") {
+			return false
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && worksFor(db, string(cmdline))
+	}
+}
+
+// worksFor reports whether the PostgreSQL process with this command line
+// works for database db; see postgresOf.
+func worksFor(db, cmdline string) bool {
+	title, ok := strings.CutPrefix(strings.TrimRight(cmdline, "\x00"), "postgres: ")
+	if !ok {
+		return true // the postmaster, or a backend before it set its title
+	}
+	if slices.Contains(strings.Fields(title), db) {
+		return true
+	}
+	for _, helper := range []string{"checkpointer", "background writer", "walwriter", "autovacuum launcher",
+		"logical replication launcher", "archiver", "parallel worker", "stats collector"} {
+		if strings.Contains(title, helper) {
+			return true
+		}
+	}
+	return false // another database's backend or autovacuum worker
 }
 
 // redisServer matches the redis-server listening on port: its command line

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	netmail "net/mail"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,16 +191,21 @@ type sendRun struct {
 }
 
 // cpuGroups are the processes whose CPU part c measures: the sender
-// (unless nil: smtp-source's is read when it ends), PostgreSQL, the Redis
-// server of the scratch DB, the sink and this process.
+// (unless nil: smtp-source's is read when it ends), PostgreSQL's processes
+// that work for the benchmark's database, the Redis server of the scratch
+// DB, the sink and this process.
 func (b *bench) cpuGroups(sink *smtpSink, sender func(pid int, comm string) bool) []cpuGroup {
 	port := ""
 	if o, err := queue.RedisOptions(b.cfg.RedisURL); err == nil {
 		_, port, _ = net.SplitHostPort(o.Addr)
 	}
+	db := ""
+	if u, err := url.Parse(b.cfg.DatabaseURL); err == nil {
+		db = strings.TrimPrefix(u.Path, "/")
+	}
 	groups := []cpuGroup{
-		{name: cpuPostgres, match: commPrefix("postgres"), children: true},
-		{name: cpuRedis, match: redisServer(port), children: true},
+		{name: cpuPostgres, match: postgresOf(db)},
+		{name: cpuRedis, match: redisServer(port)},
 		{name: cpuSink, match: onePID(sink.pid())},
 		{name: cpuBench, match: onePID(os.Getpid())},
 	}
@@ -595,13 +601,16 @@ func (b *bench) cpuDetail(base, e2e sendRun) {
 	b.detail(`#### (c) CPU per 1,000 deliveries, in milliseconds
 
 Read from /proc over each run's timed span: utime+stime of each process
-(/proc/PID/stat, in ticks of 10 ms); PostgreSQL is every process named
-postgres, plus the backends the postmaster reaped during the run (its
-cutime+cstime); Redis is the redis-server of the scratch DB;
-smtp-source's is the kernel's account at its exit (getrusage). "Other
-processes" is the machine's busy time (/proc/stat) less the processes of
-the table: the rest of the machine, and kernel work charged to no
-process. The last two columns are shares of all %d cores over the run.
+(/proc/PID/stat, in ticks of 10 ms), read every 0.5 s so that a process
+that ends in between loses at most its last half second. PostgreSQL is
+the postmaster, its shared helpers (checkpointer, writers) and the
+backends of the benchmark's database, not those of the server's other
+databases; Redis is the whole redis-server of the scratch DB (shared
+with anything else using that server); smtp-source's is the kernel's
+account at its exit (getrusage). "Other processes" is the machine's busy
+time (/proc/stat) less the processes of the table: the rest of the
+machine, and kernel work charged to no process. The last two columns are
+shares of all %d cores over the run.
 
 | Run | Sender | PostgreSQL | Redis | smtp-sink | Sum | Bench process | Other processes | Machine busy | Other processes' share |
 |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
