@@ -21,7 +21,10 @@
 # Last, the tests' DKIM verifier, dkimpy: nothing when a python3 imports it,
 # else python3-dkim is installed with apt-get (root or sudo), else a warning
 # says what to install (the demo runs without it). Then the same for
-# Chromium, the headless browser of the results pages' tests.
+# Chromium, the headless browser of the results pages' tests, and for
+# Postfix's smtp-sink and smtp-source, the SMTP server and client the
+# benchmark's part c and its test measure against (the postfix package;
+# its mail daemon is not started).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +36,8 @@ case "${1:-}" in
 esac
 # Where Debian keeps its PostgreSQL clusters; tests point it elsewhere.
 pg_etc=${SERVICES_PG_ETC:-/etc/postgresql}
+# Where Debian installs Postfix's programs; tests point it elsewhere.
+postfix_sbin=${SERVICES_POSTFIX_SBIN:-/usr/sbin}
 # The interpreters the DKIM tests try, in order; tests replace them.
 pythons=${SERVICES_PYTHONS:-/usr/bin/python3 python3}
 
@@ -235,7 +240,32 @@ ensure_chromium() {
   fi
 }
 
+# Postfix's smtp-sink and smtp-source, of the benchmark's part c
+
+postfix_tools_present() {
+  local t
+  for t in smtp-sink smtp-source; do
+    have "$t" || [ -x "$postfix_sbin/$t" ] || return 1
+  done
+}
+
+ensure_postfix_tools() {
+  postfix_tools_present && return 0
+  if have apt-get && can_root; then
+    say "smtp-sink and smtp-source, the SMTP server and client of the benchmark's part c, are not installed: installing postfix with apt-get"
+    # Answered "No configuration": installed, not set up as a mail server.
+    if [ -z "$dry" ] && have debconf-set-selections; then
+      echo "postfix postfix/main_mailer_type select No configuration" | as_root_quiet debconf-set-selections
+    fi
+    apt_install postfix
+  else
+    say "smtp-sink and smtp-source, the SMTP server and client of the benchmark's part c, are not installed, and installing them takes apt-get with root or sudo."
+    say "The part c test is skipped without them: install postfix (Debian, Ubuntu)."
+  fi
+}
+
 ensure_postgres
 ensure_redis
 ensure_dkimpy
 ensure_chromium
+ensure_postfix_tools

@@ -28,6 +28,8 @@ type machine struct {
 	noDkimpy bool
 	// noChromium: no chromium (the pages' tests' browser).
 	noChromium bool
+	// noPostfix: no smtp-sink and smtp-source (the benchmark's part c).
+	noPostfix bool
 }
 
 // stub is every stub command; it acts on the state directory and records
@@ -61,8 +63,10 @@ apt-get)
   *" redis-server "*) install redis-server redis-cli ;;
   *" python3-dkim "*) install python3 ;;
   *" chromium "*) install chromium ;;
+  *" postfix "*) install smtp-sink smtp-source ;;
   esac ;;
-chromium) ;;
+chromium | smtp-sink | smtp-source) ;;
+debconf-set-selections) record debconf-set-selections "$(cat)" ;;
 python3) [ "$*" = "-c import dkim" ] ;;
 pg_isready) [ -f "$state/pg_running" ] ;;
 pg_ctlcluster) record pg_ctlcluster "$@"; TOUCH "$state/pg_running" ;;
@@ -125,12 +129,13 @@ func setUp(t *testing.T, m machine) (dir string) {
 		}
 	}
 	add(m.sudo, "sudo")
-	add(m.apt, "apt-get")
+	add(m.apt, "apt-get", "debconf-set-selections")
 	add(m.docker, "docker")
 	add(m.pg != "missing", "pg_ctlcluster", "pg_isready", "psql", "createuser", "createdb")
 	add(m.redis != "missing", "redis-server", "redis-cli")
 	add(!m.noDkimpy, "python3")
 	add(!m.noChromium, "chromium")
+	add(!m.noPostfix, "smtp-sink", "smtp-source")
 	for _, c := range cmds {
 		link(t, filepath.Join(dir, "stub"), filepath.Join(dir, "bin", c))
 	}
@@ -157,6 +162,7 @@ func runScript(t *testing.T, dir string, env []string, args ...string) (stderr s
 	t.Helper()
 	cmd := exec.Command(lookPath(t, "bash"), append([]string{"services.sh"}, args...)...)
 	cmd.Env = append([]string{"PATH=" + filepath.Join(dir, "bin"), "SERVICES_PG_ETC=" + filepath.Join(dir, "etc"),
+		"SERVICES_POSTFIX_SBIN=" + filepath.Join(dir, "sbin"),
 		"SERVICES_PYTHONS=python3"}, env...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -372,6 +378,23 @@ func TestServices(t *testing.T) {
 			wantStderr: pgRunning + redisUp +
 				"services: chromium, the browser of the results pages' tests, is not installed, and installing it takes apt-get with root or sudo.\n" +
 				"services: The browser tests are skipped without it (outside CI): install chromium (Debian) or chromium-browser.\n",
+		},
+		{
+			name: "postfix missing: installed with apt-get, as no mail server",
+			m:    machine{root: true, apt: true, pg: "running", redis: "running", noPostfix: true},
+			wantCalls: []string{"debconf-set-selections 'postfix postfix/main_mailer_type select No configuration'",
+				"apt-get update -qq", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix"},
+			wantStderr: pgRunning + redisUp +
+				"services: smtp-sink and smtp-source, the SMTP server and client of the benchmark's part c, are not installed: installing postfix with apt-get\n" +
+				"services: + apt-get update -qq\n" +
+				"services: + env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix\n",
+		},
+		{
+			name: "postfix missing, no apt-get: a warning, not a failure",
+			m:    machine{root: true, pg: "running", redis: "running", noPostfix: true},
+			wantStderr: pgRunning + redisUp +
+				"services: smtp-sink and smtp-source, the SMTP server and client of the benchmark's part c, are not installed, and installing them takes apt-get with root or sudo.\n" +
+				"services: The part c test is skipped without them: install postfix (Debian, Ubuntu).\n",
 		},
 		{
 			name: "dry run: decides, changes nothing",

@@ -19,9 +19,9 @@ func (a *app) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "customers in the generated audience (parts a, c, d, e, f)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated audience")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to enqueue (part b)")
-	fs.IntVar(&cfg.Sends, "sends", cfg.Sends, "deliveries to plan and send (part c)")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "worker concurrency, and concurrency of the raw sends (part c)")
-	fs.IntVar(&cfg.SMTPConns, "smtp-conns", cfg.SMTPConns, "SMTP connections (part c)")
+	fs.IntVar(&cfg.Sends, "sends", cfg.Sends, "deliveries to plan and send, and messages smtp-source sends (part c)")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "concurrency of the worker process, and of the raw sends (part c)")
+	fs.IntVar(&cfg.SMTPConns, "smtp-conns", cfg.SMTPConns, "SMTP connections of the worker process, smtp-source and the raw sends (part c)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of part a; each campaign's fastest round counts")
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "events to import (part g)")
 	fs.IntVar(&cfg.EventFile, "event-file", cfg.EventFile, "events per imported file (part g)")
@@ -32,7 +32,7 @@ func (a *app) bench(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.TriggerTime, "trigger-time", cfg.TriggerTime, "how long part h imports events")
 	fs.DurationVar(&cfg.TriggerPoll, "trigger-poll", cfg.TriggerPoll, "period of the trigger poll (parts g, h)")
 	fs.BoolVar(&cfg.Reimport, "reimport", false, "import the audience again even when the database holds it")
-	fs.StringVar(&cfg.Profile, "profile", "", "write a CPU profile of each part to this directory")
+	fs.StringVar(&cfg.Profile, "profile", "", "write a CPU profile of each part, and of the child processes of parts c and d, to this directory")
 	fs.Lookup("database-url").DefValue = bench.DefaultDatabaseURL
 	fs.Lookup("database-url").Usage = "PostgreSQL URL of the benchmark's own database, dropped and re-created when it does not hold the audience (BENCH_DATABASE_URL)"
 	fs.Lookup("redis-url").DefValue = bench.DefaultRedisURL

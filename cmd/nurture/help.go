@@ -215,7 +215,7 @@ templates directories, and SIGHUP, reload them, all or nothing; SIGTERM
 drains.`,
 			example: "nurture serve --role worker",
 			needs:   needDB | needRedis | needContent | needLog,
-			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "dkim-key-file", "dkim-selector"},
+			flags:   []string{"role", "http-addr", "smtp-url", "smtp-conns", "outbox", "from", "unsubscribe-url", "concurrency", "cpuprofile", "dkim-key-file", "dkim-selector"},
 		},
 		{
 			name: "demo",
@@ -239,7 +239,8 @@ peak memory of a tick (d), planning with the toolkit (e), stage sweeps
 (f), event import with triggers polled (g), the trigger lag (h) and
 the ingest API against the importer (i) on a
 generated audience, in a database and a Redis database of its own
-(BENCH_DATABASE_URL, BENCH_REDIS_URL).`,
+(BENCH_DATABASE_URL, BENCH_REDIS_URL). Part c runs Postfix's smtp-sink
+and smtp-source (Debian: apt-get install postfix).`,
 			example: "nurture bench --only a,b --customers 100000",
 			needs:   needDB | needRedis | needContent | needLog,
 			flags: []string{"only", "customers", "seed", "tasks", "sends", "workers", "smtp-conns", "rounds",

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	cfg.sched.TriggerPoll = a.envDuration("TRIGGER_POLL", 5*time.Second)
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
 	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file, finished when it stops (as `nurture bench --profile` does for its worker)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
 	a.webhookConfig(&cfg.webhook)
 	err := a.parse(fs, args)
@@ -102,7 +104,28 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return a.runServe(ctx, cfg, c, hup)
+}
+
+// startCPUProfile starts the CPU profiler writing to file, and returns the
+// function that stops it and closes the file.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // httpConfig reads the HTTP role's access settings from the environment,
@@ -119,6 +142,13 @@ func (a *app) httpConfig(c *httpserver.Config) {
 			a.badEnv("MONITORING_READONLY", v, errors.New("want true or false"))
 		}
 		c.MonitoringReadOnly = ro
+	}
+	if v := a.getenv("PPROF"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			a.badEnv("PPROF", v, errors.New("want true or false"))
+		}
+		c.Pprof = on
 	}
 	if v := a.getenv("API_MAX_BODY"); v != "" {
 		n, err := httpserver.ParseSize(v)

@@ -338,6 +338,7 @@ func TestServeRefusesUnsafeHTTPSettings(t *testing.T) {
 		{map[string]string{"HTTP_ADDR": ":8080"}, `nurture: HTTP_ADDR ":8080" is not a loopback address and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD to protect the admin pages, or listen on HTTP_ADDR=127.0.0.1:8080`, 1},
 		// Malformed values are settings errors, reported with the others.
 		{map[string]string{"MONITORING_READONLY": "yes"}, `nurture: MONITORING_READONLY="yes": want true or false`, 2},
+		{map[string]string{"PPROF": "on"}, `nurture: PPROF="on": want true or false`, 2},
 		{map[string]string{"API_MAX_BODY": "10 megabytes"}, `nurture: API_MAX_BODY="10 megabytes": invalid size "10 megabytes": want bytes, or a whole number with a unit (B, kB, MB, GB, KiB, MiB, GiB) such as 10MiB`, 2},
 	} {
 		_, stderr, code := cli(t, tt.env, "serve", "--role", "http")

@@ -52,13 +52,16 @@ type Config struct {
 	At time.Time
 	// Tasks is how many tasks part b enqueues. Default 200,000.
 	Tasks int
-	// Sends is how many deliveries part c plans and sends; at most
-	// Customers. Default 100,000.
+	// Sends is how many deliveries part c plans and sends, and how many
+	// messages its smtp-source baseline sends; at most Customers. Default
+	// 100,000.
 	Sends int
-	// Workers is the worker concurrency of part c, and the concurrency of
-	// its raw sends. Default 128.
+	// Workers is the concurrency of part c's worker process
+	// (WORKER_CONCURRENCY), and of its raw sends. Default 128.
 	Workers int
-	// SMTPConns is how many SMTP connections part c uses. Default 8.
+	// SMTPConns is how many SMTP connections part c uses: the worker
+	// process's (SMTP_CONNS), smtp-source's sessions and the raw sends'.
+	// Default 8.
 	SMTPConns int
 	// Rounds is how many rounds of part a run; each campaign's fastest
 	// counts. Default 2.
@@ -86,8 +89,8 @@ type Config struct {
 	// Reimport imports the audience again even when the database holds
 	// it. Default false.
 	Reimport bool
-	// Profile is a directory to write a CPU profile of each part to.
-	// Default "": no profiles.
+	// Profile is a directory to write a CPU profile of each part to, and
+	// of the child processes of parts c and d. Default "": no profiles.
 	Profile string
 
 	// DatabaseURL is the benchmark's own database, dropped and re-created
@@ -102,11 +105,13 @@ type Config struct {
 	// "templates".
 	CampaignsDir, TemplatesDir string
 
-	// Executable is the nurture binary that part d runs as
+	// Executable is the nurture binary that part c runs as its worker
+	// process (`Executable serve --role worker`) and parts d and f as
 	// `Executable bench tick-child ...` (see RunChild). Default: the
 	// running executable.
 	Executable string
-	// LogLevel is passed to the child of part d. Default "info".
+	// LogLevel is passed to the child processes of parts c, d and f.
+	// Default "info".
 	LogLevel string
 	// Log receives the log of the code measured. Default: discarded.
 	Log *slog.Logger
@@ -201,7 +206,8 @@ type bench struct {
 	imported *importStats // nil when the audience was already there
 	results  []result
 
-	// What parts e to h measured, for the tests.
+	// What parts c and e to h measured, for the tests.
+	sendStats    *sendStats
 	toolkitStats *toolkitStats
 	sweepStats   *sweepStats
 	ingestStats  *ingestStats

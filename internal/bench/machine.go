@@ -96,10 +96,16 @@ func infoField(info, key string) string {
 
 // peakRSS is VmHWM of /proc/self/status: the most resident memory the
 // process has used, in bytes.
-func peakRSS() (int64, error) {
-	v, ok := strings.CutSuffix(procField("/proc/self/status", "VmHWM"), " kB")
+func peakRSS() (int64, error) { return statusHWM("/proc/self/status") }
+
+// peakRSSOf is the peak RSS of another process, alive.
+func peakRSSOf(pid int) (int64, error) { return statusHWM(fmt.Sprintf("/proc/%d/status", pid)) }
+
+// statusHWM reads VmHWM from a /proc status file, in bytes.
+func statusHWM(file string) (int64, error) {
+	v, ok := strings.CutSuffix(procField(file, "VmHWM"), " kB")
 	if !ok {
-		return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+		return 0, fmt.Errorf("no VmHWM in %s", file)
 	}
 	kb, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil {

@@ -1,17 +1,27 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"net"
+	netmail "net/mail"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"nurture/internal/mail"
 	"nurture/internal/planner"
 	"nurture/internal/queue"
-	"nurture/internal/smtptest"
 	"nurture/internal/store"
-	"nurture/internal/worker"
 )
 
 // benchFrom is the sender of part c's emails, for the workers and the raw
@@ -21,66 +31,89 @@ const (
 	benchDomain = "localhost"
 )
 
-// sending is part c: deliveries planned by a tick, sent by in-process
-// workers to an in-process SMTP sink until every row says sent, against
-// raw mail.Sender.Send calls to the same sink with the same connections
-// and concurrency (no database, no queue).
-func (b *bench) sending(ctx context.Context) error {
-	sink, err := smtptest.New(smtptest.Discard())
-	if err != nil {
-		return fmt.Errorf("start the SMTP sink: %w", err)
-	}
-	defer sink.Close()
-	mcfg := mail.Config{URL: sink.URL(), Conns: b.cfg.SMTPConns}
+// Targets of part c's end-to-end run.
+const (
+	// minSourceRatio is the least rate of nurture end to end, as a share
+	// of smtp-source's to the same sink.
+	minSourceRatio = 0.85
+	// maxWorkerRSS is the most peak RSS of the worker process, in bytes.
+	maxWorkerRSS = 100e6
+)
 
-	raw, err := b.rawSends(ctx, mcfg, sink)
+// sending is part c: the machine's physical limit, Postfix's smtp-source
+// sending the campaign's rendered email to Postfix's smtp-sink, against
+// nurture end to end: deliveries planned by a tick (not timed), then a
+// worker process (`nurture serve --role worker`) sending them to the same
+// kind of sink over as many connections until every row is finished.
+// Each run has a fresh sink, started the same way, that dumps what it
+// receives, so the messages can be counted by Message-ID. Then the DKIM
+// row: raw mail.Sender sends, signed and not.
+func (b *bench) sending(ctx context.Context) error {
+	for _, tool := range []string{"smtp-sink", "smtp-source"} {
+		if _, err := postfixTool(tool); err != nil {
+			return err
+		}
+	}
+	base, err := b.sourceSends(ctx)
 	if err != nil {
 		return err
 	}
-	if err := b.dkimSends(ctx, mcfg, sink, rate(b.cfg.Sends, raw)); err != nil {
-		return err
-	}
-	e2e, err := b.workerSends(ctx, mcfg, sink)
+	e2e, err := b.workerSends(ctx)
 	if err != nil {
 		return err
 	}
-	n := b.cfg.Sends
-	r := rate(n, e2e.send)
-	rss, err := peakRSS()
-	if err != nil {
-		return err
-	}
-	ok, why := endToEndMet(r, e2e.sent, n, e2e.tally)
+	b.sendStats = &sendStats{source: base, worker: e2e}
+	n, conns := b.cfg.Sends, b.cfg.SMTPConns
+	r, baseRate := rate(n, e2e.elapsed), rate(n, base.elapsed)
+	ok, why := endToEndMet(r, baseRate, e2e.sent, n, e2e.tally, e2e.peakRSS)
 	verdict := met(ok)
 	if why != "" {
 		verdict += ": " + why
 	}
 	b.add(result{
-		name: fmt.Sprintf("(c) End to end: %s deliveries, tick → Redis → %d workers → SMTP sink (%d connections)",
-			count(float64(n)), b.cfg.Workers, b.cfg.SMTPConns),
-		value: fmt.Sprintf("%s sends/s (%s; %s of %s rows sent, %s at the sink, %s; planning them took %s more; peak RSS of the whole bench process, SMTP sink included, %d MB)",
-			count(r), secs(e2e.send), count(float64(e2e.sent)), count(float64(n)), count(float64(e2e.received)), e2e.tally, secs(e2e.plan), rss>>20),
-		baseline: fmt.Sprintf("raw `mail.Sender.Send`, same sink, connections and concurrency: %s/s", count(rate(n, raw))),
-		ratio:    e2e.send.Seconds() / raw.Seconds(),
-		target:   "≥ 3,000 sends/s, all recorded, one message per delivery at the sink",
+		name: fmt.Sprintf("(c) Physical limit: Postfix `smtp-source` → `smtp-sink`, %s copies of the campaign's email (%s bytes) over %d connections",
+			count(float64(n)), count(base.scan.meanSize()), conns),
+		value: fmt.Sprintf("%s messages/s (%s; %s of %s at the sink)", count(baseRate), secs(base.elapsed),
+			count(float64(base.scan.messages)), count(float64(n))),
+	})
+	b.add(result{
+		name: fmt.Sprintf("(c) End to end: %s deliveries planned → nurture worker process (`serve --role worker`, %d at once, %d SMTP connections) → `smtp-sink`",
+			count(float64(n)), b.cfg.Workers, conns),
+		value: fmt.Sprintf("%s sends/s (%s; %s of %s rows sent; at the sink %s, %s bytes a message; worker peak RSS %s; planning them took %s more)",
+			count(r), secs(e2e.elapsed), count(float64(e2e.sent)), count(float64(n)), e2e.tally, count(e2e.scan.meanSize()),
+			megabytes(e2e.peakRSS), secs(e2e.plan)),
+		baseline: fmt.Sprintf("`smtp-source`, same sink and connections: %s/s", count(baseRate)),
+		ratio:    e2e.elapsed.Seconds() / base.elapsed.Seconds(),
+		target:   fmt.Sprintf("≥ %.2f× the `smtp-source` rate, every row sent, one message per delivery at the sink, worker peak RSS < %s", minSourceRatio, megabytes(maxWorkerRSS)),
 		met:      verdict,
 	})
-	return nil
+	b.cpuDetail(base, e2e)
+	unsigned, err := b.rawSends(ctx, mail.Config{Conns: conns})
+	if err != nil {
+		return err
+	}
+	return b.dkimSends(ctx, rate(b.rawCount(), unsigned))
 }
 
-// endToEndMet decides part c's target: n deliveries sent at 3,000/s or
-// more, every row recorded sent, and exactly one message per delivery at
-// the SMTP sink. When the target is missed, why says which of these failed.
-func endToEndMet(rate float64, sent, n int, t sinkTally) (ok bool, why string) {
+// endToEndMet decides part c's target: n deliveries sent at least at
+// minSourceRatio of smtp-source's rate, every row recorded sent, exactly
+// one message per delivery at the SMTP sink, and the worker's peak RSS
+// under maxWorkerRSS. When the target is missed, why says which of these
+// failed.
+func endToEndMet(rate, sourceRate float64, sent, n int, t sinkTally, peakRSS int64) (ok bool, why string) {
 	var reasons []string
-	if rate < 3000 {
-		reasons = append(reasons, fmt.Sprintf("under 3,000 sends/s (%s)", count(rate)))
+	if rate < minSourceRatio*sourceRate {
+		// Rounded down, so that a miss never reads as the target.
+		reasons = append(reasons, fmt.Sprintf("%.2f× the smtp-source rate", math.Floor(100*rate/sourceRate)/100))
 	}
 	if sent != n {
 		reasons = append(reasons, fmt.Sprintf("%d of %d rows sent", sent, n))
 	}
 	if !t.exact() {
 		reasons = append(reasons, "at the sink: "+t.String())
+	}
+	if peakRSS >= maxWorkerRSS {
+		reasons = append(reasons, "worker peak RSS "+megabytes(peakRSS))
 	}
 	return len(reasons) == 0, strings.Join(reasons, "; ")
 }
@@ -95,8 +128,8 @@ type sinkTally struct {
 }
 
 // tallyMessages counts the messages that arrived between two snapshots of
-// the sink's counts per Message-ID (smtptest.Server.MessageIDs) against
-// want, the Message-IDs of the deliveries.
+// the sink's counts per Message-ID (before may be nil: an empty sink)
+// against want, the Message-IDs of the deliveries.
 func tallyMessages(want []string, before, after map[string]int) sinkTally {
 	t := sinkTally{deliveries: len(want)}
 	expected := make(map[string]bool, len(want))
@@ -132,24 +165,153 @@ func (t sinkTally) String() string {
 	return s
 }
 
-// rawSends sends --sends copies of the campaign's rendered email and
-// returns the time it took.
-func (b *bench) rawSends(ctx context.Context, mcfg mail.Config, sink *smtptest.Server) (time.Duration, error) {
+// Names of the CPU groups of part c.
+const (
+	cpuSender   = "sender" // smtp-source, or the worker process
+	cpuPostgres = "postgres"
+	cpuRedis    = "redis"
+	cpuSink     = "sink"
+	cpuBench    = "bench" // this process
+)
+
+// sendStats is what part c measured.
+type sendStats struct{ source, worker sendRun }
+
+// sendRun is one timed run of part c against a fresh smtp-sink.
+type sendRun struct {
+	elapsed time.Duration
+	scan    dumpScan // what the sink received
+	cpu     cpuUsage // by the cpu* groups
+
+	// nurture's run only
+	plan    time.Duration // planning the deliveries, before the clock starts
+	sent    int           // rows sent
+	tally   sinkTally
+	peakRSS int64 // of the worker process
+}
+
+// cpuGroups are the processes whose CPU part c measures: the sender
+// (unless nil: smtp-source's is read when it ends), PostgreSQL's processes
+// that work for the benchmark's database, the Redis server of the scratch
+// DB, the sink and this process.
+func (b *bench) cpuGroups(sink *smtpSink, sender func(pid int, comm string) bool) []cpuGroup {
+	port := ""
+	if o, err := queue.RedisOptions(b.cfg.RedisURL); err == nil {
+		_, port, _ = net.SplitHostPort(o.Addr)
+	}
+	db := ""
+	if u, err := url.Parse(b.cfg.DatabaseURL); err == nil {
+		db = strings.TrimPrefix(u.Path, "/")
+	}
+	groups := []cpuGroup{
+		{name: cpuPostgres, match: postgresOf(db)},
+		{name: cpuRedis, match: redisServer(port)},
+		{name: cpuSink, match: onePID(sink.pid())},
+		{name: cpuBench, match: onePID(os.Getpid())},
+	}
+	if sender != nil {
+		groups = append(groups, cpuGroup{name: cpuSender, match: sender})
+	}
+	return groups
+}
+
+// sourceSends is the baseline of part c: smtp-source sends --sends copies
+// of the campaign's rendered email, the very bytes a worker would send (but
+// one Message-ID for all), over --smtp-conns connections, each sending
+// message after message.
+func (b *bench) sourceSends(ctx context.Context) (sendRun, error) {
+	var run sendRun
+	bin, err := postfixTool("smtp-source")
+	if err != nil {
+		return run, err
+	}
+	msg, err := b.sampleMessage()
+	if err != nil {
+		return run, err
+	}
+	msg.ID = "smtp-source"
+	msg.MessageID = mail.MessageID(msg.ID, benchDomain)
+	var eml bytes.Buffer
+	if err := mail.WriteMessage(&eml, msg, b.cfg.Now()); err != nil {
+		return run, err
+	}
+	file := filepath.Join(b.dir, "smtp-source.eml")
+	// smtp-source ends every line with CRLF, and dot-stuffs, itself.
+	if err := os.WriteFile(file, bytes.ReplaceAll(eml.Bytes(), []byte("\r\n"), []byte("\n")), 0o644); err != nil {
+		return run, err
+	}
+	from, err := netmail.ParseAddress(benchFrom)
+	if err != nil {
+		return run, err
+	}
+	sink, err := startSink(ctx, b.stderr)
+	if err != nil {
+		return run, err
+	}
+	defer sink.close()
+	n := b.cfg.Sends
+	args := []string{"-d", "-s", strconv.Itoa(b.cfg.SMTPConns), "-m", strconv.Itoa(n), "-M", benchDomain,
+		"-f", from.Address, "-t", msg.To, "-F", file, sink.addr}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = indent{b.stderr}, indent{b.stderr}
+	meter, err := startCPU(b.cpuGroups(sink, nil)...)
+	if err != nil {
+		return run, err
+	}
+	b.progress("send: baseline, smtp-source sending %d messages over %d connections", n, b.cfg.SMTPConns)
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return run, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	run.elapsed = time.Since(start)
+	if run.cpu, err = meter.stop(); err != nil {
+		return run, err
+	}
+	// smtp-source has ended: its CPU is the kernel's account at its end.
+	run.cpu.by[cpuSender] = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	sink.stop()
+	if run.scan, err = sink.scan(); err != nil {
+		return run, err
+	}
+	if got := run.scan.ids[msg.MessageID]; run.scan.messages != n || got != n {
+		return run, fmt.Errorf("smtp-sink received %d messages, %d of them smtp-source's, of %d sent", run.scan.messages, got, n)
+	}
+	return run, nil
+}
+
+// maxRawSends bounds the raw sends of the DKIM row: signing costs the same
+// for every message, and at a million signed sends the row alone would
+// take half an hour.
+const maxRawSends = 100_000
+
+// rawCount is how many raw sends the DKIM row makes, signed and not.
+func (b *bench) rawCount() int { return min(b.cfg.Sends, maxRawSends) }
+
+// rawSends sends rawCount copies of the campaign's rendered email with
+// mail.Sender, --workers at a time, to a fresh sink, and returns the time
+// it took.
+func (b *bench) rawSends(ctx context.Context, mcfg mail.Config) (time.Duration, error) {
 	msg, err := b.sampleMessage()
 	if err != nil {
 		return 0, err
 	}
+	sink, err := startSink(ctx, b.stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer sink.close()
+	mcfg.URL = sink.url()
 	sender, err := mail.NewSender(ctx, mcfg, b.log)
 	if err != nil {
 		return 0, err
 	}
 	defer sender.Close()
-	n, before := b.cfg.Sends, sink.Count()
-	what := "baseline, "
+	n := b.rawCount()
+	what := "unsigned"
 	if mcfg.DKIM != nil {
-		what = "DKIM-signed "
+		what = "DKIM-signed"
 	}
-	b.progress("send: %s%d raw sends, %d at a time over %d SMTP connections", what, n, b.cfg.Workers, b.cfg.SMTPConns)
+	b.progress("send: %d raw %s sends, %d at a time over %d SMTP connections", n, what, b.cfg.Workers, mcfg.Conns)
 	start := time.Now()
 	err = parallel(ctx, n, b.cfg.Workers, func(ctx context.Context, i int) error {
 		m := *msg
@@ -162,8 +324,13 @@ func (b *bench) rawSends(ctx context.Context, mcfg mail.Config, sink *smtptest.S
 		return 0, err
 	}
 	elapsed := time.Since(start)
-	if got := sink.Count() - before; got != n {
-		return 0, fmt.Errorf("the SMTP sink received %d of %d raw sends", got, n)
+	sink.stop()
+	scan, err := sink.scan()
+	if err != nil {
+		return 0, err
+	}
+	if scan.messages != n || len(scan.ids) != n {
+		return 0, fmt.Errorf("smtp-sink received %d messages, %d distinct, of %d raw sends", scan.messages, len(scan.ids), n)
 	}
 	return elapsed, nil
 }
@@ -188,46 +355,128 @@ func (b *bench) sampleMessage() (*mail.Message, error) {
 	}, nil
 }
 
-// e2eTiming is the end-to-end run of part c.
-type e2eTiming struct {
-	plan, send     time.Duration
-	sent, received int
-	tally          sinkTally
-}
-
-// workerSends plans --sends deliveries with a tick, then runs the workers
-// until every delivery is finished.
-func (b *bench) workerSends(ctx context.Context, mcfg mail.Config, sink *smtptest.Server) (e2eTiming, error) {
-	var e e2eTiming
+// workerSends plans --sends deliveries with a tick, then runs a worker
+// process until every delivery is finished. The clock runs from the
+// process's start to the last row finished.
+func (b *bench) workerSends(ctx context.Context) (sendRun, error) {
+	var run sendRun
 	if err := b.st.ClearDeliveries(ctx); err != nil {
-		return e, err
+		return run, err
 	}
 	if err := b.flushRedis(ctx); err != nil {
-		return e, err
+		return run, err
 	}
 	defer b.flushRedis(context.WithoutCancel(ctx))
 	start := time.Now()
 	if err := b.planSends(ctx); err != nil {
-		return e, err
+		return run, err
 	}
-	e.plan = time.Since(start)
-	before, beforeIDs := sink.Count(), sink.MessageIDs()
-	counts, elapsed, err := b.runWorkers(ctx, mcfg, sink, before)
+	run.plan = time.Since(start)
+	sink, err := startSink(ctx, b.stderr)
 	if err != nil {
-		return e, err
+		return run, err
 	}
-	e.send = elapsed
-	e.sent = counts[store.StatusSent]
-	e.received = sink.Count() - before
-	if e.sent != b.cfg.Sends {
-		return e, fmt.Errorf("%d of %d deliveries sent; by status: %v", e.sent, b.cfg.Sends, counts)
+	defer sink.close()
+	cmd, err := b.workerCommand(sink)
+	if err != nil {
+		return run, err
 	}
+	workerPID := 0 // set once started; the meter counts it from nothing
+	meter, err := startCPU(b.cpuGroups(sink, func(pid int, _ string) bool { return pid == workerPID })...)
+	if err != nil {
+		return run, err
+	}
+	n := b.cfg.Sends
+	b.progress("send: a worker process sending %d deliveries, %d at once over %d SMTP connections", n, b.cfg.Workers, b.cfg.SMTPConns)
+	start = time.Now()
+	if err := cmd.Start(); err != nil {
+		return run, fmt.Errorf("start the worker process: %w", err)
+	}
+	workerPID = cmd.Process.Pid
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer stopProcess(cmd.Process, exited)
+	counts, err := b.waitFinished(ctx, exited, &dumpCounter{file: sink.dump}, n)
+	run.elapsed = time.Since(start)
+	if errors.Is(err, errWorkerEnded) {
+		return run, fmt.Errorf("%w: %v", err, waitErr)
+	}
+	if err != nil {
+		return run, err
+	}
+	if run.cpu, err = meter.stop(); err != nil {
+		return run, err
+	}
+	if run.peakRSS, err = peakRSSOf(workerPID); err != nil {
+		return run, err
+	}
+	stopProcess(cmd.Process, exited)
+	if waitErr != nil {
+		return run, fmt.Errorf("the worker process, stopped: %w", waitErr)
+	}
+	sink.stop()
+	if run.scan, err = sink.scan(); err != nil {
+		return run, err
+	}
+	run.sent = counts[store.StatusSent]
 	want, err := b.sendMessageIDs(ctx)
 	if err != nil {
-		return e, err
+		return run, err
 	}
-	e.tally = tallyMessages(want, beforeIDs, sink.MessageIDs())
-	return e, nil
+	run.tally = tallyMessages(want, nil, run.scan.ids)
+	run.scan.ids = nil // tallied: a million of them need not stay for the DKIM row
+	return run, nil
+}
+
+// workerCommand is the worker process of part c: `nurture serve --role
+// worker` over part c's campaign, configured by its environment as in
+// production, with nothing of the bench's own environment but Go's
+// runtime settings.
+func (b *bench) workerCommand(sink *smtpSink) (*exec.Cmd, error) {
+	templates, err := filepath.Abs(b.cfg.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--role", "worker", "--campaigns", filepath.Join(b.dir, "send"), "--templates", templates}
+	if b.cfg.Profile != "" {
+		args = append(args, "--cpuprofile", filepath.Join(b.cfg.Profile, "part-c-worker.pprof"))
+	}
+	cmd := exec.Command(b.cfg.Executable, args...)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); slices.Contains([]string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}, k) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env,
+		"DATABASE_URL="+b.cfg.DatabaseURL,
+		"REDIS_URL="+b.cfg.RedisURL,
+		"SMTP_URL="+sink.url(),
+		"SMTP_CONNS="+strconv.Itoa(b.cfg.SMTPConns),
+		"WORKER_CONCURRENCY="+strconv.Itoa(b.cfg.Workers),
+		"MAIL_FROM="+benchFrom,
+		"LOG_LEVEL="+b.cfg.LogLevel,
+	)
+	cmd.Stdout, cmd.Stderr = indent{b.stderr}, indent{b.stderr}
+	return cmd, nil
+}
+
+// stopProcess ends a child process with SIGTERM, as an operator would, and
+// waits until it has ended (exited is closed); after 30 seconds it kills
+// it.
+func stopProcess(p *os.Process, exited <-chan struct{}) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		<-exited
+	}
 }
 
 // sendMessageIDs returns the Message-ID of every delivery of part c's
@@ -260,52 +509,36 @@ func (b *bench) planSends(ctx context.Context) error {
 	return nil
 }
 
-// runWorkers runs an Asynq worker server until every delivery is finished,
-// and returns the deliveries by status and the time from the server's start
-// to the last delivery finished.
-func (b *bench) runWorkers(ctx context.Context, mcfg mail.Config, sink *smtptest.Server, before int) (map[string]int, time.Duration, error) {
-	sender, err := mail.NewSender(ctx, mcfg, b.log)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer sender.Close()
-	w := worker.New(worker.Config{From: benchFrom, MessageIDDomain: benchDomain}, b.st.Store, queue.NewJournal(b.rdb), sender,
-		&worker.Content{Campaigns: b.send.Campaigns(), Templates: b.send.Templates}, nil, b.log)
-	defer w.Close()
-	queues := []string{b.send.Rules.Target(benchSendCampaign).Campaign.Queue}
-	srv := worker.NewServer(b.rdb, worker.ServerConfig{Concurrency: b.cfg.Workers, Queues: queues,
-		PollInterval: 100 * time.Millisecond, RetryBase: time.Second}, b.log)
-	b.progress("send: %d workers sending %d deliveries", b.cfg.Workers, b.cfg.Sends)
-	start := time.Now()
-	if err := srv.Start(w); err != nil {
-		return nil, 0, err
-	}
-	defer srv.Shutdown()
-	counts, err := b.waitFinished(ctx, sink, before, b.cfg.Sends)
-	return counts, time.Since(start), err
-}
+// errWorkerEnded is waitFinished's error when the worker process ends by
+// itself.
+var errWorkerEnded = errors.New("the worker process ended before every delivery was finished")
 
 // waitFinished waits until none of the deliveries is planned, queued or
-// sending, and returns their number by status; before is the sink's count
-// when the workers started. Counting deliveries scans the whole table,
-// which would take database time from the workers if done often, so it
-// polls the sink's count in memory, and the database only once the sink
-// has every email, or every two seconds. It gives up when nothing finishes
-// for a minute.
-func (b *bench) waitFinished(ctx context.Context, sink *smtptest.Server, before, total int) (map[string]int, error) {
-	tk := time.NewTicker(50 * time.Millisecond)
+// sending, and returns their number by status. Counting deliveries scans
+// the whole table, which would take database time from the worker if done
+// often, so it follows the messages in the sink's dump, and asks the
+// database only once the sink has every message, or every five seconds. It
+// gives up when nothing moves for a minute, or when the worker process
+// (exited) ends.
+func (b *bench) waitFinished(ctx context.Context, exited <-chan struct{}, dump *dumpCounter, total int) (map[string]int, error) {
+	tk := time.NewTicker(100 * time.Millisecond)
 	defer tk.Stop()
-	lastDone, lastChange, lastPoll := -1, time.Now(), time.Now()
+	last, lastChange, lastPoll := -1, time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-exited:
+			return nil, errWorkerEnded
 		case <-tk.C:
 		}
-		if sink.Count()-before < total && time.Since(lastPoll) < 2*time.Second {
+		atSink, err := dump.count()
+		if err != nil {
+			return nil, err
+		}
+		if atSink < total && time.Since(lastPoll) < 5*time.Second {
 			continue
 		}
-		lastPoll = time.Now()
 		byStatus, err := b.deliveriesByStatus(ctx)
 		if err != nil {
 			return nil, err
@@ -314,12 +547,15 @@ func (b *bench) waitFinished(ctx context.Context, sink *smtptest.Server, before,
 		if done >= total {
 			return byStatus, nil
 		}
-		fmt.Fprintf(b.stderr, "    %d/%d finished\n", done, total)
-		if done != lastDone {
-			lastDone, lastChange = done, time.Now()
+		if time.Since(lastPoll) >= 5*time.Second {
+			fmt.Fprintf(b.stderr, "    %d/%d finished, %d at the sink\n", done, total, atSink)
+			lastPoll = time.Now()
+		}
+		if moved := done + atSink; moved != last {
+			last, lastChange = moved, time.Now()
 		}
 		if time.Since(lastChange) > time.Minute {
-			return byStatus, fmt.Errorf("no delivery finished for a minute; %d of %d finished, by status: %v", done, total, byStatus)
+			return byStatus, fmt.Errorf("nothing moved for a minute; %d of %d finished, %d at the sink, by status: %v", done, total, atSink, byStatus)
 		}
 	}
 }
@@ -335,4 +571,49 @@ func (b *bench) deliveriesByStatus(ctx context.Context) (map[string]int, error) 
 		by[c.Status] += c.N
 	}
 	return by, nil
+}
+
+// cpuDetail adds the CPU table of part c: CPU per 1,000 deliveries of each
+// run, by process, and how busy the machine was.
+func (b *bench) cpuDetail(base, e2e sendRun) {
+	n := float64(b.cfg.Sends)
+	per := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()*1e3*1e3/n) }
+	share := func(d time.Duration, m machineCPU) string {
+		if all := m.busy + m.idle; all > 0 {
+			return fmt.Sprintf("%.0f %%", 100*d.Seconds()/all.Seconds())
+		}
+		return "?"
+	}
+	var rows strings.Builder
+	for _, r := range []struct {
+		name string
+		run  sendRun
+	}{{"`smtp-source` → `smtp-sink`", base}, {"nurture worker process → `smtp-sink`", e2e}} {
+		u := r.run.cpu
+		var procs time.Duration
+		for _, d := range u.by {
+			procs += d
+		}
+		fmt.Fprintf(&rows, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
+			per(u.by[cpuSender]), per(u.by[cpuPostgres]), per(u.by[cpuRedis]), per(u.by[cpuSink]),
+			per(procs-u.by[cpuBench]), per(u.by[cpuBench]), per(u.others()),
+			share(u.machine.busy, u.machine), share(u.others(), u.machine))
+	}
+	b.detail(`#### (c) CPU per 1,000 deliveries, in milliseconds
+
+Read from /proc over each run's timed span: utime+stime of each process
+(/proc/PID/stat, in ticks of 10 ms), read every 0.5 s so that a process
+that ends in between loses at most its last half second. PostgreSQL is
+the postmaster, its shared helpers (checkpointer, writers) and the
+backends of the benchmark's database, not those of the server's other
+databases; Redis is the whole redis-server of the scratch DB (shared
+with anything else using that server); smtp-source's is the kernel's
+account at its exit (getrusage). "Other processes" is the machine's busy
+time (/proc/stat) less the processes of the table: the rest of the
+machine, and kernel work charged to no process. The last two columns are
+shares of all %d cores over the run.
+
+| Run | Sender | PostgreSQL | Redis | smtp-sink | Sum | Bench process | Other processes | Machine busy | Other processes' share |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+%s`, b.machine.cores, rows.String())
 }

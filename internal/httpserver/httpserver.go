@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -32,6 +33,9 @@ import (
 
 // MonitoringPath is where the Asynq dashboard is served.
 const MonitoringPath = "/monitoring/"
+
+// PprofPath is where Go's profiles are served when Config.Pprof is set.
+const PprofPath = "/debug/pprof/"
 
 // Config configures the server. Zero values take the documented defaults.
 type Config struct {
@@ -48,6 +52,9 @@ type Config struct {
 	// MonitoringReadOnly makes the Asynq dashboard read-only
 	// (MONITORING_READONLY). Default false.
 	MonitoringReadOnly bool
+	// Pprof serves Go's profiles (net/http/pprof) under PprofPath, with
+	// the admin pages' access rules (PPROF). Default false: not served.
+	Pprof bool
 	// APITokens are the bearer tokens the API accepts (API_TOKENS, comma
 	// separated). Default none: the API answers 401 to every request.
 	APITokens []string
@@ -227,6 +234,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	for pattern, h := range deps.Admin {
 		mux.Handle(pattern, s.admin(h))
 	}
+	if cfg.Pprof {
+		mux.Handle(PprofPath, s.admin(pprofHandler()))
+	}
 	if deps.API != nil {
 		mux.Handle(APIPrefix, s.apiAuth(deps.API))
 	}
@@ -297,4 +307,17 @@ func (s *Server) Stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("http: close dashboard: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// pprofHandler serves net/http/pprof's pages under PprofPath. (Importing
+// the package registers them on http.DefaultServeMux too, which no server
+// here serves.)
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(PprofPath, pprof.Index) // the index, and every named profile (heap, goroutine, ...)
+	mux.HandleFunc(PprofPath+"cmdline", pprof.Cmdline)
+	mux.HandleFunc(PprofPath+"profile", pprof.Profile)
+	mux.HandleFunc(PprofPath+"symbol", pprof.Symbol)
+	mux.HandleFunc(PprofPath+"trace", pprof.Trace)
+	return mux
 }

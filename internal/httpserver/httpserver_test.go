@@ -500,3 +500,26 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestPprof(t *testing.T) {
+	e := newEnv(t)
+	off := start(t, httpserver.Config{AdminPassword: "pw"}, e.deps())
+	if got := do(t, off, request{path: "/debug/pprof/", user: "admin", pass: "pw"}); got.code != 404 {
+		t.Errorf("/debug/pprof/ without Pprof: %d, want 404", got.code)
+	}
+	on := start(t, httpserver.Config{AdminPassword: "pw", Pprof: true}, e.deps())
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+		if got := do(t, on, request{path: path}); got.code != 401 || got.body != unauthorized {
+			t.Errorf("%s without credentials: %d %q", path, got.code, got.body)
+		}
+	}
+	if got := do(t, on, request{path: "/debug/pprof/", user: "admin", pass: "pw"}); got.code != 200 || !strings.Contains(got.body, "goroutine") {
+		t.Errorf("/debug/pprof/ with credentials: %d %.80q", got.code, got.body)
+	}
+	if got := do(t, on, request{path: "/debug/pprof/goroutine?debug=1", user: "admin", pass: "pw"}); got.code != 200 || !strings.Contains(got.body, "goroutine profile") {
+		t.Errorf("/debug/pprof/goroutine with credentials: %d %.80q", got.code, got.body)
+	}
+	if got := do(t, on, request{path: "/debug/pprof/cmdline", user: "admin", pass: "pw"}); got.code != 200 || got.body == "" {
+		t.Errorf("/debug/pprof/cmdline with credentials: %d %q", got.code, got.body)
+	}
+}
