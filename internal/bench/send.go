@@ -493,12 +493,13 @@ func (b *bench) sendMessageIDs(ctx context.Context) ([]string, error) {
 }
 
 // planSends ticks part c's campaign, which plans and enqueues one delivery
-// for each of the first --sends customers.
+// for each of the first --sends customers, in batch tasks as serve and
+// run-once enqueue them.
 func (b *bench) planSends(ctx context.Context) error {
 	n := b.cfg.Sends
 	b.progress("send: planning %d deliveries", n)
 	t := b.send.Rules.Target(benchSendCampaign)
-	q := queue.NewClient(b.rdb, queue.Config{})
+	q := queue.NewClient(b.rdb, queue.Config{Batch: queue.DefaultBatch})
 	res, err := planner.New(b.st.Store, b.log).Tick(ctx, b.send.Rules, t, b.cfg.At, q, planner.TickOptions{})
 	if err != nil {
 		return err
