@@ -59,6 +59,15 @@ func (h *heldQueue) Enqueue(_ context.Context, refs []queue.Ref) ([]queue.Queued
 	return done, nil
 }
 
+// Assign puts every delivery on its own task.
+func (h *heldQueue) Assign(refs []queue.Ref) []queue.Queued {
+	out := make([]queue.Queued, len(refs))
+	for i, r := range refs {
+		out[i] = queue.Queued{ID: r.ID}
+	}
+	return out
+}
+
 // take removes and returns, in send_at then id order, the held tasks
 // whose send_at is before until (all of them when until is zero).
 func (h *heldQueue) take(until time.Time) []queue.Ref {

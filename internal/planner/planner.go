@@ -232,6 +232,8 @@ func (p *Planner) Stage(ctx context.Context, rules *audience.Rules, at time.Time
 // Enqueuer puts deliveries on the queue; queue.Client is one.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, refs []queue.Ref) ([]queue.Queued, error)
+	// Assign names the task Enqueue will put each ref on.
+	Assign(refs []queue.Ref) []queue.Queued
 }
 
 // TickResult is what one tick of one campaign did.
@@ -388,6 +390,18 @@ func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, en
 	for i, r := range in.Planned {
 		qrefs[i] = queue.Ref{ID: r.ID, Queue: r.Queue, SendAt: r.SendAt, Campaign: r.Campaign}
 	}
+	// The rows name their task before it exists: a batch task may run as
+	// soon as it is enqueued, and claims only what names it. A delivery
+	// whose enqueue fails is queued on a task that does not exist, which
+	// the reconciler replaces.
+	assigned := q.Assign(qrefs)
+	ids, tasks := make([]string, len(assigned)), make([]string, len(assigned))
+	for i, a := range assigned {
+		ids[i], tasks[i] = a.ID, a.Task
+	}
+	if err := p.store.MarkQueuedBy(ctx, ids, tasks); err != nil {
+		return f, err
+	}
 	done, enqErr := q.Enqueue(ctx, qrefs)
 	f.enqueued = len(done)
 	if enqueued != nil && len(done) > 0 {
@@ -397,15 +411,6 @@ func (p *Planner) enqueue(ctx context.Context, in store.Inserted, q Enqueuer, en
 		}
 		for _, d := range done {
 			enqueued(occurrences[d.ID])
-		}
-	}
-	if len(done) > 0 {
-		ids, tasks := make([]string, len(done)), make([]string, len(done))
-		for i, d := range done {
-			ids[i], tasks[i] = d.ID, d.Task
-		}
-		if err := p.store.MarkQueuedBy(ctx, ids, tasks); err != nil {
-			return f, errors.Join(enqErr, err)
 		}
 	}
 	return f, enqErr

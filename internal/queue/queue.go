@@ -273,6 +273,30 @@ func (c *Client) Enqueue(ctx context.Context, refs []Ref) ([]Queued, error) {
 	return out, err
 }
 
+// Assign returns the task each ref will be enqueued on by Enqueue, which
+// groups refs the same way: the caller records it on the deliveries
+// before enqueueing, so that a batch task that runs at once finds its
+// deliveries named as its own.
+func (c *Client) Assign(refs []Ref) []Queued {
+	out := make([]Queued, 0, len(refs))
+	if c.cfg.Batch <= 1 {
+		for _, r := range refs {
+			out = append(out, Queued{ID: r.ID})
+		}
+		return out
+	}
+	for _, g := range batches(refs, c.cfg.Batch, c.cfg.Spread) {
+		task := ""
+		if len(g) > 1 {
+			task = BatchPrefix + g[0].ID
+		}
+		for _, r := range g {
+			out = append(out, Queued{ID: r.ID, Task: task})
+		}
+	}
+	return out
+}
+
 // own reads ids enqueued on their own tasks.
 func own(ids []string) []Queued {
 	out := make([]Queued, len(ids))
@@ -353,24 +377,39 @@ func (c *Client) enqueueBatch(ctx context.Context, g []Ref) error {
 
 // Handoff enqueues the delivery ref on its own task, to run at ref.SendAt,
 // with at most maxRetry retries: a batch hands on a delivery that must be
-// tried again later. A task of the delivery that exists already counts as
-// done.
+// tried again later. A live task of the delivery counts as done; an
+// archived or completed one (an earlier own task of the delivery, kept by
+// Asynq) is replaced, as Requeue does.
 func (c *Client) Handoff(ctx context.Context, ref Ref, maxRetry int) error {
-	opts := []asynq.Option{
+	task := asynq.NewTask(TaskSend, []byte(ref.ID),
 		asynq.TaskID(ref.ID),
 		asynq.Queue(ref.Queue),
 		asynq.MaxRetry(max(maxRetry, 0)),
 		asynq.Timeout(c.cfg.Timeout),
 		asynq.ProcessAt(ref.SendAt),
+	)
+	for range 2 {
+		_, err := c.client.EnqueueContext(ctx, task)
+		if !errors.Is(err, asynq.ErrTaskIDConflict) {
+			if err != nil {
+				return fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
+			}
+			return nil
+		}
+		info, err := c.inspector.GetTaskInfo(ref.Queue, ref.ID)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound):
+			continue // finished in between: enqueue again
+		case err != nil:
+			return fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
+		case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
+			return nil // a live task will run
+		}
+		if err := c.inspector.DeleteTask(ref.Queue, ref.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
+		}
 	}
-	_, err := c.client.EnqueueContext(ctx, asynq.NewTask(TaskSend, []byte(ref.ID), opts...))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue delivery %s on queue %q: %w", ref.ID, ref.Queue, err)
-	}
-	return nil
+	return fmt.Errorf("enqueue delivery %s on queue %q: its task id stays taken", ref.ID, ref.Queue)
 }
 
 // Live reports, for each batch task named by the refs' Task, whether it

@@ -596,13 +596,16 @@ func (s *Scheduler) reconcileOnce(ctx context.Context, list func(context.Context
 // detachOrphans splits refs into those to enqueue on their own tasks and
 // the ids of those a batch task that still exists carries (left alone).
 // Deliveries whose batch task is gone are detached from it first, so that
-// their own tasks can claim them.
+// their own tasks can claim them; one that batch claimed in the meantime
+// (it was not gone after all: a dashboard run, or a worker running it when
+// Redis lost it) is left to it, unless idle for SendingGrace.
 func (s *Scheduler) detachOrphans(ctx context.Context, refs []queue.Ref) (own []queue.Ref, carried []string, err error) {
 	live, err := s.queue.Live(ctx, refs)
 	if err != nil {
 		return nil, nil, err
 	}
-	var orphans []string
+	var ids, tasks []string
+	orphans := map[string]queue.Ref{}
 	for _, r := range refs {
 		switch {
 		case r.Task == "":
@@ -610,14 +613,18 @@ func (s *Scheduler) detachOrphans(ctx context.Context, refs []queue.Ref) (own []
 		case live[r.Task]:
 			carried = append(carried, r.ID)
 		default:
-			orphans = append(orphans, r.ID)
+			ids, tasks = append(ids, r.ID), append(tasks, r.Task)
 			r.Task = ""
-			own = append(own, r)
+			orphans[strings.ToLower(r.ID)] = r
 		}
 	}
-	if len(orphans) > 0 {
-		if err := s.store.Detach(ctx, orphans); err != nil {
+	if len(ids) > 0 {
+		detached, err := s.store.Detach(ctx, ids, tasks, s.cfg.SendingGrace)
+		if err != nil {
 			return nil, nil, err
+		}
+		for _, id := range detached {
+			own = append(own, orphans[id])
 		}
 	}
 	return own, carried, nil

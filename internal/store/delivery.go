@@ -291,20 +291,29 @@ func validPairs(ids, tasks []string) (vids, vtasks []string) {
 		}
 		t := ""
 		if tasks != nil {
-			t = tasks[i]
+			t = strings.ToLower(tasks[i])
 		}
-		vids, vtasks = append(vids, id), append(vtasks, t)
+		vids, vtasks = append(vids, strings.ToLower(id)), append(vtasks, t)
 	}
 	return vids, vtasks
 }
 
-// Detach gives the unfinished deliveries ids back to their own tasks: the
-// batch task that carried them is gone.
-func (s *Store) Detach(ctx context.Context, ids []string) error {
-	if _, err := s.pool.Exec(ctx, s.q.get(qDetach), validUUIDs(ids)); err != nil {
-		return fmt.Errorf("detach %d deliveries from their batch: %w", len(ids), err)
+// Detach gives unfinished deliveries back to their own tasks: tasks[i] is
+// the batch task that carried ids[i] when they were listed, and is gone.
+// A delivery that batch no longer carries is left alone, and so is one it
+// is sending, unless that has been idle for sendingIdle. It returns the
+// ids detached, for which the caller enqueues own tasks.
+func (s *Store) Detach(ctx context.Context, ids, tasks []string, sendingIdle time.Duration) ([]string, error) {
+	ids, tasks = validPairs(ids, tasks)
+	rows, err := s.pool.Query(ctx, s.q.get(qDetach), ids, tasks, sendingIdle)
+	if err != nil {
+		return nil, fmt.Errorf("detach %d deliveries from their batch: %w", len(ids), err)
 	}
-	return nil
+	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("detach %d deliveries from their batch: %w", len(ids), err)
+	}
+	return done, nil
 }
 
 // Touch records that the reconciler enqueued ids again: planned ones become

@@ -93,6 +93,9 @@ type Limiter struct {
 
 	mu    sync.Mutex
 	clear map[string]time.Time // domain → when it was last found clear
+	// forgets counts the calls of forget: a Wait remembers a domain as
+	// clear only if none happened while it asked Redis.
+	forgets uint64
 }
 
 // maxClear bounds the domains remembered as clear; beyond it, expired
@@ -110,21 +113,36 @@ func (l *Limiter) isClear(domain string) bool {
 	return ok && time.Since(at) < l.cfg.Clear
 }
 
-// markClear remembers that domain is clear now.
-func (l *Limiter) markClear(domain string) {
+// generation is the count of forgets so far, to pass to markClear.
+func (l *Limiter) generation() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.forgets
+}
+
+// markClear remembers that domain is clear now, as Redis answered a Wait
+// that began at generation gen: not if a domain asked to slow down since.
+// Beyond maxClear fresh domains, no more are remembered.
+func (l *Limiter) markClear(domain string, gen uint64) {
 	if l.cfg.Clear < 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.forgets != gen {
+		return
+	}
 	if l.clear == nil {
 		l.clear = map[string]time.Time{}
 	}
-	if len(l.clear) >= maxClear {
+	if _, ok := l.clear[domain]; !ok && len(l.clear) >= maxClear {
 		for d, at := range l.clear {
 			if time.Since(at) >= l.cfg.Clear {
 				delete(l.clear, d)
 			}
+		}
+		if len(l.clear) >= maxClear {
+			return
 		}
 	}
 	l.clear[domain] = time.Now()
@@ -134,6 +152,7 @@ func (l *Limiter) markClear(domain string) {
 func (l *Limiter) forget(domain string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.forgets++
 	delete(l.clear, domain)
 }
 
@@ -236,6 +255,7 @@ type Backoff struct {
 // domain waits until the backoff ends.
 func (l *Limiter) SlowDown(ctx context.Context, domain string) (Backoff, error) {
 	l.forget(domain)
+	defer l.forget(domain) // and a Wait that asked Redis meanwhile does not remember it clear
 	v, err := l.backoff.Run(ctx, l.rdb, []string{l.backoffKey(domain)}, l.now(),
 		micros(l.cfg.BackoffBase), micros(l.cfg.BackoffMax)).Int64Slice()
 	if err != nil {
@@ -286,12 +306,13 @@ func (l *Limiter) Wait(ctx context.Context, domain string, lim Limits) (Ticket, 
 		return t, nil
 	}
 	for {
+		gen := l.generation()
 		s, err := l.Reserve(ctx, domain, lim)
 		if err != nil {
 			return t, err
 		}
 		if unlimited && s.Reserved && s.Wait <= 0 && !s.Episode && !t.Episode {
-			l.markClear(domain)
+			l.markClear(domain, gen)
 		}
 		t.Episode = t.Episode || s.Episode
 		if !s.Reserved {

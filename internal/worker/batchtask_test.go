@@ -162,3 +162,17 @@ func TestBatchRetriesRunOut(t *testing.T) {
 		t.Errorf("welcome/c6: %s after %d attempts, want sent after 1", d.Status, d.Attempts)
 	}
 }
+
+func TestBatchRunsAsSoonAsEnqueued(t *testing.T) {
+	p := batchPipeline(t)
+	// The worker is waiting when the tick enqueues: the batch may run
+	// before the tick returns, and still finds its deliveries its own.
+	p.startWorker()
+	p.tickOnly("welcome")
+	var keys []string
+	for k, d := range p.waitFinished() {
+		keys = append(keys, fmt.Sprintf("%s %s attempts=%d", k, d.Status, d.Attempts))
+	}
+	slices.Sort(keys)
+	equalLines(t, "deliveries", keys, []string{"welcome/c1 sent attempts=1", "welcome/c6 sent attempts=1"})
+}

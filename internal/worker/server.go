@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -77,6 +78,10 @@ func Backoff(base, max time.Duration, n int) time.Duration {
 type Server struct {
 	cfg  ServerConfig
 	srvs []*asynq.Server
+	// stopping is closed when Shutdown begins: batch tasks then start no
+	// more deliveries, so that they end within the shutdown's grace.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // NewServer returns a Server taking tasks from rdb.
@@ -91,7 +96,7 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, log *slog.Logger) *S
 	for _, q := range cfg.Queues {
 		queues[q] = 1
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, stopping: make(chan struct{})}
 	for i := range cfg.Shards {
 		concurrency := cfg.Concurrency / cfg.Shards
 		if i < cfg.Concurrency%cfg.Shards {
@@ -130,7 +135,9 @@ func (s *Server) Queues() []string {
 func (s *Server) Start(w *Worker) error {
 	mux := asynq.NewServeMux()
 	mux.Handle(queue.TaskSend, w)
-	mux.Handle(queue.TaskSendBatch, w)
+	mux.HandleFunc(queue.TaskSendBatch, func(ctx context.Context, t *asynq.Task) error {
+		return w.processBatch(ctx, t, s.stopping)
+	})
 	for i, srv := range s.srvs {
 		if err := srv.Start(mux); err != nil {
 			for _, started := range s.srvs[:i] {
@@ -145,6 +152,7 @@ func (s *Server) Start(w *Worker) error {
 // Shutdown stops taking tasks, waits up to ShutdownTimeout for in-flight
 // sends, and returns unfinished tasks to their queue.
 func (s *Server) Shutdown() {
+	s.stopOnce.Do(func() { close(s.stopping) })
 	var wg sync.WaitGroup
 	for _, srv := range s.srvs {
 		wg.Add(1)

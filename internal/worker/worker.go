@@ -493,7 +493,7 @@ func (w *Worker) Close() {
 // (queue.TaskSend) and batch tasks (queue.TaskSendBatch).
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if t.Type() == queue.TaskSendBatch {
-		return w.processBatch(ctx, t)
+		return w.processBatch(ctx, t, nil)
 	}
 	w.inflight.Add(1)
 	defer w.inflight.Done()
@@ -537,8 +537,12 @@ type batchTask struct {
 // or a shutdown) makes the batch run again, without using up a retry; its
 // claims then skip the deliveries already finished or handed on.
 
-// processBatch runs a batch task.
-func (w *Worker) processBatch(ctx context.Context, t *asynq.Task) error {
+// processBatch runs a batch task. Once stopping is closed (the server
+// shuts down) it starts no more deliveries: it waits for those under way
+// and returns an error that runs the batch again later, without using up
+// a retry, so that it ends within the shutdown's grace and the rest of
+// its deliveries, never claimed, wait for the rerun.
+func (w *Worker) processBatch(ctx context.Context, t *asynq.Task, stopping <-chan struct{}) error {
 	b, err := queue.DecodeBatch(t.Payload())
 	if err != nil {
 		w.log.Error("unreadable batch task; dropped", "err", err)
@@ -554,9 +558,18 @@ func (w *Worker) processBatch(ctx context.Context, t *asynq.Task) error {
 	defer w.inflight.Done()
 	for i, did := range b.IDs {
 		select {
+		case <-stopping:
+			errs[i] = fmt.Errorf("delivery %s: %w: the worker is stopping", did, ErrInfrastructure)
+			continue
+		default:
+		}
+		select {
 		case w.slots <- struct{}{}:
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("delivery %s: %w: %w", did, ErrInfrastructure, ctx.Err())
+			continue
+		case <-stopping:
+			errs[i] = fmt.Errorf("delivery %s: %w: the worker is stopping", did, ErrInfrastructure)
 			continue
 		}
 		wg.Add(1)

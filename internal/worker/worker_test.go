@@ -99,12 +99,19 @@ func (p *pipeline) tick() int {
 // the send time is what the tests are about.
 type atOnce struct{ q *queue.Client }
 
+func (a atOnce) Assign(refs []queue.Ref) []queue.Queued { return a.q.Assign(a.now(refs)) }
+
 func (a atOnce) Enqueue(ctx context.Context, refs []queue.Ref) ([]queue.Queued, error) {
+	return a.q.Enqueue(ctx, a.now(refs))
+}
+
+// now is refs without their send times.
+func (a atOnce) now(refs []queue.Ref) []queue.Ref {
 	now := make([]queue.Ref, len(refs))
 	for i, r := range refs {
 		now[i] = queue.Ref{ID: r.ID, Queue: r.Queue, Campaign: r.Campaign}
 	}
-	return a.q.Enqueue(ctx, now)
+	return now
 }
 
 // startWorker runs a worker until the test ends.

@@ -51,10 +51,18 @@ WHERE id = ANY ($1::uuid[]) AND status <> ALL ('{sent,failed,skipped,held_out}')
 
 -- name: detach
 -- The reconciler replaces a batch task that is gone by the deliveries'
--- own tasks: detached first, so that the new tasks can claim them.
-UPDATE deliveries
+-- own tasks: detached first, so that the new tasks can claim them. Only
+-- rows the listed batch still carries change, and a sending one only when
+-- it has been idle for $3: a batch the reconciler took for gone that
+-- claimed it in between (a dashboard run, a task Redis lost while a worker
+-- ran it) keeps it. The caller enqueues own tasks for the ids returned.
+UPDATE deliveries d
 SET task = NULL
-WHERE id = ANY ($1::uuid[]) AND task IS NOT NULL AND status <> ALL ('{sent,failed,skipped,held_out}');
+FROM unnest($1::uuid[], $2::text[]) AS t (id, task)
+WHERE d.id = t.id AND d.id = ANY ($1::uuid[]) AND d.task = t.task
+  AND d.status <> ALL ('{sent,failed,skipped,held_out}')
+  AND (d.status <> 'sending' OR d.updated_at < now() - $3::interval)
+RETURNING d.id::text;
 
 -- name: active-queues
 -- Queues that still hold work: a worker must keep serving them even after
@@ -87,7 +95,9 @@ LIMIT $2;
 -- unknown ids with no row of deliveries (status ''). The deliveries joined
 -- in the outer query are the statement's snapshot, from before the update.
 -- Only the task the row names may claim it ($2: the claiming task's id,
--- which for a delivery's own task is the delivery id). "= ANY" scans the
+-- which for a delivery's own task is the delivery id). An id given twice
+-- (two tasks claiming one delivery in one statement) is claimed for one
+-- of them at most: the claimed row is matched back by its input position. "= ANY" scans the
 -- primary key in id order, and the caller sorts the ids, so concurrent
 -- claims lock rows in the same order and cannot deadlock.
 WITH input AS (
@@ -98,7 +108,7 @@ WITH input AS (
     FROM input i
     WHERE d.id = ANY ($1::uuid[]) AND i.id = d.id AND coalesce(d.task, d.id::text) = i.task
       AND d.status <> ALL ('{sent,failed,skipped,held_out}')
-    RETURNING d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
+    RETURNING i.ord, d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
               d.step, d.event_id, d.variant, d.send_at
 )
 SELECT i.ord::integer AS ord,
@@ -130,7 +140,7 @@ SELECT i.ord::integer AS ord,
        (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
            OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
 FROM input i
-LEFT JOIN claimed cl ON cl.id = i.id
+LEFT JOIN claimed cl ON cl.ord = i.ord
 LEFT JOIN deliveries d ON d.id = i.id AND cl.id IS NULL
 LEFT JOIN customers c ON c.id = cl.customer_id
 ORDER BY i.ord;
