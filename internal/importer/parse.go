@@ -257,10 +257,12 @@ func (o *object) str(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		o.problem(name, "%s: must be a string", name)
-		return "", false
+	s, plain := plainString(raw)
+	if !plain {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			o.problem(name, "%s: must be a string", name)
+			return "", false
+		}
 	}
 	if strings.ContainsRune(s, 0) {
 		o.problem(name, "%s: must not contain NUL characters", name)
@@ -306,13 +308,14 @@ func (o *object) time(name string, required bool) time.Time {
 // It returns the object re-encoded (keys sorted, numbers as written), so
 // that what is stored is exactly what the planner decodes: no NUL
 // characters or lone surrogates, which PostgreSQL refuses, and no number
-// beyond float64.
+// beyond float64. An object without escapes and with numbers in range
+// can hold neither, and is returned as it is.
 func (o *object) jsonObject(name string) []byte {
 	raw, ok := o.fields[name]
 	if !ok {
 		return nil
 	}
-	if string(raw) == "{}" {
+	if plainObject(raw) {
 		return raw
 	}
 	var m map[string]any
@@ -332,6 +335,42 @@ func (o *object) jsonObject(name string) []byte {
 		return nil
 	}
 	return b
+}
+
+// plainString returns the content of raw, a valid JSON value, when it is
+// a string without escapes: then the bytes between the quotes are the
+// string itself.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	return string(raw[1 : len(raw)-1]), true
+}
+
+// plainObject reports whether raw, a valid JSON value, is an object that
+// jsonObject may keep as it is: no escapes in its strings (so no NUL
+// character or lone surrogate), and every number within float64. It
+// scans the bytes: every line's properties or attributes go through it.
+func plainObject(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '{' || bytes.IndexByte(raw, '\\') >= 0 {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"': // no escapes: the next quote ends the string
+			i += 1 + bytes.IndexByte(raw[i+1:], '"')
+		case c == '-' || c >= '0' && c <= '9':
+			j := i
+			for j < len(raw) && !endsScalar(raw[j]) {
+				j++
+			}
+			if checkJSON(json.Number(raw[i:j])) != "" {
+				return false
+			}
+			i = j - 1
+		}
+	}
+	return true
 }
 
 // checkJSON explains what in v could not be stored or read back.

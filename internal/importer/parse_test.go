@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,39 @@ func tokenDuplicate(d *json.Decoder) (string, bool) {
 		d.Token()
 	}
 	return "", false
+}
+
+// FuzzPlainObject checks that an object jsonObject keeps as it is holds
+// what the re-encoded one would, and that plainString reads strings as
+// json.Unmarshal does.
+func FuzzPlainObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{ }`, `{"a":1,"b":[1.5e3,-2,{"c":"d"}],"e":null,"f":true}`, `{"n":1e400}`,
+		`{"n":-1e-400}`, `{"s":"\u0000"}`, `{"s":"\ud800"}`, `{"s":"<&>é"}`, `"plain"`, `"esc\"aped"`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) || !utf8.Valid(raw) {
+			return // decodeObject refuses these first
+		}
+		raw = bytes.TrimSpace(raw)
+		if s, ok := plainString(raw); ok {
+			var want string
+			if err := json.Unmarshal(raw, &want); err != nil || s != want {
+				t.Errorf("plainString(%q) = %q, want %q (%v)", raw, s, want, err)
+			}
+		}
+		if !plainObject(raw) {
+			return
+		}
+		kept := (&object{fields: map[string]json.RawMessage{"p": raw}}).jsonObject("p")
+		slow := &object{fields: map[string]json.RawMessage{"p": append([]byte(" "), raw...)}} // not plain: re-encoded
+		encoded := slow.jsonObject("p")
+		if len(slow.reasons) > 0 {
+			t.Fatalf("plainObject kept %q, which the re-encoding refuses: %v", raw, slow.reasons)
+		}
+		var a, b any
+		if json.Unmarshal(kept, &a) != nil || json.Unmarshal(encoded, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("kept %q, re-encoded %q: not the same value", kept, encoded)
+		}
+	})
 }

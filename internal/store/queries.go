@@ -26,6 +26,11 @@ const (
 	qImportEventsTable    = "import-events-table"
 	qImportEventsClear    = "import-events-clear"
 	qImportEventsInsert   = "import-events-insert"
+	qImportEventsExisting = "import-events-existing"
+	qImportEventsSave     = "import-events-savepoint"
+	qImportEventsRelease  = "import-events-release"
+	qImportEventsRollback = "import-events-rollback"
+	qImportEventsFacts    = "import-events-facts"
 	qUnsubscribe          = "unsubscribe"
 	qResubscribe          = "resubscribe"
 	qConsentHistory       = "consent-history"
@@ -123,6 +128,7 @@ var queryNames = []string{
 	qPendingVersionTable, qAppliedVersions,
 	qImportLock, qImportCustomersTable, qImportCustomersClear, qImportCustomersUpd, qImportCustomersIns,
 	qImportEventsTable, qImportEventsClear, qImportEventsInsert,
+	qImportEventsExisting, qImportEventsSave, qImportEventsRelease, qImportEventsRollback, qImportEventsFacts,
 	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyTableIndexed, qScratchCopyDrop,

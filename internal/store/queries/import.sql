@@ -1,5 +1,9 @@
--- Imports of customers and events. Each batch is copied into a temporary
--- table, then merged into the real tables with one or two statements.
+-- Imports of customers and events. A batch of customers is copied into a
+-- temporary table, then merged into the real tables with one or two
+-- statements. A batch of events is copied straight into events, and the
+-- facts of its customers are moved by sums computed in Go; when that copy
+-- meets a key imported before, the batch goes through the temporary table
+-- of events instead.
 
 -- name: import-lock
 -- Imports run one at a time: a customer's first import computes its facts
@@ -91,6 +95,42 @@ WITH inserted AS (
     ORDER BY id
 )
 SELECT count(*) FROM inserted;
+
+-- name: import-events-existing
+-- $1 the dedup keys of a batch, each once: those imported before.
+SELECT e.dedup_key
+FROM events e
+WHERE e.dedup_key = ANY ($1::text[]);
+
+-- name: import-events-savepoint
+-- Taken before the copy into events: a key imported before fails the
+-- copy, which is rolled back to here, and the batch is written again by
+-- import-events-insert.
+SAVEPOINT import_events_copy;
+
+-- name: import-events-release
+RELEASE SAVEPOINT import_events_copy;
+
+-- name: import-events-rollback
+ROLLBACK TO SAVEPOINT import_events_copy;
+
+-- name: import-events-facts
+-- The facts of the events just copied into events, one row per customer:
+-- $1 customer ids, $2 purchases, $3 the purchases' amounts in cents, $4
+-- and $5 the first and last purchase (null without one), $6 the last
+-- event. As in import-events-insert, customers not imported yet update no
+-- row, and a customer whose facts would stay as they are is not written.
+UPDATE customers c
+SET orders_count      = c.orders_count + a.orders_count,
+    total_spent       = c.total_spent + a.cents * 0.01,
+    first_purchase_at = least(c.first_purchase_at, a.first_purchase_at),
+    last_purchase_at  = greatest(c.last_purchase_at, a.last_purchase_at),
+    last_event_at     = greatest(c.last_event_at, a.last_event_at),
+    updated_at        = now()
+FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[])
+     AS a (customer_id, orders_count, cents, first_purchase_at, last_purchase_at, last_event_at)
+WHERE c.id = a.customer_id
+  AND (a.orders_count > 0 OR c.last_event_at IS NULL OR a.last_event_at > c.last_event_at);
 
 -- name: import-events-table
 CREATE TEMPORARY TABLE import_events (
