@@ -20,7 +20,7 @@ type campaignTiming struct {
 	scan, eval time.Duration
 }
 
-// planning is part a: the dry-run planning of every campaign (SQL
+// planning is part a: the dry-run planning of every enabled scheduled campaign (SQL
 // pre-filter, stage, Match) against a bare pgx scan of the same candidate
 // rows, each campaign's scan and evaluation run back to back so that both
 // see the same cache.
@@ -29,7 +29,15 @@ func (b *bench) planning(ctx context.Context) error {
 		return err
 	}
 	p := planner.New(b.st.Store, b.log)
-	targets := b.plan.Rules.Targets()
+	// Enabled scheduled campaigns only: a disabled one plans nothing, and
+	// a triggered one has no candidates of its own to scan (part e plans
+	// those from their due events and stage entries).
+	var targets []*audience.Target
+	for _, t := range b.plan.Rules.Targets() {
+		if t.Campaign.Enabled && !planner.Triggered(t.Campaign) {
+			targets = append(targets, t)
+		}
+	}
 	timings := make([]campaignTiming, len(targets))
 	for round := range b.cfg.Rounds {
 		b.progress("planning: round %d of %d, %d campaigns over %d customers", round+1, b.cfg.Rounds, len(targets), b.cfg.Customers)
