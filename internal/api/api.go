@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"nurture/internal/httpserver"
 	"nurture/internal/importer"
 	"nurture/internal/metrics"
 	"nurture/internal/store"
@@ -248,17 +249,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // jsonError says what is wrong with a body, with the byte offset of a
 // syntax error.
 func jsonError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s: want %s, not JSON %s (at byte %d)", typ.Field, typ.Type, typ.Value, typ.Offset)
-	case errors.Is(err, io.EOF):
+	if msg, ok := httpserver.JSONError(err); ok {
+		return msg
+	}
+	if errors.Is(err, io.EOF) {
 		return "the body is empty: want a JSON object"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: the body ends early"
 	}
 	return "malformed JSON: " + err.Error()
 }

@@ -256,15 +256,8 @@ func decodeOneOrMany[T any](body []byte, items *[]T) string {
 
 // jsonError says what is wrong with a body, with the position.
 func jsonError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s: want %s, not JSON %s (at byte %d)", typ.Field, typ.Type, typ.Value, typ.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: the body ends early"
+	if msg, ok := httpserver.JSONError(err); ok {
+		return msg
 	}
 	return "malformed JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 }

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,4 +222,22 @@ func (s *Server) recoverPanic(h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// JSONError describes the error of decoding a request's JSON body when it
+// has a place: a syntax error (at its byte), a value of the wrong type,
+// or a body that ends early. ok is false for other errors, which the
+// caller words itself.
+func JSONError(err error) (msg string, ok bool) {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err), true
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%s: want %s, not JSON %s (at byte %d)", typ.Field, typ.Type, typ.Value, typ.Offset), true
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: the body ends early", true
+	}
+	return "", false
 }

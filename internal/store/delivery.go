@@ -418,31 +418,29 @@ func (s *Store) ClaimBy(ctx context.Context, ids, tasks []string) ([]Claim, erro
 	for i, id := range ids {
 		claims[i].ID = id
 	}
-	valid, owners, index := make([]string, 0, len(ids)), make([]string, 0, len(ids)), make([]int, 0, len(ids))
+	// In id order, so that concurrent claims lock rows in one order.
+	type in struct {
+		id, owner string
+		index     int // in ids
+	}
+	var input []in
 	for i, id := range ids {
 		if isUUID(id) {
 			owner := id
 			if tasks != nil && tasks[i] != "" {
 				owner = tasks[i]
 			}
-			valid, owners = append(valid, strings.ToLower(id)), append(owners, strings.ToLower(owner))
-			index = append(index, i)
+			input = append(input, in{strings.ToLower(id), strings.ToLower(owner), i})
 		}
 	}
-	if len(valid) == 0 {
+	if len(input) == 0 {
 		return claims, nil
 	}
-	// In id order, so that concurrent claims lock rows in one order.
-	order := make([]int, len(valid))
-	for i := range order {
-		order[i] = i
+	slices.SortFunc(input, func(a, b in) int { return strings.Compare(a.id, b.id) })
+	sortedIDs, sortedOwners, index := make([]string, len(input)), make([]string, len(input)), make([]int, len(input))
+	for i, x := range input {
+		sortedIDs[i], sortedOwners[i], index[i] = x.id, x.owner, x.index
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(valid[a], valid[b]) })
-	sortedIDs, sortedOwners, sortedIndex := make([]string, len(order)), make([]string, len(order)), make([]int, len(order))
-	for i, j := range order {
-		sortedIDs[i], sortedOwners[i], sortedIndex[i] = valid[j], owners[j], index[j]
-	}
-	index = sortedIndex
 	rows, err := s.pool.Query(ctx, s.q.get(qClaim), sortedIDs, sortedOwners)
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)

@@ -254,8 +254,9 @@ type Backoff struct {
 // SlowDown records a 421 or 452 reply from domain's server: every email to
 // domain waits until the backoff ends.
 func (l *Limiter) SlowDown(ctx context.Context, domain string) (Backoff, error) {
-	l.forget(domain)
-	defer l.forget(domain) // and a Wait that asked Redis meanwhile does not remember it clear
+	// Once the backoff is in Redis: a Wait that asked before then does not
+	// remember the domain clear either.
+	defer l.forget(domain)
 	v, err := l.backoff.Run(ctx, l.rdb, []string{l.backoffKey(domain)}, l.now(),
 		micros(l.cfg.BackoffBase), micros(l.cfg.BackoffMax)).Int64Slice()
 	if err != nil {

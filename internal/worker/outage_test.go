@@ -65,27 +65,9 @@ func testOutage(t *testing.T, outage time.Duration, batch int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	var lines strings.Builder
-	for i := range customers {
-		// Signed up the day before: stage new, so the welcome campaign
-		// plans one email each.
-		fmt.Fprintf(&lines, `{"id":"c%03d","email":"c%03d@example.com","first_name":"C%d","created_at":"%s"}`+"\n",
-			i, i, i, at.Add(-24*time.Hour).Format(time.RFC3339))
-	}
-	if res, err := importer.Customers(ctx, st, strings.NewReader(lines.String()), "customers.jsonl", importer.Options{Strict: true}); err != nil || res.Bad > 0 {
-		t.Fatalf("import: %v %v", err, res.Problems)
-	}
 	rdb := redis.NewClient(testenv.Redis(t))
 	t.Cleanup(func() { rdb.Close() })
-	q := queue.NewClient(rdb, queue.Config{MaxRetry: 3, Batch: batch})
-	c, err := content.Load(testenv.Fixture("campaigns"), testenv.Fixture("templates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := planner.New(st, log).Tick(ctx, c.Rules, c.Rules.Target("welcome"), at, q, planner.TickOptions{})
-	if err != nil || res.Planned != customers {
-		t.Fatalf("tick planned %d (%v), want %d", res.Planned, err, customers)
-	}
+	c := planWelcome(t, st, queue.NewClient(rdb, queue.Config{MaxRetry: 3, Batch: batch}), customers, log)
 
 	// Each send takes 200 ms and 16 run at once: sends are always in flight.
 	smtp := smtptest.Start(t, smtptest.Latency(200*time.Millisecond))
@@ -215,4 +197,28 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// planWelcome imports n customers who signed up the day before at (stage
+// new) and plans the fixture's welcome campaign for them, one email each,
+// enqueued with q. It returns the fixture's campaigns and templates.
+func planWelcome(t *testing.T, st *store.Store, q *queue.Client, n int, log *slog.Logger) *content.Content {
+	t.Helper()
+	ctx := context.Background()
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, `{"id":"c%03d","email":"c%03d@example.com","first_name":"C%d","created_at":"%s"}`+"\n",
+			i, i, i, at.Add(-24*time.Hour).Format(time.RFC3339))
+	}
+	if res, err := importer.Customers(ctx, st, strings.NewReader(lines.String()), "customers.jsonl", importer.Options{Strict: true}); err != nil || res.Bad > 0 {
+		t.Fatalf("import: %v %v", err, res.Problems)
+	}
+	c, err := content.Load(testenv.Fixture("campaigns"), testenv.Fixture("templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := planner.New(st, log).Tick(ctx, c.Rules, c.Rules.Target("welcome"), at, q, planner.TickOptions{}); err != nil || res.Planned != n {
+		t.Fatalf("tick planned %d (%v), want %d", res.Planned, err, n)
+	}
+	return c
 }

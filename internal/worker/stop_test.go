@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"nurture/internal/content"
-	"nurture/internal/importer"
 	"nurture/internal/mail"
-	"nurture/internal/planner"
 	"nurture/internal/queue"
 	"nurture/internal/smtptest"
 	"nurture/internal/store"
@@ -31,24 +27,9 @@ func TestStoppingWorkerLeavesTheRestOfABatch(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := testenv.Store(t)
-	var lines strings.Builder
-	for i := range customers {
-		fmt.Fprintf(&lines, `{"id":"c%03d","email":"c%03d@example.com","first_name":"C%d","created_at":"%s"}`+"\n",
-			i, i, i, at.Add(-24*time.Hour).Format(time.RFC3339))
-	}
-	if res, err := importer.Customers(ctx, st, strings.NewReader(lines.String()), "customers.jsonl", importer.Options{Strict: true}); err != nil || res.Bad > 0 {
-		t.Fatalf("import: %v %v", err, res.Problems)
-	}
 	rdb := redis.NewClient(testenv.Redis(t))
 	t.Cleanup(func() { rdb.Close() })
-	q := queue.NewClient(rdb, queue.Config{MaxRetry: 3, Batch: 100, Spread: 1})
-	c, err := content.Load(testenv.Fixture("campaigns"), testenv.Fixture("templates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := planner.New(st, log).Tick(ctx, c.Rules, c.Rules.Target("welcome"), at, q, planner.TickOptions{}); err != nil || res.Planned != customers {
-		t.Fatalf("tick planned %d (%v), want %d", res.Planned, err, customers)
-	}
+	c := planWelcome(t, st, queue.NewClient(rdb, queue.Config{MaxRetry: 3, Batch: 100, Spread: 1}), customers, log)
 	smtp := smtptest.Start(t, smtptest.Latency(100*time.Millisecond))
 	start := func() (*worker.Server, *worker.Worker, mail.Sender) {
 		sender, err := mail.NewSender(ctx, mail.Config{URL: smtp.URL(), Conns: 2}, log)
