@@ -1,6 +1,7 @@
 package bounce_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -37,9 +38,25 @@ func ts(s string) time.Time {
 	return t
 }
 
-// msgID is the Message-ID of delivery n of the fixtures.
-func msgID(n int) string {
-	return fmt.Sprintf("<4b1f0c9e-1d2a-4c55-9a51-0c2f3b7d1a%02d@mail.example.com>", n)
+// fileID is the delivery id that the files in testdata give delivery n of
+// the fixtures, in the Message-IDs they quote; readFile puts the id the
+// delivery got in its place.
+func fileID(n int) string { return fmt.Sprintf("4b1f0c9e-1d2a-4c55-9a51-0c2f3b7d1a%02d", n) }
+
+// msgID is the Message-ID nurture gave the email of delivery n.
+func (f *fixture) msgID(n int) string { return "<" + f.deliveries[n] + "@mail.example.com>" }
+
+// readFile is the file name of testdata, with the fixtures' delivery ids.
+func (f *fixture) readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, id := range f.deliveries {
+		b = bytes.ReplaceAll(b, []byte(fileID(n)), []byte(id))
+	}
+	return b
 }
 
 // fixture is a store holding the customers and sent deliveries the files
@@ -95,13 +112,13 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		id := refs[0].ID
+		f.deliveries[n] = id
 		if _, err := f.st.Claim(ctx, []string{id}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusSent, MessageID: msgID(n)}}); err != nil {
+		if _, err := f.st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusSent, MessageID: f.msgID(n)}}); err != nil {
 			t.Fatal(err)
 		}
-		f.deliveries[n] = id
 	}
 	f.metrics = metrics.New()
 	f.rec = bounce.NewRecorder(f.st, func() store.SoftBounceLimit { return store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour} }, f.metrics,
@@ -120,13 +137,8 @@ func (f *fixture) importer(t *testing.T) *bounce.Importer {
 
 func (f *fixture) importFile(t *testing.T, name string) bounce.Summary {
 	t.Helper()
-	file, err := os.Open(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
 	var sum bounce.Summary
-	if err := f.importer(t).ImportFile(context.Background(), name, file, &sum); err != nil {
+	if err := f.importer(t).ImportFile(context.Background(), name, bytes.NewReader(f.readFile(t, name)), &sum); err != nil {
 		t.Fatal(err)
 	}
 	return sum
@@ -222,7 +234,7 @@ func TestImportPostfixDSN(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rows) != 1 || rows[0].Reason != "5.1.1 smtp; 550 5.1.1 <ann@example.net>: Recipient address rejected: User unknown in virtual mailbox table" ||
-		rows[0].MessageID != msgID(1) || rows[0].DeliveryID != f.deliveries[1] || rows[0].Source != "dsn" {
+		rows[0].MessageID != f.msgID(1) || rows[0].DeliveryID != f.deliveries[1] || rows[0].Source != "dsn" {
 		t.Errorf("bounce rows %+v", rows)
 	}
 	// The same report again changes nothing.
@@ -463,8 +475,8 @@ func TestWebhookRecordsAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	url := f.serve(t, bounce.HandlerConfig{Tokens: []string{token}})
-	body := `[{"type":"complaint","email":"Grace@Example.com","message_id":"` + msgID(7) + `","occurred_at":"2026-07-04T08:00:00Z","reason":"abuse"},
-	          {"type":"soft","email":"carol@example.org","message_id":"4b1f0c9e-1d2a-4c55-9a51-0c2f3b7d1a03@mail.example.com"}]`
+	body := `[{"type":"complaint","email":"Grace@Example.com","message_id":"` + f.msgID(7) + `","occurred_at":"2026-07-04T08:00:00Z","reason":"abuse"},
+	          {"type":"soft","email":"carol@example.org","message_id":"` + strings.Trim(f.msgID(3), "<>") + `"}]` // without its angle brackets
 	if code, got := post(t, url, "Bearer "+token, nil, body); code != 200 || got != `{"accepted":2,"duplicates":0}`+"\n" {
 		t.Fatalf("post: %d %s", code, got)
 	}

@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -106,14 +104,10 @@ func (s *snsStandIn) sign(t *testing.T, m map[string]any, version string) {
 	m["Signature"] = base64.StdEncoding.EncodeToString(sig)
 }
 
-func loadSNS(t *testing.T, name string) map[string]any {
+func (f *fixture) loadSNS(t *testing.T, name string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal(f.readFile(t, name), &m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -137,7 +131,7 @@ func TestSESBounceAndComplaint(t *testing.T) {
 	f := newFixture(t)
 	url := f.serve(t, bounce.HandlerConfig{Tokens: []string{token}})
 	for _, name := range []string{"ses-bounce.json", "ses-complaint.json"} {
-		m := loadSNS(t, name)
+		m := f.loadSNS(t, name)
 		// Without a token, and without SNS_VERIFY: refused.
 		if code, got := post(t, url, "", snsHeader(m), encode(t, m)); code != 401 {
 			t.Errorf("%s without a token: %d %s", name, code, got)
@@ -166,7 +160,7 @@ func TestSESBounceAndComplaint(t *testing.T) {
 		t.Errorf("%d bounce rows, want 2", n)
 	}
 	// A transient bounce is soft; a delivery notification records nothing.
-	m := loadSNS(t, "ses-bounce.json")
+	m := f.loadSNS(t, "ses-bounce.json")
 	m["MessageId"] = "another-sns-message"
 	m["Message"] = strings.Replace(m["Message"].(string), `"bounceType":"Permanent"`, `"bounceType":"Transient"`, 1)
 	m["Message"] = strings.Replace(m["Message"].(string), "frank@example.com", "ann@example.net", 1)
@@ -235,7 +229,7 @@ func TestSNSSignature(t *testing.T) {
 
 	// Version 1 (SHA1) and 2 (SHA256), each valid.
 	for i, name := range []string{"ses-bounce.json", "ses-complaint.json"} {
-		m := loadSNS(t, name)
+		m := f.loadSNS(t, name)
 		sns.sign(t, m, []string{"1", "2"}[i])
 		if code, got := post(t, url, "", snsHeader(m), encode(t, m)); code != 200 || got != `{"accepted":1,"duplicates":0}`+"\n" {
 			t.Errorf("%s signed with version %d: %d %s", name, i+1, code, got)
@@ -251,7 +245,7 @@ func TestSNSSignature(t *testing.T) {
 	// Forged: a message changed after signing, another key, a certificate
 	// from elsewhere, an unknown version.
 	forged := func(change func(m map[string]any)) map[string]any {
-		m := loadSNS(t, "ses-bounce.json")
+		m := f.loadSNS(t, "ses-bounce.json")
 		m["MessageId"] = "forged-" + t.Name()
 		m["Message"] = strings.Replace(m["Message"].(string), "frank@example.com", "ann@example.net", 1)
 		sns.sign(t, m, "2")

@@ -84,9 +84,11 @@ func seed(t testing.TB, st *store.Store) {
 	for i, id := range ids[:3] {
 		outs = append(outs, store.Outcome{ID: id, Status: store.StatusSent, SentAt: []time.Time{d1, d1, d2}[i]})
 	}
-	outs[1].MessageID = "<c2@mail.example.com>"
+	// The Message-IDs nurture gives: <delivery id@sender's domain>.
+	msgC2, msgC6 := "<"+ids[1]+"@mail.example.com>", "<"+ids[3]+"@mail.example.com>"
+	outs[1].MessageID = msgC2
 	outs = append(outs, store.Outcome{ID: ids[3], Status: store.StatusFailed, Reason: "550 no such user", Error: "550 no such user",
-		MessageID: "<c6@mail.example.com>"})
+		MessageID: msgC6})
 	if stale, err := st.Record(ctx, outs); err != nil || len(stale) > 0 {
 		t.Fatalf("Record: stale %v, %v", stale, err)
 	}
@@ -99,8 +101,8 @@ func seed(t testing.TB, st *store.Store) {
 		t.Fatal(err)
 	}
 	for _, b := range []store.Bounce{
-		{Key: "b1", Kind: store.BounceHard, Email: "c6@example.com", MessageID: "<c6@mail.example.com>", Source: "webhook", OccurredAt: d2.Add(time.Minute)},
-		{Key: "b2", Kind: store.BounceComplaint, Email: "c2@example.com", MessageID: "<c2@mail.example.com>", Source: "webhook", OccurredAt: d1.Add(time.Hour)},
+		{Key: "b1", Kind: store.BounceHard, Email: "c6@example.com", MessageID: msgC6, Source: "webhook", OccurredAt: d2.Add(time.Minute)},
+		{Key: "b2", Kind: store.BounceComplaint, Email: "c2@example.com", MessageID: msgC2, Source: "webhook", OccurredAt: d1.Add(time.Hour)},
 	} {
 		if res, err := st.RecordBounce(ctx, b, store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour}); err != nil || res.DeliveryID == "" {
 			t.Fatalf("RecordBounce %s = %+v, %v; want it linked to its delivery", b.Key, res, err)

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,22 +12,24 @@ import (
 )
 
 // sentDelivery plans, claims and records as sent one delivery of campaign
-// to customer, with the Message-ID msgID, and returns its id.
-func sentDelivery(t *testing.T, st *store.Store, campaign, customer, msgID string) string {
+// to customer, with the Message-ID nurture gives it (<id@example.com>),
+// and returns its id and Message-ID.
+func sentDelivery(t *testing.T, st *store.Store, campaign, customer string) (id, msgID string) {
 	t.Helper()
 	ctx := context.Background()
 	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{newDelivery(campaign, customer, ts("2026-06-01T09:00:00Z"))})
 	if err != nil || len(refs) != 1 {
 		t.Fatalf("insert: %v, %v", refs, err)
 	}
-	id := refs[0].ID
+	id = refs[0].ID
+	msgID = "<" + id + "@example.com>"
 	if _, err := st.Claim(ctx, []string{id}); err != nil {
 		t.Fatal(err)
 	}
 	if stale, err := st.Record(ctx, []store.Outcome{{ID: id, Status: store.StatusSent, MessageID: msgID}}); err != nil || len(stale) != 0 {
 		t.Fatalf("record: %v, %v", stale, err)
 	}
-	return id
+	return id, msgID
 }
 
 func suppressionsOf(t *testing.T, st *store.Store) map[string]string {
@@ -85,16 +89,16 @@ func TestHardBounceAndComplaint(t *testing.T) {
 	st := clockStore(t, &now)
 	importCustomers(t, st, customer("c1", "ann@example.com", "2026-01-01T00:00:00Z"), customer("c2", "bob@example.com", "2026-01-01T00:00:00Z"),
 		customer("c3", "Bob@Example.com", "2026-01-01T00:00:00Z"))
-	d1 := sentDelivery(t, st, "winback", "c1", "<d1@example.com>")
+	d1, msg1 := sentDelivery(t, st, "winback", "c1")
 	limit := store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour}
 
 	// A soft bounce then a hard one on the same delivery: the hard one wins.
 	at1, at2 := ts("2026-07-01T10:00:00Z"), ts("2026-07-01T11:00:00Z")
-	res, err := st.RecordBounce(ctx, store.Bounce{Key: "k1", Kind: store.BounceSoft, Email: "ann@example.com", MessageID: "<d1@example.com>", Source: "dsn", OccurredAt: at1}, limit)
+	res, err := st.RecordBounce(ctx, store.Bounce{Key: "k1", Kind: store.BounceSoft, Email: "ann@example.com", MessageID: msg1, Source: "dsn", OccurredAt: at1}, limit)
 	if err != nil || res.DeliveryID != d1 || res.CustomerID != "c1" || res.Campaign != "winback" || res.Suppressed {
 		t.Fatalf("soft = %+v, %v", res, err)
 	}
-	res, err = st.RecordBounce(ctx, store.Bounce{Key: "k2", Kind: store.BounceHard, Email: "ann@example.com", MessageID: "<d1@example.com>", Reason: "5.1.1", Source: "dsn", OccurredAt: at2}, limit)
+	res, err = st.RecordBounce(ctx, store.Bounce{Key: "k2", Kind: store.BounceHard, Email: "ann@example.com", MessageID: msg1, Reason: "5.1.1", Source: "dsn", OccurredAt: at2}, limit)
 	if err != nil || res.DeliveryID != d1 || !res.Suppressed || len(res.Unsubscribed) != 0 {
 		t.Fatalf("hard = %+v, %v", res, err)
 	}
@@ -104,7 +108,7 @@ func TestHardBounceAndComplaint(t *testing.T) {
 		t.Fatalf("complaint = %+v, %v", res, err)
 	}
 	// A complaint about a delivery unsubscribes its customer with its campaign.
-	res, err = st.RecordBounce(ctx, store.Bounce{Key: "k4", Kind: store.BounceComplaint, Email: "ann@example.com", MessageID: "<d1@example.com>", Source: "ses", OccurredAt: now}, limit)
+	res, err = st.RecordBounce(ctx, store.Bounce{Key: "k4", Kind: store.BounceComplaint, Email: "ann@example.com", MessageID: msg1, Source: "ses", OccurredAt: now}, limit)
 	if err != nil || res.DeliveryID != d1 || res.Suppressed || !reflect.DeepEqual(res.Unsubscribed, []string{"c1"}) {
 		t.Fatalf("complaint on d1 = %+v, %v", res, err)
 	}
@@ -130,5 +134,31 @@ func TestHardBounceAndComplaint(t *testing.T) {
 	rows, err := st.Bounces(ctx)
 	if err != nil || len(rows) != 4 || rows[0].DeliveryID != d1 || rows[2].DeliveryID != "" || rows[2].Email != "bob@example.com" || !rows[3].ReceivedAt.Equal(now) {
 		t.Fatalf("bounces %+v, %v", rows, err)
+	}
+}
+
+// TestBounceLinksByMessageID: a notice is linked to the delivery whose id
+// its Message-ID carries only when the whole Message-ID is the one that
+// delivery recorded; anything else is kept unlinked.
+func TestBounceLinksByMessageID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := ts("2026-07-01T12:00:00Z")
+	st := clockStore(t, &now)
+	importCustomers(t, st, customer("c1", "ann@example.com", "2026-01-01T00:00:00Z"))
+	d1, msg1 := sentDelivery(t, st, "winback", "c1")
+	limit := store.SoftBounceLimit{Count: 3, Per: 720 * time.Hour}
+	for i, tc := range []struct{ msgID, want string }{
+		{"<" + d1 + "@other.example>", ""},                // the id, another domain
+		{"<" + strings.ToUpper(d1) + "@example.com>", ""}, // not as recorded
+		{"<d1@example.com>", ""},                          // not one of ours
+		{"<" + d1 + "@example.com", ""},                   // cut short
+		{msg1, d1},
+	} {
+		res, err := st.RecordBounce(ctx, store.Bounce{Key: fmt.Sprintf("k%d", i), Kind: store.BounceSoft, Email: "ann@example.com",
+			MessageID: tc.msgID, Source: "dsn", OccurredAt: now}, limit)
+		if err != nil || res.DeliveryID != tc.want {
+			t.Errorf("Message-ID %q: linked to %q (%v), want %q", tc.msgID, res.DeliveryID, err, tc.want)
+		}
 	}
 }

@@ -51,7 +51,8 @@ func (s *Store) RefreshRollups(ctx context.Context, now time.Time) (RollupResult
 	}
 	res.Full = !prev.Valid
 	// The first refresh reads every delivery once; later ones read the
-	// rows touched since through indexes.
+	// days rollup_log names and the rows of the other tables touched
+	// since, through their indexes.
 	dirty, dirtyArgs, count := s.q.get(qRollupDirty), []any{prev.String}, s.q.get(qRollupCount)
 	if res.Full {
 		dirty, dirtyArgs, count = s.q.get(qRollupDirtyAll), nil, s.q.get(qRollupCountAll)

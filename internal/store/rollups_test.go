@@ -186,6 +186,37 @@ func TestRollupSeesLateCommits(t *testing.T) {
 	totals("after its commit", "w//1/sent/: 1 delivered, 0 opened, 0 clicked, 0 unsubscribed, 0 bounced, 0 complained, 0 converted, 0.00\n")
 }
 
+// TestRollupFollowsAMove: a delivery whose send time moves to another day
+// (a deferral to the next send window) leaves the old day's counts as
+// well as joining the new day's.
+func TestRollupFollowsAMove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	d1, d2 := ts("2026-06-01T21:00:00Z"), ts("2026-06-02T08:00:00Z")
+	if _, err := st.InsertDeliveries(ctx, []store.NewDelivery{{Campaign: "w", CustomerID: "c1", Occurrence: d1, Stage: "s", Template: "t", Queue: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	days := func(when, want string) {
+		t.Helper()
+		if _, err := st.RefreshRollups(ctx, d2); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.CampaignDays(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprintf("%+v", got); s != want {
+			t.Errorf("days %s:\n got %s\nwant %s", when, s, want)
+		}
+	}
+	days("planned on the first day", "[{Day:2026-06-01 00:00:00 +0000 UTC Planned:1 Sent:0 Opened:0 Clicked:0 Converted:0 Revenue:0}]")
+	if _, err := st.Pool().Exec(ctx, `UPDATE deliveries SET send_at = $1`, d2); err != nil {
+		t.Fatal(err)
+	}
+	days("moved to the next", "[{Day:2026-06-02 00:00:00 +0000 UTC Planned:1 Sent:0 Opened:0 Clicked:0 Converted:0 Revenue:0}]")
+}
+
 // TestSweepRecordsStageCounts: each sweep records the customers and the
 // total_spent of each stage, and its changes by from and to stage.
 func TestSweepRecordsStageCounts(t *testing.T) {

@@ -13,14 +13,15 @@ SELECT EXISTS (SELECT 1 FROM erased_addresses WHERE hash = sha256(lower($1)::byt
 -- name: bounce-insert
 -- $1 key, $2 kind, $3 email (lower case), $4 Message-ID (null: unknown),
 -- $5 reason, $6 source, $7 occurred_at, $8 received_at. Links the notice
--- to the delivery whose email carried the Message-ID. The first value
--- says whether the notice is new (its key was not seen before); then the
--- delivery's id, customer and campaign, null when none matched.
+-- to the delivery whose email carried the Message-ID: nurture's are
+-- <delivery id@domain>, so the id inside is looked up by primary key and
+-- the whole Message-ID must match what the delivery recorded. The first
+-- value says whether the notice is new (its key was not seen before);
+-- then the delivery's id, customer and campaign, null when none matched.
 WITH d AS (
     SELECT id, customer_id, campaign FROM deliveries
-    WHERE message_id = $4
-    ORDER BY updated_at DESC
-    LIMIT 1
+    WHERE id = (SELECT substring($4 FROM '^<([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@')::uuid)
+      AND message_id = $4
 ), ins AS (
     INSERT INTO bounces (dedup_key, kind, email, message_id, delivery_id, reason, source, occurred_at, received_at)
     SELECT $1, $2, $3, $4, (SELECT id FROM d), $5, $6, $7, $8

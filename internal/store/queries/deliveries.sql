@@ -34,9 +34,11 @@ ORDER BY customer_id, send_at;
 -- purpose: a condition that implies the predicate of deliveries_unfinished
 -- lets the planner pick that index, which right after a big tick (stale
 -- statistics) means reading every unfinished delivery to update a few.
--- $2 is each delivery's batch task, '' for its own task.
+-- $2 is each delivery's batch task, '' for its own task. updated_at stays
+-- as planning set it a moment before: the update writes no indexed
+-- column, so it is heap-only (migration 0014).
 UPDATE deliveries d
-SET status = 'queued', queued_at = now(), updated_at = now(), task = nullif(t.task, '')
+SET status = 'queued', queued_at = now(), task = nullif(t.task, '')
 FROM unnest($1::uuid[], $2::text[]) AS t (id, task)
 WHERE d.id = t.id AND d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{queued,sending,sent,failed,skipped,held_out}');
 
@@ -61,7 +63,7 @@ SET task = NULL
 FROM unnest($1::uuid[], $2::text[]) AS t (id, task)
 WHERE d.id = t.id AND d.id = ANY ($1::uuid[]) AND d.task = t.task
   AND d.status <> ALL ('{sent,failed,skipped,held_out}')
-  AND (d.status <> 'sending' OR d.updated_at < now() - $3::interval)
+  AND (d.status <> 'sending' OR greatest(d.updated_at, d.sending_at) < now() - $3::interval)
 RETURNING d.id::text;
 
 -- name: active-queues
@@ -69,13 +71,16 @@ RETURNING d.id::text;
 -- the campaign that used them moved to another queue or went away.
 SELECT DISTINCT queue
 FROM deliveries
-WHERE status IN ('planned', 'queued', 'sending')
+WHERE NOT finished
 ORDER BY queue;
 
 -- name: unfinished
+-- Unfinished deliveries idle for $1: neither written (updated_at) nor
+-- claimed (sending_at, which a claim sets instead of updated_at) since.
 SELECT id::text, queue, send_at, campaign, coalesce(task, '')
 FROM deliveries
-WHERE status IN ('planned', 'queued', 'sending') AND updated_at < now() - $1::interval
+WHERE NOT finished AND updated_at < now() - $1::interval
+  AND (sending_at IS NULL OR sending_at < now() - $1::interval)
 ORDER BY updated_at, id
 LIMIT $2;
 
@@ -85,7 +90,7 @@ LIMIT $2;
 -- sending one has finished or given up by then).
 SELECT id::text, queue, send_at, campaign, coalesce(task, '')
 FROM deliveries
-WHERE status IN ('planned', 'queued', 'sending') AND (status <> 'sending' OR updated_at < now() - $1::interval)
+WHERE NOT finished AND (status <> 'sending' OR greatest(updated_at, sending_at) < now() - $1::interval)
 ORDER BY updated_at, id
 LIMIT $2;
 
@@ -97,14 +102,16 @@ LIMIT $2;
 -- Only the task the row names may claim it ($2: the claiming task's id,
 -- which for a delivery's own task is the delivery id). An id given twice
 -- (two tasks claiming one delivery in one statement) is claimed for one
--- of them at most: the claimed row is matched back by its input position. "= ANY" scans the
+-- of them at most: the claimed row is matched back by its input position.
+-- sending_at is the claim's time; updated_at stays, so that the claim
+-- writes no indexed column and is heap-only (migration 0014). "= ANY" scans the
 -- primary key in id order, and the caller sorts the ids, so concurrent
 -- claims lock rows in the same order and cannot deadlock.
 WITH input AS (
     SELECT id, task, ord FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS i (id, task, ord)
 ), claimed AS (
     UPDATE deliveries d
-    SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), updated_at = now()
+    SET status = 'sending', attempts = d.attempts + 1, sending_at = now()
     FROM input i
     WHERE d.id = ANY ($1::uuid[]) AND i.id = d.id AND coalesce(d.task, d.id::text) = i.task
       AND d.status <> ALL ('{sent,failed,skipped,held_out}')
@@ -170,7 +177,7 @@ RETURNING d.id::text;
 -- name: delivery
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at,
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, sending_at) AS updated_at,
        step, event_id, variant, send_at
 FROM deliveries
 WHERE id = $1;
@@ -178,7 +185,7 @@ WHERE id = $1;
 -- name: deliveries
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, updated_at,
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, sending_at) AS updated_at,
        step, event_id, variant, send_at
 FROM deliveries
 WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR customer_id = $2) AND ($3 = '' OR status::text = $3)

@@ -20,20 +20,30 @@ CREATE TEMPORARY TABLE rollup_dirty (
 ) ON COMMIT DROP;
 
 -- name: rollup-dirty-all
--- A first refresh: every day of every campaign.
+-- A first refresh: every day of every campaign. What rollup_log holds is
+-- counted with them.
+WITH logged AS (
+    DELETE FROM rollup_log
+)
 INSERT INTO rollup_dirty (campaign, day)
 SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries;
 
 -- name: rollup-dirty
 -- $1 the previous refresh's bound. The days whose counts may have
--- changed: those of deliveries written (a bounce or a complaint is
--- written on the delivery), of deliveries that earned a purchase, were
--- first opened or clicked, and of deliveries whose recipient opted out
--- through the campaign's link since the bound; each read through its
--- touched index.
+-- changed: those that rollup_log names (every statement that wrote
+-- deliveries logs the days of the rows it wrote, so a bounce or a
+-- complaint, which is written on the delivery, logs its day too), taken
+-- out of it; and the days of deliveries that earned a purchase, were
+-- first opened or clicked, or whose recipient opted out through the
+-- campaign's link since the bound, each read through its touched index.
+-- The refresh is one repeatable-read transaction: rows of rollup_log
+-- written by a transaction that commits after its snapshot stay for the
+-- next refresh, and the counts read the same snapshot.
+WITH logged AS (
+    DELETE FROM rollup_log RETURNING campaign, day
+)
 INSERT INTO rollup_dirty (campaign, day)
-SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM deliveries
-WHERE touched >= $1::xid8
+SELECT campaign, day FROM logged
 UNION
 -- a purchase changes the counts of every step of its entry
 SELECT e.campaign, (e.send_at AT TIME ZONE 'UTC')::date

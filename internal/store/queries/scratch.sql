@@ -4,14 +4,14 @@
 -- name: scratch-reset
 TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
          journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions,
-         bounces, delivery_tracking, delivery_clicks, campaign_daily, stage_counts, stage_flows;
+         bounces, delivery_tracking, delivery_clicks, campaign_daily, rollup_log, stage_counts, stage_flows;
 UPDATE attribution_progress SET last_seq = 0;
 UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 
 -- name: scratch-clear-deliveries
 -- Deliveries, the journeys they belong to, what they earned, the bounces,
 -- opens and clicks about them, and their rollups.
-TRUNCATE deliveries, journeys, conversions, bounces, delivery_tracking, delivery_clicks, campaign_daily;
+TRUNCATE deliveries, journeys, conversions, bounces, delivery_tracking, delivery_clicks, campaign_daily, rollup_log;
 UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 
 -- name: scratch-vacuum
