@@ -75,19 +75,24 @@ CREATE TRIGGER deliveries_log_update AFTER UPDATE ON deliveries
 CREATE TRIGGER deliveries_log_delete AFTER DELETE ON deliveries
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_old();
 
--- Rewrites the table once (a stored generated column).
+-- The stored generated column rewrites the table once, with the new
+-- fillfactor: every page, old rows included, gets its free room.
+ALTER TABLE deliveries SET (fillfactor = 70);
 ALTER TABLE deliveries ADD COLUMN finished boolean NOT NULL
     GENERATED ALWAYS AS (status IN ('sent', 'failed', 'skipped', 'held_out')) STORED;
 DROP INDEX deliveries_unfinished;
 CREATE INDEX deliveries_unfinished ON deliveries (updated_at) WHERE NOT finished;
-
-ALTER TABLE deliveries SET (fillfactor = 70);
 
 -- Days changed before this migration were to be found by their touched
 -- rows: the next refresh counts every day again instead.
 UPDATE rollup_progress SET bound = NULL;
 
 -- +goose Down
+-- Before, a claim moved updated_at, and the reconciler reads it so: rows
+-- claimed since the upgrade get their claim's time back, or a delivery
+-- being sent would look idle.
+UPDATE deliveries SET updated_at = greatest(updated_at, queued_at, sending_at)
+WHERE status IN ('planned', 'queued', 'sending');
 ALTER TABLE deliveries RESET (fillfactor);
 DROP INDEX deliveries_unfinished;
 ALTER TABLE deliveries DROP COLUMN finished;

@@ -30,10 +30,11 @@ WHERE customer_id = ANY ($1::text[]) AND send_at > $2 AND send_at < $3
 ORDER BY customer_id, send_at;
 
 -- name: mark-queued
--- Statements that name their rows by id test the status with "<> ALL" on
--- purpose: a condition that implies the predicate of deliveries_unfinished
--- lets the planner pick that index, which right after a big tick (stale
--- statistics) means reading every unfinished delivery to update a few.
+-- Statements that name their rows by id test the status, never finished,
+-- on purpose: a condition that implies the predicate of
+-- deliveries_unfinished (NOT finished) lets the planner pick that index,
+-- which right after a big tick (stale statistics) means reading every
+-- unfinished delivery to update a few.
 -- $2 is each delivery's batch task, '' for its own task. updated_at stays
 -- as planning set it a moment before: the update writes no indexed
 -- column, so it is heap-only (migration 0014).
@@ -177,7 +178,7 @@ RETURNING d.id::text;
 -- name: delivery
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, sending_at) AS updated_at,
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, queued_at, sending_at) AS updated_at,
        step, event_id, variant, send_at
 FROM deliveries
 WHERE id = $1;
@@ -185,7 +186,7 @@ WHERE id = $1;
 -- name: deliveries
 SELECT id::text, campaign, customer_id, occurrence, stage, template, queue, status::text,
        coalesce(reason, ''), attempts, coalesce(last_error, ''), coalesce(message_id, ''), coalesce(smtp_reply, ''),
-       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, sending_at) AS updated_at,
+       planned_at, queued_at, sending_at, sent_at, failed_at, skipped_at, greatest(updated_at, queued_at, sending_at) AS updated_at,
        step, event_id, variant, send_at
 FROM deliveries
 WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR customer_id = $2) AND ($3 = '' OR status::text = $3)
