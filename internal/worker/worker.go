@@ -143,6 +143,8 @@ type Worker struct {
 	queue *queue.Client
 	// slots bounds the deliveries in flight (Config.InFlight).
 	slots chan struct{}
+	// runner runs the deliveries of batch tasks.
+	runner *runner
 
 	claims  *batcher[claimKey, claim]
 	records *batcher[store.Outcome, bool]
@@ -209,6 +211,7 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		infra:    ratelog.New(log, cfg.TroubleInterval, cfg.Now),
 		queue:    queue.NewClient(journal.Client(), queue.Config{}),
 		slots:    make(chan struct{}, cfg.InFlight),
+		runner:   newRunner(10 * time.Second),
 		throttle: throttle.New(journal.Client(), cfg.Throttle),
 		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe, Tracking: cfg.Tracking})}
 	w.content.Store(content)
@@ -573,14 +576,14 @@ func (w *Worker) processBatch(ctx context.Context, t *asynq.Task, stopping <-cha
 			continue
 		}
 		wg.Add(1)
-		go func() {
+		w.runner.run(func() {
 			defer func() {
 				<-w.slots
 				wg.Done()
 			}()
 			// A batch's deliveries have used no retry of their own.
 			errs[i] = w.deliver(ctx, did, retries{max: maxRetry, known: true}, bt)
-		}()
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
