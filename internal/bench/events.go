@@ -116,6 +116,8 @@ type ingestStats struct {
 	copyTime, importT time.Duration
 	indexedTime       time.Duration // COPY into a table with the indexes of events
 	polls, entries    int
+	settled           int           // entries planned by the poll before the import
+	settleTime        time.Duration // and its time
 	pollErr           error
 	copied            int
 }
@@ -163,6 +165,19 @@ func (b *bench) ingesting(ctx context.Context) error {
 		files = append(files, lines)
 	}
 
+	// The sample audience's own purchases of the last days are due for the
+	// shipped triggers too. A running scheduler would have planned them
+	// long before; one poll plans them before the clock starts, so that
+	// the polls timed beside the import find what a steady state has: the
+	// imported events, and the entries planned before.
+	b.progress("event import: one poll first, for what the audience already has due")
+	start = time.Now()
+	gs.settled, err = b.poll(ctx, b.shipped.Rules, b.cfg.At, queue.NewClient(b.rdb, queue.Config{}), nil)
+	if err != nil {
+		return err
+	}
+	gs.settleTime = time.Since(start)
+
 	// The poll runs beside the import, on the same clock: --at.
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -198,8 +213,9 @@ func (b *bench) ingesting(ctx context.Context) error {
 	b.add(result{
 		name: fmt.Sprintf("(g) Event import: %s abandoned carts through the importer (%d files of %s), cart-reminder and the other triggers polled every %s meanwhile",
 			count(float64(n)), gs.files, count(float64(per)), b.cfg.TriggerPoll),
-		value: fmt.Sprintf("%s events/s (%s; %s imported; %d polls planned %s entries meanwhile)", count(r), secs(gs.importT),
-			count(float64(gs.imported)), gs.polls, count(float64(gs.entries))),
+		value: fmt.Sprintf("%s events/s (%s; %s imported; %d polls planned %s entries meanwhile; before the clock started, a poll planned the %s entries the audience already had due, in %s)",
+			count(r), secs(gs.importT), count(float64(gs.imported)), gs.polls, count(float64(gs.entries)),
+			count(float64(gs.settled)), secs(gs.settleTime)),
 		baseline: fmt.Sprintf("plain COPY of the same rows into a table without index: %s/s (%s); into a table with the keys and indexes of events: %s/s (%s)",
 			count(rate(gs.copied, gs.copyTime)), secs(gs.copyTime), count(rate(gs.copied, gs.indexedTime)), secs(gs.indexedTime)),
 		ratio:  gs.importT.Seconds() / gs.copyTime.Seconds(),
