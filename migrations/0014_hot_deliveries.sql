@@ -36,44 +36,35 @@ CREATE TABLE rollup_log (
     day      date NOT NULL
 );
 
+-- One function for the three triggers: each has the transition tables of
+-- its event only, and only the branch of that event runs.
 -- +goose StatementBegin
-CREATE FUNCTION rollup_log_new() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION rollup_log_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO rollup_log (campaign, day)
-    SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM new_rows;
-    RETURN NULL;
-END
-$$;
--- +goose StatementEnd
-
--- +goose StatementBegin
-CREATE FUNCTION rollup_log_old() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO rollup_log (campaign, day)
-    SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM old_rows;
-    RETURN NULL;
-END
-$$;
--- +goose StatementEnd
-
--- +goose StatementBegin
-CREATE FUNCTION rollup_log_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO rollup_log (campaign, day)
-    SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM new_rows
-    UNION
-    SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM old_rows;
+    CASE TG_OP
+    WHEN 'INSERT' THEN
+        INSERT INTO rollup_log (campaign, day)
+        SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM new_rows;
+    WHEN 'DELETE' THEN
+        INSERT INTO rollup_log (campaign, day)
+        SELECT DISTINCT campaign, (send_at AT TIME ZONE 'UTC')::date FROM old_rows;
+    ELSE -- UPDATE: a row may move to another day
+        INSERT INTO rollup_log (campaign, day)
+        SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM new_rows
+        UNION
+        SELECT campaign, (send_at AT TIME ZONE 'UTC')::date FROM old_rows;
+    END CASE;
     RETURN NULL;
 END
 $$;
 -- +goose StatementEnd
 
 CREATE TRIGGER deliveries_log_insert AFTER INSERT ON deliveries
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_new();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_rows();
 CREATE TRIGGER deliveries_log_update AFTER UPDATE ON deliveries
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_moved();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_rows();
 CREATE TRIGGER deliveries_log_delete AFTER DELETE ON deliveries
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_old();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION rollup_log_rows();
 
 -- The stored generated column rewrites the table once, with the new
 -- fillfactor: every page, old rows included, gets its free room.
@@ -101,9 +92,7 @@ CREATE INDEX deliveries_unfinished ON deliveries (updated_at) WHERE status IN ('
 DROP TRIGGER deliveries_log_delete ON deliveries;
 DROP TRIGGER deliveries_log_update ON deliveries;
 DROP TRIGGER deliveries_log_insert ON deliveries;
-DROP FUNCTION rollup_log_moved();
-DROP FUNCTION rollup_log_old();
-DROP FUNCTION rollup_log_new();
+DROP FUNCTION rollup_log_rows();
 DROP TABLE rollup_log;
 
 -- Rows get touched again from the next refresh on; the one after the
