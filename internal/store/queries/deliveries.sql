@@ -38,10 +38,17 @@ ORDER BY customer_id, send_at;
 -- $2 is each delivery's batch task, '' for its own task. updated_at stays
 -- as planning set it a moment before: the update writes no indexed
 -- column, so it is heap-only (migration 0014).
+--
+-- The status is compared as text so that the column's statistics do not
+-- estimate how many rows pass: statistics gathered when no delivery was
+-- planned (every row queued or sent) made PostgreSQL expect one row, scan
+-- deliveries and join the ids by a nested loop, quadratic in the chunk
+-- (0.9 s for 1,649 rows, 54 ms this way).
 UPDATE deliveries d
 SET status = 'queued', queued_at = now(), task = nullif(t.task, '')
 FROM unnest($1::uuid[], $2::text[]) AS t (id, task)
-WHERE d.id = t.id AND d.id = ANY ($1::uuid[]) AND d.status <> ALL ('{queued,sending,sent,failed,skipped,held_out}');
+WHERE d.id = t.id AND d.id = ANY ($1::uuid[])
+  AND d.status::text <> ALL ('{queued,sending,sent,failed,skipped,held_out}'::text[]);
 
 -- name: touch
 -- The reconciler enqueued these again: planned ones are queued now, and
