@@ -118,6 +118,8 @@ type Server struct {
 	mail     []fault // answers for the next MAIL commands
 	rejects  map[string]fault
 	changed  chan struct{} // closed and replaced when count changes
+	hold     chan struct{} // set by Hold: DATA replies wait until it is closed
+	held     int           // DATA replies waiting on hold
 }
 
 type fault struct {
@@ -228,6 +230,33 @@ func (s *Server) Attempts() []Attempt {
 	s.mu.Unlock()
 	slices.SortStableFunc(out, func(a, b Attempt) int { return a.At.Compare(b.At) })
 	return out
+}
+
+// Hold makes every DATA reply from now on wait until Release: a test can
+// then act while it knows messages are in flight (see Held).
+func (s *Server) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold == nil {
+		s.hold = make(chan struct{})
+	}
+}
+
+// Release answers the DATA commands Hold kept waiting, and ends the hold.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold != nil {
+		close(s.hold)
+		s.hold = nil
+	}
+}
+
+// Held returns how many DATA replies the hold keeps waiting.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // Count is the number of messages accepted.
@@ -521,6 +550,13 @@ func (ss *session) Data(r io.Reader) error {
 		time.Sleep(s.latency)
 	}
 	s.mu.Lock()
+	if h := s.hold; h != nil {
+		s.held++
+		s.mu.Unlock()
+		<-h
+		s.mu.Lock()
+		s.held--
+	}
 	var f *fault
 	if len(s.data) > 0 {
 		f = &s.data[0]

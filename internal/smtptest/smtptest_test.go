@@ -255,3 +255,33 @@ func TestFailNextMail(t *testing.T) {
 		t.Errorf("count %d, want 1", s.Count())
 	}
 }
+
+// TestHold: while held, the server reads messages but keeps its replies,
+// and counts them; Release answers them all.
+func TestHold(t *testing.T) {
+	s := smtptest.Start(t)
+	s.Hold()
+	c := dial(t, s)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	}()
+	for s.Held() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("send ended while held: %v", err)
+		default:
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if n := s.Count(); n != 0 {
+		t.Errorf("%d messages accepted while held, want 0", n)
+	}
+	s.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, h := s.Count(), s.Held(); n != 1 || h != 0 {
+		t.Errorf("after Release: %d accepted, %d held; want 1 and 0", n, h)
+	}
+}
