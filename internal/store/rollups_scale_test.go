@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -14,18 +17,26 @@ import (
 )
 
 // TestPagesAtScale: on a million deliveries (12 campaigns over a year, 50
-// 000 conversions, 200 000 opened) and a year of hourly sweeps, each results page answers
-// within 200 ms, because it reads the rollups alone; and the rollup of
-// the million rows agrees with the report read from deliveries. The one
-// test here that measures time: the requirement is a time. It takes the
-// best of five runs, so a busy machine does not fail it.
+// 000 conversions, 200 000 opened) and a year of hourly sweeps, the rollup
+// of the million rows agrees with the report read from deliveries, and
+// each results page reads the rollups alone: the pages are served through
+// a PostgreSQL role that may not read deliveries, customers, events or
+// what hangs off them, so a page that did would fail. That is what keeps
+// a page fast whatever the number of deliveries; the times are logged
+// (best of five), not asserted: a test must not depend on the machine's
+// speed.
 func TestPagesAtScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a million deliveries; skipped with -short")
 	}
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
+	dbURL := testenv.DatabaseURL(t)
+	st, err := store.Open(ctx, dbURL, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	exec := func(what, sql string) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -96,7 +107,7 @@ FROM generate_series(timestamptz '2025-06-02', timestamptz '2026-06-01 23:00', i
 		set.Campaigns = append(set.Campaigns, campaign.Campaign{Name: "campaign-" + twoDigits(i), HoldoutBasisPoints: 1000})
 	}
 	m := http.NewServeMux()
-	for pattern, h := range pages.Handlers(pages.Config{Store: st, Campaigns: func() *campaign.Set { return set },
+	for pattern, h := range pages.Handlers(pages.Config{Store: rollupReader(t, st, dbURL), Campaigns: func() *campaign.Set { return set },
 		Now: func() time.Time { return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC) }}) {
 		m.Handle(pattern, h)
 	}
@@ -114,10 +125,51 @@ FROM generate_series(timestamptz '2025-06-02', timestamptz '2026-06-01 23:00', i
 			}
 		}
 		t.Logf("GET %s: best of 5 in %s", path, best.Round(100*time.Microsecond))
-		if best > 200*time.Millisecond {
-			t.Errorf("GET %s took %s at best, want under 200ms", path, best)
+	}
+}
+
+// rollupReader is a Store on dbURL as a role of its own that may read
+// every table but the large ones the rollups summarise.
+func rollupReader(t *testing.T, st *store.Store, dbURL string) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	role := "pages_reader_" + hex.EncodeToString(b[:])
+	for _, sql := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA public TO " + role,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + role,
+		"REVOKE SELECT ON deliveries, customers, events, conversions, delivery_tracking, delivery_clicks, journeys FROM " + role,
+	} {
+		if _, err := st.Pool().Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	t.Cleanup(func() {
+		for _, sql := range []string{"DROP OWNED BY " + role, "DROP ROLE " + role} {
+			if _, err := st.Pool().Exec(context.Background(), sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	reader, err := store.Open(ctx, u.String(), store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	// The role cannot read deliveries: the guard itself is checked.
+	if _, err := reader.Report(ctx, store.ReportFilter{}); err == nil {
+		t.Fatal("the rollup reader read deliveries")
+	}
+	return reader
 }
 
 func twoDigits(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
