@@ -16,7 +16,7 @@ type Customer struct {
 	Subscribed      bool
 	Suppressed      bool // the email address is on the suppression list
 	CreatedAt       time.Time
-	Attributes      map[string]any
+	Attributes      map[string]any // read only: customers read by one scan may share it
 	OrdersCount     int
 	TotalSpent      float64
 	FirstPurchaseAt *time.Time

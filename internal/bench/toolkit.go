@@ -115,13 +115,8 @@ func (b *bench) scanCampaign(ctx context.Context, t *audience.Target) (int, erro
 	if !c.Enabled {
 		return 0, nil
 	}
-	if tr := c.Trigger; tr != nil {
-		within := tr.Within
-		if within <= 0 {
-			within = campaign.DefaultWithin
-		}
-		return b.st.ScanDueEntries(ctx, store.DueFilter{Campaign: c.Name, Event: tr.Event, Stage: tr.EnteredStage,
-			Journey: c.IsJourney(), Now: b.cfg.At, Delay: tr.Delay, Within: within})
+	if c.Trigger != nil {
+		return b.st.ScanDueEntries(ctx, planner.DueFilter(c, b.cfg.At, nil))
 	}
 	return b.st.ScanCandidates(ctx, store.CandidateFilter{Campaign: c.Name, At: b.cfg.At,
 		MinInactive: c.Audience.MinInactive, MaxInactive: c.Audience.MaxInactive, Journey: c.IsJourney()})

@@ -91,9 +91,9 @@ func TestToolkitParts(t *testing.T) {
 	if gs.imported != 3000 || gs.copied != 3000 || gs.files != 3 || gs.polls < 1 {
 		t.Errorf("part g: imported %d, copied %d, %d files, %d polls; want 3000, 3000, 3, at least 1", gs.imported, gs.copied, gs.files, gs.polls)
 	}
-	if gs.entries+gs.caughtUp != 2660 || gs.catchUpTime <= 0 {
-		t.Errorf("part g: %d entries planned during the import and %d after (in %s); want 2660 in all, the second poll timed",
-			gs.entries, gs.caughtUp, gs.catchUpTime)
+	if gs.entries+gs.caughtUp != 2660 || gs.catchUpTime <= 0 || gs.idle != 0 || gs.idleTime <= 0 {
+		t.Errorf("part g: %d entries planned during the import, %d after (in %s) and %d by the next poll (in %s); want 2660, then none, both polls timed",
+			gs.entries, gs.caughtUp, gs.catchUpTime, gs.idle, gs.idleTime)
 	}
 
 	// h: every event imported was enqueued once, with a lag that is not

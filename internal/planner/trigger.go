@@ -31,6 +31,20 @@ func dueFilter(c *campaign.Campaign, now time.Time, simulated []store.StageEntry
 	}
 }
 
+// DueFilter selects what an evaluation of the triggered campaign c at now
+// reads: its due entries, less the events that the customer's history of
+// the campaign keeps out already (max_sends or max_entries reached, a
+// journey under way, a cooldown running). Those would fail Match whatever
+// else the evaluation finds, and left in they are read again at every poll
+// until they are too late.
+func DueFilter(c *campaign.Campaign, now time.Time, simulated []store.StageEntry) store.DueFilter {
+	f := dueFilter(c, now, simulated)
+	if f.Event != "" {
+		f.Settled = &store.Settled{Max: max(c.Frequency.MaxSends, c.Frequency.MaxEntries), Cooldown: c.Frequency.Cooldown}
+	}
+	return f
+}
+
 // dueEntries calls fn with every entry of the triggered campaign t that is
 // due at now (due <= now < due + within), has no delivery yet, and passes
 // the audience rules, trigger.where and exit_when at now. simulated are
@@ -44,7 +58,7 @@ func (p *Planner) dueEntries(ctx context.Context, rules *audience.Rules, t *audi
 		return st, nil
 	}
 	now = now.UTC()
-	f := dueFilter(c, now, simulated)
+	f := DueFilter(c, now, simulated)
 	var (
 		customer  string     // the customer of the entries seen last
 		sends     int        // entries given to fn for them in this evaluation

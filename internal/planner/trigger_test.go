@@ -277,10 +277,68 @@ func TestEventTriggerRules(t *testing.T) {
 	if got := rows(t, st); !reflect.DeepEqual(got, want) {
 		t.Errorf("rows\n%v\nwant\n%v", got, want)
 	}
-	// a2 stays due, and max_sends keeps it out at every evaluation.
+	// a2 stays due, and max_sends keeps it out at every evaluation: from
+	// now on before it is read, as a's history alone decides it.
 	res, err = p.TickTriggered(ctx, rules, rules.Target("cart"), now.Add(time.Hour), q, planner.TickOptions{})
-	if err != nil || res.Candidates != 3 || res.Planned != 0 {
-		t.Errorf("next evaluation: %+v, %v; want 3 due, none planned", res, err)
+	if err != nil || res.Candidates != 2 || res.Planned != 0 {
+		t.Errorf("next evaluation: %+v, %v; want 2 due (unsub's and supp's), none planned", res, err)
+	}
+}
+
+// TestEventTriggerCooldownLeftOut: an event kept out by the cooldown of
+// an earlier entry is not read again while that cooldown runs, is planned
+// by the first evaluation after it ends (still within), and explain still
+// names the cooldown meanwhile.
+func TestEventTriggerCooldownLeftOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	q := triggerQueue(t)
+	rules := triggerRules(t, func(set *campaign.Set) {
+		set.Campaign("cart").Frequency.Cooldown = 6 * time.Hour
+	})
+	p := planner.New(st, slog.New(slog.DiscardHandler))
+	cart := rules.Target("cart")
+	importLines(t, st, "customers", t0, customerLine("a", t0.Add(-100*day)))
+	importLines(t, st, "events", t0,
+		eventLine("a1", "a", "cart_abandoned", t0), eventLine("a2", "a", "cart_abandoned", t0.Add(time.Hour)))
+	tick := func(now time.Time, candidates, planned int) {
+		t.Helper()
+		res, err := p.TickTriggered(ctx, rules, cart, now, q, planner.TickOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Candidates != candidates || res.Planned != planned {
+			t.Errorf("at %s: %d due, %d planned; want %d and %d", now.Format(time.RFC3339Nano), res.Candidates, res.Planned, candidates, planned)
+		}
+	}
+
+	// Both due: a1 is planned, and its entry (due t0+1h) keeps a2 out.
+	tick(t0.Add(2*time.Hour), 2, 1)
+	want := []row{{"cart", "a", t0.Add(time.Hour), 1, "a1", t0.Add(2 * time.Hour), store.StatusPlanned}}
+	if got := rows(t, st); !reflect.DeepEqual(got, want) {
+		t.Errorf("first evaluation: rows\n%v\nwant\n%v", got, want)
+	}
+	// While the cooldown runs, a2 is left out before it is read, up to its
+	// last microsecond: t0+1h+6h is the first instant it is over.
+	tick(t0.Add(3*time.Hour), 0, 0)
+	tick(t0.Add(7*time.Hour-time.Microsecond), 0, 0)
+	ex, err := p.Explain(ctx, rules, "a", t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range ex.Campaigns {
+		if v.Campaign == "cart" && (v.Planned || v.Rule != "cooldown") {
+			t.Errorf("explain during the cooldown: %+v, want the rule cooldown", v)
+		}
+	}
+	// Then it is planned, its occurrence its own due time.
+	now := t0.Add(7 * time.Hour)
+	tick(now, 1, 1)
+	want = append(want, row{"cart", "a", t0.Add(2 * time.Hour), 1, "a2", now, store.StatusPlanned})
+	sortRows(want)
+	if got := rows(t, st); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the cooldown: rows\n%v\nwant\n%v", got, want)
 	}
 }
 

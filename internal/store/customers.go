@@ -263,6 +263,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 	if err != nil {
 		return fmt.Errorf("candidates of campaign %q: %w", f.Campaign, err)
 	}
+	var attrs attrDecoder
 	for rows.Next() {
 		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
 		if err := rows.Scan(dest...); err != nil {
@@ -280,7 +281,7 @@ func (s *Store) Candidates(ctx context.Context, f CandidateFilter, fn func(*Cand
 		c.LastPurchaseAt = timePtr(lastPur)
 		if f.SkipAttributes {
 			c.Attributes = nil
-		} else if c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary); err != nil {
+		} else if c.Attributes, err = attrs.decode(rows.RawValues()[attributesCol], binary); err != nil {
 			return fmt.Errorf("candidates of campaign %q: customer %q: %w", f.Campaign, c.ID, err)
 		}
 		cand.History = audience.History{Sends: int(sends), LastOccurrence: timePtr(lastOccurrence), Planned: planned, Active: active}
@@ -366,6 +367,7 @@ func scanCustomers(rows pgx.Rows, fn func(*audience.Customer) error) error {
 	if err != nil {
 		return fmt.Errorf("customers: %w", err)
 	}
+	var attrs attrDecoder
 	for rows.Next() {
 		binary := rows.FieldDescriptions()[attributesCol].Format == pgx.BinaryFormatCode
 		if err := rows.Scan(dest...); err != nil {
@@ -376,7 +378,7 @@ func scanCustomers(rows pgx.Rows, fn func(*audience.Customer) error) error {
 		c.OrdersCount = int(ordersCount)
 		c.FirstPurchaseAt = timePtr(firstPurchase)
 		c.LastPurchaseAt = timePtr(lastPur)
-		c.Attributes, err = decodeAttributes(rows.RawValues()[attributesCol], binary)
+		c.Attributes, err = attrs.decode(rows.RawValues()[attributesCol], binary)
 		if err != nil {
 			return fmt.Errorf("customer %q: %w", c.ID, err)
 		}
@@ -439,6 +441,38 @@ func decodeAttributes(raw []byte, binary bool) (map[string]any, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("attributes: %w", err)
 	}
+	return m, nil
+}
+
+// attrDecoder decodes the attributes of the rows of one scan, and hands
+// out one map for all rows whose attributes are the same bytes: most
+// customers carry one of a few attribute sets (a plan, a tier), and
+// decoding each anew cost more than the rest of the row (a quarter of a
+// dry run's CPU, garbage collection included). Callers share those maps,
+// so nothing may write to them; expressions and templates only read.
+type attrDecoder struct {
+	seen map[string]map[string]any
+}
+
+// Bounds of an attrDecoder: attribute sets held at most, and the longest
+// held. Past them a row's attributes are decoded for that row alone.
+const (
+	attrDecoderSets = 256
+	attrDecoderLen  = 256
+)
+
+func (d *attrDecoder) decode(raw []byte, binary bool) (map[string]any, error) {
+	if m, ok := d.seen[string(raw)]; ok {
+		return m, nil
+	}
+	m, err := decodeAttributes(raw, binary)
+	if err != nil || m == nil || len(raw) > attrDecoderLen || len(d.seen) >= attrDecoderSets {
+		return m, err
+	}
+	if d.seen == nil {
+		d.seen = make(map[string]map[string]any)
+	}
+	d.seen[string(raw)] = m
 	return m, nil
 }
 

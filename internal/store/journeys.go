@@ -208,7 +208,9 @@ func (s *Store) ActiveJourneys(ctx context.Context, campaign string, offsets []t
 	for i, d := range offsets {
 		micros[i] = d.Microseconds()
 	}
-	rows, err := s.pool.Query(ctx, s.q.get(qActiveJourneys), campaign, micros, now)
+	// Planned at every run, as the due entries are (see dueRows): the
+	// journeys and their deliveries grow from empty.
+	rows, err := s.pool.Query(ctx, s.q.get(qActiveJourneys), pgx.QueryExecModeCacheDescribe, campaign, micros, now)
 	if err != nil {
 		return fmt.Errorf("journeys of campaign %q: %w", campaign, err)
 	}

@@ -19,6 +19,7 @@ type customerRow struct {
 
 	dest                    []any
 	attributesCol           int
+	attrs                   attrDecoder
 	firstPurchase, lastPur  pgtype.Timestamptz
 	ordersCount             int32
 	createdAt, lastActiveAt time.Time
@@ -41,8 +42,8 @@ func newCustomerRow(rows pgx.Rows, extra map[string]any) (*customerRow, error) {
 	return r, err
 }
 
-// scan reads the current row. Customer's maps and pointers are new for
-// each row, so a copy of it may be kept.
+// scan reads the current row. Customer's pointers are new for each row,
+// and its Attributes are never written to, so a copy of it may be kept.
 func (r *customerRow) scan(rows pgx.Rows) error {
 	binary := rows.FieldDescriptions()[r.attributesCol].Format == pgx.BinaryFormatCode
 	if err := rows.Scan(r.dest...); err != nil {
@@ -55,7 +56,7 @@ func (r *customerRow) scan(rows pgx.Rows) error {
 	c.FirstPurchaseAt = timePtr(r.firstPurchase)
 	c.LastPurchaseAt = timePtr(r.lastPur)
 	var err error
-	if c.Attributes, err = decodeAttributes(rows.RawValues()[r.attributesCol], binary); err != nil {
+	if c.Attributes, err = r.attrs.decode(rows.RawValues()[r.attributesCol], binary); err != nil {
 		return fmt.Errorf("customer %q: %w", c.ID, err)
 	}
 	return nil
@@ -81,6 +82,20 @@ type DueFilter struct {
 	// Simulated are stage entries a dry run's simulated sweep observed;
 	// they count as if recorded.
 	Simulated []StageEntry
+	// Settled, for an event trigger, leaves out the events that the
+	// customer's history of the campaign already keeps out at Now. Those
+	// stay due until they are Within late, and an evaluation that plans
+	// would read them all again each time to find the same answer.
+	Settled *Settled
+}
+
+// Settled are the campaign's rules that the history of a customer alone
+// decides, as audience.Target.Why checks them.
+type Settled struct {
+	// Max is max_sends, or max_entries for a journey; 0 means no limit.
+	Max int
+	// Cooldown is frequency.cooldown; 0 means none.
+	Cooldown time.Duration
 }
 
 // DueEntry is an entry of a triggered campaign that is due and has no
@@ -107,9 +122,25 @@ func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 		rows pgx.Rows
 		err  error
 	)
+	// Planned at every run, never from a cached plan: a plan made while
+	// deliveries or journeys were empty (a new install, or a first poll
+	// after they were cleared) scans them whole for every due entry once
+	// they have grown, and a poll then outlasts its period. A poll runs
+	// these once per triggered campaign: planning each time is cheap.
+	mode := pgx.QueryExecModeCacheDescribe
 	switch {
 	case f.Event != "" && f.Stage == "":
-		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), f.Campaign, f.Event, lo, hi, f.Now, f.Journey)
+		settled, limit, after := f.Settled != nil, 0, pgtype.Timestamptz{}
+		if settled {
+			limit = f.Settled.Max
+			if f.Settled.Cooldown > 0 {
+				// Why's test, Now - last < Cooldown, is last > Now - Cooldown.
+				// Stored times are whole microseconds, so the bound rounded
+				// down to one gives the same answer.
+				after = pgtype.Timestamptz{Time: f.Now.Add(-f.Settled.Cooldown).Truncate(time.Microsecond), Valid: true}
+			}
+		}
+		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), mode, f.Campaign, f.Event, lo, hi, f.Now, f.Journey, settled, limit, after)
 	case f.Stage != "" && f.Event == "":
 		ids := make([]string, 0, len(f.Simulated))
 		times := make([]time.Time, 0, len(f.Simulated))
@@ -118,7 +149,7 @@ func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 				ids, times = append(ids, e.CustomerID), append(times, e.ObservedAt)
 			}
 		}
-		rows, err = s.pool.Query(ctx, s.q.get(qDueStageEntries), f.Campaign, f.Stage, lo, hi, f.Now,
+		rows, err = s.pool.Query(ctx, s.q.get(qDueStageEntries), mode, f.Campaign, f.Stage, lo, hi, f.Now,
 			f.Delay.Microseconds(), ids, times, f.Journey)
 	default:
 		return nil, fmt.Errorf("due entries of campaign %q: want exactly one of an event type and a stage", f.Campaign)

@@ -9,6 +9,9 @@
 -- their customer as now; events of unknown customers wait for them.
 -- History is as for candidates: entries (step 1) in every status but
 -- failed and skipped, or for a journey its entries.
+-- $7 leaves out events whose customer's history keeps them out already:
+-- $8 sends or entries reached (0: no limit), a journey under way, or an
+-- entry after $9 (null: no cooldown).
 SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::float8 AS amount, e.properties,
        e.occurred_at AS entered_at,
        c.id, c.email, c.first_name, c.timezone,
@@ -52,6 +55,10 @@ LEFT JOIN LATERAL (
 ) hj ON true
 WHERE e.type = $2 AND e.occurred_at > $3 AND e.occurred_at <= $4
   AND done_d.found IS NULL AND done_j.found IS NULL
+  AND NOT ($7::boolean AND (
+        ($8::integer > 0 AND CASE WHEN $6::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END >= $8::integer)
+        OR coalesce(hj.active, false)
+        OR coalesce(CASE WHEN $6::boolean THEN hj.last_occurrence ELSE h.last_occurrence END > $9::timestamptz, false)))
 ORDER BY c.id, e.occurred_at, e.dedup_key;
 
 -- name: due-stage-entries
