@@ -209,7 +209,9 @@ func (p *Planner) triggerVerdict(ctx context.Context, rules *audience.Rules, t *
 	v := Verdict{Campaign: c.Name, Rule: RuleNotDue,
 		Detail: fmt.Sprintf("no entry by %s is due in (%s, %s]", triggerName(c.Trigger), at.Add(-within(c.Trigger)).Format(time.RFC3339), at.Format(time.RFC3339))}
 	decided := false
-	err := p.store.DueEntries(ctx, dueFilter(c, at, simulated), func(e *store.DueEntry) error {
+	f := dueFilter(c, at, simulated)
+	f.Customer = cu.ID
+	err := p.store.DueEntries(ctx, f, func(e *store.DueEntry) error {
 		if decided || e.Customer.ID != cu.ID {
 			return nil
 		}

@@ -82,6 +82,8 @@ type DueFilter struct {
 	// Simulated are stage entries a dry run's simulated sweep observed;
 	// they count as if recorded.
 	Simulated []StageEntry
+	// Customer, when set, selects that customer's entries alone.
+	Customer string
 	// Settled, for an event trigger, leaves out the events that the
 	// customer's history of the campaign already keeps out at Now. Those
 	// stay due until they are Within late, and an evaluation that plans
@@ -140,7 +142,7 @@ func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 				after = pgtype.Timestamptz{Time: f.Now.Add(-f.Settled.Cooldown).Truncate(time.Microsecond), Valid: true}
 			}
 		}
-		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), mode, f.Campaign, f.Event, lo, hi, f.Now, f.Journey, settled, limit, after)
+		rows, err = s.pool.Query(ctx, s.q.get(qDueEvents), mode, f.Campaign, f.Event, lo, hi, f.Now, f.Journey, settled, limit, after, f.Customer)
 	case f.Stage != "" && f.Event == "":
 		ids := make([]string, 0, len(f.Simulated))
 		times := make([]time.Time, 0, len(f.Simulated))
@@ -150,7 +152,7 @@ func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 			}
 		}
 		rows, err = s.pool.Query(ctx, s.q.get(qDueStageEntries), mode, f.Campaign, f.Stage, lo, hi, f.Now,
-			f.Delay.Microseconds(), ids, times, f.Journey)
+			f.Delay.Microseconds(), ids, times, f.Journey, f.Customer)
 	default:
 		return nil, fmt.Errorf("due entries of campaign %q: want exactly one of an event type and a stage", f.Campaign)
 	}

@@ -11,7 +11,8 @@
 -- failed and skipped, or for a journey its entries.
 -- $7 leaves out events whose customer's history keeps them out already:
 -- $8 sends or entries reached (0: no limit), a journey under way, or an
--- entry after $9 (null: no cooldown).
+-- entry after $9 (null: no cooldown). $10 is a customer id, to read only
+-- their events ('': everyone's).
 SELECT e.dedup_key AS event_id, e.type AS event_type, e.occurred_at, e.amount::float8 AS amount, e.properties,
        e.occurred_at AS entered_at,
        c.id, c.email, c.first_name, c.timezone,
@@ -54,6 +55,7 @@ LEFT JOIN LATERAL (
     WHERE $6::boolean AND j.campaign = $1 AND j.customer_id = c.id
 ) hj ON true
 WHERE e.type = $2 AND e.occurred_at > $3 AND e.occurred_at <= $4
+  AND ($10::text = '' OR e.customer_id = $10::text)
   AND done_d.found IS NULL AND done_j.found IS NULL
   AND NOT ($7::boolean AND (
         ($8::integer > 0 AND CASE WHEN $6::boolean THEN coalesce(hj.sends, 0) ELSE coalesce(h.sends, 0) END >= $8::integer)
@@ -65,16 +67,19 @@ ORDER BY c.id, e.occurred_at, e.dedup_key;
 -- $1 campaign, $2 stage, $3 exclusive lower and $4 inclusive upper bound
 -- of observed_at, $5 the evaluation instant, $6 the delay in microseconds,
 -- $7 and $8 entries a simulated sweep observed (a dry run; empty
--- otherwise), $9 whether the campaign is a journey. Entries into the
--- stage in the window without a delivery (or journey) of this campaign at
--- their due time, with their customer as now.
+-- otherwise), $9 whether the campaign is a journey, $10 a customer id to
+-- read only their entries ('': everyone's). Entries into the stage in the
+-- window without a delivery (or journey) of this campaign at their due
+-- time, with their customer as now.
 WITH entered AS (
     SELECT customer_id, observed_at
     FROM stage_changes
     WHERE entry AND to_stage = $2 AND observed_at > $3 AND observed_at <= $4
+      AND ($10::text = '' OR customer_id = $10::text)
     UNION ALL
     SELECT s.customer_id COLLATE "C", s.observed_at
     FROM unnest($7::text[], $8::timestamptz[]) AS s (customer_id, observed_at)
+    WHERE $10::text = '' OR s.customer_id = $10::text
 )
 SELECT '' AS event_id, '' AS event_type, NULL::timestamptz AS occurred_at, NULL::float8 AS amount, NULL::jsonb AS properties,
        en.observed_at AS entered_at,
