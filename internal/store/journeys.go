@@ -210,7 +210,7 @@ func (s *Store) ActiveJourneys(ctx context.Context, campaign string, offsets []t
 	}
 	// Planned at every run, as the due entries are (see dueRows): the
 	// journeys and their deliveries grow from empty.
-	rows, err := s.pool.Query(ctx, s.q.get(qActiveJourneys), pgx.QueryExecModeCacheDescribe, campaign, micros, now)
+	rows, err := s.pool.Query(ctx, s.q.get(qActiveJourneys), s.replan, campaign, micros, now)
 	if err != nil {
 		return fmt.Errorf("journeys of campaign %q: %w", campaign, err)
 	}

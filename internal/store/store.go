@@ -92,6 +92,25 @@ type Store struct {
 	cfg   Config
 	q     queries
 	where string // host:port/database, for messages
+	// replan is how the statements that must be planned at every run are
+	// sent (see freshPlans).
+	replan pgx.QueryExecMode
+}
+
+// freshPlans is the query mode of statements that must not run from a
+// cached plan (the trigger poll's): with pgx's default, which prepares and
+// caches every statement, an unnamed statement whose description is
+// cached, or described each time when the URL disables that cache; any
+// other mode the URL chose plans at every run already.
+func freshPlans(cc *pgx.ConnConfig) pgx.QueryExecMode {
+	switch {
+	case cc.DefaultQueryExecMode != pgx.QueryExecModeCacheStatement:
+		return cc.DefaultQueryExecMode
+	case cc.DescriptionCacheCapacity > 0:
+		return pgx.QueryExecModeCacheDescribe
+	default:
+		return pgx.QueryExecModeDescribeExec
+	}
 }
 
 // CheckURL reports what is wrong with a database URL (or keyword/value
@@ -143,7 +162,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, connectError(where, pc.ConnConfig.Database, err, cfg.ConnectTimeout)
 	}
-	s := &Store{pool: pool, cfg: cfg, q: q, where: where}
+	s := &Store{pool: pool, cfg: cfg, q: q, where: where, replan: freshPlans(pc.ConnConfig)}
 	pending, err := s.pendingMigrations(ctx)
 	if err != nil {
 		pool.Close()

@@ -129,7 +129,7 @@ func (s *Store) dueRows(ctx context.Context, f DueFilter) (pgx.Rows, error) {
 	// after they were cleared) scans them whole for every due entry once
 	// they have grown, and a poll then outlasts its period. A poll runs
 	// these once per triggered campaign: planning each time is cheap.
-	mode := pgx.QueryExecModeCacheDescribe
+	mode := s.replan
 	switch {
 	case f.Event != "" && f.Stage == "":
 		settled, limit, after := f.Settled != nil, 0, pgtype.Timestamptz{}
