@@ -17,3 +17,13 @@ func WriteSigned(w io.Writer, m *Message, now time.Time, dk *DKIM) error {
 	_, err = w.Write(r.bytes())
 	return err
 }
+
+// WithQueue lets up to n sends wait in the SMTP pool's channel, where
+// QueuedSends sees them, instead of in Send.
+func WithQueue(cfg Config, n int) Config {
+	cfg.queue = n
+	return cfg
+}
+
+// QueuedSends is how many sends wait in an SMTP sender's channel.
+func QueuedSends(s Sender) int { return len(s.(*pool).reqs) }

@@ -60,6 +60,10 @@ type Config struct {
 	DKIM *DKIM
 	// Now dates each message (its Date field); default time.Now.
 	Now func() time.Time
+
+	// queue lets sends wait in the SMTP pool's channel instead of in Send:
+	// 0 in use; tests set it to see a waiting send.
+	queue int
 }
 
 func (c Config) withDefaults() Config {

@@ -17,14 +17,18 @@ import (
 )
 
 // pool is the SMTP Sender: Conns long-lived connections, each carrying
-// many messages one after another (see transact). A send borrows a
-// connection from the slots channel and gives it back.
+// many messages one after another. Each connection has a goroutine that
+// takes sends from the reqs channel (see serve). When the server offers
+// PIPELINING and another send is waiting as a message's data goes out,
+// that send's envelope goes in the same write: one round trip a message
+// instead of two.
 type pool struct {
 	cfg    Config
 	srv    server
 	log    *slog.Logger
-	slots  chan *conn
+	reqs   chan *request
 	done   chan struct{}
+	serves sync.WaitGroup // the connections' goroutines
 	closed sync.Once
 	bufs   sync.Pool // *bytes.Buffer, for rendering messages
 	// senders are the From addresses seen, parsed.
@@ -33,9 +37,9 @@ type pool struct {
 	eightBit atomic.Bool
 }
 
-// conn is one pool slot: a go-mail client (configuration, TLS, AUTH) and,
-// when connected, its SMTP session. Only the goroutine holding the slot
-// touches it.
+// conn is one of the pool's connections: a go-mail client
+// (configuration, TLS, AUTH) and, when connected, its SMTP session. Only
+// its serve goroutine touches it.
 type conn struct {
 	id       int
 	client   *gomail.Client
@@ -47,25 +51,48 @@ type conn struct {
 	sent     int          // messages carried by this session
 	lastUsed time.Time    // end of the last exchange
 	out      []byte       // commands or dot-stuffed data, for one write
+	next     []byte       // the envelope of the next message, for out
 }
+
+// request is one Send handed to a connection's goroutine, which answers
+// on done exactly once.
+type request struct {
+	ctx  context.Context
+	m    *Message
+	r    *rendered
+	buf  *bytes.Buffer // r's, for rendering it again without 8BITMIME
+	done chan result
+}
+
+type result struct {
+	reply string
+	err   error
+}
+
+func (q *request) answer(reply string, err error) { q.done <- result{reply, err} }
 
 func newPool(cfg Config, srv server, log *slog.Logger) (*pool, error) {
 	p := &pool{
-		cfg:   cfg,
-		srv:   srv,
-		log:   log.With("smtp", srv.addr()),
-		slots: make(chan *conn, cfg.Conns),
-		done:  make(chan struct{}),
+		cfg:  cfg,
+		srv:  srv,
+		log:  log.With("smtp", srv.addr()),
+		reqs: make(chan *request, cfg.queue),
+		done: make(chan struct{}),
 	}
 	p.bufs.New = func() any { return new(bytes.Buffer) }
-	for i := range cfg.Conns {
+	conns := make([]*conn, cfg.Conns)
+	for i := range conns {
 		c := &conn{id: i}
 		client, err := newClient(cfg, srv, c.dial(srv))
 		if err != nil {
 			return nil, err
 		}
 		c.client = client
-		p.slots <- c
+		conns[i] = c
+	}
+	for _, c := range conns {
+		p.serves.Add(1)
+		go p.serve(c)
 	}
 	return p, nil
 }
@@ -237,27 +264,16 @@ func (c *conn) quit() {
 
 const quitTimeout = 2 * time.Second
 
-func (p *pool) acquire(ctx context.Context) (*conn, error) {
+func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	// Checked first because select picks at random among ready cases.
 	select {
 	case <-p.done:
-		return nil, ErrClosed
+		return "", ErrClosed
 	default:
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+		return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
 	}
-	select {
-	case c := <-p.slots:
-		return c, nil
-	case <-p.done:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
-	}
-}
-
-func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	buf := p.bufs.Get().(*bytes.Buffer)
 	defer p.putBuf(buf)
 	// Rendered before a connection is taken, in the encoding the last
@@ -266,45 +282,101 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := p.acquire(ctx)
-	if err != nil {
-		return "", err
+	q := &request{ctx: ctx, m: m, r: r, buf: buf, done: make(chan result, 1)}
+	select {
+	case p.reqs <- q:
+	case <-p.done:
+		return "", ErrClosed
+	case <-ctx.Done():
+		return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
 	}
-	defer func() { p.slots <- c }()
+	// A connection took it and answers, also when ctx ends meanwhile.
+	res := <-q.done
+	return res.reply, res.err
+}
 
-	if c.session != nil && (time.Since(c.lastUsed) > p.cfg.IdleTimeout || c.sent >= p.cfg.MaxPerConn) {
+// serve carries c's sends until the pool closes: each send that a
+// connection took is answered, and one whose envelope went out behind the
+// previous message is sent next.
+func (p *pool) serve(c *conn) {
+	defer p.serves.Done()
+	var (
+		q      *request
+		queued bool // q's envelope is written on c's session
+	)
+	for {
+		if q == nil {
+			select {
+			case q = <-p.reqs:
+				queued = false
+			case <-p.done:
+				c.quit()
+				return
+			}
+		}
+		q, queued = p.send(c, q, queued)
+	}
+}
+
+// send sends q on c and answers it. queued says q's envelope is already
+// written on c's session, behind the previous message. It returns the
+// next send when it took one and wrote its envelope behind q's message
+// (queued true), or must send it anew (queued false: its envelope went
+// out on a session that broke, so nothing of it was delivered).
+func (p *pool) send(c *conn, q *request, queued bool) (*request, bool) {
+	if queued && q.ctx.Err() != nil {
+		// Its envelope is on the session and the server may be waiting
+		// for its data: only closing the session undoes that.
+		c.drop()
+		q.answer("", fmt.Errorf("send to %s: %w", p.srv.addr(), context.Cause(q.ctx)))
+		return nil, false
+	}
+	if !queued && c.session != nil && (time.Since(c.lastUsed) > p.cfg.IdleTimeout || c.sent >= p.cfg.MaxPerConn) {
 		c.quit()
 	}
 	for attempt := 0; ; attempt++ {
 		reused := c.session != nil
 		if !reused {
-			if err := c.connect(ctx); err != nil {
-				if ctx.Err() != nil {
-					return "", fmt.Errorf("connect to SMTP server %s: %w", p.srv.addr(), context.Cause(ctx))
+			queued = false
+			if err := c.connect(q.ctx); err != nil {
+				if q.ctx.Err() != nil {
+					q.answer("", fmt.Errorf("connect to SMTP server %s: %w", p.srv.addr(), context.Cause(q.ctx)))
+				} else {
+					q.answer("", temporary(err, "connect to SMTP server %s", p.srv.addr()))
 				}
-				return "", temporary(err, "connect to SMTP server %s", p.srv.addr())
+				return nil, false
 			}
 			p.eightBit.Store(c.ext.eightBitMIME)
-			p.log.Debug("smtp connected", "conn", c.id, "delivery_id", m.ID,
+			p.log.Debug("smtp connected", "conn", c.id, "delivery_id", q.m.ID,
 				"pipelining", c.ext.pipelining, "8bitmime", c.ext.eightBitMIME)
 		}
-		if r.eightBit && !c.ext.eightBitMIME {
-			if r, err = m.render(buf, p.cfg.Now(), p.cfg.DKIM, false, &p.senders); err != nil {
-				return "", err
+		if q.r.eightBit && !c.ext.eightBitMIME {
+			r, err := q.m.render(q.buf, p.cfg.Now(), p.cfg.DKIM, false, &p.senders)
+			if err != nil {
+				if queued {
+					c.drop()
+				}
+				q.answer("", err)
+				return nil, false
 			}
+			q.r = r
 		}
-		reply, err := p.sendOn(ctx, c, r)
+		reply, next, err := p.sendOn(c, q, queued)
 		if err == nil {
-			return reply, nil
+			q.answer(reply, nil)
+			return next, next != nil && c.session != nil
 		}
-		// A server may drop a connection that sat in the pool; that shows as
-		// a failure before anything was accepted. Retry once on a new one.
+		// A server may drop a connection that sat in the pool, or close
+		// one after a message; that shows as a failure before anything was
+		// accepted. Retry once on a new one.
 		var se *SendError
-		if reused && attempt == 0 && ctx.Err() == nil && errors.As(err, &se) && stale(se) {
-			p.log.Debug("smtp connection went stale, reconnecting", "conn", c.id, "delivery_id", m.ID, "error", err)
+		if reused && attempt == 0 && q.ctx.Err() == nil && errors.As(err, &se) && stale(se) {
+			p.log.Debug("smtp connection went stale, reconnecting", "conn", c.id, "delivery_id", q.m.ID, "error", err)
+			queued = false
 			continue
 		}
-		return "", err
+		q.answer("", err)
+		return next, next != nil && c.session != nil
 	}
 }
 
@@ -317,12 +389,15 @@ func (p *pool) putBuf(buf *bytes.Buffer) {
 	}
 }
 
-// sendOn sends r on c's open session and leaves c either ready for the
-// next message or disconnected.
-func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error) {
+// sendOn sends q's message on c's open session, its envelope first unless
+// queued says it is written already, and leaves c either ready for the
+// next message or disconnected. With PIPELINING, a send waiting as the
+// message's data goes out is taken and its envelope written behind it:
+// sendOn returns it as next.
+func (p *pool) sendOn(c *conn, q *request, queued bool) (reply string, next *request, err error) {
 	w := &watch{conn: c.raw}
-	stop := w.guard(ctx)
-	reply, err := c.transact(r, p.cfg.Timeout)
+	stop := w.guard(q.ctx)
+	reply, next, err = p.exchange(c, q.r, queued)
 	interrupted := stop()
 	c.lastUsed = time.Now()
 	c.sent++
@@ -336,11 +411,11 @@ func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error)
 		if interrupted {
 			c.drop()
 		}
-		return reply, nil
+		return reply, next, nil
 	}
 	if interrupted {
 		c.drop()
-		return "", fmt.Errorf("send to %s: %w", p.srv.addr(), context.Cause(ctx))
+		return "", next, fmt.Errorf("send to %s: %w", p.srv.addr(), context.Cause(q.ctx))
 	}
 	se := classify(err, c.ext.enhancedCodes)
 	switch {
@@ -348,6 +423,9 @@ func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error)
 		// No reply (the connection broke), the server is closing it, or a
 		// reply that makes no sense here: the session's state is unknown.
 		c.drop()
+	case next != nil:
+		// Refused at its final dot, which ended the transaction: the
+		// session is clean, and RSET would cancel next's envelope.
 	default:
 		// The server refused this message; RSET so the session is clean for
 		// the next one, whatever step it failed at.
@@ -355,16 +433,94 @@ func (p *pool) sendOn(ctx context.Context, c *conn, r *rendered) (string, error)
 			c.drop()
 		}
 	}
-	return "", se
+	return "", next, se
+}
+
+// exchange is one message's part of c's session, the server having said
+// EHLO and whatever TLS and AUTH asked: MAIL FROM, RCPT TO and DATA, the
+// message, the final dot. With PIPELINING the three commands go in one
+// write (unless queued: written already) and their replies are read
+// after it, and a send waiting as the message's data goes out has its
+// envelope written in the same write as the data, behind the final dot
+// (RFC 2920 lets message content start a group of commands); exchange
+// returns it as next. Without PIPELINING, each command waits for its
+// reply. It returns the final reply when the server took the message,
+// else a *stepError for the first step that failed; the session then
+// needs RSET (unless next's envelope follows), or dropping when the
+// connection broke. A transaction that succeeded needs no RSET: it ended
+// with the final reply.
+func (p *pool) exchange(c *conn, r *rendered, queued bool) (string, *request, error) {
+	if err := c.raw.SetDeadline(time.Now().Add(p.cfg.Timeout)); err != nil {
+		return "", nil, &stepError{stepMail, err}
+	}
+	if !c.ext.pipelining {
+		if err := c.envelopeStepByStep(r); err != nil {
+			return "", nil, err
+		}
+	} else {
+		if !queued {
+			c.out = c.appendEnvelope(c.out[:0], r)
+			if err := write(c.session.Text, c.out); err != nil {
+				return "", nil, &stepError{stepMail, err}
+			}
+		}
+		if err := c.readEnvelope(); err != nil {
+			return "", nil, err
+		}
+	}
+	var next *request
+	c.next = c.next[:0]
+	if c.ext.pipelining {
+		if next = p.waiting(c); next != nil {
+			c.next = c.appendEnvelope(c.next, next.r)
+		}
+	}
+	if err := c.raw.SetDeadline(time.Now().Add(p.cfg.Timeout)); err != nil {
+		return "", next, &stepError{stepEnd, err}
+	}
+	if err := c.writeData(r, c.next); err != nil {
+		return "", next, err
+	}
+	reply, err := c.readFinal()
+	return reply, next, err
+}
+
+// waiting takes a send that is waiting for a connection, if there is one
+// and c may carry another message after the current one.
+func (p *pool) waiting(c *conn) *request {
+	if c.sent+1 >= p.cfg.MaxPerConn {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	select {
+	case q := <-p.reqs:
+		if q.ctx.Err() != nil {
+			q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+			return nil
+		}
+		return q
+	default:
+		return nil
+	}
 }
 
 func (p *pool) Close() error {
 	p.closed.Do(func() {
 		close(p.done)
-		// Take every slot back, waiting for sends in progress.
-		for range cap(p.slots) {
-			c := <-p.slots
-			c.quit()
+		// Each connection finishes the sends it took, then says QUIT.
+		p.serves.Wait()
+		// Sends left in a buffered channel (tests make one) end here.
+		for {
+			select {
+			case q := <-p.reqs:
+				q.answer("", ErrClosed)
+			default:
+				return
+			}
 		}
 	})
 	return nil

@@ -1,12 +1,12 @@
 package mail
 
 import (
+	"bytes"
 	"errors"
 	"net/textproto"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wneessen/go-mail/smtp"
 )
@@ -48,72 +48,43 @@ type stepError struct {
 func (e *stepError) Error() string { return "SMTP " + e.step + ": " + e.err.Error() }
 func (e *stepError) Unwrap() error { return e.err }
 
-// transact sends r on c's session, the server having said EHLO and
-// whatever TLS and AUTH asked: MAIL FROM, RCPT TO and DATA, the message,
-// the final dot. With PIPELINING the three commands go in one write and
-// their replies are read after it; without, each waits for its reply.
-// The message and its final dot go in one write. It returns the final
-// reply when the server took the message, else a *stepError for the first
-// step that failed; the session then needs RSET, or dropping when the
-// connection broke. A transaction that succeeded needs no RSET: it ended
-// with the final reply.
-func (c *conn) transact(r *rendered, timeout time.Duration) (string, error) {
-	t := c.session.Text
-	if err := c.raw.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return "", &stepError{stepMail, err}
-	}
-
-	cmds := c.out[:0]
-	cmds = append(cmds, "MAIL FROM:"...)
-	cmds = append(cmds, r.from...)
+// appendEnvelope appends r's MAIL FROM, RCPT TO and DATA commands to b.
+func (c *conn) appendEnvelope(b []byte, r *rendered) []byte {
+	b = append(b, "MAIL FROM:"...)
+	b = append(b, r.from...)
 	if c.ext.eightBitMIME {
-		cmds = append(cmds, " BODY=8BITMIME"...)
+		b = append(b, " BODY=8BITMIME"...)
 	}
 	if c.ext.smtpUTF8 {
-		cmds = append(cmds, " SMTPUTF8"...)
+		b = append(b, " SMTPUTF8"...)
 	}
-	cmds = append(cmds, "\r\n"...)
-	rcpt := len(cmds)
-	cmds = append(cmds, "RCPT TO:"...)
-	cmds = append(cmds, r.rcpt...)
-	cmds = append(cmds, "\r\n"...)
-	data := len(cmds)
-	cmds = append(cmds, "DATA\r\n"...)
-	c.out = cmds
+	b = append(b, "\r\n"...)
+	b = append(b, "RCPT TO:"...)
+	b = append(b, r.rcpt...)
+	b = append(b, "\r\nDATA\r\n"...)
+	return b
+}
 
-	steps := []struct {
-		name   string
-		cmd    []byte
-		expect int
-	}{
-		{stepMail, cmds[:rcpt], 2},
-		{stepRcpt, cmds[rcpt:data], 2},
-		{stepData, cmds[data:], 354},
-	}
+// envelopeSteps are the commands of an envelope in order, with the reply
+// each expects.
+var envelopeSteps = [...]struct {
+	name   string
+	expect int
+}{{stepMail, 2}, {stepRcpt, 2}, {stepData, 354}}
+
+// readEnvelope reads the replies to an envelope sent in one write. Every
+// reply is read, so that the session stays in step even after a refusal;
+// the first failure is returned as a *stepError.
+func (c *conn) readEnvelope() error {
+	t := c.session.Text
 	var failed error
-	if c.ext.pipelining {
-		if err := write(t, cmds); err != nil {
-			return "", &stepError{stepMail, err}
+	for _, s := range envelopeSteps {
+		_, _, err := t.ReadResponse(s.expect)
+		if err != nil && failed == nil {
+			failed = &stepError{s.name, err}
 		}
-		// Every reply is read, so that the session stays in step even
-		// after a refusal.
-		for _, s := range steps {
-			_, _, err := t.ReadResponse(s.expect)
-			if err != nil && failed == nil {
-				failed = &stepError{s.name, err}
-			}
-			if err != nil && !isReply(err) {
-				return "", failed
-			}
-		}
-	} else {
-		for _, s := range steps {
-			if err := write(t, s.cmd); err != nil {
-				return "", &stepError{s.name, err}
-			}
-			if _, _, err := t.ReadResponse(s.expect); err != nil {
-				return "", &stepError{s.name, err}
-			}
+		if err != nil && !isReply(err) {
+			return failed
 		}
 	}
 	if failed != nil {
@@ -126,18 +97,49 @@ func (c *conn) transact(r *rendered, timeout time.Duration) (string, error) {
 				_, _, _ = t.ReadResponse(2)
 			}
 		}
-		return "", failed
+		return failed
 	}
+	return nil
+}
 
+// envelopeStepByStep sends r's envelope to a server without PIPELINING,
+// each command waiting for its reply.
+func (c *conn) envelopeStepByStep(r *rendered) error {
+	cmds := c.appendEnvelope(c.out[:0], r)
+	c.out = cmds
+	t := c.session.Text
+	for _, s := range envelopeSteps {
+		end := bytes.IndexByte(cmds, '\n') + 1
+		if err := write(t, cmds[:end]); err != nil {
+			return &stepError{s.name, err}
+		}
+		cmds = cmds[end:]
+		if _, _, err := t.ReadResponse(s.expect); err != nil {
+			return &stepError{s.name, err}
+		}
+	}
+	return nil
+}
+
+// writeData writes r's message, dot-stuffed, and its final dot, followed
+// in the same write by next, the envelope of the next message when there
+// is one (RFC 2920 lets the message start a group of commands).
+func (c *conn) writeData(r *rendered, next []byte) error {
 	out := c.out[:0]
 	out = appendDotStuffed(out, []byte(r.sig))
 	out = appendDotStuffed(out, r.data.Bytes())
 	out = append(out, ".\r\n"...)
+	out = append(out, next...)
 	c.out = out
-	if err := write(t, out); err != nil {
-		return "", &stepError{stepEnd, err}
+	if err := write(c.session.Text, out); err != nil {
+		return &stepError{stepEnd, err}
 	}
-	code, msg, err := t.ReadResponse(2)
+	return nil
+}
+
+// readFinal reads the reply to a message's final dot.
+func (c *conn) readFinal() (string, error) {
+	code, msg, err := c.session.Text.ReadResponse(2)
 	if err != nil {
 		return "", &stepError{stepEnd, err}
 	}

@@ -264,3 +264,178 @@ func playPipelining(ln net.Listener) error {
 	}
 	return w("221 2.0.0 bye\r\n")
 }
+
+// TestSMTPPipeliningAcrossMessages plays a server that answers nothing
+// about a message until it has read the envelope of the send that was
+// waiting as the message went out: the client must write that envelope
+// behind the message's final dot, not wait for its reply. The second
+// message is refused at its final dot while a third waits; the session
+// stays in step without RSET, and the third is accepted.
+func TestSMTPPipeliningAcrossMessages(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	read, next := make(chan struct{}), make(chan struct{})
+	script := make(chan error, 1)
+	go func() { script <- playPipeliningAcross(ln, read, next) }()
+	// step waits for the server to read an envelope, failing the test
+	// if the server's script ends first.
+	step := func() {
+		t.Helper()
+		select {
+		case <-read:
+		case err := <-script:
+			t.Fatalf("the server's script ended early: %v", err)
+		}
+	}
+
+	s := newSender(t, mail.WithQueue(mail.Config{URL: "smtp://" + ln.Addr().String() + "?tls=none", Conns: 1, Timeout: 5 * time.Second}, 1))
+	ctx := context.Background()
+	type res struct {
+		reply string
+		err   error
+	}
+	send := func(id, to string) chan res {
+		ch := make(chan res, 1)
+		go func() {
+			reply, err := s.Send(ctx, message(id, to))
+			ch <- res{reply, err}
+		}()
+		return ch
+	}
+	// waitQueued lets a send wait for the connection before the server
+	// answers the envelope in flight.
+	waitQueued := func() {
+		t.Helper()
+		for i := 0; mail.QueuedSends(s) != 1; i++ {
+			if i == 5000 {
+				t.Fatal("the send never waited for the connection")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	first := send("d1", "ann@example.com")
+	step()
+	second := send("d2", "bob@example.com")
+	waitQueued()
+	next <- struct{}{}
+	step()
+	third := send("d3", "cy@example.com")
+	waitQueued()
+	next <- struct{}{}
+
+	if r := <-first; r.err != nil || r.reply != "250 2.0.0 queued as A1" {
+		t.Errorf("first message: %q, %v", r.reply, r.err)
+	}
+	if r := <-second; r.err == nil || r.err.Error() != "554 5.7.1 no thanks" || !mail.IsPermanent(r.err) {
+		t.Errorf("second message: %q, %v; want refused for good", r.reply, r.err)
+	}
+	if r := <-third; r.err != nil || r.reply != "250 2.0.0 queued as A3" {
+		t.Errorf("third message: %q, %v", r.reply, r.err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-script; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// playPipeliningAcross serves one connection as
+// TestSMTPPipeliningAcrossMessages says. It tells read when it has read an
+// envelope it has not answered, and answers once next says a send waits.
+func playPipeliningAcross(ln net.Listener, read, next chan struct{}) error {
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	w := func(s string) error { _, err := c.Write([]byte(s)); return err }
+	line := func() (string, error) {
+		l, err := r.ReadString('\n')
+		return strings.TrimSuffix(l, "\r\n"), err
+	}
+	expect := func(want ...string) error {
+		for _, prefix := range want {
+			l, err := line()
+			if err != nil {
+				return fmt.Errorf("waiting for %q: %w", prefix, err)
+			}
+			if !strings.HasPrefix(l, prefix) {
+				return fmt.Errorf("got %q, want %q", l, prefix)
+			}
+		}
+		return nil
+	}
+	// message reads a message up to its final dot; RSET in it means the
+	// client reset the session there.
+	message := func() error {
+		for {
+			l, err := line()
+			if err != nil {
+				return fmt.Errorf("reading a message: %w", err)
+			}
+			if l == "RSET" {
+				return fmt.Errorf("RSET where a message was due")
+			}
+			if l == "." {
+				return nil
+			}
+		}
+	}
+	envelope := func(to string) error {
+		return expect("MAIL FROM:<hello@example.com>", "RCPT TO:<"+to+">", "DATA")
+	}
+	if err := w("220 script ESMTP\r\n"); err != nil {
+		return err
+	}
+	if err := expect("EHLO "); err != nil {
+		return err
+	}
+	if err := w("250-script\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"); err != nil {
+		return err
+	}
+	if err := envelope("ann@example.com"); err != nil {
+		return err
+	}
+	read <- struct{}{}
+	<-next
+	if err := w("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+		return err
+	}
+	// The first message, then the second's envelope, before any reply.
+	if err := message(); err != nil {
+		return err
+	}
+	if err := envelope("bob@example.com"); err != nil {
+		return fmt.Errorf("the waiting send's envelope did not follow the message: %w", err)
+	}
+	read <- struct{}{}
+	<-next
+	if err := w("250 2.0.0 queued as A1\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+		return err
+	}
+	if err := message(); err != nil {
+		return err
+	}
+	if err := envelope("cy@example.com"); err != nil {
+		return fmt.Errorf("the waiting send's envelope did not follow the message: %w", err)
+	}
+	if err := w("554 5.7.1 no thanks\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+		return err
+	}
+	if err := message(); err != nil {
+		return err
+	}
+	if err := w("250 2.0.0 queued as A3\r\n"); err != nil {
+		return err
+	}
+	if err := expect("QUIT"); err != nil {
+		return err
+	}
+	return w("221 2.0.0 bye\r\n")
+}
