@@ -62,7 +62,8 @@ type Config struct {
 	Now func() time.Time
 
 	// queue lets sends wait in the SMTP pool's channel instead of in Send:
-	// 0 in use; tests set it to see a waiting send.
+	// 0 in use; tests set it to see a waiting send, and must not close the
+	// sender while sends are still being handed over.
 	queue int
 }
 

@@ -52,17 +52,29 @@ type conn struct {
 	lastUsed time.Time    // end of the last exchange
 	out      []byte       // commands or dot-stuffed data, for one write
 	next     []byte       // the envelope of the next message, for out
+	// dataOpen says the server answered DATA with 354 although it refused
+	// an earlier command of the envelope.
+	dataOpen bool
 }
 
 // request is one Send handed to a connection's goroutine, which answers
-// on done exactly once.
+// on done exactly once, unless Send gave it up first (state).
 type request struct {
 	ctx  context.Context
 	m    *Message
 	r    *rendered
 	buf  *bytes.Buffer // r's, for rendering it again without 8BITMIME
 	done chan result
+	// state is handed (0), started (1): its connection sends it, or
+	// given up (2): its context ended before that, and Send returned.
+	state atomic.Int32
 }
+
+const (
+	requestHanded int32 = iota
+	requestStarted
+	requestGivenUp
+)
 
 type result struct {
 	reply string
@@ -290,9 +302,19 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	case <-ctx.Done():
 		return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
 	}
-	// A connection took it and answers, also when ctx ends meanwhile.
-	res := <-q.done
-	return res.reply, res.err
+	// A connection took it, and may have written its envelope behind
+	// another message. Until it starts sending it, the send can still be
+	// given up; after that the connection answers, also when ctx ends.
+	select {
+	case res := <-q.done:
+		return res.reply, res.err
+	case <-ctx.Done():
+		if q.state.CompareAndSwap(requestHanded, requestGivenUp) {
+			return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+		}
+		res := <-q.done
+		return res.reply, res.err
+	}
 }
 
 // serve carries c's sends until the pool closes: each send that a
@@ -324,11 +346,16 @@ func (p *pool) serve(c *conn) {
 // (queued true), or must send it anew (queued false: its envelope went
 // out on a session that broke, so nothing of it was delivered).
 func (p *pool) send(c *conn, q *request, queued bool) (*request, bool) {
-	if queued && q.ctx.Err() != nil {
-		// Its envelope is on the session and the server may be waiting
-		// for its data: only closing the session undoes that.
-		c.drop()
-		q.answer("", fmt.Errorf("send to %s: %w", p.srv.addr(), context.Cause(q.ctx)))
+	if !q.state.CompareAndSwap(requestHanded, requestStarted) || q.ctx.Err() != nil {
+		// Given up, or about to be: nothing of it is sent. If its envelope
+		// is on the session, the server may be waiting for its data, and
+		// only closing the session undoes that.
+		if queued {
+			c.drop()
+		}
+		if q.state.Load() == requestStarted {
+			q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+		}
 		return nil, false
 	}
 	if !queued && c.session != nil && (time.Since(c.lastUsed) > p.cfg.IdleTimeout || c.sent >= p.cfg.MaxPerConn) {
@@ -419,9 +446,10 @@ func (p *pool) sendOn(c *conn, q *request, queued bool) (reply string, next *req
 	}
 	se := classify(err, c.ext.enhancedCodes)
 	switch {
-	case se.Code < 400 || se.Code == 421:
-		// No reply (the connection broke), the server is closing it, or a
-		// reply that makes no sense here: the session's state is unknown.
+	case se.Code < 400 || se.Code == 421 || c.dataOpen:
+		// No reply (the connection broke), the server is closing it, a
+		// reply that makes no sense here, or a server waiting for the data
+		// of a message it refused: the session's state is unknown.
 		c.drop()
 	case next != nil:
 		// Refused at its final dot, which ended the transaction: the
@@ -450,6 +478,7 @@ func (p *pool) sendOn(c *conn, q *request, queued bool) (reply string, next *req
 // connection broke. A transaction that succeeded needs no RSET: it ended
 // with the final reply.
 func (p *pool) exchange(c *conn, r *rendered, queued bool) (string, *request, error) {
+	// One deadline for the whole message, as the configuration says.
 	if err := c.raw.SetDeadline(time.Now().Add(p.cfg.Timeout)); err != nil {
 		return "", nil, &stepError{stepMail, err}
 	}
@@ -475,9 +504,6 @@ func (p *pool) exchange(c *conn, r *rendered, queued bool) (string, *request, er
 			c.next = c.appendEnvelope(c.next, next.r)
 		}
 	}
-	if err := c.raw.SetDeadline(time.Now().Add(p.cfg.Timeout)); err != nil {
-		return "", next, &stepError{stepEnd, err}
-	}
 	if err := c.writeData(r, c.next); err != nil {
 		return "", next, err
 	}
@@ -499,7 +525,9 @@ func (p *pool) waiting(c *conn) *request {
 	select {
 	case q := <-p.reqs:
 		if q.ctx.Err() != nil {
-			q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+			if q.state.CompareAndSwap(requestHanded, requestGivenUp) {
+				q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+			}
 			return nil
 		}
 		return q

@@ -78,6 +78,7 @@ var envelopeSteps = [...]struct {
 func (c *conn) readEnvelope() error {
 	t := c.session.Text
 	var failed error
+	c.dataOpen = false
 	for _, s := range envelopeSteps {
 		_, _, err := t.ReadResponse(s.expect)
 		if err != nil && failed == nil {
@@ -86,20 +87,13 @@ func (c *conn) readEnvelope() error {
 		if err != nil && !isReply(err) {
 			return failed
 		}
+		// A server that follows RFC 2920 refuses DATA after a refused
+		// command. One that accepts it waits for a message: the session
+		// is then dropped, never given an empty message that might go
+		// somewhere.
+		c.dataOpen = failed != nil && s.name == stepData && err == nil
 	}
-	if failed != nil {
-		var te *textproto.Error
-		if errors.As(failed, &te) && te.Code == 354 {
-			// Not reached with a server that follows RFC 2920, which refuses
-			// DATA after a refused RCPT. End the empty message it expects;
-			// it has no recipient to go to.
-			if err := write(t, []byte(".\r\n")); err == nil {
-				_, _, _ = t.ReadResponse(2)
-			}
-		}
-		return failed
-	}
-	return nil
+	return failed
 }
 
 // envelopeStepByStep sends r's envelope to a server without PIPELINING,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -438,4 +439,162 @@ func playPipeliningAcross(ln net.Listener, read, next chan struct{}) error {
 		return err
 	}
 	return w("221 2.0.0 bye\r\n")
+}
+
+// scriptServer accepts one connection and runs play on it with helpers,
+// sending play's error on the returned channel.
+func scriptServer(t *testing.T, play func(c net.Conn, line func() (string, error), w func(string) error) error) (string, chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		line := func() (string, error) {
+			l, err := r.ReadString('\n')
+			return strings.TrimSuffix(l, "\r\n"), err
+		}
+		w := func(s string) error { _, err := c.Write([]byte(s)); return err }
+		if err := w("220 script ESMTP\r\n"); err != nil {
+			done <- err
+			return
+		}
+		if l, err := line(); err != nil || !strings.HasPrefix(l, "EHLO ") {
+			done <- fmt.Errorf("want EHLO, got %q, %v", l, err)
+			return
+		}
+		if err := w("250-script\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"); err != nil {
+			done <- err
+			return
+		}
+		done <- play(c, line, w)
+	}()
+	return "smtp://" + ln.Addr().String() + "?tls=none", done
+}
+
+// skipTo reads lines until one starts with prefix.
+func skipTo(line func() (string, error), prefix string) error {
+	for {
+		l, err := line()
+		if err != nil {
+			return fmt.Errorf("waiting for %q: %w", prefix, err)
+		}
+		if strings.HasPrefix(l, prefix) {
+			return nil
+		}
+	}
+}
+
+// TestSMTPQueuedSendGivenUp: a send whose envelope went out behind another
+// message, and whose context ends before that message's reply, returns at
+// once as one that never got a connection; its envelope is undone by
+// closing the session, and the other message is still reported sent.
+func TestSMTPQueuedSendGivenUp(t *testing.T) {
+	read, queued, reply := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	url, script := scriptServer(t, func(c net.Conn, line func() (string, error), w func(string) error) error {
+		if err := skipTo(line, "DATA"); err != nil {
+			return err
+		}
+		read <- struct{}{}
+		<-reply // a second send waits
+		if err := w("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+			return err
+		}
+		if err := skipTo(line, "."); err != nil {
+			return err
+		}
+		if err := skipTo(line, "DATA"); err != nil {
+			return fmt.Errorf("the waiting send's envelope: %w", err)
+		}
+		queued <- struct{}{}
+		<-reply // the second send was given up
+		if err := w("250 2.0.0 queued as A1\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
+			return err
+		}
+		if l, err := line(); err != io.EOF {
+			return fmt.Errorf("after the given-up envelope: %q, %v; want the session closed", l, err)
+		}
+		return nil
+	})
+	s := newSender(t, mail.WithQueue(mail.Config{URL: url, Conns: 1, Timeout: 5 * time.Second}, 1))
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Send(context.Background(), message("d1", "ann@example.com"))
+		first <- err
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	select {
+	case <-read:
+	case err := <-script:
+		t.Fatalf("the server's script ended early: %v", err)
+	}
+	go func() {
+		_, err := s.Send(ctx, message("d2", "bob@example.com"))
+		second <- err
+	}()
+	for i := 0; mail.QueuedSends(s) != 1; i++ {
+		if i == 5000 {
+			t.Fatal("the second send never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	reply <- struct{}{}
+	select {
+	case <-queued:
+	case err := <-script:
+		t.Fatalf("the server's script ended early: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "wait for an SMTP connection: ") {
+			t.Errorf("given-up send: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the given-up send waited for the other message's reply")
+	}
+	reply <- struct{}{}
+	if err := <-first; err != nil {
+		t.Errorf("first send: %v", err)
+	}
+	if err := <-script; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSMTPDataAfterRefusedRecipient: a server that refuses the recipient
+// but still answers DATA with 354 waits for a message; the client closes
+// the session instead of sending it anything, and reports the refusal.
+func TestSMTPDataAfterRefusedRecipient(t *testing.T) {
+	url, script := scriptServer(t, func(c net.Conn, line func() (string, error), w func(string) error) error {
+		if err := skipTo(line, "DATA"); err != nil {
+			return err
+		}
+		if err := w("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n"); err != nil {
+			return err
+		}
+		if l, err := line(); err != io.EOF {
+			return fmt.Errorf("after 354: %q, %v; want the session closed", l, err)
+		}
+		return nil
+	})
+	s := newSender(t, mail.Config{URL: url, Conns: 1, Timeout: 5 * time.Second})
+	_, err := s.Send(context.Background(), message("d1", "gone@example.com"))
+	if err == nil || err.Error() != "550 5.1.1 no such user" || !mail.IsPermanent(err) {
+		t.Errorf("send: %v, want the refusal", err)
+	}
+	if err := <-script; err != nil {
+		t.Fatal(err)
+	}
 }
