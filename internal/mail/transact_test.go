@@ -273,14 +273,10 @@ func playPipelining(ln net.Listener) error {
 // message is refused at its final dot while a third waits; the session
 // stays in step without RSET, and the third is accepted.
 func TestSMTPPipeliningAcrossMessages(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	read, next := make(chan struct{}), make(chan struct{})
-	script := make(chan error, 1)
-	go func() { script <- playPipeliningAcross(ln, read, next) }()
+	url, script := scriptServer(t, func(_ net.Conn, line func() (string, error), w func(string) error) error {
+		return playPipeliningAcross(line, w, read, next)
+	})
 	// step waits for the server to read an envelope, failing the test
 	// if the server's script ends first.
 	step := func() {
@@ -292,7 +288,7 @@ func TestSMTPPipeliningAcrossMessages(t *testing.T) {
 		}
 	}
 
-	s := newSender(t, mail.WithQueue(mail.Config{URL: "smtp://" + ln.Addr().String() + "?tls=none", Conns: 1, Timeout: 5 * time.Second}, 1))
+	s := newSender(t, mail.WithQueue(mail.Config{URL: url, Conns: 1, Timeout: 5 * time.Second}, 1))
 	ctx := context.Background()
 	type res struct {
 		reply string
@@ -344,34 +340,11 @@ func TestSMTPPipeliningAcrossMessages(t *testing.T) {
 	}
 }
 
-// playPipeliningAcross serves one connection as
-// TestSMTPPipeliningAcrossMessages says. It tells read when it has read an
-// envelope it has not answered, and answers once next says a send waits.
-func playPipeliningAcross(ln net.Listener, read, next chan struct{}) error {
-	c, err := ln.Accept()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	w := func(s string) error { _, err := c.Write([]byte(s)); return err }
-	line := func() (string, error) {
-		l, err := r.ReadString('\n')
-		return strings.TrimSuffix(l, "\r\n"), err
-	}
-	expect := func(want ...string) error {
-		for _, prefix := range want {
-			l, err := line()
-			if err != nil {
-				return fmt.Errorf("waiting for %q: %w", prefix, err)
-			}
-			if !strings.HasPrefix(l, prefix) {
-				return fmt.Errorf("got %q, want %q", l, prefix)
-			}
-		}
-		return nil
-	}
+// playPipeliningAcross plays the server of
+// TestSMTPPipeliningAcrossMessages after EHLO. It tells read when it has
+// read an envelope it has not answered, and answers once next says a send
+// waits.
+func playPipeliningAcross(line func() (string, error), w func(string) error, read, next chan struct{}) error {
 	// message reads a message up to its final dot; RSET in it means the
 	// client reset the session there.
 	message := func() error {
@@ -389,16 +362,7 @@ func playPipeliningAcross(ln net.Listener, read, next chan struct{}) error {
 		}
 	}
 	envelope := func(to string) error {
-		return expect("MAIL FROM:<hello@example.com>", "RCPT TO:<"+to+">", "DATA")
-	}
-	if err := w("220 script ESMTP\r\n"); err != nil {
-		return err
-	}
-	if err := expect("EHLO "); err != nil {
-		return err
-	}
-	if err := w("250-script\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"); err != nil {
-		return err
+		return expectLines(line, "MAIL FROM:<hello@example.com>", "RCPT TO:<"+to+">", "DATA")
 	}
 	if err := envelope("ann@example.com"); err != nil {
 		return err
@@ -435,10 +399,24 @@ func playPipeliningAcross(ln net.Listener, read, next chan struct{}) error {
 	if err := w("250 2.0.0 queued as A3\r\n"); err != nil {
 		return err
 	}
-	if err := expect("QUIT"); err != nil {
+	if err := expectLines(line, "QUIT"); err != nil {
 		return err
 	}
 	return w("221 2.0.0 bye\r\n")
+}
+
+// expectLines reads len(want) lines, each starting with its prefix.
+func expectLines(line func() (string, error), want ...string) error {
+	for _, prefix := range want {
+		l, err := line()
+		if err != nil {
+			return fmt.Errorf("waiting for %q: %w", prefix, err)
+		}
+		if !strings.HasPrefix(l, prefix) {
+			return fmt.Errorf("got %q, want %q", l, prefix)
+		}
+	}
+	return nil
 }
 
 // scriptServer accepts one connection and runs play on it with helpers,
