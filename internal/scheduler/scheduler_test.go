@@ -103,16 +103,19 @@ func (e *env) tasks(t *testing.T) int {
 	return n
 }
 
-// tickOnce runs a scheduler until the fixture's 3 deliveries are queued.
-func (e *env) tickOnce(t *testing.T) {
+// tickOnce runs a scheduler until the fixture's 3 deliveries are queued
+// and their tasks enqueued: a delivery is marked queued just before its
+// task is enqueued, so stopping at the first sight of the rows could
+// stop the enqueue.
+func (e *env) tickOnce(t *testing.T, tasks int) {
 	t.Helper()
 	s := e.scheduler()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	waitUntil(t, "3 queued deliveries", func() bool {
+	waitUntil(t, "3 queued deliveries with their tasks", func() bool {
 		_, st := e.count(t)
-		return st[store.StatusQueued] == 3
+		return st[store.StatusQueued] == 3 && e.tasks(t) == tasks
 	})
 	cancel()
 	<-done
@@ -179,7 +182,7 @@ func TestTwoSchedulersPlanEachEmailOnce(t *testing.T) {
 
 func TestReconcileReenqueuesLostTasks(t *testing.T) {
 	e := newEnv(t)
-	e.tickOnce(t)
+	e.tickOnce(t, 3)
 
 	// Redis loses everything (a restart without persistence).
 	if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
@@ -216,7 +219,7 @@ func TestReconcileReenqueuesLostTasks(t *testing.T) {
 
 func TestReconcileReplacesArchivedTasks(t *testing.T) {
 	e := newEnv(t)
-	e.tickOnce(t)
+	e.tickOnce(t, 3)
 
 	// Asynq archived every task (say, a worker died on its last attempt),
 	// while the rows are still unfinished. An archived task keeps its
@@ -395,7 +398,7 @@ func TestSameInstantPlansInPriorityOrder(t *testing.T) {
 func TestReconcileBatches(t *testing.T) {
 	e := newEnv(t)
 	e.q = queue.NewClient(e.rdb, queue.Config{Batch: 100, Spread: 1})
-	e.tickOnce(t)
+	e.tickOnce(t, 2)
 	// The fixture's three deliveries: welcome's two share a batch task on
 	// "default", nudge's one has its own on "nudges".
 	if n := e.tasks(t); n != 2 {

@@ -54,9 +54,18 @@ func TestTriggerPollEnqueuesWithoutCron(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	waitUntil(t, "a queued delivery", func() bool {
+	// The row is marked queued just before its task is enqueued, and the
+	// lag is counted after: wait for all three.
+	metricsText := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body, _ := io.ReadAll(rec.Body)
+		return string(body)
+	}
+	waitUntil(t, "a queued delivery, its task and its lag", func() bool {
 		_, st := e.count(t)
-		return st[store.StatusQueued] == 1
+		return st[store.StatusQueued] == 1 && e.tasks(t) == 1 &&
+			strings.Contains(metricsText(), "nurture_trigger_lag_seconds_count 1\n")
 	})
 	cancel()
 	<-done
@@ -77,15 +86,13 @@ func TestTriggerPollEnqueuesWithoutCron(t *testing.T) {
 		t.Errorf("%d tasks in Redis, want 1", n)
 	}
 
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
+	body := metricsText()
 	for _, want := range []string{
 		`nurture_trigger_entries_total{campaign="welcome"} 1`,
 		"nurture_trigger_lag_seconds_sum 3600",
 		"nurture_trigger_lag_seconds_count 1",
 	} {
-		if !strings.Contains(string(body), want+"\n") {
+		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
