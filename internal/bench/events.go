@@ -175,12 +175,9 @@ func (b *bench) ingesting(ctx context.Context) error {
 	// the polls timed beside the import find what a steady state has: the
 	// imported events, and the entries planned before.
 	b.progress("event import: one poll first, for what the audience already has due")
-	start = time.Now()
-	gs.settled, err = b.poll(ctx, b.shipped.Rules, b.cfg.At, queue.NewClient(b.rdb, queue.Config{}), nil)
-	if err != nil {
+	if gs.settled, gs.settleTime, err = b.timedPoll(ctx); err != nil {
 		return err
 	}
-	gs.settleTime = time.Since(start)
 
 	// The poll runs beside the import, on the same clock: --at.
 	pctx, stop := context.WithCancel(ctx)
@@ -216,19 +213,15 @@ func (b *bench) ingesting(ctx context.Context) error {
 	// to the next poll. Timing that poll too gives the rate from the first
 	// event read to the last of their entries planned.
 	b.progress("event import: one poll after the import, for the events it left due")
-	start = time.Now()
-	if gs.caughtUp, err = b.poll(ctx, b.shipped.Rules, b.cfg.At, queue.NewClient(b.rdb, queue.Config{}), nil); err != nil {
+	if gs.caughtUp, gs.catchUpTime, err = b.timedPoll(ctx); err != nil {
 		return err
 	}
-	gs.catchUpTime = time.Since(start)
 	// The imported events stay due for a day, and a poll finds them all
 	// again: a poll that has nothing new to plan shows what they cost it.
 	b.progress("event import: one more poll, which finds nothing new")
-	start = time.Now()
-	if gs.idle, err = b.poll(ctx, b.shipped.Rules, b.cfg.At, queue.NewClient(b.rdb, queue.Config{}), nil); err != nil {
+	if gs.idle, gs.idleTime, err = b.timedPoll(ctx); err != nil {
 		return err
 	}
-	gs.idleTime = time.Since(start)
 	b.ingestStats = gs
 	r := rate(gs.imported, gs.importT)
 	b.add(result{
@@ -271,6 +264,14 @@ func (b *bench) pollLoop(ctx context.Context, rules *audience.Rules, now func() 
 		case <-tk.C:
 		}
 	}
+}
+
+// timedPoll is one poll of the shipped triggered campaigns at --at, with
+// the entries it planned and its time.
+func (b *bench) timedPoll(ctx context.Context) (int, time.Duration, error) {
+	start := time.Now()
+	n, err := b.poll(ctx, b.shipped.Rules, b.cfg.At, queue.NewClient(b.rdb, queue.Config{}), nil)
+	return n, time.Since(start), err
 }
 
 // poll is one trigger poll at now: TickTriggered of every enabled

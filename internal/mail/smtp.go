@@ -276,6 +276,12 @@ func (c *conn) quit() {
 
 const quitTimeout = 2 * time.Second
 
+// waitError is the error of a send whose context ended before a
+// connection started sending it: nothing of it reached the server.
+func waitError(ctx context.Context) error {
+	return fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+}
+
 func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	// Checked first because select picks at random among ready cases.
 	select {
@@ -284,7 +290,7 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	default:
 	}
 	if ctx.Err() != nil {
-		return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+		return "", waitError(ctx)
 	}
 	buf := p.bufs.Get().(*bytes.Buffer)
 	defer p.putBuf(buf)
@@ -300,7 +306,7 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 	case <-p.done:
 		return "", ErrClosed
 	case <-ctx.Done():
-		return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+		return "", waitError(ctx)
 	}
 	// A connection took it, and may have written its envelope behind
 	// another message. Until it starts sending it, the send can still be
@@ -310,7 +316,7 @@ func (p *pool) Send(ctx context.Context, m *Message) (string, error) {
 		return res.reply, res.err
 	case <-ctx.Done():
 		if q.state.CompareAndSwap(requestHanded, requestGivenUp) {
-			return "", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(ctx))
+			return "", waitError(ctx)
 		}
 		res := <-q.done
 		return res.reply, res.err
@@ -354,7 +360,7 @@ func (p *pool) send(c *conn, q *request, queued bool) (*request, bool) {
 			c.drop()
 		}
 		if q.state.Load() == requestStarted {
-			q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+			q.answer("", waitError(q.ctx))
 		}
 		return nil, false
 	}
@@ -526,7 +532,7 @@ func (p *pool) waiting(c *conn) *request {
 	case q := <-p.reqs:
 		if q.ctx.Err() != nil {
 			if q.state.CompareAndSwap(requestHanded, requestGivenUp) {
-				q.answer("", fmt.Errorf("wait for an SMTP connection: %w", context.Cause(q.ctx)))
+				q.answer("", waitError(q.ctx))
 			}
 			return nil
 		}
