@@ -445,73 +445,122 @@ func (s *Store) ClaimBy(ctx context.Context, ids, tasks []string) ([]Claim, erro
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}
-	got, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimRow])
+	claimed := make([]bool, len(input))
+	var r claimRow
+	dest := r.claimedDest()
+	_, err = pgx.ForEachRow(rows, dest, func() error {
+		if r.ord < 1 || int(r.ord) > len(index) || claimed[r.ord-1] {
+			return fmt.Errorf("unexpected row %d", r.ord)
+		}
+		claimed[r.ord-1] = true
+		cl := &claims[index[r.ord-1]]
+		r.delivery(cl)
+		cl.Status, cl.Claimed, cl.CustomerFound = StatusSending, true, r.found
+		if !r.found {
+			cl.Customer = audience.Customer{ID: r.customerID}
+			return nil
+		}
+		cl.Customer = audience.Customer{
+			ID: r.customerID, Email: r.email, FirstName: r.firstName, Timezone: r.timezone,
+			Subscribed: r.subscribed, Suppressed: r.suppressed,
+			CreatedAt: r.createdAt.Time.UTC(), LastActiveAt: r.lastActiveAt.Time.UTC(),
+			OrdersCount: int(r.ordersCount), TotalSpent: r.totalSpent,
+			FirstPurchaseAt: timePtr(r.firstPurchaseAt), LastPurchaseAt: timePtr(r.lastPurchaseAt),
+		}
+		var err error
+		if cl.Customer.Attributes, err = decodeAttributes(r.attributes, false); err != nil {
+			return fmt.Errorf("delivery %s: customer %q: %w", cl.ID, r.customerID, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
-	for _, r := range got {
-		if r.Ord < 1 || int(r.Ord) > len(index) {
-			return nil, fmt.Errorf("claim deliveries: unexpected row %d", r.Ord)
+	var rest []string
+	var restIndex []int
+	for i, ok := range claimed {
+		if !ok {
+			rest = append(rest, sortedIDs[i])
+			restIndex = append(restIndex, index[i])
 		}
-		cl := &claims[index[r.Ord-1]]
-		cl.Campaign, cl.Stage, cl.Template, cl.Status = r.Campaign, r.Stage, r.Template, r.Status
-		cl.Attempts, cl.Claimed, cl.CustomerFound = int(r.Attempts), r.Claimed, r.Found
-		cl.Step, cl.EventID, cl.Variant = int(r.Step), r.EventID, r.Variant
-		if r.Occurrence.Valid {
-			cl.Occurrence = r.Occurrence.Time.UTC()
+	}
+	if len(rest) == 0 {
+		return claims, nil
+	}
+	// The rest, as they are now: finished, carried by another task, or
+	// gone (status "").
+	rows, err = s.pool.Query(ctx, s.q.get(qClaimUnclaimed), rest)
+	if err != nil {
+		return nil, fmt.Errorf("read %d unclaimed deliveries: %w", len(rest), err)
+	}
+	_, err = pgx.ForEachRow(rows, r.unclaimedDest(), func() error {
+		if r.ord < 1 || int(r.ord) > len(restIndex) {
+			return fmt.Errorf("unexpected row %d", r.ord)
 		}
-		if r.SendAt.Valid {
-			cl.SendAt = r.SendAt.Time.UTC()
-		}
-		if !r.Claimed {
-			continue
-		}
-		if !r.Found {
-			cl.Customer = audience.Customer{ID: r.CustomerID}
-			continue
-		}
-		cl.Customer = audience.Customer{
-			ID: r.CustomerID, Email: r.Email, FirstName: r.FirstName, Timezone: r.Timezone,
-			Subscribed: r.Subscribed, Suppressed: r.Suppressed,
-			CreatedAt: r.CreatedAt.Time.UTC(), LastActiveAt: r.LastActiveAt.Time.UTC(),
-			OrdersCount: int(r.OrdersCount), TotalSpent: r.TotalSpent,
-			FirstPurchaseAt: timePtr(r.FirstPurchaseAt), LastPurchaseAt: timePtr(r.LastPurchaseAt),
-		}
-		if cl.Customer.Attributes, err = decodeAttributes(r.Attributes, false); err != nil {
-			return nil, fmt.Errorf("claim delivery %s: customer %q: %w", cl.ID, r.CustomerID, err)
-		}
+		cl := &claims[restIndex[r.ord-1]]
+		r.delivery(cl)
+		cl.Status = r.status
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read unclaimed deliveries: %w", err)
 	}
 	return claims, nil
 }
 
-// claimRow is one row of the claim query, scanned by column name.
+// claimRow is one row of the claim query, or of claim-unclaimed.
 type claimRow struct {
-	Ord             int32              `db:"ord"`
-	Campaign        string             `db:"campaign"`
-	Occurrence      pgtype.Timestamptz `db:"occurrence"`
-	Stage           string             `db:"stage"`
-	Template        string             `db:"template"`
-	Step            int32              `db:"step"`
-	EventID         string             `db:"event_id"`
-	Variant         string             `db:"variant"`
-	SendAt          pgtype.Timestamptz `db:"send_at"`
-	Status          string             `db:"status"`
-	Attempts        int32              `db:"attempts"`
-	Claimed         bool               `db:"claimed"`
-	Found           bool               `db:"found"`
-	CustomerID      string             `db:"customer_id"`
-	Email           string             `db:"email"`
-	FirstName       string             `db:"first_name"`
-	Timezone        string             `db:"timezone"`
-	Subscribed      bool               `db:"subscribed"`
-	CreatedAt       pgtype.Timestamptz `db:"created_at"`
-	Attributes      []byte             `db:"attributes"` // JSON text
-	OrdersCount     int32              `db:"orders_count"`
-	TotalSpent      float64            `db:"total_spent"`
-	FirstPurchaseAt pgtype.Timestamptz `db:"first_purchase_at"`
-	LastPurchaseAt  pgtype.Timestamptz `db:"last_purchase_at"`
-	LastActiveAt    pgtype.Timestamptz `db:"last_active_at"`
-	Suppressed      bool               `db:"suppressed"`
+	ord             int32
+	campaign        string
+	occurrence      pgtype.Timestamptz
+	stage           string
+	template        string
+	step            int32
+	eventID         string
+	variant         string
+	sendAt          pgtype.Timestamptz
+	status          string
+	attempts        int32
+	found           bool
+	customerID      string
+	email           string
+	firstName       string
+	timezone        string
+	subscribed      bool
+	createdAt       pgtype.Timestamptz
+	attributes      []byte // JSON text
+	ordersCount     int32
+	totalSpent      float64
+	firstPurchaseAt pgtype.Timestamptz
+	lastPurchaseAt  pgtype.Timestamptz
+	lastActiveAt    pgtype.Timestamptz
+	suppressed      bool
+}
+
+// claimedDest is where the columns of a claim row go, in query order.
+func (r *claimRow) claimedDest() []any {
+	return []any{&r.ord, &r.campaign, &r.occurrence, &r.stage, &r.template, &r.step, &r.eventID, &r.variant,
+		&r.sendAt, &r.attempts, &r.found, &r.customerID, &r.email, &r.firstName, &r.timezone, &r.subscribed,
+		&r.createdAt, &r.attributes, &r.ordersCount, &r.totalSpent, &r.firstPurchaseAt, &r.lastPurchaseAt,
+		&r.lastActiveAt, &r.suppressed}
+}
+
+// unclaimedDest is where the columns of a claim-unclaimed row go.
+func (r *claimRow) unclaimedDest() []any {
+	return []any{&r.ord, &r.campaign, &r.occurrence, &r.stage, &r.template, &r.step, &r.eventID, &r.variant,
+		&r.sendAt, &r.status, &r.attempts}
+}
+
+// delivery copies the delivery's own columns into cl.
+func (r *claimRow) delivery(cl *Claim) {
+	cl.Campaign, cl.Stage, cl.Template = r.campaign, r.stage, r.template
+	cl.Attempts, cl.Step, cl.EventID, cl.Variant = int(r.attempts), int(r.step), r.eventID, r.variant
+	if r.occurrence.Valid {
+		cl.Occurrence = r.occurrence.Time.UTC()
+	}
+	if r.sendAt.Valid {
+		cl.SendAt = r.sendAt.Time.UTC()
+	}
 }
 
 // Outcome is what became of a claimed delivery.

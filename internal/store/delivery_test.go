@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -378,5 +379,166 @@ func TestDeliveriesWhere(t *testing.T) {
 		if got := list(tt.f); !slices.Equal(got, tt.want) {
 			t.Errorf("%+v: %v, want %v", tt.f, got, tt.want)
 		}
+	}
+}
+
+// openRows returns deliveries_open as id → updated_at, and checks it
+// against the unfinished rows of deliveries.
+func openRows(t *testing.T, st *store.Store) map[string]time.Time {
+	t.Helper()
+	ctx := context.Background()
+	read := func(query string) map[string]time.Time {
+		rows, err := st.Pool().Query(ctx, query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]time.Time{}
+		for rows.Next() {
+			var id string
+			var at time.Time
+			if err := rows.Scan(&id, &at); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = at
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	open := read(`SELECT id::text, updated_at FROM deliveries_open`)
+	want := read(`SELECT id::text, updated_at FROM deliveries WHERE NOT finished`)
+	if !maps.EqualFunc(open, want, time.Time.Equal) {
+		t.Fatalf("deliveries_open = %v\nunfinished deliveries = %v", open, want)
+	}
+	return open
+}
+
+// Every writer of deliveries keeps deliveries_open, the reconciler's list
+// of unfinished deliveries, exact: planning, claims, outcomes, retries,
+// deferrals, touches, a finished row opened again by hand, and deletes.
+func TestOpenDeliveriesFollowEveryWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	at := ts("2026-06-01T09:00:00Z")
+	held := newDelivery("w", "held", at)
+	held.Status = store.StatusHeldOut
+	batch := []store.NewDelivery{held}
+	for _, c := range []string{"c1", "c2", "c3", "c4", "c5", "c6"} {
+		batch = append(batch, newDelivery("w", c, at))
+	}
+	refs, err := st.InsertDeliveries(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, r := range refs {
+		d := mustDelivery(t, st, r.ID)
+		ids[d.CustomerID] = r.ID
+	}
+	if open := openRows(t, st); len(open) != 6 {
+		t.Fatalf("after planning, %d open; want the 6 planned, not the held-out one", len(open))
+	}
+	all := []string{ids["c1"], ids["c2"], ids["c3"], ids["c4"], ids["c5"], ids["c6"]}
+	if err := st.MarkQueued(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	before := openRows(t, st)
+	cl, err := st.Claim(ctx, all[:5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A claim keeps updated_at (the reconciler reads sending_at too).
+	if after := openRows(t, st); !maps.EqualFunc(after, before, time.Time.Equal) {
+		t.Fatalf("a claim changed deliveries_open: %v, was %v", after, before)
+	}
+	attempt := func(id string) int {
+		for _, c := range cl {
+			if c.ID == id {
+				return c.Attempts
+			}
+		}
+		t.Fatalf("%s not claimed", id)
+		return 0
+	}
+	stale, err := st.Record(ctx, []store.Outcome{
+		{ID: ids["c1"], Status: store.StatusSent, Attempt: attempt(ids["c1"])},
+		{ID: ids["c2"], Status: store.StatusFailed, Reason: "rejected", Attempt: attempt(ids["c2"])},
+		{ID: ids["c3"], Status: store.StatusRetry, Error: "451 later", Attempt: attempt(ids["c3"])},
+	})
+	if err != nil || len(stale) != 0 {
+		t.Fatalf("Record: stale %v, %v", stale, err)
+	}
+	stale, err = st.Defer(ctx, []store.Deferral{{ID: ids["c4"], Attempt: attempt(ids["c4"]), SendAt: at.Add(time.Hour)}})
+	if err != nil || len(stale) != 0 {
+		t.Fatalf("Defer: stale %v, %v", stale, err)
+	}
+	if err := st.Touch(ctx, []string{ids["c6"]}); err != nil {
+		t.Fatal(err)
+	}
+	open := openRows(t, st)
+	if _, ok := open[ids["c1"]]; ok || len(open) != 4 {
+		t.Fatalf("after sent, failed, retry, deferral and touch: %d open %v; want c3 to c6", len(open), open)
+	}
+	for _, c := range []string{"c3", "c4", "c6"} {
+		if !open[ids[c]].After(before[ids[c]]) {
+			t.Errorf("%s: updated_at %s in deliveries_open, not after %s", c, open[ids[c]], before[ids[c]])
+		}
+	}
+	// By hand: a sent delivery opened again, another deleted.
+	if _, err := st.Pool().Exec(ctx, `UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1`, ids["c1"]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `DELETE FROM deliveries WHERE id = ANY ($1::uuid[])`, []string{ids["c5"], ids["c2"]}); err != nil {
+		t.Fatal(err)
+	}
+	open = openRows(t, st)
+	got := slices.Sorted(maps.Keys(open))
+	want := []string{ids["c1"], ids["c3"], ids["c4"], ids["c6"]}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("open at the end = %v, want c1, c3, c4, c6 = %v", got, want)
+	}
+	// The reconciler finds them through it, oldest first.
+	refs, err = st.Unfinished(ctx, -time.Hour, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := refIDs(refs); len(got) != 4 || got[len(got)-1] != ids["c1"] {
+		t.Errorf("Unfinished = %v; want 4, the reopened c1 last", got)
+	}
+	qs, err := st.ActiveQueues(ctx)
+	if err != nil || !slices.Equal(qs, []string{"default"}) {
+		t.Errorf("ActiveQueues = %v, %v", qs, err)
+	}
+}
+
+// One delivery named twice in one claim (two tasks in one batch of
+// claims) is claimed once; the other comes back unclaimed, as it is now.
+func TestClaimOneDeliveryTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	refs, err := st.InsertDeliveries(ctx, []store.NewDelivery{newDelivery("w", "c1", ts("2026-06-01T09:00:00Z"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := refs[0].ID
+	claims, err := st.ClaimBy(ctx, []string{id, id}, []string{"", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims[0].Claimed == claims[1].Claimed {
+		t.Fatalf("claimed %v and %v; want exactly one", claims[0].Claimed, claims[1].Claimed)
+	}
+	for _, c := range claims {
+		if c.Status != store.StatusSending || c.Attempts != 1 || c.Campaign != "w" || c.Template != "winback" {
+			t.Errorf("claim = %+v; want sending, attempt 1, of campaign w", c)
+		}
+	}
+	if d := mustDelivery(t, st, id); d.Attempts != 1 {
+		t.Errorf("attempts = %d, want 1", d.Attempts)
 	}
 }

@@ -44,6 +44,7 @@ const (
 	qDetach               = "detach"
 	qUnfinished           = "unfinished"
 	qClaim                = "claim"
+	qClaimUnclaimed       = "claim-unclaimed"
 	qRecord               = "record"
 	qDelivery             = "delivery"
 	qDeliveries           = "deliveries"
@@ -132,7 +133,7 @@ var queryNames = []string{
 	qUnsubscribe, qResubscribe, qConsentHistory, qCandidates, qCustomers, qCounts, qActiveQueues, qServerVersion,
 	qScratchReset, qScratchClearDeliveries, qScratchVacuum,
 	qScratchClearStages, qScratchShiftOrders, qScratchDeleteCustomers, qScratchCopyTable, qScratchCopyTableIndexed, qScratchCopyDrop,
-	qInsertDeliveries, qMarkQueued, qTouch, qDetach, qUnfinished, qClaim, qRecord,
+	qInsertDeliveries, qMarkQueued, qTouch, qDetach, qUnfinished, qClaim, qClaimUnclaimed, qRecord,
 	qDelivery, qDeliveries, qDeliveryCounts, qTryLeader, qReleaseLeader,
 	qDeliveryStatuses, qUnfinishedAfterLoss, qRemoveSuppression, qSuppressions, qOptedOutAddresses, qAddSuppressions,
 	qCapLock, qCapSends,

@@ -30,14 +30,10 @@ WHERE customer_id = ANY ($1::text[]) AND send_at > $2 AND send_at < $3
 ORDER BY customer_id, send_at;
 
 -- name: mark-queued
--- Statements that name their rows by id test the status, never finished,
--- on purpose: a condition that implies the predicate of
--- deliveries_unfinished (NOT finished) lets the planner pick that index,
--- which right after a big tick (stale statistics) means reading every
--- unfinished delivery to update a few.
 -- $2 is each delivery's batch task, '' for its own task. updated_at stays
--- as planning set it a moment before: the update writes no indexed
--- column, so it is heap-only (migration 0014).
+-- as planning set it a moment before, so deliveries_open is left alone;
+-- no index of deliveries reads the columns written, so the update is
+-- heap-only (migrations 0014 and 0015).
 --
 -- The status is compared as text so that the column's statistics do not
 -- estimate how many rows pass: statistics gathered when no delivery was
@@ -77,88 +73,87 @@ RETURNING d.id::text;
 -- name: active-queues
 -- Queues that still hold work: a worker must keep serving them even after
 -- the campaign that used them moved to another queue or went away.
-SELECT DISTINCT queue
-FROM deliveries
-WHERE NOT finished
-ORDER BY queue;
+-- deliveries_open lists the unfinished deliveries (migration 0015).
+SELECT DISTINCT d.queue
+FROM deliveries_open o
+JOIN deliveries d ON d.id = o.id
+ORDER BY d.queue;
 
 -- name: unfinished
 -- Unfinished deliveries idle for $1: neither written (updated_at) nor
 -- claimed (sending_at, which a claim sets instead of updated_at) since.
-SELECT id::text, queue, send_at, campaign, coalesce(task, '')
-FROM deliveries
-WHERE NOT finished AND updated_at < now() - $1::interval
-  AND (sending_at IS NULL OR sending_at < now() - $1::interval)
-ORDER BY updated_at, id
+-- deliveries_open keeps updated_at of each unfinished delivery, indexed.
+SELECT d.id::text, d.queue, d.send_at, d.campaign, coalesce(d.task, '')
+FROM deliveries_open o
+JOIN deliveries d ON d.id = o.id
+WHERE o.updated_at < now() - $1::interval
+  AND (d.sending_at IS NULL OR d.sending_at < now() - $1::interval)
+ORDER BY o.updated_at, o.id
 LIMIT $2;
 
 -- name: unfinished-after-loss
 -- After Redis lost its data: every planned or queued delivery at once (its
 -- task may be gone), and those sending for longer than $1 (a worker still
 -- sending one has finished or given up by then).
-SELECT id::text, queue, send_at, campaign, coalesce(task, '')
-FROM deliveries
-WHERE NOT finished AND (status <> 'sending' OR greatest(updated_at, sending_at) < now() - $1::interval)
-ORDER BY updated_at, id
+SELECT d.id::text, d.queue, d.send_at, d.campaign, coalesce(d.task, '')
+FROM deliveries_open o
+JOIN deliveries d ON d.id = o.id
+WHERE d.status <> 'sending' OR greatest(d.updated_at, d.sending_at) < now() - $1::interval
+ORDER BY o.updated_at, o.id
 LIMIT $2;
 
 -- name: claim
 -- Moves each unfinished delivery to sending and returns it with its
--- customer as it is now; finished ones come back unchanged and unclaimed,
--- unknown ids with no row of deliveries (status ''). The deliveries joined
--- in the outer query are the statement's snapshot, from before the update.
+-- customer as it is now. Only the rows claimed come back, each with its
+-- input position; the caller reads the others with claim-unclaimed, which
+-- is rare (a duplicate task, a delivery finished or carried by another
+-- task), rather than every claim reading each row twice.
 -- Only the task the row names may claim it ($2: the claiming task's id,
 -- which for a delivery's own task is the delivery id). An id given twice
 -- (two tasks claiming one delivery in one statement) is claimed for one
--- of them at most: the claimed row is matched back by its input position.
+-- of them at most.
 -- sending_at is the claim's time; updated_at stays, so that the claim
--- writes no indexed column and is heap-only (migration 0014). "= ANY" scans the
--- primary key in id order, and the caller sorts the ids, so concurrent
--- claims lock rows in the same order and cannot deadlock.
-WITH input AS (
-    SELECT id, task, ord FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS i (id, task, ord)
-), claimed AS (
+-- leaves deliveries_open alone and is heap-only (migrations 0014 and 0015).
+-- "= ANY" scans the primary key in id order, and the caller sorts the
+-- ids, so concurrent claims lock rows in the same order and cannot
+-- deadlock.
+WITH claimed AS (
     UPDATE deliveries d
     SET status = 'sending', attempts = d.attempts + 1, sending_at = now()
-    FROM input i
+    FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS i (id, task, ord)
     WHERE d.id = ANY ($1::uuid[]) AND i.id = d.id AND coalesce(d.task, d.id::text) = i.task
       AND d.status <> ALL ('{sent,failed,skipped,held_out}')
-    RETURNING i.ord, d.id, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
+    RETURNING i.ord, d.campaign, d.customer_id, d.occurrence, d.stage, d.template, d.attempts,
               d.step, d.event_id, d.variant, d.send_at
 )
-SELECT i.ord::integer AS ord,
-       coalesce(cl.campaign, d.campaign, '') AS campaign,
-       coalesce(cl.occurrence, d.occurrence) AS occurrence,
-       coalesce(cl.stage, d.stage, '') AS stage,
-       coalesce(cl.template, d.template, '') AS template,
-       coalesce(cl.step, d.step, 0) AS step,
-       coalesce(cl.event_id, d.event_id, '') AS event_id,
-       coalesce(cl.variant, d.variant, '') AS variant,
-       coalesce(cl.send_at, d.send_at) AS send_at,
-       CASE WHEN cl.id IS NOT NULL THEN 'sending' ELSE coalesce(d.status::text, '') END AS status,
-       coalesce(cl.attempts, d.attempts, 0) AS attempts,
-       cl.id IS NOT NULL AS claimed,
+SELECT cl.ord::integer, cl.campaign, cl.occurrence, cl.stage, cl.template, cl.step, cl.event_id, cl.variant,
+       cl.send_at, cl.attempts,
        c.id IS NOT NULL AS found,
-       coalesce(c.id, cl.customer_id, d.customer_id, '') AS customer_id,
+       cl.customer_id,
        coalesce(c.email, '') AS email,
        coalesce(c.first_name, '') AS first_name,
        coalesce(c.timezone, '') AS timezone,
        coalesce(c.subscribed, false)
            AND NOT EXISTS (SELECT 1 FROM opted_out_addresses x WHERE x.email = lower(c.email)) AS subscribed,
-       c.created_at AS created_at,
+       c.created_at,
        coalesce(c.attributes, '{}') AS attributes,
        coalesce(c.orders_count, 0) AS orders_count,
        coalesce(c.total_spent, 0)::float8 AS total_spent,
-       c.first_purchase_at AS first_purchase_at,
-       c.last_purchase_at AS last_purchase_at,
-       c.last_active_at AS last_active_at,
+       c.first_purchase_at,
+       c.last_purchase_at,
+       c.last_active_at,
        (EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))
            OR EXISTS (SELECT 1 FROM erased_addresses ea WHERE ea.hash = c.email_hash)) AS suppressed
-FROM input i
-LEFT JOIN claimed cl ON cl.ord = i.ord
-LEFT JOIN deliveries d ON d.id = i.id AND cl.id IS NULL
-LEFT JOIN customers c ON c.id = cl.customer_id
-ORDER BY i.ord;
+FROM claimed cl
+LEFT JOIN customers c ON c.id = cl.customer_id;
+
+-- name: claim-unclaimed
+-- The deliveries a claim did not take, as they are now, by input
+-- position; ids with no row are left out.
+SELECT i.ord::integer, d.campaign, d.occurrence, d.stage, d.template, d.step, d.event_id, d.variant, d.send_at,
+       d.status::text, d.attempts
+FROM unnest($1::uuid[]) WITH ORDINALITY AS i (id, ord)
+JOIN deliveries d ON d.id = i.id;
 
 -- name: record
 -- Only deliveries being sent take an outcome: a finished delivery is never

@@ -2,7 +2,7 @@
 -- does.
 
 -- name: scratch-reset
-TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries,
+TRUNCATE customers, consent_changes, opted_out_addresses, events, suppressions, deliveries, deliveries_open,
          journeys, customer_stages, stage_changes, stage_sweeps, erased_addresses, erasures, conversions,
          bounces, delivery_tracking, delivery_clicks, campaign_daily, rollup_log, stage_counts, stage_flows;
 UPDATE attribution_progress SET last_seq = 0;
@@ -11,13 +11,14 @@ UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 -- name: scratch-clear-deliveries
 -- Deliveries, the journeys they belong to, what they earned, the bounces,
 -- opens and clicks about them, and their rollups.
-TRUNCATE deliveries, journeys, conversions, bounces, delivery_tracking, delivery_clicks, campaign_daily, rollup_log;
+TRUNCATE deliveries, deliveries_open, journeys, conversions, bounces, delivery_tracking, delivery_clicks, campaign_daily,
+         rollup_log;
 UPDATE rollup_progress SET bound = NULL, refreshed_at = NULL;
 
 -- name: scratch-vacuum
 -- After a bulk import, so that timings do not depend on when autovacuum
 -- gets to the new rows.
-VACUUM (ANALYZE) customers, events, suppressions, deliveries;
+VACUUM (ANALYZE) customers, events, suppressions, deliveries, deliveries_open;
 
 -- name: scratch-clear-stages
 TRUNCATE customer_stages, stage_changes, stage_sweeps;
