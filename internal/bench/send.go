@@ -348,7 +348,7 @@ func (b *bench) sampleMessage() (*mail.Message, error) {
 	}
 	return &mail.Message{
 		From:    benchFrom,
-		To:      d.Facts.Email,
+		To:      d.Email,
 		Subject: r.Subject,
 		HTML:    r.HTML,
 		Text:    r.Text,

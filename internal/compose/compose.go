@@ -96,7 +96,7 @@ func (c *Composer) Message(in Input) (*nmail.Message, error) {
 	}
 	facts := audience.FactsAt(in.Customer, in.Now)
 	facts.Stage = in.Stage
-	data := &nmail.Data{Facts: facts, Campaign: camp.Name, Now: in.Now}
+	data := nmail.NewData(&facts, camp.Name)
 	headers := map[string]string{"X-Nurture-Campaign": camp.Name}
 	if in.DeliveryID != "" {
 		headers["X-Nurture-Delivery"] = in.DeliveryID

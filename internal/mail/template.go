@@ -52,16 +52,50 @@ var ErrTooLarge = errors.New("rendered message is over the 2 MiB limit")
 
 var templateName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
-// Data is what templates are executed with: the customer's facts (promoted,
-// so templates write {{.FirstName}}, {{.OrdersCount}}, {{.Stage}},
-// {{.Attributes.plan}}), the campaign name and the evaluation instant.
+// Data is what templates are executed with: the customer's facts
+// ({{.FirstName}}, {{.OrdersCount}}, {{.Stage}}, {{.Attributes.plan}}),
+// the campaign name and the evaluation instant. The facts are fields of
+// Data itself, as in audience.Facts, rather than an embedded Facts: a
+// template looks each field up by name at every execution, and a name
+// found only in an embedded struct takes reflect's slow search, which
+// allocates (NewData copies them).
 type Data struct {
-	audience.Facts
+	ID                string
+	Email             string
+	FirstName         string
+	Timezone          string
+	Subscribed        bool
+	OrdersCount       int
+	TotalSpent        float64
+	InactiveDays      int
+	DaysSinceSignup   int
+	DaysSincePurchase *int // nil without a purchase
+	Attributes        map[string]any
+	Stage             string
+	CreatedAt         time.Time
+	LastActiveAt      time.Time
+	FirstPurchaseAt   *time.Time // nil without a purchase
+	LastPurchaseAt    *time.Time // nil without a purchase
+	// Event is the triggering event where there is one.
+	Event    *audience.Event
 	Campaign string
-	Now      time.Time
+	// Now is the evaluation instant, never the wall clock.
+	Now time.Time
 	// UnsubscribeURL is the customer's one-click unsubscribe link, empty
 	// when none is configured (UNSUBSCRIBE_URL).
 	UnsubscribeURL string
+}
+
+// NewData returns the data of an email to the customer of f, for campaign.
+func NewData(f *audience.Facts, campaign string) *Data {
+	return &Data{
+		ID: f.ID, Email: f.Email, FirstName: f.FirstName, Timezone: f.Timezone, Subscribed: f.Subscribed,
+		OrdersCount: f.OrdersCount, TotalSpent: f.TotalSpent, InactiveDays: f.InactiveDays,
+		DaysSinceSignup: f.DaysSinceSignup, DaysSincePurchase: f.DaysSincePurchase, Attributes: f.Attributes,
+		Stage: f.Stage, CreatedAt: f.CreatedAt, LastActiveAt: f.LastActiveAt,
+		FirstPurchaseAt: f.FirstPurchaseAt, LastPurchaseAt: f.LastPurchaseAt, Event: f.Event,
+		Campaign: campaign, Now: f.Now,
+	}
 }
 
 // SampleData returns a representative customer, used by `nurture lint` to
@@ -70,25 +104,23 @@ type Data struct {
 // customers may lack them. Each call returns a fresh value.
 func SampleData() *Data {
 	daysSincePurchase := 12
-	return &Data{
-		Facts: audience.Facts{
-			ID:                "sample-1",
-			Email:             "ann@example.com",
-			FirstName:         "Ann",
-			Timezone:          "Europe/Paris",
-			Subscribed:        true,
-			OrdersCount:       6,
-			TotalSpent:        512.4,
-			InactiveDays:      12,
-			DaysSinceSignup:   400,
-			DaysSincePurchase: &daysSincePurchase,
-			Attributes:        map[string]any{"plan": "pro"},
-			Stage:             "loyal",
-		},
-		Campaign:       "sample",
-		Now:            time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
-		UnsubscribeURL: "https://mail.example.com/unsubscribe?c=sample-1&t=token",
-	}
+	d := NewData(&audience.Facts{
+		ID:                "sample-1",
+		Email:             "ann@example.com",
+		FirstName:         "Ann",
+		Timezone:          "Europe/Paris",
+		Subscribed:        true,
+		OrdersCount:       6,
+		TotalSpent:        512.4,
+		InactiveDays:      12,
+		DaysSinceSignup:   400,
+		DaysSincePurchase: &daysSincePurchase,
+		Attributes:        map[string]any{"plan": "pro"},
+		Stage:             "loyal",
+		Now:               time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+	}, "sample")
+	d.UnsubscribeURL = "https://mail.example.com/unsubscribe?c=sample-1&t=token"
+	return d
 }
 
 // TemplateError is one problem in one template file. Line is 0 when the

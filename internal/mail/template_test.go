@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"nurture/internal/audience"
 	"nurture/internal/mail"
 )
 
@@ -346,4 +349,61 @@ func TestLoadTemplatesRefusesLargeFiles(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
+}
+
+// Data carries every fact of audience.Facts under the same name and type,
+// and NewData copies each one.
+func TestDataHasEveryFact(t *testing.T) {
+	facts := reflect.TypeFor[audience.Facts]()
+	data := reflect.TypeFor[mail.Data]()
+	f := audience.Facts{}
+	fv := reflect.ValueOf(&f).Elem()
+	for i := range facts.NumField() {
+		sf := facts.Field(i)
+		df, ok := data.FieldByName(sf.Name)
+		if !ok || df.Type != sf.Type || len(df.Index) != 1 {
+			t.Errorf("mail.Data lacks the fact %s %s as a field of its own", sf.Name, sf.Type)
+			continue
+		}
+		// A value that is not the zero one, to see it copied.
+		fv.Field(i).Set(nonZero(t, sf.Type))
+	}
+	d := reflect.ValueOf(mail.NewData(&f, "c")).Elem()
+	for i := range facts.NumField() {
+		name := facts.Field(i).Name
+		if got := d.FieldByName(name); got.IsValid() && !reflect.DeepEqual(got.Interface(), fv.Field(i).Interface()) {
+			t.Errorf("NewData: %s = %v, want %v", name, got.Interface(), fv.Field(i).Interface())
+		}
+	}
+}
+
+func nonZero(t *testing.T, typ reflect.Type) reflect.Value {
+	t.Helper()
+	switch typ.Kind() {
+	case reflect.String:
+		return reflect.ValueOf("x").Convert(typ)
+	case reflect.Bool:
+		return reflect.ValueOf(true)
+	case reflect.Int:
+		return reflect.ValueOf(7)
+	case reflect.Float64:
+		return reflect.ValueOf(1.5)
+	case reflect.Map:
+		return reflect.ValueOf(map[string]any{"k": "v"})
+	case reflect.Pointer:
+		p := reflect.New(typ.Elem())
+		p.Elem().Set(nonZero(t, typ.Elem()))
+		return p
+	case reflect.Struct:
+		if typ == reflect.TypeFor[time.Time]() {
+			return reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		}
+		v := reflect.New(typ).Elem()
+		for i := range typ.NumField() {
+			v.Field(i).Set(nonZero(t, typ.Field(i).Type))
+		}
+		return v
+	}
+	t.Fatalf("no test value for %s", typ)
+	return reflect.Value{}
 }
