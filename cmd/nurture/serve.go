@@ -69,7 +69,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	dkim := a.registerDKIMFlags(fs)
 	cfg.sched.TriggerPoll = a.envDuration("TRIGGER_POLL", 5*time.Second)
 	cfg.sched.SweepEvery = a.envDuration("STAGE_SWEEP_EVERY", time.Hour)
-	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 128), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
+	fs.IntVar(&cfg.concurrency, "concurrency", a.envInt("WORKER_CONCURRENCY", 256), "deliveries processed at once per worker process (WORKER_CONCURRENCY)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file, finished when it stops (as `nurture bench --profile` does for its worker)")
 	a.httpConfig(&cfg.http) // before parse, which reports its malformed values with the others
 	a.webhookConfig(&cfg.webhook)

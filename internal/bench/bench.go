@@ -57,7 +57,7 @@ type Config struct {
 	// 100,000.
 	Sends int
 	// Workers is the concurrency of part c's worker process
-	// (WORKER_CONCURRENCY), and of its raw sends. Default 128.
+	// (WORKER_CONCURRENCY), and of its raw sends. Default 256, as serve.
 	Workers int
 	// SMTPConns is how many SMTP connections part c uses: the worker
 	// process's (SMTP_CONNS), smtp-source's sessions and the raw sends'.
@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		At:           time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
 		Tasks:        200_000,
 		Sends:        100_000,
-		Workers:      128,
+		Workers:      256,
 		SMTPConns:    8,
 		Rounds:       2,
 		Events:       200_000,

@@ -11,10 +11,11 @@ var errBatcherClosed = errors.New("worker is closed")
 
 // batcher merges the database calls of concurrent handlers: each caller
 // hands in one item and waits; a flusher takes every item waiting at that
-// moment, and those that arrive within linger of the first, and runs fn
-// once for all of them. Under load batches grow by themselves; the linger
-// makes them larger still, trading a few milliseconds of each caller's
-// wait for far fewer statements and commits.
+// moment and, when there were several (the worker is busy), those that
+// arrive within linger, and runs fn once for all of them. Under load
+// batches grow by themselves; the linger makes them larger still, trading
+// a few milliseconds of each caller's wait for far fewer statements and
+// commits.
 type batcher[In, Out any] struct {
 	fn      func(ctx context.Context, in []In) ([]Out, error)
 	max     int
@@ -118,28 +119,30 @@ func (b *batcher[In, Out]) run() {
 }
 
 // fill adds to reqs the requests waiting now and, with a linger, those
-// that arrive within it, up to max. A stop ends the linger at once.
+// that arrive within it, up to max. The linger applies only under load,
+// when other requests were waiting already: a request that finds the
+// batcher idle is flushed at once, so that a quiet worker never waits for
+// company that is not coming. A stop ends the linger at once.
 func (b *batcher[In, Out]) fill(reqs []batchReq[In, Out]) []batchReq[In, Out] {
-	var deadline <-chan time.Time
-	if b.linger > 0 {
-		t := time.NewTimer(b.linger)
-		defer t.Stop()
-		deadline = t.C
-	}
+waiting:
 	for len(reqs) < b.max {
 		select {
 		case r := <-b.reqs:
 			reqs = append(reqs, r)
-			continue
 		default:
+			break waiting
 		}
-		if deadline == nil {
-			return reqs
-		}
+	}
+	if b.linger <= 0 || len(reqs) < 2 || len(reqs) >= b.max {
+		return reqs
+	}
+	t := time.NewTimer(b.linger)
+	defer t.Stop()
+	for len(reqs) < b.max {
 		select {
 		case r := <-b.reqs:
 			reqs = append(reqs, r)
-		case <-deadline:
+		case <-t.C:
 			return reqs
 		case <-b.stop:
 			return reqs

@@ -47,3 +47,72 @@ func TestBatcherCloseReleasesEverySubmitter(t *testing.T) {
 		}
 	}
 }
+
+// A request that finds the batcher idle is flushed at once, however long
+// the linger; requests that find others waiting share one call.
+func TestBatcherLingersOnlyUnderLoad(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var calls [][]int
+	b := newBatcher(1, 100, time.Hour, time.Minute, func(_ context.Context, in []int) ([]int, error) {
+		mu.Lock()
+		calls = append(calls, append([]int(nil), in...))
+		mu.Unlock()
+		if in[0] == 0 {
+			<-release // hold the only flusher while the others queue up
+		}
+		return in, nil
+	})
+	defer b.close()
+	first := make(chan int, 1)
+	go func() {
+		got, _ := b.do(context.Background(), 0)
+		first <- got
+	}()
+	// Wait until the flusher holds request 0, without a linger of an hour.
+	giveUp := time.After(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		select {
+		case <-first:
+			t.Fatal("request 0 returned before it was released")
+		case <-giveUp:
+			t.Fatal("request 0, alone, not flushed after 30s: it waits for the linger")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// 100 requests queue behind it: the next flush takes them together and
+	// then, busy, lingers for more, up to max, which they reach at once.
+	var wg sync.WaitGroup
+	for i := 1; i <= 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := b.do(context.Background(), i); err != nil || got != i {
+				t.Errorf("do(%d) = %d, %v", i, got, err)
+			}
+		}()
+	}
+	for len(b.reqs) < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if got := <-first; got != 0 {
+		t.Errorf("do(0) = %d", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || len(calls[0]) != 1 || len(calls[1]) != 100 {
+		sizes := make([]int, len(calls))
+		for i, c := range calls {
+			sizes[i] = len(c)
+		}
+		t.Fatalf("calls of sizes %v, want [1 100]", sizes)
+	}
+}
