@@ -181,6 +181,9 @@ func TestSendPart(t *testing.T) {
 	}
 
 	src, w := b.sendStats.source, b.sendStats.worker
+	if a := b.sendStats.sourceAfter; a.scan.messages != 300 || len(a.scan.ids) != 1 || a.elapsed <= 0 {
+		t.Errorf("smtp-source after nurture: %d messages, %d Message-IDs in %s; want 300 with 1", a.scan.messages, len(a.scan.ids), a.elapsed)
+	}
 	if src.scan.messages != 300 || len(src.scan.ids) != 1 {
 		t.Errorf("smtp-source: the sink received %d messages with %d Message-IDs, want 300 with 1", src.scan.messages, len(src.scan.ids))
 	}
@@ -198,7 +201,8 @@ func TestSendPart(t *testing.T) {
 		t.Errorf("mean message size: worker %.0f bytes, smtp-source %.0f", w.scan.meanSize(), src.scan.meanSize())
 	}
 	for _, want := range []string{"| (c) Physical limit: Postfix `smtp-source` → `smtp-sink`, 300 copies", "| (c) End to end: 300 deliveries planned",
-		"300 of 300 rows sent; at the sink one per delivery", "| (c) DKIM: 300 raw", "#### (c) CPU per 1,000 deliveries", "| nurture worker process → `smtp-sink` |"} {
+		"300 of 300 rows sent; at the sink one per delivery", "| (c) DKIM: 300 raw", "#### (c) CPU per 1,000 deliveries", "| nurture worker process → `smtp-sink` |",
+		"| `smtp-source` → `smtp-sink`, before |", "| `smtp-source` → `smtp-sink`, after |", "and one after it"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout.String())
 		}
