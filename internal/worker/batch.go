@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,8 +12,9 @@ var errBatcherClosed = errors.New("worker is closed")
 
 // batcher merges the database calls of concurrent handlers: each caller
 // hands in one item and waits; a flusher takes every item waiting at that
-// moment and, when there were several (the worker is busy), those that
-// arrive within linger, and runs fn once for all of them. Under load
+// moment and, when the worker is busy (several were waiting, or another
+// flusher holds a batch), those that arrive within linger, and runs fn
+// once for all of them. Under load
 // batches grow by themselves; the linger makes them larger still, trading
 // a few milliseconds of each caller's wait for far fewer statements and
 // commits.
@@ -23,6 +25,9 @@ type batcher[In, Out any] struct {
 	timeout time.Duration
 	reqs    chan batchReq[In, Out]
 	stop    chan struct{}
+	// active counts the flushers holding a batch, from its first request
+	// until its replies are out: another one active means load.
+	active atomic.Int32
 	// mu orders submissions against close: a submitter holds it shared
 	// from its check of closed until its request is in reqs, and close
 	// takes it exclusively. Without it a submitter racing close could put
@@ -96,7 +101,8 @@ func (b *batcher[In, Out]) run() {
 				return
 			}
 		}
-		reqs = b.fill(reqs)
+		others := b.active.Add(1) > 1
+		reqs = b.fill(reqs, others)
 		ins = ins[:0]
 		for _, r := range reqs {
 			ins = append(ins, r.in)
@@ -115,15 +121,17 @@ func (b *batcher[In, Out]) run() {
 			}
 			r.reply <- rep
 		}
+		b.active.Add(-1)
 	}
 }
 
 // fill adds to reqs the requests waiting now and, with a linger, those
-// that arrive within it, up to max. The linger applies only under load,
-// when other requests were waiting already: a request that finds the
-// batcher idle is flushed at once, so that a quiet worker never waits for
-// company that is not coming. A stop ends the linger at once.
-func (b *batcher[In, Out]) fill(reqs []batchReq[In, Out]) []batchReq[In, Out] {
+// that arrive within it, up to max. The linger applies only under load:
+// when other requests were waiting already, or another flusher (others)
+// holds a batch. A request that finds the batcher idle is flushed at
+// once, so that a quiet worker never waits for company that is not
+// coming. A stop ends the linger at once.
+func (b *batcher[In, Out]) fill(reqs []batchReq[In, Out], others bool) []batchReq[In, Out] {
 waiting:
 	for len(reqs) < b.max {
 		select {
@@ -133,7 +141,7 @@ waiting:
 			break waiting
 		}
 	}
-	if b.linger <= 0 || len(reqs) < 2 || len(reqs) >= b.max {
+	if b.linger <= 0 || (len(reqs) < 2 && !others) || len(reqs) >= b.max {
 		return reqs
 	}
 	t := time.NewTimer(b.linger)

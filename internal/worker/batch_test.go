@@ -116,3 +116,45 @@ func TestBatcherLingersOnlyUnderLoad(t *testing.T) {
 		t.Fatalf("calls of sizes %v, want [1 100]", sizes)
 	}
 }
+
+// While one flusher holds a batch, the other lingers: it gathers the
+// requests that come until the batch is full.
+func TestBatcherLingersWhileAnotherFlushes(t *testing.T) {
+	release := make(chan struct{})
+	sizes := make(chan int, 10)
+	b := newBatcher(2, 3, time.Hour, time.Minute, func(_ context.Context, in []int) ([]int, error) {
+		sizes <- len(in)
+		if in[0] == 0 {
+			<-release
+		}
+		return in, nil
+	})
+	defer b.close()
+	var wg sync.WaitGroup
+	do := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := b.do(context.Background(), i); err != nil || got != i {
+				t.Errorf("do(%d) = %d, %v", i, got, err)
+			}
+		}()
+	}
+	do(0)
+	if n := <-sizes; n != 1 {
+		t.Fatalf("first flush of %d, want request 0 alone", n)
+	}
+	for i := 1; i <= 3; i++ {
+		do(i)
+	}
+	select {
+	case n := <-sizes:
+		if n != 3 {
+			t.Errorf("second flush of %d, want the 3 that came while the first was held", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no second flush after 30s")
+	}
+	close(release)
+	wg.Wait()
+}
