@@ -14,10 +14,9 @@ var errBatcherClosed = errors.New("worker is closed")
 // hands in one item and waits; a flusher takes every item waiting at that
 // moment and, when the worker is busy (several were waiting, or another
 // flusher holds a batch), those that arrive within linger, and runs fn
-// once for all of them. Under load
-// batches grow by themselves; the linger makes them larger still, trading
-// a few milliseconds of each caller's wait for far fewer statements and
-// commits.
+// once for all of them. Under load batches grow by themselves; the linger
+// makes them larger still, trading a few milliseconds of each caller's
+// wait for far fewer statements and commits.
 type batcher[In, Out any] struct {
 	fn      func(ctx context.Context, in []In) ([]Out, error)
 	max     int
