@@ -398,8 +398,9 @@ type Claim struct {
 
 // Claim moves each delivery of ids that is planned, queued or sending to
 // sending, counting an attempt, and returns one Claim per id in the order
-// of ids, in one round trip. A delivery already sent, failed or skipped is
-// returned unclaimed with its status, so a duplicate task acknowledges
+// of ids: one round trip when every one is claimed, a second one to read
+// the others. A delivery already sent, failed or skipped is returned
+// unclaimed with its status, so a duplicate task acknowledges
 // without sending. A delivery left in sending by a worker that died is
 // claimed again: the queue hands a task out twice only after its lease.
 //
