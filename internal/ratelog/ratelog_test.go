@@ -51,3 +51,41 @@ level=INFO msg="PostgreSQL available again" kind=postgres occurrences=1 lasted=5
 		t.Errorf("want 5 lines")
 	}
 }
+
+func TestAttemptDropsOlderNews(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	l := ratelog.New(log, time.Nanosecond, func() time.Time { return now })
+	down := errors.New("connection refused")
+
+	inFlight, sentBefore := l.Begin("postgres"), l.Begin("postgres")
+	l.Begin("postgres").Failed("PostgreSQL unavailable", down) // the server stops: trouble begins
+	inFlight.Succeeded("PostgreSQL available again")           // sent before it stopped: older news
+	now = now.Add(3 * time.Second)
+	l.Begin("postgres").Failed("PostgreSQL unavailable", down) // still down: counted
+	retrying := l.Begin("postgres")
+	l.Begin("postgres").Succeeded("PostgreSQL available again") // back
+	retrying.Failed("PostgreSQL unavailable", down)             // sent while down: older news
+	sentBefore.Failed("PostgreSQL unavailable", down)           // older still
+	l.Begin("redis").Succeeded("Redis available again")         // no trouble to end
+	now = now.Add(time.Second)
+	l.Begin("postgres").Failed("PostgreSQL unavailable", down) // down again: news
+	now = now.Add(2 * time.Second)
+	l.Begin("postgres").Succeeded("PostgreSQL available again")
+
+	want := `level=WARN msg="PostgreSQL unavailable" kind=postgres occurrences=1 err="connection refused"
+level=WARN msg="PostgreSQL unavailable" kind=postgres occurrences=1 err="connection refused"
+level=INFO msg="PostgreSQL available again" kind=postgres occurrences=2 lasted=3s
+level=WARN msg="PostgreSQL unavailable" kind=postgres occurrences=1 err="connection refused"
+level=INFO msg="PostgreSQL available again" kind=postgres occurrences=1 lasted=2s
+`
+	if got := buf.String(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}

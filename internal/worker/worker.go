@@ -227,12 +227,13 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 		// a flusher stuck in retries would hold up every other handler's
 		// record.
 		var stale []string
+		try := w.infra.Begin("postgres")
 		err := again(ctx, func() (err error) {
 			stale, err = st.Record(ctx, outs)
 			return err
 		})
 		if err == nil {
-			w.infra.Recovered("postgres", "PostgreSQL available again")
+			try.Succeeded("PostgreSQL available again")
 			applied := make([]bool, len(outs))
 			for i := range applied {
 				applied[i] = !slices.Contains(stale, outs[i].ID)
@@ -240,18 +241,19 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 			return applied, nil
 		}
 		m.InfraError("postgres", "record")
-		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
+		try.Failed("PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	})
 	w.defers = newBatcher(2, cfg.Batch, cfg.Linger, recordTimeout, func(ctx context.Context, ds []store.Deferral) ([]bool, error) {
 		var stale []string
+		try := w.infra.Begin("postgres")
 		err := again(ctx, func() (err error) {
 			stale, err = st.Defer(ctx, ds)
 			return err
 		})
 		if err != nil {
 			m.InfraError("postgres", "defer")
-			w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
+			try.Failed("PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 			return nil, err
 		}
 		applied := make([]bool, len(ds))
@@ -290,16 +292,17 @@ func (w *Worker) claimBatch(ctx context.Context, keys []claimKey) ([]claim, erro
 		ids[i], tasks[i] = k.id, k.task
 	}
 	var cs []store.Claim
+	try := w.infra.Begin("postgres")
 	err := again(ctx, func() (err error) {
 		cs, err = w.store.ClaimBy(ctx, ids, tasks)
 		return err
 	})
 	if err != nil {
 		w.metrics.InfraError("postgres", "claim")
-		w.infra.Trouble("postgres", "PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
+		try.Failed("PostgreSQL unavailable; outcomes go to Redis, deliveries wait (no retry is used up)", err)
 		return nil, err
 	}
-	w.infra.Recovered("postgres", "PostgreSQL available again")
+	try.Succeeded("PostgreSQL available again")
 	out := make([]claim, len(cs))
 	var again []string
 	for i, c := range cs {
