@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func (b *bench) report(w io.Writer) {
 	fmt.Fprintf(w, "- Machine: %s\n", b.machine)
 	fmt.Fprintf(w, "- Sizes: %s customers (seed %d), %d planning campaigns, %s tasks, %s sends, %d workers, %d SMTP connections\n",
 		count(float64(c.Customers)), c.Seed, len(b.plan.Rules.Targets()), count(float64(c.Tasks)), count(float64(c.Sends)), c.Workers, c.SMTPConns)
-	fmt.Fprintf(w, "- Command: `nurture bench %s`\n\n", b.flagsString())
+	fmt.Fprintf(w, "- Command: `%s`\n\n", b.command())
 
 	fmt.Fprintln(w, "| Benchmark | Result | Baseline | Cost vs baseline | Target | Met |")
 	fmt.Fprintln(w, "|---|---|---|--:|---|---|")
@@ -49,6 +50,19 @@ func (b *bench) report(w io.Writer) {
 	for _, d := range b.details {
 		fmt.Fprintf(w, "\n%s", d)
 	}
+}
+
+// command is the command line that repeats this run: part c's worker
+// inherits Go's runtime settings from the environment, so those that were
+// set come first.
+func (b *bench) command() string {
+	var env string
+	if b.parts["c"] {
+		for _, kv := range runtimeEnv(os.Environ()) {
+			env += kv + " "
+		}
+	}
+	return env + "nurture bench " + b.flagsString()
 }
 
 // flagsString is the command line that repeats this run's sizes.

@@ -459,12 +459,7 @@ func (b *bench) workerCommand(sink *smtpSink) (*exec.Cmd, error) {
 		args = append(args, "--cpuprofile", filepath.Join(b.cfg.Profile, "part-c-worker.pprof"))
 	}
 	cmd := exec.Command(b.cfg.Executable, args...)
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); slices.Contains([]string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}, k) {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env,
+	cmd.Env = append(runtimeEnv(os.Environ()),
 		"DATABASE_URL="+b.cfg.DatabaseURL,
 		"REDIS_URL="+b.cfg.RedisURL,
 		"SMTP_URL="+sink.url(),
@@ -475,6 +470,18 @@ func (b *bench) workerCommand(sink *smtpSink) (*exec.Cmd, error) {
 	)
 	cmd.Stdout, cmd.Stderr = indent{b.stderr}, indent{b.stderr}
 	return cmd, nil
+}
+
+// runtimeEnv is the part of environ that part c's worker inherits: Go's
+// runtime settings, which the report's command line repeats.
+func runtimeEnv(environ []string) []string {
+	var kept []string
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); slices.Contains([]string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}, k) {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }
 
 // stopProcess ends a child process with SIGTERM, as an operator would, and

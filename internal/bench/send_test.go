@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,15 @@ func TestSendPart(t *testing.T) {
 	// Every sink's dump is gone.
 	if left, _ := filepath.Glob(filepath.Join(tmp, "nurture-bench-sink-*")); len(left) > 0 {
 		t.Errorf("sink directories left: %v", left)
+	}
+}
+
+// Part c's worker inherits Go's runtime settings and nothing else of the
+// bench's environment.
+func TestRuntimeEnv(t *testing.T) {
+	got := runtimeEnv([]string{"PATH=/bin", "GOMAXPROCS=1", "GOGCX=2", "DATABASE_URL=postgres://x", "GODEBUG=madvdontneed=1", "GOGC"})
+	want := []string{"GOMAXPROCS=1", "GODEBUG=madvdontneed=1", "GOGC"}
+	if !slices.Equal(got, want) {
+		t.Errorf("runtimeEnv = %q, want %q", got, want)
 	}
 }

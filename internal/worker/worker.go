@@ -826,6 +826,7 @@ func (w *Worker) send(ctx context.Context, c *store.Claim, r retries) (out store
 	// Wait for a send slot before taking an SMTP connection: a waiting
 	// delivery holds none.
 	domain := recipientDomain(c.Customer.Email)
+	try := w.infra.Begin("redis")
 	ticket, err := w.throttle.Wait(ctx, domain, limitsFor(content.Campaigns.Settings.RateLimits, domain))
 	if err != nil {
 		var tooLong *throttle.TooLong
@@ -839,11 +840,11 @@ func (w *Worker) send(ctx context.Context, c *store.Claim, r retries) (out store
 			return store.Outcome{Status: store.StatusRetry, Error: "waiting for a send slot: " + err.Error()}, time.Time{}, nil
 		default:
 			w.metrics.InfraError("redis", "throttle")
-			w.infra.Trouble("redis", "Redis unavailable; deliveries wait for it", err)
+			try.Failed("Redis unavailable; deliveries wait for it", err)
 			return store.Outcome{}, time.Time{}, err
 		}
 	}
-	w.infra.Recovered("redis", "Redis available again")
+	try.Succeeded("Redis available again")
 	if ticket.Waited > 0 {
 		w.metrics.ThrottleWaited(ticket.Waited)
 	}
