@@ -14,12 +14,7 @@ import (
 func TestLimiter(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return a
-	}}))
+	log := timeless(&buf)
 	l := ratelog.New(log, 30*time.Second, func() time.Time { return now })
 	down := errors.New("connection refused")
 	step := func(d time.Duration) { now = now.Add(d) }
@@ -55,12 +50,7 @@ level=INFO msg="PostgreSQL available again" kind=postgres occurrences=1 lasted=5
 func TestAttemptDropsOlderNews(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return a
-	}}))
+	log := timeless(&buf)
 	l := ratelog.New(log, time.Nanosecond, func() time.Time { return now })
 	down := errors.New("connection refused")
 
@@ -88,4 +78,14 @@ level=INFO msg="PostgreSQL available again" kind=postgres occurrences=1 lasted=2
 	if got := buf.String(); got != want {
 		t.Errorf("log:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// timeless is a text logger to buf without the time of each line.
+func timeless(buf *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
 }
