@@ -49,8 +49,13 @@ type Config struct {
 	// at once.
 	Linger time.Duration
 	// InFlight is the most deliveries being processed at once, by tasks
-	// of their own and batch tasks together. Default 64; NewService sets
-	// it to the servers' concurrency.
+	// of their own and batch tasks together: claimed, rendered, sent or
+	// waiting for one of these. A delivery whose outcome is decided and
+	// only waits for the statement that records it counts in a second
+	// bound of the same size instead, so that the waves of outcomes a busy
+	// worker records together do not leave its SMTP connections without
+	// messages. Default 64; NewService sets it to the servers'
+	// concurrency.
 	InFlight int
 	// RetryBase and RetryMax are the backoff of a delivery that a batch
 	// task hands on to a task of its own after a temporary failure, as
@@ -143,8 +148,9 @@ type Worker struct {
 
 	// queue enqueues the deliveries a batch task hands on.
 	queue *queue.Client
-	// slots bounds the deliveries in flight (Config.InFlight).
-	slots chan struct{}
+	// slots bounds the deliveries in flight, and recording those whose
+	// outcome waits to be recorded (Config.InFlight each); see slot.
+	slots, recording chan struct{}
 	// runner runs the deliveries of batch tasks.
 	runner *runner
 
@@ -210,12 +216,13 @@ func New(cfg Config, st *store.Store, journal *queue.Journal, sender nmail.Sende
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, store: st, journal: journal, sender: sender, log: log, metrics: m,
 		stopping: make(chan struct{}), trouble: newTrouble(cfg.Now, cfg.TroubleInterval, log, m),
-		infra:    ratelog.New(log, cfg.TroubleInterval, cfg.Now),
-		queue:    queue.NewClient(journal.Client(), queue.Config{}),
-		slots:    make(chan struct{}, cfg.InFlight),
-		runner:   newRunner(10 * time.Second),
-		throttle: throttle.New(journal.Client(), cfg.Throttle),
-		compose:  compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe, Tracking: cfg.Tracking})}
+		infra:     ratelog.New(log, cfg.TroubleInterval, cfg.Now),
+		queue:     queue.NewClient(journal.Client(), queue.Config{}),
+		slots:     make(chan struct{}, cfg.InFlight),
+		recording: make(chan struct{}, cfg.InFlight),
+		runner:    newRunner(10 * time.Second),
+		throttle:  throttle.New(journal.Client(), cfg.Throttle),
+		compose:   compose.New(compose.Config{From: cfg.From, MessageIDDomain: cfg.MessageIDDomain, Unsubscribe: cfg.Unsubscribe, Tracking: cfg.Tracking})}
 	w.content.Store(content)
 	w.claims = newBatcher(2, cfg.Batch, cfg.Linger, time.Minute, w.claimBatch)
 	// A record that takes long goes to the journal instead: the handler
@@ -505,15 +512,53 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	w.inflight.Add(1)
 	defer w.inflight.Done()
+	s := &slot{w: w}
 	select {
 	case w.slots <- struct{}{}:
-		defer func() { <-w.slots }()
+		s.sending = true
+		defer s.free()
 	case <-ctx.Done():
 		return fmt.Errorf("delivery %s: %w: %w", t.Payload(), ErrInfrastructure, ctx.Err())
 	}
 	retried, ok1 := asynq.GetRetryCount(ctx)
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	return w.deliver(ctx, string(t.Payload()), retries{retried: retried, max: maxRetry, known: ok1 && ok2}, nil)
+	return w.deliver(ctx, string(t.Payload()), retries{retried: retried, max: maxRetry, known: ok1 && ok2}, nil, s)
+}
+
+// slot is one delivery's place among the worker's InFlight, taken before
+// its claim. Once its outcome is decided, the delivery trades it for a
+// place among those waiting to be recorded (see recorded), and gives that
+// back at the end. Only the delivery's goroutine uses it.
+type slot struct {
+	w                  *Worker
+	sending, recording bool // which place it holds
+}
+
+// recorded moves the delivery to the places of outcomes waiting to be
+// recorded, waiting for one while they are all taken: a worker whose
+// outcomes PostgreSQL does not take fast enough stops claiming more.
+func (s *slot) recorded() {
+	if s.recording {
+		return
+	}
+	s.w.recording <- struct{}{}
+	s.recording = true
+	if s.sending {
+		s.sending = false
+		<-s.w.slots
+	}
+}
+
+// free gives back the place the delivery holds.
+func (s *slot) free() {
+	if s.sending {
+		s.sending = false
+		<-s.w.slots
+	}
+	if s.recording {
+		s.recording = false
+		<-s.w.recording
+	}
 }
 
 // retries are the retries a delivery's task used and may use; known is
@@ -581,13 +626,14 @@ func (w *Worker) processBatch(ctx context.Context, t *asynq.Task, stopping <-cha
 			continue
 		}
 		wg.Add(1)
+		s := &slot{w: w, sending: true}
 		w.runner.run(func() {
 			defer func() {
-				<-w.slots
+				s.free()
 				wg.Done()
 			}()
 			// A batch's deliveries have used no retry of their own.
-			errs[i] = w.deliver(ctx, did, retries{max: maxRetry, known: true}, bt)
+			errs[i] = w.deliver(ctx, did, retries{max: maxRetry, known: true}, bt, s)
 		})
 	}
 	wg.Wait()
@@ -600,8 +646,10 @@ func (w *Worker) processBatch(ctx context.Context, t *asynq.Task, stopping <-cha
 // deliver claims and sends one delivery, for its own task (bt nil) or a
 // batch task, and records the outcome. For its own task it returns what
 // the task's handler returns; in a batch it returns an error only when
-// the delivery is left undecided and the batch must run again.
-func (w *Worker) deliver(ctx context.Context, id string, r retries, bt *batchTask) error {
+// the delivery is left undecided and the batch must run again. Once the
+// outcome is decided, it trades s, the delivery's place in flight, for one
+// among the outcomes waiting to be recorded.
+func (w *Worker) deliver(ctx context.Context, id string, r retries, bt *batchTask, s *slot) error {
 	key := claimKey{id: id}
 	if bt != nil {
 		key.task = bt.id
@@ -656,6 +704,7 @@ func (w *Worker) deliver(ctx context.Context, id string, r retries, bt *batchTas
 	// outcome of a send that already happened.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	s.recorded()
 	applied, err := w.records.do(rctx, out)
 	if err != nil {
 		if out.Status == store.StatusRetry {
