@@ -294,6 +294,9 @@ type Ticket struct {
 	Waited time.Duration
 	// Episode: see Slot.
 	Episode bool
+	// Asked says Redis was asked. It is not for a domain without limits
+	// known to have no backoff.
+	Asked bool
 }
 
 // Wait books a slot for one email to domain and waits for it, honouring
@@ -312,6 +315,7 @@ func (l *Limiter) Wait(ctx context.Context, domain string, lim Limits) (Ticket, 
 		if err != nil {
 			return t, err
 		}
+		t.Asked = true
 		if unlimited && s.Reserved && s.Wait <= 0 && !s.Episode && !t.Episode {
 			l.markClear(domain, gen)
 		}

@@ -338,8 +338,8 @@ func TestClearDomainsSkipRedis(t *testing.T) {
 	d := throttle.New(rdb, throttle.Config{Clear: time.Nanosecond, MaxWait: 100 * ms})
 	none := throttle.Limits{}
 	for _, l := range []*throttle.Limiter{a, c, d} {
-		if tk, err := l.Wait(ctx, "x.com", none); err != nil || tk != (throttle.Ticket{}) {
-			t.Fatalf("Wait before any backoff = %+v, %v", tk, err)
+		if tk, err := l.Wait(ctx, "x.com", none); err != nil || tk != (throttle.Ticket{Asked: true}) {
+			t.Fatalf("Wait before any backoff = %+v, %v; want Redis asked, no wait", tk, err)
 		}
 	}
 	if _, err := b.SlowDown(ctx, "x.com"); err != nil {
@@ -347,7 +347,7 @@ func TestClearDomainsSkipRedis(t *testing.T) {
 	}
 	// a found x.com clear and does not ask again within the hour.
 	if tk, err := a.Wait(ctx, "x.com", none); err != nil || tk != (throttle.Ticket{}) {
-		t.Errorf("Wait of a limiter that found the domain clear = %+v, %v; want no wait", tk, err)
+		t.Errorf("Wait of a limiter that found the domain clear = %+v, %v; want no wait, Redis not asked", tk, err)
 	}
 	// The others ask, and meet the minute of backoff.
 	var tooLong *throttle.TooLong

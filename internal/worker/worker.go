@@ -52,9 +52,9 @@ type Config struct {
 	// of their own and batch tasks together: claimed, rendered, sent or
 	// waiting for one of these. A delivery whose outcome is decided and
 	// only waits for the statement that records it counts in a second
-	// bound of the same size instead, so that the waves of outcomes a busy
-	// worker records together do not leave its SMTP connections without
-	// messages. Default 64; NewService sets it to the servers'
+	// bound of the same size instead, when a place there is free, so that
+	// the waves of outcomes a busy worker records together do not leave
+	// its SMTP connections without messages. Default 64; NewService sets it to the servers'
 	// concurrency.
 	InFlight int
 	// RetryBase and RetryMax are the backoff of a delivery that a batch
@@ -527,25 +527,27 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // slot is one delivery's place among the worker's InFlight, taken before
 // its claim. Once its outcome is decided, the delivery trades it for a
-// place among those waiting to be recorded (see recorded), and gives that
-// back at the end. Only the delivery's goroutine uses it.
+// place among those waiting to be recorded when one is free (see
+// recorded), and gives back what it holds at the end. Only the delivery's
+// goroutine uses it.
 type slot struct {
 	w                  *Worker
 	sending, recording bool // which place it holds
 }
 
 // recorded moves the delivery to the places of outcomes waiting to be
-// recorded, waiting for one while they are all taken: a worker whose
-// outcomes PostgreSQL does not take fast enough stops claiming more.
+// recorded when one is free. When none is, it keeps its place in flight,
+// never waiting: a worker whose outcomes PostgreSQL does not take fast
+// enough claims no more, and the record's time is all its own.
 func (s *slot) recorded() {
-	if s.recording {
+	if !s.sending {
 		return
 	}
-	s.w.recording <- struct{}{}
-	s.recording = true
-	if s.sending {
-		s.sending = false
+	select {
+	case s.w.recording <- struct{}{}:
+		s.recording, s.sending = true, false
 		<-s.w.slots
+	default:
 	}
 }
 
@@ -893,7 +895,9 @@ func (w *Worker) send(ctx context.Context, c *store.Claim, r retries) (out store
 			return store.Outcome{}, time.Time{}, err
 		}
 	}
-	try.Succeeded("Redis available again")
+	if ticket.Asked {
+		try.Succeeded("Redis available again")
+	}
 	if ticket.Waited > 0 {
 		w.metrics.ThrottleWaited(ticket.Waited)
 	}
