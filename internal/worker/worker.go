@@ -54,8 +54,8 @@ type Config struct {
 	// only waits for the statement that records it counts in a second
 	// bound of the same size instead, when a place there is free, so that
 	// the waves of outcomes a busy worker records together do not leave
-	// its SMTP connections without messages. Default 64; NewService sets it to the servers'
-	// concurrency.
+	// its SMTP connections without messages. Default 64; NewService sets
+	// it to the servers' concurrency.
 	InFlight int
 	// RetryBase and RetryMax are the backoff of a delivery that a batch
 	// task hands on to a task of its own after a temporary failure, as
