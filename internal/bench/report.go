@@ -56,13 +56,11 @@ func (b *bench) report(w io.Writer) {
 // inherits Go's runtime settings from the environment, so those that were
 // set come first.
 func (b *bench) command() string {
-	var env string
+	var words []string
 	if b.parts["c"] {
-		for _, kv := range runtimeEnv(os.Environ()) {
-			env += kv + " "
-		}
+		words = runtimeEnv(os.Environ())
 	}
-	return env + "nurture bench " + b.flagsString()
+	return strings.Join(append(words, "nurture bench", b.flagsString()), " ")
 }
 
 // flagsString is the command line that repeats this run's sizes.

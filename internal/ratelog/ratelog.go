@@ -68,7 +68,7 @@ type Attempt struct {
 }
 
 // Begin starts an attempt at work whose failure is trouble of kind. An
-// attempt reports one outcome, by Failed or Succeeded.
+// attempt reports at most one outcome, by Failed or Succeeded.
 func (l *Limiter) Begin(kind string) Attempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
