@@ -97,7 +97,7 @@ func (b *bench) sending(ctx context.Context) error {
 		target:   fmt.Sprintf("≥ %.2f× the `smtp-source` rate, every row sent, one message per delivery at the sink, worker peak RSS < %s", minSourceRatio, megabytes(maxWorkerRSS)),
 		met:      verdict,
 	})
-	b.cpuDetail(before, e2e, after)
+	b.cpuDetail(before, e2e, after, baseRate, r)
 	unsigned, err := b.rawSends(ctx, mail.Config{Conns: conns})
 	if err != nil {
 		return err
@@ -616,8 +616,10 @@ func (b *bench) deliveriesByStatus(ctx context.Context) (map[string]int, error) 
 }
 
 // cpuDetail adds the CPU table of part c: CPU per 1,000 deliveries of each
-// run, by process, and how busy the machine was.
-func (b *bench) cpuDetail(before, e2e, after sendRun) {
+// run, by process, and how busy the machine was; then what the target
+// leaves of the machine's CPU per delivery (see cpuBudget), against what
+// nurture's run spent. baseRate and rate are the baseline's and nurture's.
+func (b *bench) cpuDetail(before, e2e, after sendRun, baseRate, rate float64) {
 	n := float64(b.cfg.Sends)
 	per := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()*1e3*1e3/n) }
 	share := func(d time.Duration, m machineCPU) string {
@@ -657,5 +659,47 @@ shares of all %d cores over the run.
 
 | Run | Sender | PostgreSQL | Redis | smtp-sink | Sum | Bench process | Other processes | Machine busy | Other processes' share |
 |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
-%s`, b.machine.cores, rows.String())
+%s
+%s`, b.machine.cores, rows.String(), budgetText(b.machine.cores, baseRate, rate, e2e.cpu, n))
+}
+
+// cpuBudget is the CPU per 1,000 deliveries, in milliseconds, that part
+// c's target leaves on a machine of cores cores: sending at minSourceRatio
+// of the baseline's rate with every core busy, every process on the
+// machine together may spend no more than that per delivery. It holds
+// whatever the code: a run that spends more per delivery cannot meet the
+// target on that machine, however its waits are arranged.
+func cpuBudget(cores int, baseRate float64) float64 {
+	return float64(cores) * 1e6 / (minSourceRatio * baseRate)
+}
+
+// cpuCeiling is the rate, in deliveries a second, at which processes that
+// spend msPer1000 of CPU per 1,000 deliveries keep every one of cores
+// cores busy: the most they can send on that machine.
+func cpuCeiling(cores int, msPer1000 float64) float64 {
+	return float64(cores) * 1e6 / msPer1000
+}
+
+// budgetText says what the target leaves of the machine (cpuBudget) and
+// what nurture's run spent of it, n deliveries measured by u.
+func budgetText(cores int, baseRate, rate float64, u cpuUsage, n float64) string {
+	per := func(d time.Duration) float64 { return d.Seconds() * 1e6 / n }
+	sink := per(u.by[cpuSink])
+	senders := per(u.by[cpuSender]) + per(u.by[cpuPostgres]) + per(u.by[cpuRedis])
+	budget, spent := cpuBudget(cores, baseRate), senders+sink
+	ceiling := cpuCeiling(cores, spent)
+	busy := "?"
+	if all := u.machine.busy + u.machine.idle; all > 0 {
+		busy = fmt.Sprintf("%.0f %%", 100*u.machine.busy.Seconds()/all.Seconds())
+	}
+	return fmt.Sprintf(`**What the target leaves.** At %.2f× the baseline's %s messages/s,
+the machine's %d cores, every one busy, allow %.1f ms of CPU per 1,000
+deliveries for all its processes together. nurture's run spent %.1f in
+the worker, PostgreSQL, Redis and the sink (%.1f of it the sink's): at
+that cost the machine, every core busy, sends at most %s deliveries/s,
+%.2f× the baseline; the run reached %.2f× with the machine %s busy.
+Less the sink's share, the target leaves %.1f ms per 1,000 for the
+worker, PostgreSQL and Redis; they spent %.1f.
+`, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), ceiling/baseRate,
+		rate/baseRate, busy, budget-sink, senders)
 }

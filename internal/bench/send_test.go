@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,7 +204,8 @@ func TestSendPart(t *testing.T) {
 	}
 	for _, want := range []string{"| (c) Physical limit: Postfix `smtp-source` → `smtp-sink`, 300 copies", "| (c) End to end: 300 deliveries planned",
 		"300 of 300 rows sent; at the sink one per delivery", "| (c) DKIM: 300 raw", "#### (c) CPU per 1,000 deliveries", "| nurture worker process → `smtp-sink` |",
-		"| `smtp-source` → `smtp-sink`, before |", "| `smtp-source` → `smtp-sink`, after |", "and one after it"} {
+		"| `smtp-source` → `smtp-sink`, before |", "| `smtp-source` → `smtp-sink`, after |", "and one after it",
+		"**What the target leaves.** At 0.85× the baseline's"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout.String())
 		}
@@ -224,5 +226,36 @@ func TestRuntimeEnv(t *testing.T) {
 	want := []string{"GOMAXPROCS=1", "GODEBUG=madvdontneed=1", "GOGC"}
 	if !slices.Equal(got, want) {
 		t.Errorf("runtimeEnv = %q, want %q", got, want)
+	}
+}
+
+// What part c's target leaves of the machine, and what a run spent of it.
+func TestCPUBudget(t *testing.T) {
+	// 2 cores at 0.85× of 12,000 messages/s: 2,000 ms of CPU a second for
+	// 10,200 deliveries.
+	if got := cpuBudget(2, 12000); math.Abs(got-196.078) > 0.001 {
+		t.Errorf("cpuBudget(2, 12000) = %.3f, want 196.078", got)
+	}
+	if got := cpuCeiling(2, 250); got != 8000 {
+		t.Errorf("cpuCeiling(2, 250) = %v, want 8000", got)
+	}
+	// 10,000 deliveries: worker 1.2 s, PostgreSQL 0.9 s, Redis 0.02 s, the
+	// sink 0.7 s, the bench process (not counted) 0.3 s; the machine 90 %
+	// busy.
+	u := cpuUsage{
+		by: map[string]time.Duration{cpuSender: 1200 * time.Millisecond, cpuPostgres: 900 * time.Millisecond,
+			cpuRedis: 20 * time.Millisecond, cpuSink: 700 * time.Millisecond, cpuBench: 300 * time.Millisecond},
+		machine: machineCPU{busy: 9 * time.Second, idle: time.Second},
+	}
+	got := strings.Join(strings.Fields(budgetText(2, 12000, 6000, u, 10000)), " ")
+	for _, want := range []string{
+		"At 0.85× the baseline's 12,000 messages/s, the machine's 2 cores, every one busy, allow 196.1 ms of CPU per 1,000 deliveries",
+		"nurture's run spent 282.0 in the worker, PostgreSQL, Redis and the sink (70.0 of it the sink's)",
+		"sends at most 7,092 deliveries/s, 0.59× the baseline; the run reached 0.50× with the machine 90 % busy",
+		"the target leaves 126.1 ms per 1,000 for the worker, PostgreSQL and Redis; they spent 212.0",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("budget text lacks %q:\n%s", want, got)
+		}
 	}
 }
