@@ -692,6 +692,8 @@ func budgetText(cores int, baseRate, rate float64, u cpuUsage, n float64) string
 	if all := u.machine.busy + u.machine.idle; all > 0 {
 		busy = fmt.Sprintf("%.0f %%", 100*u.machine.busy.Seconds()/all.Seconds())
 	}
+	// Rounded down, as the verdict's ratio is.
+	floor := func(x float64) float64 { return math.Floor(100*x) / 100 }
 	return fmt.Sprintf(`**What the target leaves.** At %.2f× the baseline's %s messages/s,
 the machine's %d cores, every one busy, allow %.1f ms of CPU per 1,000
 deliveries for all its processes together. nurture's run spent %.1f in
@@ -700,6 +702,6 @@ that cost the machine, every core busy, sends at most %s deliveries/s,
 %.2f× the baseline; the run reached %.2f× with the machine %s busy.
 Less the sink's share, the target leaves %.1f ms per 1,000 for the
 worker, PostgreSQL and Redis; they spent %.1f.
-`, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), ceiling/baseRate,
-		rate/baseRate, busy, budget-sink, senders)
+`, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), floor(ceiling/baseRate),
+		floor(rate/baseRate), busy, budget-sink, senders)
 }

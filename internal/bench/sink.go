@@ -180,13 +180,19 @@ func (s *smtpSink) stop() {
 }
 
 // dumpCounter counts the messages in a growing dump, reading only what
-// was appended since its last count.
+// was appended since its last count. It follows the dump while part c's
+// worker runs, on the same cores: one buffer serves every read, and only
+// the few bytes where a marker may straddle two reads are copied.
 type dumpCounter struct {
 	file   string
 	offset int64
-	tail   []byte // the end of what was read, where a marker may begin
+	buf    []byte // the bytes kept from the last read, then room for a read
+	kept   int    // the end of the last read, where a marker may begin
 	n      int
 }
+
+// dumpReadSize is how much of the dump a read takes at most.
+const dumpReadSize = 1 << 20
 
 // count returns the number of messages the sink has begun to dump.
 func (c *dumpCounter) count() (int, error) {
@@ -202,18 +208,18 @@ func (c *dumpCounter) count() (int, error) {
 		return 0, err
 	}
 	pattern := []byte("\n" + sinkMarker)
-	if c.offset == 0 {
-		c.tail = []byte("\n") // the first marker opens the file
+	if c.buf == nil {
+		c.buf = make([]byte, len(pattern)+dumpReadSize)
+		c.buf[0], c.kept = '\n', 1 // the first marker opens the file
 	}
-	buf := make([]byte, 1<<20)
 	for {
-		n, err := f.Read(buf)
+		n, err := f.Read(c.buf[c.kept : c.kept+dumpReadSize])
 		if n > 0 {
-			data := append(c.tail, buf[:n]...)
+			data := c.buf[:c.kept+n]
 			c.n += bytes.Count(data, pattern)
 			c.offset += int64(n)
 			// Keep less than a whole pattern, so no match counts twice.
-			c.tail = append([]byte(nil), data[max(len(data)-len(pattern)+1, 0):]...)
+			c.kept = copy(c.buf, data[max(len(data)-len(pattern)+1, 0):])
 		}
 		if err == io.EOF {
 			return c.n, nil
