@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,13 @@ type Config struct {
 // Composer builds messages; it is safe for concurrent use.
 type Composer struct {
 	cfg Config
+	// idDomain is the last sender whose domain messageIDDomain parsed,
+	// with that domain: every email of a campaign set has the same one.
+	idDomain atomic.Pointer[senderDomain]
 }
+
+// senderDomain is a sender address and the domain of its address.
+type senderDomain struct{ from, domain string }
 
 // New returns a Composer.
 func New(cfg Config) *Composer { return &Composer{cfg: cfg} }
@@ -194,12 +201,18 @@ func (c *Composer) messageIDDomain(settings *campaign.Settings) string {
 	if c.cfg.MessageIDDomain != "" {
 		return c.cfg.MessageIDDomain
 	}
-	if a, err := mail.ParseAddress(c.defaultFrom(settings)); err == nil {
+	from := c.defaultFrom(settings)
+	if last := c.idDomain.Load(); last != nil && last.from == from {
+		return last.domain
+	}
+	domain := "localhost"
+	if a, err := mail.ParseAddress(from); err == nil {
 		if at := strings.LastIndexByte(a.Address, '@'); at >= 0 {
-			return a.Address[at+1:]
+			domain = a.Address[at+1:]
 		}
 	}
-	return "localhost"
+	c.idDomain.Store(&senderDomain{from: from, domain: domain})
+	return domain
 }
 
 // Template is the template a delivery of camp names for a journey's step

@@ -67,6 +67,19 @@ func TestMessage(t *testing.T) {
 		t.Errorf("message: %+v", m)
 	}
 
+	// The Message-ID domain follows the settings of a reloaded set, and
+	// back again.
+	for i, from := range []string{"Other <hi@other.example>", "Shop <hi@shop.example>", "no address at all"} {
+		m, err := c.Message(compose.Input{DeliveryID: "d2", Campaign: camp, Settings: &campaign.Settings{From: from}, Templates: tmpls,
+			Template: "welcome", Customer: cu, Stage: "new", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"<d2@other.example>", "<d2@shop.example>", "<d2@localhost>"}[i]; m.MessageID != want {
+			t.Errorf("from %q: Message-ID %s, want %s", from, m.MessageID, want)
+		}
+	}
+
 	_, err = c.Message(compose.Input{DeliveryID: "d1", Campaign: camp, Templates: tmpls, Template: "gone", Customer: cu, Now: now})
 	if !errors.Is(err, compose.ErrTemplateNotFound) || err.Error() != `template "gone" not found` {
 		t.Errorf("missing template: %v", err)
@@ -188,6 +201,29 @@ func TestListUnsubscribeMailto(t *testing.T) {
 		}
 		if got := m.Headers["List-Unsubscribe"]; got != want {
 			t.Errorf("mailto %q: List-Unsubscribe\n got %s\nwant %s", mailto, got, want)
+		}
+	}
+}
+
+// BenchmarkMessage builds the shipped winback email for one customer, as
+// a worker does for each delivery: facts, template, headers.
+func BenchmarkMessage(b *testing.B) {
+	tmpls, err := mail.LoadTemplates("../../templates")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	bought := now.Add(-90 * 24 * time.Hour)
+	cu := &audience.Customer{ID: "c1", Email: "ann@example.com", FirstName: "Ann", CreatedAt: now.Add(-400 * 24 * time.Hour),
+		LastActiveAt: bought, LastPurchaseAt: &bought, OrdersCount: 3, Attributes: map[string]any{"plan": "pro"}}
+	camp := &campaign.Campaign{Name: "winback", Email: campaign.Email{Template: "winback"}}
+	settings := &campaign.Settings{From: "Shop <hi@shop.example>"}
+	c := compose.New(compose.Config{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Message(compose.Input{DeliveryID: "d1", Campaign: camp, Settings: settings, Templates: tmpls,
+			Template: "winback", Customer: cu, Stage: "lapsed", Now: now}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
