@@ -666,9 +666,11 @@ shares of all %d cores over the run.
 // cpuBudget is the CPU per 1,000 deliveries, in milliseconds, that part
 // c's target leaves on a machine of cores cores: sending at minSourceRatio
 // of the baseline's rate with every core busy, every process on the
-// machine together may spend no more than that per delivery. It holds
-// whatever the code: a run that spends more per delivery cannot meet the
-// target on that machine, however its waits are arranged.
+// machine together may spend no more than that per delivery. Whatever
+// the code, a run that spends more per delivery cannot meet the target on
+// that machine by arranging its waits better; only the part of its cost
+// paid by the second rather than by the delivery (PostgreSQL's background
+// writers, timers) would shrink in a faster run.
 func cpuBudget(cores int, baseRate float64) float64 {
 	return float64(cores) * 1e6 / (minSourceRatio * baseRate)
 }
@@ -687,21 +689,27 @@ func budgetText(cores int, baseRate, rate float64, u cpuUsage, n float64) string
 	sink := per(u.by[cpuSink])
 	senders := per(u.by[cpuSender]) + per(u.by[cpuPostgres]) + per(u.by[cpuRedis])
 	budget, spent := cpuBudget(cores, baseRate), senders+sink
+	if baseRate <= 0 || spent <= 0 {
+		return "**What the target leaves:** not computed: no baseline rate or no CPU measured.\n"
+	}
 	ceiling := cpuCeiling(cores, spent)
+	left := fmt.Sprintf("Less the sink's share, the target leaves %.1f ms per 1,000 for the\nworker, PostgreSQL and Redis; they spent %.1f.", budget-sink, senders)
+	if sink >= budget {
+		left = fmt.Sprintf("The sink alone spent more than the whole budget; the worker,\nPostgreSQL and Redis spent %.1f.", senders)
+	}
 	busy := "?"
 	if all := u.machine.busy + u.machine.idle; all > 0 {
 		busy = fmt.Sprintf("%.0f %%", 100*u.machine.busy.Seconds()/all.Seconds())
 	}
-	// Rounded down, as the verdict's ratio is.
-	floor := func(x float64) float64 { return math.Floor(100*x) / 100 }
+	// Rounded down, as the verdict's ratio is (endToEndMet).
+	floor := func(r float64) float64 { return math.Floor(100*r/baseRate) / 100 }
 	return fmt.Sprintf(`**What the target leaves.** At %.2f× the baseline's %s messages/s,
 the machine's %d cores, every one busy, allow %.1f ms of CPU per 1,000
 deliveries for all its processes together. nurture's run spent %.1f in
 the worker, PostgreSQL, Redis and the sink (%.1f of it the sink's): at
 that cost the machine, every core busy, sends at most %s deliveries/s,
 %.2f× the baseline; the run reached %.2f× with the machine %s busy.
-Less the sink's share, the target leaves %.1f ms per 1,000 for the
-worker, PostgreSQL and Redis; they spent %.1f.
-`, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), floor(ceiling/baseRate),
-		floor(rate/baseRate), busy, budget-sink, senders)
+%s
+`, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), floor(ceiling),
+		floor(rate), busy, left)
 }

@@ -258,4 +258,19 @@ func TestCPUBudget(t *testing.T) {
 			t.Errorf("budget text lacks %q:\n%s", want, got)
 		}
 	}
+	// A sink that takes the whole budget by itself, and runs with nothing
+	// to divide by.
+	u.by[cpuSink] = 2500 * time.Millisecond
+	if got := strings.Join(strings.Fields(budgetText(2, 12000, 6000, u, 10000)), " "); !strings.Contains(got,
+		"The sink alone spent more than the whole budget; the worker, PostgreSQL and Redis spent 212.0.") {
+		t.Errorf("budget text with a greedy sink:\n%s", got)
+	}
+	for _, tc := range []struct {
+		base float64
+		u    cpuUsage
+	}{{0, u}, {12000, cpuUsage{by: map[string]time.Duration{}}}} {
+		if got := budgetText(2, tc.base, 6000, tc.u, 10000); got != "**What the target leaves:** not computed: no baseline rate or no CPU measured.\n" {
+			t.Errorf("budget text with baseline %v and CPU %v: %q", tc.base, tc.u.by, got)
+		}
+	}
 }
