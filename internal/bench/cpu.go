@@ -293,6 +293,15 @@ func onePID(pid int) func(int, string) bool {
 // over the cores.
 type machineCPU struct{ busy, idle time.Duration }
 
+// share is d as a share of all the machine's CPU time over m's span, "?"
+// when m spans none.
+func (m machineCPU) share(d time.Duration) string {
+	if all := m.busy + m.idle; all > 0 {
+		return fmt.Sprintf("%.0f %%", 100*d.Seconds()/all.Seconds())
+	}
+	return "?"
+}
+
 // readMachineCPU reads the "cpu" line of /proc/stat.
 func readMachineCPU() (machineCPU, error) {
 	data, err := os.ReadFile("/proc/stat")

@@ -621,13 +621,7 @@ func (b *bench) deliveriesByStatus(ctx context.Context) (map[string]int, error) 
 // nurture's run spent. baseRate and rate are the baseline's and nurture's.
 func (b *bench) cpuDetail(before, e2e, after sendRun, baseRate, rate float64) {
 	n := float64(b.cfg.Sends)
-	per := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()*1e3*1e3/n) }
-	share := func(d time.Duration, m machineCPU) string {
-		if all := m.busy + m.idle; all > 0 {
-			return fmt.Sprintf("%.0f %%", 100*d.Seconds()/all.Seconds())
-		}
-		return "?"
-	}
+	per := func(d time.Duration) string { return fmt.Sprintf("%.1f", perThousand(d, n)) }
 	var rows strings.Builder
 	for _, r := range []struct {
 		name string
@@ -641,7 +635,7 @@ func (b *bench) cpuDetail(before, e2e, after sendRun, baseRate, rate float64) {
 		fmt.Fprintf(&rows, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
 			per(u.by[cpuSender]), per(u.by[cpuPostgres]), per(u.by[cpuRedis]), per(u.by[cpuSink]),
 			per(procs-u.by[cpuBench]), per(u.by[cpuBench]), per(u.others()),
-			share(u.machine.busy, u.machine), share(u.others(), u.machine))
+			u.machine.share(u.machine.busy), u.machine.share(u.others()))
 	}
 	b.detail(`#### (c) CPU per 1,000 deliveries, in milliseconds
 
@@ -662,6 +656,9 @@ shares of all %d cores over the run.
 %s
 %s`, b.machine.cores, rows.String(), budgetText(b.machine.cores, baseRate, rate, e2e.cpu, n))
 }
+
+// perThousand is d, spent on n deliveries, in milliseconds per 1,000.
+func perThousand(d time.Duration, n float64) float64 { return d.Seconds() * 1e6 / n }
 
 // cpuBudget is the CPU per 1,000 deliveries, in milliseconds, that part
 // c's target leaves on a machine of cores cores: sending at minSourceRatio
@@ -685,9 +682,8 @@ func cpuCeiling(cores int, msPer1000 float64) float64 {
 // budgetText says what the target leaves of the machine (cpuBudget) and
 // what nurture's run spent of it, n deliveries measured by u.
 func budgetText(cores int, baseRate, rate float64, u cpuUsage, n float64) string {
-	per := func(d time.Duration) float64 { return d.Seconds() * 1e6 / n }
-	sink := per(u.by[cpuSink])
-	senders := per(u.by[cpuSender]) + per(u.by[cpuPostgres]) + per(u.by[cpuRedis])
+	sink := perThousand(u.by[cpuSink], n)
+	senders := perThousand(u.by[cpuSender]+u.by[cpuPostgres]+u.by[cpuRedis], n)
 	budget, spent := cpuBudget(cores, baseRate), senders+sink
 	if baseRate <= 0 || spent <= 0 {
 		return "**What the target leaves:** not computed: no baseline rate or no CPU measured.\n"
@@ -696,10 +692,6 @@ func budgetText(cores int, baseRate, rate float64, u cpuUsage, n float64) string
 	left := fmt.Sprintf("Less the sink's share, the target leaves %.1f ms per 1,000 for the\nworker, PostgreSQL and Redis; they spent %.1f.", budget-sink, senders)
 	if sink >= budget {
 		left = fmt.Sprintf("The sink alone spent more than the whole budget; the worker,\nPostgreSQL and Redis spent %.1f.", senders)
-	}
-	busy := "?"
-	if all := u.machine.busy + u.machine.idle; all > 0 {
-		busy = fmt.Sprintf("%.0f %%", 100*u.machine.busy.Seconds()/all.Seconds())
 	}
 	// Rounded down, as the verdict's ratio is (endToEndMet).
 	floor := func(r float64) float64 { return math.Floor(100*r/baseRate) / 100 }
@@ -711,5 +703,5 @@ that cost the machine, every core busy, sends at most %s deliveries/s,
 %.2f× the baseline; the run reached %.2f× with the machine %s busy.
 %s
 `, minSourceRatio, count(baseRate), cores, budget, spent, sink, count(ceiling), floor(ceiling),
-		floor(rate), busy, left)
+		floor(rate), u.machine.share(u.machine.busy), left)
 }

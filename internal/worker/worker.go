@@ -515,7 +515,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	s := &slot{w: w}
 	select {
 	case w.slots <- struct{}{}:
-		s.sending = true
+		s.held = w.slots
 		defer s.free()
 	case <-ctx.Done():
 		return fmt.Errorf("delivery %s: %w: %w", t.Payload(), ErrInfrastructure, ctx.Err())
@@ -531,8 +531,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // recorded), and gives back what it holds at the end. Only the delivery's
 // goroutine uses it.
 type slot struct {
-	w                  *Worker
-	sending, recording bool // which place it holds
+	w *Worker
+	// held is the bound whose place the delivery holds: w.slots, then
+	// perhaps w.recording; nil before it takes one and after free.
+	held chan struct{}
 }
 
 // recorded moves the delivery to the places of outcomes waiting to be
@@ -540,26 +542,22 @@ type slot struct {
 // never waiting: a worker whose outcomes PostgreSQL does not take fast
 // enough claims no more, and the record's time is all its own.
 func (s *slot) recorded() {
-	if !s.sending {
+	if s.held != s.w.slots {
 		return
 	}
 	select {
 	case s.w.recording <- struct{}{}:
-		s.recording, s.sending = true, false
-		<-s.w.slots
+		<-s.held
+		s.held = s.w.recording
 	default:
 	}
 }
 
 // free gives back the place the delivery holds.
 func (s *slot) free() {
-	if s.sending {
-		s.sending = false
-		<-s.w.slots
-	}
-	if s.recording {
-		s.recording = false
-		<-s.w.recording
+	if s.held != nil {
+		<-s.held
+		s.held = nil
 	}
 }
 
@@ -628,7 +626,7 @@ func (w *Worker) processBatch(ctx context.Context, t *asynq.Task, stopping <-cha
 			continue
 		}
 		wg.Add(1)
-		s := &slot{w: w, sending: true}
+		s := &slot{w: w, held: w.slots}
 		w.runner.run(func() {
 			defer func() {
 				s.free()
